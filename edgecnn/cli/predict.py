@@ -1,0 +1,45 @@
+"""``edgecnn predict MODEL IMAGE...``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgecnn.cli._app import app, echo_json
+
+
+@app.command("predict")
+def predict_command(
+    model: Path = typer.Argument(..., help="Path to a .tflite model."),
+    images: list[Path] = typer.Argument(..., help="Image files (jpg, png, bmp, ...)."),
+    top_k: int = typer.Option(
+        3, "--top-k", "-k", min=1, max=1000, help="How many classes to show per image."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, max=64, help="CPU threads for the interpreter."
+    ),
+    device: str = typer.Option(
+        "cpu", "--device", help="cpu, edgetpu (or edgetpu:usb, edgetpu:usb:N, edgetpu:pci:N) or auto."
+    ),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="Labels file (one per line): overrides embedded labels."
+    ),
+    crop: str | None = typer.Option(
+        None, "--crop", help="'center' to crop to the input's aspect before resizing."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Classify images: top-k labels and scores per image, with inference time.
+
+    Example: edgecnn predict mobilenet_v1_0.25_128_quant.tflite cat.bmp --top-k 3
+    """
+    from edgecnn.predict import format_report, predict
+
+    report = predict(
+        model, list(images), top_k=top_k, threads=threads, device=device, labels=labels, crop=crop
+    )
+    if json_out:
+        echo_json(report.to_dict())
+    else:
+        typer.echo(format_report(report))

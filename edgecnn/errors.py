@@ -1,0 +1,80 @@
+"""Every error edgecnn raises on purpose.
+
+The CLI turns any of these into one line on stderr and a non-zero exit (see ``edgecnn.cli``); anything
+else is a bug and gets a traceback. Each message names the problem and the fix.
+
+    EdgecnnError                  exit 1 unless a subclass says otherwise
+    ├── UsageError                bad option values or combinations (exit 2)
+    ├── ModelError                model file missing, not TFLite, truncated, broken (exit 3)
+    │   └── ModelInvokeError      the runtime could not prepare or run the model
+    ├── InputError                unreadable image or video, bad folder (exit 4)
+    ├── DeviceError               Edge TPU / delegate / camera problems (exit 5)
+    │   ├── EdgeTPUNotFound
+    │   └── DelegateCrashed       the delegate probe child died by a signal or hung
+    ├── SourceError               a frame source could not be opened or stopped (exit 6)
+    ├── ConfigError               instance configuration invalid (exit 7)
+    ├── RuntimeMissing            no TFLite runtime / optional extra installed (exit 8)
+    ├── TrainingError             dataset unavailable, training failed (exit 9)
+    ├── ConversionError           conversion or verification failed (exit 10)
+    └── ServiceError              systemd / installer problems (exit 11)
+"""
+
+from __future__ import annotations
+
+
+class EdgecnnError(Exception):
+    """Base class: ``str(err)`` is the single line the user sees."""
+
+    exit_code = 1
+
+
+class UsageError(EdgecnnError):
+    exit_code = 2
+
+
+class ModelError(EdgecnnError):
+    exit_code = 3
+
+
+class ModelInvokeError(ModelError):
+    pass
+
+
+class InputError(EdgecnnError):
+    exit_code = 4
+
+
+class DeviceError(EdgecnnError):
+    exit_code = 5
+
+
+class EdgeTPUNotFound(DeviceError):
+    pass
+
+
+class DelegateCrashed(DeviceError):
+    pass
+
+
+class SourceError(EdgecnnError):
+    exit_code = 6
+
+
+class ConfigError(EdgecnnError):
+    exit_code = 7
+
+
+class RuntimeMissing(EdgecnnError):
+    exit_code = 8
+
+
+class TrainingError(EdgecnnError):
+    exit_code = 9
+
+
+class ConversionError(EdgecnnError):
+    exit_code = 10
+
+
+class ServiceError(EdgecnnError):
+    exit_code = 11

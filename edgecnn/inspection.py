@@ -1,0 +1,91 @@
+"""``edgecnn inspect``: what a model file holds, without running it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecnn.errors import RuntimeMissing
+from edgecnn.metadata import read_metadata
+from edgecnn.modelfile import OperatorInfo, TensorInfo, read_model
+from edgecnn.runtime import get_runtime
+
+
+@dataclass
+class ModelReport:
+    path: str
+    size_bytes: int
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    operators: list[OperatorInfo]
+    dynamic_inputs: bool
+    edgetpu_compiled: bool
+    labels_count: int
+    labels_first: list[str]
+    metadata_source: str
+    metadata: dict[str, Any]
+    flatbuffer_metadata: list[str]
+    appended_files: list[str]
+    runtime: str
+    extra: dict[str, Any] = field(default_factory=dict)  # target checks add their findings here
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("inputs", "outputs"):
+            for t, info in zip(data[key], getattr(self, key), strict=True):
+                t["dynamic"] = info.dynamic
+        return data
+
+
+def inspect_model(model: str | os.PathLike[str]) -> ModelReport:
+    mf = read_model(model)
+    meta = read_metadata(mf)
+    try:
+        runtime = get_runtime().describe()
+    except RuntimeMissing:
+        runtime = "none"
+    meta_dict = {k: v for k, v in asdict(meta).items() if k not in ("labels", "source")}
+    labels = meta.labels or []
+    return ModelReport(
+        path=str(mf.path),
+        size_bytes=len(mf.data),
+        inputs=mf.inputs,
+        outputs=mf.outputs,
+        operators=mf.operators(),
+        dynamic_inputs=any(t.dynamic for t in mf.inputs),
+        edgetpu_compiled=mf.is_edgetpu,
+        labels_count=len(labels),
+        labels_first=labels[:5],
+        metadata_source=meta.source,
+        metadata=meta_dict,
+        flatbuffer_metadata=mf.metadata_names(),
+        appended_files=sorted(mf.appended),
+        runtime=runtime,
+    )
+
+
+def _tensor_line(t: TensorInfo) -> str:
+    q = f" q=(scale {t.scale:.6g}, zero {t.zero_point})" if t.scale is not None else ""
+    sig = " dynamic " + str(list(t.shape_signature)) if t.dynamic else ""
+    return f"  {t.name}: {list(t.shape)} {t.dtype}{q}{sig}"
+
+
+def format_report(report: ModelReport) -> str:
+    lines = [
+        f"{Path(report.path).name}  {report.size_bytes / 1024:.1f} KiB  runtime: {report.runtime}",
+        f"compiled for Edge TPU: {'yes' if report.edgetpu_compiled else 'no'}",
+        "inputs:",
+        *(_tensor_line(t) for t in report.inputs),
+        "outputs:",
+        *(_tensor_line(t) for t in report.outputs),
+        "operators:",
+        *(f"  {op.name} v{op.version} x{op.count}" for op in report.operators),
+        f"labels: {report.labels_count} ({report.metadata_source})"
+        + (f", first: {', '.join(report.labels_first)}" if report.labels_first else ""),
+        "metadata: " + ", ".join(f"{k}={v}" for k, v in report.metadata.items() if v not in (None, {}, "")),
+    ]
+    for key, value in report.extra.items():
+        lines.append(f"{key}: {value}")
+    return "\n".join(lines)

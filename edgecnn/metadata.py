@@ -1,0 +1,145 @@
+"""What the runtime needs to know about a model, carried inside the ``.tflite`` file.
+
+edgecnn stores one JSON document in the flatbuffer's ``metadata`` list under the name ``edgecnn``
+(the list is part of the TFLite schema; interpreters ignore unknown entries, and ``edgetpu_compiler``
+keeps them). Third-party models get the same view from what they carry: labels from a TFLite Support
+zip of associated files, normalization from the input tensor's quantization.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecnn.errors import InputError, ModelError
+from edgecnn.modelfile import ModelFile, with_metadata
+
+METADATA_NAME = "edgecnn"
+SCHEMA_VERSION = 1
+COLOUR_ORDERS = ("RGB", "BGR", "GRAY")
+
+
+@dataclass
+class ModelMetadata:
+    """Preprocessing contract and provenance of a model.
+
+    Pixels (0-255, in ``colour`` order, resized to the input size) become ``(pixel - mean) / std``; for an
+    integer input that real value is then quantized with the tensor's scale and zero-point. ``mean``/``std``
+    of ``None`` means "feed raw pixels" (the convention of Coral's uint8 models).
+    """
+
+    labels: list[str] | None = None
+    colour: str = "RGB"
+    layout: str = "NHWC"
+    mean: float | list[float] | None = None
+    std: float | list[float] | None = None
+    resize: str = "bilinear"
+    crop: str = "none"
+    outputs: str = "auto"  # "probabilities", "logits" or "auto" (detected from values)
+    cpu_twin: str | None = None  # for an Edge TPU model: file name of the same model for the CPU
+    provenance: dict[str, Any] = field(default_factory=dict)
+    source: str = "edgecnn"  # where this view came from: edgecnn, tflite-support, defaults
+    schema: int = SCHEMA_VERSION
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        data.pop("source")
+        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+    def validate(self) -> None:
+        if self.colour not in COLOUR_ORDERS:
+            raise ModelError(
+                f"Model metadata has colour order {self.colour!r}; expected one of {COLOUR_ORDERS}."
+            )
+        if (self.mean is None) != (self.std is None):
+            raise ModelError("Model metadata sets only one of mean/std; set both or neither.")
+
+
+def _from_json(raw: bytes) -> ModelMetadata:
+    try:
+        data = json.loads(raw.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(
+            f"The model's edgecnn metadata is not valid JSON ({exc}). Re-run `edgecnn convert`."
+        ) from exc
+    if not isinstance(data, dict):
+        raise ModelError("The model's edgecnn metadata is not a JSON object. Re-run `edgecnn convert`.")
+    if int(data.get("schema", 1)) > SCHEMA_VERSION:
+        raise ModelError(
+            f"The model's metadata is schema {data['schema']}, newer than this edgecnn understands "
+            f"({SCHEMA_VERSION}). Upgrade edgecnn: pip install -U edgecnn."
+        )
+    known = {f for f in ModelMetadata.__dataclass_fields__ if f != "source"}
+    meta = ModelMetadata(**{k: v for k, v in data.items() if k in known})
+    meta.validate()
+    return meta
+
+
+def labels_from_associated_files(files: dict[str, bytes]) -> list[str] | None:
+    """Pick the label file among TFLite Support's associated files (the first ``*label*.txt``)."""
+    names = sorted(files)
+    candidates = [n for n in names if n.lower().endswith(".txt") and "label" in n.lower()]
+    candidates = candidates or [n for n in names if n.lower().endswith(".txt")]
+    if not candidates:
+        return None
+    return parse_labels(files[candidates[0]].decode("utf-8", errors="replace"))
+
+
+def parse_labels(text: str) -> list[str]:
+    """One label per line; ``"3 cat"``/``"3: cat"`` id-prefixed lines (Coral's label files) are understood."""
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    pairs = []
+    for line in lines:
+        head, _, rest = line.replace(":", " ", 1).partition(" ")
+        if head.isdigit() and rest.strip():
+            pairs.append((int(head), rest.strip()))
+        else:
+            break
+    else:
+        if pairs and len(pairs) == len(lines):
+            size = max(i for i, _ in pairs) + 1
+            labels = [str(i) for i in range(size)]
+            for i, name in pairs:
+                labels[i] = name
+            return labels
+    return lines
+
+
+def read_labels_file(path: str | Path) -> list[str]:
+    p = Path(path)
+    try:
+        return parse_labels(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"Labels file not found: {p}. Check the --labels path.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"Cannot read labels file {p}: {exc}. Pass a UTF-8 text file, one label per line."
+        ) from exc
+
+
+def read_metadata(model_file: ModelFile) -> ModelMetadata:
+    """edgecnn's metadata if present, else what a third-party model carries, else defaults."""
+    raw = model_file.metadata_entry(METADATA_NAME)
+    if raw is not None:
+        meta = _from_json(raw)
+        meta.source = "edgecnn"
+        return meta
+    labels = labels_from_associated_files(model_file.appended)
+    inp = model_file.inputs[0]
+    meta = ModelMetadata(labels=labels, source="tflite-support" if labels else "defaults")
+    if inp.dtype == "FLOAT32":
+        # No way to know a float model's normalization without metadata: [0, 1] is the common convention.
+        meta.mean, meta.std = 0.0, 255.0
+    if len(inp.shape) == 4 and inp.shape[-1] == 1:
+        meta.colour = "GRAY"
+    return meta
+
+
+def embed_metadata(model_file: ModelFile, meta: ModelMetadata) -> bytes:
+    """Return the model bytes with ``meta`` stored under the ``edgecnn`` metadata entry."""
+    meta.validate()
+    return with_metadata(model_file, METADATA_NAME, meta.to_json())

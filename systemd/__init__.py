@@ -1,0 +1,1 @@
+"""systemd unit templates shipped in the wheel (read with importlib.resources)."""

@@ -1,0 +1,90 @@
+"""Shared fixtures: real models and images, never downloads.
+
+``digits_model`` trains the seed CNN on scikit-learn's bundled digits once per session and converts it to
+int8 TFLite with edgecnn metadata, so runtime tests classify with a model this project produced.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTDATA = ROOT.parent / "shared" / "testdata"
+CORAL = TESTDATA / "coral"
+MOBILENET = CORAL / "mobilenet_v1_0.25_128_quant.tflite"
+MOBILENET_EDGETPU = CORAL / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+BROKEN_MODEL = CORAL / "model_invoking_error.tflite"
+CAT = CORAL / "cat.bmp"
+MNIST_NINE = CORAL / "mnist_nine.bmp"
+
+
+@pytest.fixture(scope="session")
+def coral() -> Path:
+    if not MOBILENET.exists():
+        pytest.fail(f"shared test data missing: {CORAL} (it sits beside the checkout as ../shared/testdata)")
+    return CORAL
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
+) -> CliResult:
+    """Run ``edgecnn`` in a real subprocess of this interpreter."""
+    full_env = {k: v for k, v in os.environ.items() if k != "EDGECNN_DEBUG"}
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgecnn", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr lines that edgecnn wrote (the C++ runtime's own INFO lines are not ours)."""
+    return [line for line in stderr.splitlines() if line.startswith("edgecnn:")]
+
+
+def digits_dataset(size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits (0..16) as 28x28 uint8 images (0..255)."""
+    import cv2
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images * (255.0 / 16.0)).astype(np.uint8)
+    big = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR) for im in images])
+    return big, digits.target.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class DigitsModel:
+    tflite: Path  # int8 TFLite with edgecnn metadata
+    images: np.ndarray  # held-out 28x28 uint8 images
+    labels: np.ndarray
+
+
+@pytest.fixture(scope="session")
+def digits_model(tmp_path_factory: pytest.TempPathFactory) -> DigitsModel:
+    """Seed CNN trained for a few epochs on digits, int8 TFLite, labels and GRAY/255 normalization embedded."""
+    from edgecnn.converters.fixture import build_digits_fixture
+
+    out = tmp_path_factory.mktemp("digits")
+    images, labels = digits_dataset()
+    path = build_digits_fixture(images, labels, out)
+    return DigitsModel(path, images[-200:], labels[-200:])

@@ -1,0 +1,147 @@
+"""predict and inspect on real third-party and self-made models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgecnn.errors import EdgeTPUNotFound, InputError, ModelError, ModelInvokeError, UsageError
+from edgecnn.images import read_image
+from edgecnn.inspection import inspect_model
+from edgecnn.model import open_classifier
+from edgecnn.predict import predict
+from tests.conftest import BROKEN_MODEL, CAT, MNIST_NINE, MOBILENET, MOBILENET_EDGETPU, error_lines, run_cli
+
+
+def test_mobilenet_cat_is_tiger_cat_with_embedded_labels(coral):
+    report = predict(MOBILENET, [CAT], top_k=3)
+    top = report.results[0].classes[0]
+    assert (top.id, top.label) == (283, "tiger cat")
+    assert top.score == pytest.approx(0.32, abs=0.02)
+    assert report.labels_source == "tflite-support"
+    assert report.runtime.startswith("ai-edge-litert")
+
+
+def test_cli_predict_prints_tiger_cat(coral):
+    result = run_cli("predict", MOBILENET, CAT)
+    assert result.code == 0, result.stderr
+    assert "283  tiger cat" in result.stdout
+    result = run_cli("predict", MOBILENET, CAT, "--json", "--top-k", "2")
+    data = json.loads(result.stdout)
+    assert data["results"][0]["classes"][0]["label"] == "tiger cat"
+    assert len(data["results"][0]["classes"]) == 2
+
+
+def test_labels_flag_overrides_embedded(coral, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"thing{i}" for i in range(1001)))
+    report = predict(MOBILENET, [CAT], labels=labels)
+    assert report.results[0].classes[0].label == "thing283"
+    assert report.labels_source == "--labels"
+
+
+def test_without_labels_class_ids_are_shown(coral, tmp_path):
+    from edgecnn.modelfile import parse_model, with_metadata, write_atomic
+
+    mf = parse_model(MOBILENET.read_bytes())
+    mf.appended = {}
+    plain = write_atomic(tmp_path / "plain.tflite", with_metadata(mf, "other", b"x"))
+    report = predict(plain, [CAT])
+    assert report.results[0].classes[0].label == "283"
+
+
+def test_digits_model_classifies_held_out_digits(digits_model):
+    clf = open_classifier(digits_model.tflite)
+    assert clf.spec.colour == "GRAY" and clf.spec.dtype == np.int8
+    hits = sum(
+        clf.classify(img).top.id == int(lab)
+        for img, lab in zip(digits_model.images, digits_model.labels, strict=True)
+    )
+    assert hits / len(digits_model.labels) > 0.9
+
+
+def test_mnist_nine_runs_through_gray_path(digits_model, coral):
+    # A real MNIST digit (white on black, like digits) goes through colour conversion and resize.
+    image = read_image(MNIST_NINE)
+    pred = open_classifier(digits_model.tflite).classify(image, top_k=10)
+    assert sorted(c.id for c in pred.classes) == list(range(10))
+    assert sum(c.score for c in pred.classes) == pytest.approx(1.0, abs=0.05)
+
+
+def test_inspect_reports_tensors_ops_labels(coral):
+    report = inspect_model(MOBILENET).to_dict()
+    assert list(report["inputs"][0]["shape"]) == [1, 128, 128, 3]
+    assert report["inputs"][0]["dtype"] == "UINT8" and report["inputs"][0]["dynamic"] is False
+    ops = {op["name"]: op for op in report["operators"]}
+    assert ops["CONV_2D"]["count"] == 15 and ops["SOFTMAX"]["version"] == 1
+    assert report["labels_count"] == 1001 and report["labels_first"][1] == "tench, Tinca tinca"
+    assert report["edgetpu_compiled"] is False
+    assert inspect_model(MOBILENET_EDGETPU).edgetpu_compiled is True
+
+
+def test_inspect_cli_json_on_own_model(digits_model):
+    result = run_cli("inspect", digits_model.tflite, "--json")
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["metadata_source"] == "edgecnn"
+    assert data["metadata"]["colour"] == "GRAY" and data["labels_count"] == 10
+    assert "edgecnn" in data["flatbuffer_metadata"]
+
+
+def test_edgetpu_model_without_tpu_says_so(coral):
+    with pytest.raises(EdgeTPUNotFound, match="compiled for the Edge TPU"):
+        open_classifier(MOBILENET_EDGETPU, device="cpu")
+
+
+def test_auto_falls_back_to_cpu_twin(coral, caplog):
+    report = predict(MOBILENET_EDGETPU, [CAT], device="auto")
+    assert report.device == "cpu"
+    assert report.model.endswith("mobilenet_v1_0.25_128_quant.tflite")
+    assert report.results[0].classes[0].label == "tiger cat"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["predict", "missing.tflite", str(CAT)], 3, "Model file not found: missing.tflite"),
+        (["predict", str(CAT), str(CAT)], 3, "is not a TFLite model"),
+        (["predict", str(MOBILENET), "nope.jpg"], 4, "Image not found: nope.jpg"),
+        (["predict", str(MOBILENET), str(MOBILENET)], 4, "Cannot decode"),
+        (["predict", str(BROKEN_MODEL), str(CAT)], 3, "custom op 'fake-op-double'"),
+        (["predict", str(MOBILENET_EDGETPU), str(CAT)], 5, "compiled for the Edge TPU"),
+        (["predict", str(MOBILENET), str(CAT), "--device", "gpu"], 2, "Unknown device 'gpu'"),
+        (["inspect", "missing.tflite"], 3, "Model file not found"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code(coral, args, code, needle):
+    result = run_cli(*args)
+    assert result.code == code, result.stderr
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_truncated_model_is_reported(coral, tmp_path):
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(MOBILENET.read_bytes()[:4000])
+    result = run_cli("predict", cut, CAT)
+    assert result.code == 3
+    assert "truncated or corrupt" in error_lines(result.stderr)[0]
+
+
+def test_debug_variable_shows_traceback(coral):
+    result = run_cli("predict", "missing.tflite", CAT, env={"EDGECNN_DEBUG": "1"})
+    assert result.code != 0 and "Traceback" in result.stderr
+
+
+def test_library_errors_are_typed(coral, tmp_path):
+    with pytest.raises(ModelError):
+        predict(tmp_path / "x.tflite", [CAT])
+    with pytest.raises(InputError):
+        predict(MOBILENET, [tmp_path])
+    with pytest.raises(UsageError):
+        predict(MOBILENET, [])
+    with pytest.raises(ModelInvokeError):
+        open_classifier(BROKEN_MODEL)
