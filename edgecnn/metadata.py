@@ -9,6 +9,7 @@ zip of associated files, normalization from the input tensor's quantization.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ def parse_labels(text: str) -> list[str]:
     return lines
 
 
-def read_labels_file(path: str | Path) -> list[str]:
+def read_labels_file(path: str | os.PathLike[str]) -> list[str]:
     p = Path(path)
     try:
         return parse_labels(p.read_text(encoding="utf-8"))
