@@ -1,7 +1,7 @@
 """Delegates by name: ``cpu``, ``edgetpu`` (with pycoral's device grammar) and ``auto``.
 
 The Edge TPU library is loaded lazily and only through :func:`load_edgetpu_delegate`, so that the crash
-containment in ``edgecnn.devices.probe`` guards the one path production uses.
+containment in ``edgecnn.devices.tpu_probe`` guards the one path production uses.
 """
 
 from __future__ import annotations
@@ -83,7 +83,11 @@ def load_edgetpu_delegate(runtime: Any, tpu: str | None = None) -> Any:
     try:
         # dlopen first: a missing library then fails cleanly, without the runtime's half-built Delegate
         # object printing an "Exception ignored in __del__" traceback on its way out.
-        ctypes.CDLL(library)
+        if not hasattr(ctypes.CDLL(library), "tflite_plugin_create_delegate"):
+            raise EdgeTPUNotFound(
+                f"{library} is not an Edge TPU delegate library (it exports no tflite_plugin_create_delegate): "
+                f"point {EDGETPU_LIB_ENV} at libedgetpu.so.1 or unset it, or run the CPU model with --device cpu."
+            )
         return runtime.load_delegate(library, options)
     except (ValueError, OSError, RuntimeError) as exc:
         raise EdgeTPUNotFound(

@@ -18,6 +18,7 @@ import numpy as np
 from edgecnn import adapters
 from edgecnn.adapters import Class
 from edgecnn.devices.delegates import DeviceKind, DeviceSpec, load_edgetpu_delegate, parse_device
+from edgecnn.devices.tpu_probe import check_edgetpu
 from edgecnn.errors import DeviceError, EdgeTPUNotFound, ModelError, ModelInvokeError
 from edgecnn.metadata import ModelMetadata, read_labels_file, read_metadata
 from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, read_model
@@ -212,5 +213,10 @@ def open_classifier(
 
 
 def _edgetpu_delegate(model_file: ModelFile, spec: DeviceSpec, runtime: Runtime, *, probe: bool) -> Any:
-    """Seam for crash containment: the probe (when available) runs before the first in-process load."""
+    """Seam for crash containment: unless ``probe`` is False, a child process loads the delegate, allocates
+    the model and runs it once before this process loads libedgetpu (skipped when that passed before for
+    this library, runtime and model), so a library that segfaults kills the child, not us."""
+    if probe:
+        twin = cpu_twin_path(model_file, read_metadata(model_file)) if model_file.is_edgetpu else None
+        check_edgetpu(model_file, spec.tpu, runtime, cpu_model=twin)
     return load_edgetpu_delegate(runtime, spec.tpu)

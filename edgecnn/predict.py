@@ -45,13 +45,16 @@ def predict(
     labels: str | os.PathLike[str] | None = None,
     crop: str | None = None,
     classifier: Classifier | None = None,
+    probe: bool = True,
 ) -> PredictReport:
     if not images:
         raise UsageError("No images given: edgecnn predict MODEL IMAGE [IMAGE...].")
     if top_k < 1:
         raise UsageError("--top-k must be at least 1.")
     frames = [(str(p), read_image(p)) for p in images]  # fail on a bad image before loading anything
-    clf = classifier or open_classifier(model, device=device, threads=threads, labels=labels, crop=crop)
+    clf = classifier or open_classifier(
+        model, device=device, threads=threads, labels=labels, crop=crop, probe=probe
+    )
     results = []
     for name, frame in frames:
         pred = clf.classify(frame, top_k=top_k)

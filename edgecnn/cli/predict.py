@@ -28,6 +28,11 @@ def predict_command(
     crop: str | None = typer.Option(
         None, "--crop", help="'center' to crop to the input's aspect before resizing."
     ),
+    no_probe: bool = typer.Option(
+        False,
+        "--no-probe",
+        help="Skip the child-process check that libedgetpu loads without crashing (edgetpu/auto only).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Classify images: top-k labels and scores per image, with inference time.
@@ -37,7 +42,14 @@ def predict_command(
     from edgecnn.predict import format_report, predict
 
     report = predict(
-        model, list(images), top_k=top_k, threads=threads, device=device, labels=labels, crop=crop
+        model,
+        list(images),
+        top_k=top_k,
+        threads=threads,
+        device=device,
+        labels=labels,
+        crop=crop,
+        probe=not no_probe,
     )
     if json_out:
         echo_json(report.to_dict())
