@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import RuntimeMissing
+from edgecnn.errors import RuntimeMissing, UsageError
 from edgecnn.metadata import read_metadata
-from edgecnn.modelfile import OperatorInfo, TensorInfo, read_model
+from edgecnn.modelfile import ModelFile, OperatorInfo, TensorInfo, read_model
 from edgecnn.runtime import get_runtime
 
 
@@ -39,7 +39,10 @@ class ModelReport:
         return data
 
 
-def inspect_model(model: str | os.PathLike[str]) -> ModelReport:
+def inspect_model(model: str | os.PathLike[str], *, target: str | None = None) -> ModelReport:
+    """``target="edgetpu"`` adds the static Edge TPU compatibility check under ``extra["edgetpu"]``."""
+    if target not in (None, "edgetpu"):
+        raise UsageError(f"Unknown --target {target!r}: use edgetpu.")
     mf = read_model(model)
     meta = read_metadata(mf)
     try:
@@ -63,7 +66,16 @@ def inspect_model(model: str | os.PathLike[str]) -> ModelReport:
         flatbuffer_metadata=mf.metadata_names(),
         appended_files=sorted(mf.appended),
         runtime=runtime,
+        extra=_target_checks(mf, target),
     )
+
+
+def _target_checks(mf: ModelFile, target: str | None) -> dict[str, Any]:
+    if target != "edgetpu":
+        return {}
+    from edgecnn.converters.edgetpu_check import check_edgetpu
+
+    return {"edgetpu": check_edgetpu(mf)}
 
 
 def _tensor_line(t: TensorInfo) -> str:
@@ -87,5 +99,6 @@ def format_report(report: ModelReport) -> str:
         "metadata: " + ", ".join(f"{k}={v}" for k, v in report.metadata.items() if v not in (None, {}, "")),
     ]
     for key, value in report.extra.items():
-        lines.append(f"{key}: {value}")
+        render = getattr(value, "format_lines", None)  # checks render themselves (e.g. EdgeTPUCheck)
+        lines.extend(render() if callable(render) else [f"{key}: {value}"])
     return "\n".join(lines)

@@ -1,0 +1,390 @@
+"""``edgecnn convert``: Keras model -> verified TFLite model with metadata (and optionally an Edge TPU build).
+
+Order matters, so that nothing half-done is ever left behind:
+
+1. check options (and that ``edgetpu_compiler`` exists when ``--edgetpu`` is asked: fail before the work);
+2. load the Keras model, re-wrap it with a fixed batch of 1, convert (and a float32 reference for sizes);
+3. embed metadata (labels, colour, normalization, provenance) and verify on held-out images through the
+   device runtime; ``--min-agreement`` stops here with nothing written;
+4. Edge TPU: static check, then compile in a temporary directory;
+5. write every output with a temporary name + rename: the model, ``<name>_edgetpu.tflite`` (+ its log)
+   and ``conversion_report.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgecnn import __version__
+from edgecnn.converters.calibration import ModelInput, check_source, prepare_data, representative_dataset
+from edgecnn.converters.edgetpu_check import EdgeTPUCheck, check_edgetpu
+from edgecnn.converters.keras_to_tflite import (
+    IOType,
+    Quantization,
+    ends_with_softmax,
+    fixed_batch,
+    image_input_shape,
+    load_keras_model,
+    num_classes,
+    to_tflite,
+)
+from edgecnn.converters.verify import Verification, compare, keras_scores, runtime_scores
+from edgecnn.errors import ConversionError, UsageError
+from edgecnn.metadata import ModelMetadata, embed_metadata, read_labels_file
+from edgecnn.modelfile import parse_model, write_atomic
+from edgecnn.train.trainer import read_run_info, sha256_file
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "conversion_report.json"
+
+
+@dataclass
+class EdgeTPUResult:
+    check: EdgeTPUCheck
+    output: str | None = None
+    log: str | None = None
+    compiler: dict[str, Any] | None = None  # CompileSummary as a dict
+
+
+@dataclass
+class ConversionReport:
+    source: str
+    source_sha256: str
+    output: str
+    report: str
+    quantize: str
+    io: str
+    input_shape: list[int]
+    input_dtype: str
+    output_dtype: str
+    static_shapes: bool
+    operators: list[dict[str, Any]]
+    labels: list[str] | None
+    colour: str
+    mean: float | list[float]
+    std: float | list[float]
+    calibration: dict[str, Any]
+    verification: Verification
+    sizes: dict[str, Any]
+    seconds: dict[str, float]
+    edgetpu: EdgeTPUResult | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def convert(
+    model: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    quantize: str = "int8",
+    io: str | None = None,
+    calibration: str | None = None,
+    calibration_samples: int = 300,
+    verification_samples: int = 1000,
+    min_agreement: float | None = None,
+    edgetpu: bool = False,
+    labels: str | os.PathLike[str] | None = None,
+    mean: float | None = None,
+    std: float | None = None,
+    report: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+) -> ConversionReport:
+    """Convert a Keras model to TFLite, verify it, embed metadata and write it atomically.
+
+    ``min_agreement`` is a percentage (0-100) of held-out images on which float and converted model must
+    pick the same class; below it a :class:`ConversionError` is raised and nothing is written.
+    ``io`` defaults to int8 for int8 models and float32 otherwise.
+    """
+    started = time.perf_counter()
+    quant = _choice(Quantization, quantize, "--quantize")
+    io_type = _choice(IOType, io or ("int8" if quant is Quantization.INT8 else "float32"), "--io")
+    if quant is not Quantization.INT8 and io_type is not IOType.FLOAT32:
+        raise UsageError(
+            f"--io {io_type.value} needs --quantize int8: {quant.value} models take float32 input."
+        )
+    if edgetpu and quant is not Quantization.INT8:
+        raise UsageError(
+            f"--edgetpu needs --quantize int8 (got {quant.value}): the Edge TPU runs int8 models only."
+        )
+    if min_agreement is not None and not 0 <= min_agreement <= 100:
+        raise UsageError(f"--min-agreement is a percentage between 0 and 100 (got {min_agreement}).")
+    if calibration_samples < 1 or verification_samples < 1:
+        raise UsageError("--calibration-samples and --verification-samples must be at least 1.")
+    if (mean is None) != (std is None):
+        raise UsageError("Pass both --mean and --std (pixels become (pixel - mean) / std), or neither.")
+    if std is not None and std <= 0:
+        raise UsageError(f"--std must be positive (got {std}).")
+    if calibration is not None:
+        check_source(calibration)  # a typo or an empty folder fails before TensorFlow loads
+    if edgetpu:
+        from edgecnn.converters.edgetpu_compile import find_compiler
+
+        find_compiler()  # before minutes of work: the error says how to install it
+
+    source = Path(model)
+    out_path = Path(output) if output else source.with_name(f"{source.stem}_{quant.value}.tflite")
+    if out_path.suffix != ".tflite":
+        raise UsageError(f"Output {out_path} must end in .tflite.")
+    if out_path.is_dir():
+        raise UsageError(
+            f"Output {out_path} is a directory: pass a file name such as {out_path / 'model_int8.tflite'}."
+        )
+    report_path = Path(report) if report else out_path.with_name(REPORT_NAME)
+
+    keras_model = load_keras_model(source)
+    height, width, channels = image_input_shape(keras_model)
+    classes = num_classes(keras_model)
+    source_sha = sha256_file(source)
+    run = read_run_info(source)
+    if run and run.model_sha256 and run.model_sha256 != source_sha:
+        log.warning(
+            "%s was not written together with %s (hash differs): using its settings anyway.",
+            run.metrics_path,
+            source.name,
+        )
+    label_list = read_labels_file(labels) if labels else (run.labels if run else None)
+    if label_list is not None and len(label_list) != classes:
+        raise UsageError(
+            f"{len(label_list)} labels for a model with {classes} outputs: pass a labels file with one line per class."
+        )
+    colour = "GRAY" if channels == 1 else ("RGB" if not run or run.colour == "GRAY" else run.colour)
+    norm_mean = mean if mean is not None else (run.mean if run else 0.0)
+    norm_std = std if std is not None else (run.std if run else 255.0)
+    resize = run.resize if run else "bilinear"
+
+    data = prepare_data(
+        calibration=calibration,
+        run=run,
+        model_input=ModelInput(height, width, channels, colour, resize),
+        labels=label_list,
+        calibration_samples=calibration_samples,
+        verification_samples=verification_samples,
+        seed=seed,
+    )
+    t0 = time.perf_counter()
+    batch1 = fixed_batch(keras_model)
+    float32_bytes = to_tflite(batch1, quantize=Quantization.FLOAT32, io_type=IOType.FLOAT32)
+    if quant is Quantization.FLOAT32:
+        converted = float32_bytes
+    else:
+        converted = to_tflite(
+            batch1,
+            quantize=quant,
+            io_type=io_type,
+            representative=representative_dataset(data.calibration.images, norm_mean, norm_std),
+        )
+    convert_s = time.perf_counter() - t0
+    model_file = parse_model(converted)
+    inp, out = model_file.inputs[0], model_file.outputs[0]
+    static = not any(
+        int(d) < 0
+        for graph in model_file.model.subgraphs
+        for tensor in graph.tensors
+        for d in (tensor.shapeSignature if tensor.shapeSignature is not None else [])
+    )
+    if not static or inp.shape[0] != 1:
+        raise ConversionError(
+            f"The converted model still has dynamic shapes (input {list(inp.shape_signature)}): "
+            "this TensorFlow version did not honour the batch-1 re-wrap; please report it."
+        )
+
+    meta = ModelMetadata(
+        labels=label_list,
+        colour=colour,
+        mean=norm_mean,
+        std=norm_std,
+        resize=resize,
+        outputs="probabilities" if ends_with_softmax(keras_model) else "logits",
+        provenance={
+            "tool": f"edgecnn {__version__}",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source_model": source.name,
+            "source_sha256": source_sha,
+            "dataset": _short(run.dataset) if run else _short(calibration or ""),
+            "architecture": run.architecture if run else None,
+            "quantization": quant.value,
+            "io": io_type.value,
+            "calibration": {"source": data.calibration.source, "samples": len(data.calibration)},
+        },
+    )
+    t1 = time.perf_counter()
+    float_scores = keras_scores(keras_model, data.verification.images, norm_mean, norm_std)
+    converted_scores = runtime_scores(
+        parse_model(embed_metadata(parse_model(converted), meta)), data.verification.images, colour
+    )
+    verification = compare(float_scores, converted_scores, data.verification.labels, data.verification.source)
+    verify_s = time.perf_counter() - t1
+    if min_agreement is not None and verification.top1_agreement * 100 < min_agreement:
+        raise ConversionError(
+            f"Top-1 agreement {verification.top1_agreement:.2%} on {verification.samples} held-out images is below "
+            f"--min-agreement {min_agreement:g}%: {out_path.name} was not written. Calibrate with more or more "
+            "representative images (--calibration, --calibration-samples), or use --quantize float16."
+        )
+    meta.provenance["verification"] = verification.to_dict()
+    meta.provenance["sizes"] = {"float32_tflite_bytes": len(float32_bytes)}
+    final = embed_metadata(parse_model(converted), meta)
+    meta.provenance["sizes"]["output_bytes"] = len(final)
+
+    tpu: EdgeTPUResult | None = None
+    tpu_files: dict[Path, bytes] = {}
+    if edgetpu:
+        tpu, tpu_files = _edgetpu(final, meta, out_path)
+
+    write_atomic(out_path, final)
+    for path, content in tpu_files.items():
+        write_atomic(path, content)
+    sizes = {
+        "keras_bytes": source.stat().st_size,
+        "float32_tflite_bytes": len(float32_bytes),
+        "output_bytes": len(final),
+        "output_vs_float32": round(len(final) / len(float32_bytes), 4),
+    }
+    result = ConversionReport(
+        source=str(source),
+        source_sha256=source_sha,
+        output=str(out_path),
+        report=str(report_path),
+        quantize=quant.value,
+        io=io_type.value,
+        input_shape=list(inp.shape),
+        input_dtype=inp.dtype,
+        output_dtype=out.dtype,
+        static_shapes=static,
+        operators=[
+            {"name": op.name, "version": op.version, "count": op.count} for op in model_file.operators()
+        ],
+        labels=label_list,
+        colour=colour,
+        mean=norm_mean,
+        std=norm_std,
+        calibration={"source": data.calibration.source, "samples": len(data.calibration)},
+        verification=verification,
+        sizes=sizes,
+        seconds={
+            "convert": round(convert_s, 2),
+            "verify": round(verify_s, 2),
+            "total": round(time.perf_counter() - started, 2),
+        },
+        edgetpu=tpu,
+        metadata=json.loads(meta.to_json()),
+    )
+    write_atomic(report_path, (json.dumps(result.to_dict(), indent=2, default=str) + "\n").encode())
+    return result
+
+
+def _edgetpu(
+    cpu_model: bytes, meta: ModelMetadata, out_path: Path
+) -> tuple[EdgeTPUResult, dict[Path, bytes]]:
+    """Static check, then compile; returns the files to write (nothing is written here)."""
+    from edgecnn.converters.edgetpu_compile import compile_model
+
+    check = check_edgetpu(parse_model(cpu_model))
+    if not check.compatible:
+        raise ConversionError(
+            "The model is not Edge TPU compatible: "
+            + " ".join(check.problems)
+            + f" {out_path.name} was not written."
+        )
+    with tempfile.TemporaryDirectory(prefix="edgecnn-edgetpu-") as tmp:
+        staged = Path(tmp) / "in" / out_path.name
+        staged.parent.mkdir()
+        staged.write_bytes(cpu_model)
+        compiled = compile_model(staged, Path(tmp) / "out")
+        compiled_bytes = compiled.model_path.read_bytes()
+        log_bytes = compiled.log_path.read_bytes() if compiled.log_path else None
+    tpu_meta = copy.deepcopy(meta)
+    tpu_meta.cpu_twin = out_path.name
+    tpu_meta.provenance["edgetpu"] = {
+        "compiler_version": compiled.summary.compiler_version,
+        "edgetpu_ops": compiled.summary.edgetpu_ops,
+        "cpu_ops": compiled.summary.cpu_ops,
+        "subgraphs": compiled.summary.subgraphs,
+    }
+    tpu_path = out_path.with_name(f"{out_path.stem}_edgetpu.tflite")
+    files = {tpu_path: embed_metadata(parse_model(compiled_bytes, tpu_path), tpu_meta)}
+    log_path = None
+    if log_bytes is not None:
+        log_path = out_path.with_name(f"{out_path.stem}_edgetpu.log")
+        files[log_path] = log_bytes
+    result = EdgeTPUResult(
+        check=check,
+        output=str(tpu_path),
+        log=str(log_path) if log_path else None,
+        compiler=compiled.summary.to_dict(),
+    )
+    return result, files
+
+
+def _choice(enum: Any, value: str, flag: str) -> Any:
+    try:
+        return enum(str(value).lower())
+    except ValueError:
+        raise UsageError(f"Unknown {flag} {value!r}: use {', '.join(e.value for e in enum)}.") from None
+
+
+def _short(dataset: str) -> str:
+    return Path(dataset).name if os.sep in dataset else dataset
+
+
+def format_report(report: ConversionReport) -> str:
+    v = report.verification
+    kind = f"{report.quantize} TFLite"
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2%}"
+
+    sizes = report.sizes
+    rows = [
+        ("", "float (Keras)", kind),
+        ("accuracy", pct(v.float_accuracy), pct(v.converted_accuracy)),
+        ("top-1 agreement", "", pct(v.top1_agreement)),
+        ("mean |score diff|", "", f"{v.mean_abs_score_diff:.4f}"),
+        (
+            "size",
+            f"{sizes['float32_tflite_bytes'] / 1024:.1f} KiB (float32 TFLite)",
+            f"{sizes['output_bytes'] / 1024:.1f} KiB ({sizes['output_vs_float32']:.2f}x)",
+        ),
+    ]
+    lines = [
+        f"converted {Path(report.source).name} -> {report.output} ({report.quantize}, io {report.io}, "
+        f"input {report.input_shape} {report.input_dtype}) in {report.seconds['total']:.1f} s",
+        *(f"  {a:<18} {b:<30} {c}" for a, b, c in rows),
+    ]
+    if v.accuracy_drop_pp is not None:
+        lines.append(f"  accuracy change: {-v.accuracy_drop_pp:+.2f} percentage points")
+    lines.append(
+        f"verified on {v.samples} held-out images ({v.source}); calibrated on "
+        f"{report.calibration['samples']} images ({report.calibration['source']})"
+    )
+    lines.append(
+        "operators: " + ", ".join(f"{op['name']} v{op['version']} x{op['count']}" for op in report.operators)
+    )
+    if report.edgetpu is not None:
+        lines.extend(report.edgetpu.check.format_lines())
+        c = report.edgetpu.compiler or {}
+        lines.append(
+            f"edgetpu_compiler {c.get('compiler_version')}: {c.get('edgetpu_ops')} ops on the Edge TPU, "
+            f"{c.get('cpu_ops')} on the CPU, {c.get('subgraphs')} subgraph(s), on-chip "
+            f"{_kib(c.get('on_chip_used_bytes'))}, off-chip {_kib(c.get('off_chip_used_bytes'))} -> {report.edgetpu.output}"
+        )
+    written = [report.output]
+    if report.edgetpu is not None:
+        written += [p for p in (report.edgetpu.output, report.edgetpu.log) if p]
+    lines.append(f"wrote {', '.join(written)} and {report.report}")
+    return "\n".join(lines)
+
+
+def _kib(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 1024:.2f} KiB"

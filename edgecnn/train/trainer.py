@@ -1,0 +1,433 @@
+"""``edgecnn train``: fit a small CNN and write everything the converter and a reader need.
+
+The output directory holds ``model.keras``, ``labels.txt``, ``metrics.json`` (accuracies, per-class accuracy,
+confusion matrix, and the dataset/preprocessing facts ``edgecnn convert`` reads back) and ``curves.png``.
+Each file is written to a temporary name and renamed, and only after training succeeded, so a crash or
+Ctrl-C never leaves a half-written run behind.
+
+Normalization is ``(pixel - mean) / std`` with mean 0 and std 255 (pixels to [0, 1]); it happens outside the
+model and travels in the converted model's metadata. Augmentation (small shifts, rotations, zooms; flips
+for photos only) runs in the input pipeline during training and is not part of the saved model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn import __version__
+from edgecnn.errors import TrainingError, UsageError
+from edgecnn.modelfile import write_atomic
+from edgecnn.train.architectures import DEFAULT_INPUT, check_architecture
+from edgecnn.train.datasets import Dataset, load_dataset, stratified_split, subsample
+
+log = logging.getLogger(__name__)
+
+MEAN, STD = 0.0, 255.0
+METRICS_SCHEMA = 1
+MODEL_NAME, LABELS_NAME, METRICS_NAME, CURVES_NAME = "model.keras", "labels.txt", "metrics.json", "curves.png"
+
+
+@dataclass
+class TrainOptions:
+    dataset: str = "digits"
+    architecture: str = "seed"
+    epochs: int = 40
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    validation_split: float = 0.1
+    test_split: float = 0.2
+    seed: int = 0
+    augment: bool = True
+    early_stopping: bool = True
+    patience: int = 8
+    input_size: int | None = None
+    colour: str | None = None
+    limit: int | None = None
+
+
+@dataclass
+class TrainReport:
+    output: str
+    model: str
+    dataset: str
+    architecture: str
+    input_shape: list[int]
+    labels: list[str]
+    train_samples: int
+    validation_samples: int
+    test_samples: int
+    epochs_run: int
+    best_epoch: int
+    train_accuracy: float
+    validation_accuracy: float | None
+    test_accuracy: float
+    per_class_accuracy: dict[str, float]
+    confusion_matrix: list[list[int]]
+    seconds: float
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def train(
+    *,
+    output: str | os.PathLike[str],
+    dataset: str = "digits",
+    architecture: str = "seed",
+    epochs: int = 40,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    validation_split: float = 0.1,
+    test_split: float = 0.2,
+    seed: int = 0,
+    augment: bool = True,
+    early_stopping: bool = True,
+    patience: int = 8,
+    input_size: int | None = None,
+    colour: str | None = None,
+    limit: int | None = None,
+    verbose: int | str = "auto",
+) -> TrainReport:
+    """Train ``architecture`` on ``dataset`` and write the run to ``output``.
+
+    Defaults reach >= 97% test accuracy on digits (see ``benchmarks/train_accuracy.py``). ``limit`` caps the
+    training images (stratified) for quick runs; ``verbose`` is Keras' (0 silent, 1 bar, 2 one line per
+    epoch, ``auto``: bar on a terminal, lines otherwise).
+    """
+    opts = TrainOptions(
+        dataset=dataset,
+        architecture=architecture,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        validation_split=validation_split,
+        test_split=test_split,
+        seed=seed,
+        augment=augment,
+        early_stopping=early_stopping,
+        patience=patience,
+        input_size=input_size,
+        colour=colour,
+        limit=limit,
+    )
+    _check_options(opts)
+    if input_size is not None:
+        check_architecture(architecture, input_size)  # before seconds of dataset loading
+    out_dir = Path(output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"Output {out_dir} is a file: pass a directory for the run (e.g. runs/digits).")
+    start = time.perf_counter()
+    size = input_size or DEFAULT_INPUT[architecture]
+    data = load_dataset(dataset, input_size=size, colour=colour, test_split=test_split, seed=seed)
+    check_architecture(architecture, data.input_shape[0])
+    if len(data.labels) < 2:
+        raise TrainingError(f"Dataset {dataset} has fewer than two classes: nothing to learn.")
+
+    from edgecnn.train.deps import keras, tensorflow
+
+    tf, k = tensorflow(), keras()
+    k.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+    x_pool, y_pool = data.x_train, data.y_train
+    if limit is not None:
+        keep = subsample(y_pool, limit, seed)
+        x_pool, y_pool = x_pool[keep], y_pool[keep]
+    if validation_split > 0:
+        idx_fit, idx_val = stratified_split(y_pool, validation_split, seed + 1)
+    else:
+        idx_fit, idx_val = np.arange(len(y_pool)), np.arange(0)
+    x_fit, y_fit = normalize(x_pool[idx_fit]), y_pool[idx_fit]
+    x_val, y_val = normalize(x_pool[idx_val]), y_pool[idx_val]
+    x_test, y_test = normalize(data.x_test), data.y_test
+    if len(y_fit) == 0 or len(y_test) == 0:
+        raise TrainingError(
+            f"Dataset {dataset} is too small to split ({len(y_pool) + len(y_test)} images): "
+            "add images or lower --test-split/--validation-split."
+        )
+    if early_stopping and len(y_val) == 0:
+        log.warning("No validation images (--validation-split 0): early stopping is off.")
+
+    from edgecnn.train.architectures import build_model
+
+    model = build_model(architecture, data.input_shape, len(data.labels))
+    model.compile(
+        optimizer=k.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    pipeline = _pipeline(
+        tf, k, x_fit, y_fit, batch_size, seed, augmentation(k, data, seed) if augment else None
+    )
+    callbacks = []
+    if early_stopping and len(y_val):
+        callbacks.append(
+            k.callbacks.EarlyStopping(
+                monitor="val_loss", patience=patience, restore_best_weights=True, verbose=0
+            )
+        )
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    try:
+        history = model.fit(
+            pipeline,
+            validation_data=(x_val, y_val) if len(y_val) else None,
+            epochs=epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the tf.data pipeline shuffles (seeded) itself
+        )
+    except (tf.errors.ResourceExhaustedError, MemoryError) as exc:
+        raise TrainingError(
+            f"Out of memory while training ({type(exc).__name__}): lower --batch-size or --input-size."
+        ) from exc
+    hist = {key: [float(v) for v in values] for key, values in history.history.items()}
+    epochs_run = len(hist.get("loss", []))
+    best_epoch = int(np.argmin(hist["val_loss"])) + 1 if "val_loss" in hist and callbacks else epochs_run
+
+    predict_test = _predict(model, x_test)
+    test_acc = float(np.mean(predict_test == y_test))
+    train_acc = float(np.mean(_predict(model, x_fit) == y_fit))
+    val_acc = float(np.mean(_predict(model, x_val) == y_val)) if len(y_val) else None
+    confusion = confusion_matrix(y_test, predict_test, len(data.labels))
+    per_class = {
+        label: round(float(confusion[i, i] / confusion[i].sum()), 4) if confusion[i].sum() else 0.0
+        for i, label in enumerate(data.labels)
+    }
+    seconds = time.perf_counter() - start
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = save_keras_atomic(model, out_dir / MODEL_NAME)
+    labels_path = write_atomic(out_dir / LABELS_NAME, ("\n".join(data.labels) + "\n").encode())
+    metrics = {
+        "schema": METRICS_SCHEMA,
+        "tool": f"edgecnn {__version__}",
+        "tensorflow": tf.__version__,
+        "keras": k.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": MODEL_NAME,
+        "model_sha256": sha256_file(model_path),
+        "architecture": architecture,
+        "params": int(model.count_params()),
+        "dataset": {
+            "name": data.name,
+            "source": data.source,
+            "labels": data.labels,
+            "train": len(y_fit),
+            "validation": len(y_val),
+            "test": len(y_test),
+            "test_split": test_split,
+            "validation_split": validation_split,
+            "seed": seed,
+            "limit": limit,
+        },
+        "preprocessing": {
+            "colour": data.colour,
+            "mean": MEAN,
+            "std": STD,
+            "resize": data.resize,
+            "input_shape": list(data.input_shape),
+        },
+        "options": asdict(opts),
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
+        "accuracy": {"train": round(train_acc, 4), "validation": _round(val_acc), "test": round(test_acc, 4)},
+        "per_class_accuracy": per_class,
+        "confusion_matrix": confusion.tolist(),
+        "history": hist,
+        "seconds": round(seconds, 1),
+    }
+    metrics_path = write_atomic(out_dir / METRICS_NAME, (json.dumps(metrics, indent=2) + "\n").encode())
+    from edgecnn.train.curves import plot_curves
+
+    title = f"{architecture} on {Path(data.name).name}: test accuracy {test_acc:.2%}"
+    curves_path = write_atomic(out_dir / CURVES_NAME, plot_curves(hist, title=title, best_epoch=best_epoch))
+    return TrainReport(
+        output=str(out_dir),
+        model=str(model_path),
+        dataset=data.name,
+        architecture=architecture,
+        input_shape=list(data.input_shape),
+        labels=data.labels,
+        train_samples=len(y_fit),
+        validation_samples=len(y_val),
+        test_samples=len(y_test),
+        epochs_run=epochs_run,
+        best_epoch=best_epoch,
+        train_accuracy=round(train_acc, 4),
+        validation_accuracy=_round(val_acc),
+        test_accuracy=round(test_acc, 4),
+        per_class_accuracy=per_class,
+        confusion_matrix=confusion.tolist(),
+        seconds=round(seconds, 1),
+        files={
+            "model": str(model_path),
+            "labels": str(labels_path),
+            "metrics": str(metrics_path),
+            "curves": str(curves_path),
+        },
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _check_options(opts: TrainOptions) -> None:
+    if opts.architecture not in DEFAULT_INPUT:
+        check_architecture(opts.architecture, 10**6)  # raises the "unknown architecture" message
+    checks = [
+        (opts.epochs >= 1, "--epochs must be at least 1"),
+        (opts.batch_size >= 1, "--batch-size must be at least 1"),
+        (0 <= opts.validation_split < 0.9, "--validation-split must be in [0, 0.9)"),
+        (opts.patience >= 1, "--patience must be at least 1"),
+        (opts.learning_rate > 0, "--learning-rate must be positive"),
+        (opts.limit is None or opts.limit >= 10, "--limit must be at least 10 images"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(f"{message}.")
+
+
+def normalize(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> the float input the model was trained on: ``(pixel - MEAN) / STD``."""
+    return (images.astype(np.float32) - np.float32(MEAN)) / np.float32(STD)
+
+
+def augmentation(keras: Any, data: Dataset, seed: int) -> Any:
+    """Training-time jitter: digits must not be mirrored; photos may be."""
+    layers = keras.layers
+    fill = "constant" if data.colour == "GRAY" else "reflect"  # GRAY sets: ink on a black background
+    steps = [
+        layers.RandomRotation(0.04, fill_mode=fill, seed=seed),
+        layers.RandomTranslation(0.1, 0.1, fill_mode=fill, seed=seed + 1),
+        layers.RandomZoom(0.1, fill_mode=fill, seed=seed + 2),
+    ]
+    if data.is_folder or data.name == "cifar10":
+        steps.insert(0, layers.RandomFlip("horizontal", seed=seed + 3))
+    return keras.Sequential(steps, name="augmentation")
+
+
+def _pipeline(
+    tf: Any, keras: Any, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: Any
+) -> Any:
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    if augment is not None:
+        ds = ds.map(lambda images, labels: (augment(images, training=True), labels))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    if not len(x):
+        return np.zeros(0, dtype=np.int64)
+    return np.argmax(model.predict(x, batch_size=256, verbose=0), axis=1)
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """Rows are the true class, columns the predicted one."""
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (truth.astype(np.int64), predicted.astype(np.int64)), 1)
+    return matrix
+
+
+def save_keras_atomic(model: Any, path: Path) -> Path:
+    """``model.save`` to a temporary ``.keras`` beside ``path``, then rename (Keras insists on the suffix)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
+    os.close(fd)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def format_report(report: TrainReport) -> str:
+    val = f"{report.validation_accuracy:.2%}" if report.validation_accuracy is not None else "n/a"
+    worst = sorted(report.per_class_accuracy.items(), key=lambda kv: kv[1])[:3]
+    lines = [
+        f"trained {report.architecture} on {report.dataset} {report.input_shape}: "
+        f"{report.epochs_run} epochs (best {report.best_epoch}) in {report.seconds:.0f} s",
+        f"accuracy  train {report.train_accuracy:.2%}  validation {val}  test {report.test_accuracy:.2%}"
+        f"  ({report.train_samples}/{report.validation_samples}/{report.test_samples} images)",
+        "weakest classes (test): " + ", ".join(f"{label} {acc:.0%}" for label, acc in worst),
+        *(f"wrote {path}" for path in report.files.values()),
+        f"next: edgecnn convert {report.model} -o {Path(report.output) / 'model_int8.tflite'}",
+    ]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What ``edgecnn convert`` needs from a training run: read from metrics.json and labels.txt."""
+
+    metrics_path: Path
+    dataset: str
+    seed: int
+    test_split: float
+    colour: str
+    mean: float
+    std: float
+    resize: str
+    labels: list[str]
+    architecture: str | None
+    model_sha256: str | None
+
+
+def read_run_info(model_path: str | os.PathLike[str]) -> RunInfo | None:
+    """The run beside ``model_path`` (``metrics.json`` written by :func:`train`), or None for foreign models."""
+    folder = Path(model_path).parent
+    metrics_path = folder / METRICS_NAME
+    if not metrics_path.is_file():
+        return None
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        dataset, pre = metrics["dataset"], metrics["preprocessing"]
+        labels_file = folder / LABELS_NAME
+        if labels_file.is_file():
+            from edgecnn.metadata import parse_labels
+
+            labels = parse_labels(labels_file.read_text(encoding="utf-8"))
+        else:
+            labels = [str(label) for label in dataset["labels"]]
+        return RunInfo(
+            metrics_path=metrics_path,
+            dataset=str(dataset["name"]),
+            seed=int(dataset.get("seed", 0)),
+            test_split=float(dataset.get("test_split", 0.2)),
+            colour=str(pre["colour"]),
+            mean=float(pre["mean"]),
+            std=float(pre["std"]),
+            resize=str(pre.get("resize", "bilinear")),
+            labels=labels,
+            architecture=metrics.get("architecture"),
+            model_sha256=metrics.get("model_sha256"),
+        )
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        log.warning("Ignoring %s: not a metrics file written by edgecnn train (%s).", metrics_path, exc)
+        return None
