@@ -1,0 +1,46 @@
+"""A folder of images, read in name order: handy for replaying captured stills through ``edgecnn run``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import InputError, SourceError
+from edgecnn.images import list_images, read_image
+
+log = logging.getLogger("edgecnn.sources")
+
+
+class FolderGrabber:
+    def __init__(self, folder: Path, fps: float | None = None) -> None:
+        self.folder = folder
+        self._fps = fps
+        self._files: list[Path] = []
+        self._next = 0
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    def open(self) -> None:
+        try:
+            self._files = list_images(self.folder)
+        except InputError as exc:
+            raise SourceError(str(exc)) from exc
+        self._next = 0
+
+    def grab(self) -> np.ndarray | None:
+        """The next readable image; an unreadable file is skipped with a warning, not fatal."""
+        while self._next < len(self._files):
+            path = self._files[self._next]
+            self._next += 1
+            try:
+                return read_image(path)
+            except InputError as exc:
+                log.warning("skipping %s", exc)
+        return None
+
+    def close(self) -> None:
+        self._files = []

@@ -1,0 +1,140 @@
+"""``edgecnn run [MODEL] [--camera N | --source ...] [--config FILE] ...``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgecnn.cli._app import app
+
+
+@app.command("run")
+def run_command(
+    model: Path | None = typer.Argument(
+        None, help="Path to a .tflite model (may come from --config instead).", show_default=False
+    ),
+    camera: int | None = typer.Option(
+        None, "--camera", min=0, max=1000, help="Camera index (V4L2 /dev/videoN on Linux). Default: 0."
+    ),
+    source: str | None = typer.Option(
+        None,
+        "--source",
+        help="Video file, image folder, stream URL (rtsp://, http:// MJPEG), picamera2[:N], or demo.",
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="TOML file with the same keys as these flags (flags override it)."
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help="cpu (default), edgetpu (or edgetpu:usb, edgetpu:pci:N), or auto."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, max=64, help="CPU threads for the interpreter."
+    ),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="Labels file (one per line): overrides embedded labels."
+    ),
+    top_k: int | None = typer.Option(
+        None, "--top-k", "-k", min=1, max=1000, help="Classes per result (default 1)."
+    ),
+    width: int | None = typer.Option(
+        None, "--width", min=1, max=16384, help="Frame width to request from the camera."
+    ),
+    height: int | None = typer.Option(None, "--height", min=1, max=16384, help="Frame height to request."),
+    fps: float | None = typer.Option(
+        None,
+        "--fps",
+        min=0.001,
+        max=1000,
+        help="Frame rate to request (camera) or to pace at (--realtime, demo).",
+    ),
+    crop: str | None = typer.Option(
+        None, "--crop", help="'center' to crop to the model's aspect before resizing."
+    ),
+    realtime: bool | None = typer.Option(
+        None,
+        "--realtime/--no-realtime",
+        help="Play files at their frame rate, dropping frames like a camera.",
+    ),
+    jsonl: str | None = typer.Option(
+        None, "--jsonl", help="Write one JSON object per result to FILE (appended), or '-' for stdout."
+    ),
+    min_score: float | None = typer.Option(
+        None, "--min-score", min=0.0, max=1.0, help="Only output results whose top score is at least this."
+    ),
+    every: int | None = typer.Option(None, "--every", min=1, help="Only output every Nth classified frame."),
+    on_change: bool | None = typer.Option(
+        None, "--on-change/--no-on-change", help="Only output when the top label changes."
+    ),
+    serve: str | None = typer.Option(
+        None,
+        "--serve",
+        help="HOST:PORT for /healthz /latest /metrics /stream.mjpg (PORT alone binds 127.0.0.1).",
+    ),
+    reconnect: bool | None = typer.Option(
+        None,
+        "--reconnect/--no-reconnect",
+        help="Retry a source that fails or stops (capped backoff) instead of exiting.",
+    ),
+    max_frames: int | None = typer.Option(
+        None, "--max-frames", min=1, help="Stop after N classified frames."
+    ),
+    duration: float | None = typer.Option(None, "--duration", min=0.001, help="Stop after S seconds."),
+    stall_timeout: float | None = typer.Option(
+        None,
+        "--stall-timeout",
+        min=0.05,
+        max=3600,
+        help="Seconds without a frame before the source counts as stalled (default 5).",
+    ),
+    quiet: bool | None = typer.Option(
+        None, "--quiet/--no-quiet", "-q", help="No per-result lines; summary only."
+    ),
+) -> None:
+    """Classify frames from a camera, video, stream or folder until stopped; print a summary on exit.
+
+    Example: edgecnn run digits_int8.tflite --camera 0 --serve 127.0.0.1:8080 --jsonl results.jsonl
+
+    Example: edgecnn run --config /etc/edgecnn/door.toml --duration 60
+
+    SIGTERM or Ctrl-C finish the current frame, flush outputs and print the summary (exit 0).
+    """
+    import threading
+
+    from edgecnn.run.config import load_run_config, merge_cli, validate_run_options
+    from edgecnn.run.options import RunOptions
+    from edgecnn.run.pipeline import run
+    from edgecnn.run.signals import stop_on_signals
+
+    base = load_run_config(config) if config is not None else RunOptions()
+    options = merge_cli(
+        base,
+        {
+            "model": model,
+            "camera": camera,
+            "source": source,
+            "device": device,
+            "threads": threads,
+            "labels": labels,
+            "top_k": top_k,
+            "width": width,
+            "height": height,
+            "fps": fps,
+            "crop": crop,
+            "realtime": realtime,
+            "jsonl": jsonl,
+            "min_score": min_score,
+            "every": every,
+            "on_change": on_change,
+            "serve": serve,
+            "reconnect": reconnect,
+            "max_frames": max_frames,
+            "duration": duration,
+            "stall_timeout": stall_timeout,
+            "quiet": quiet,
+        },
+    )
+    validate_run_options(options)
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        run(options, stop_event=stop)  # the summary is printed by the human-readable output

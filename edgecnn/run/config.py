@@ -1,0 +1,250 @@
+"""``edgecnn run --config FILE.toml``: the same keys as the CLI flags, checked before anything starts.
+
+A config file is what a systemd service runs from (``/etc/edgecnn/NAME.toml``), so every mistake must be
+caught at install time with one line naming the file and the key. This module imports no OpenCV, no
+TFLite runtime and no camera code: :func:`load_run_config` and :func:`validate_run_options` are safe to
+call from an installer on a machine where the camera is busy.
+
+Example::
+
+    model = "/opt/edgecnn/digits_int8.tflite"
+    camera = 0                  # or: source = "rtsp://cam.local/stream" / "picamera2" / "demo"
+    device = "auto"
+    serve = "127.0.0.1:8080"
+    jsonl = "/var/lib/edgecnn/results.jsonl"
+    reconnect = true
+    top_k = 3
+
+    [mqtt]                      # reserved for the MQTT result sink; accepted, not used yet
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgecnn.errors import ConfigError, EdgecnnError, UsageError
+from edgecnn.run.options import CONFIG_KEYS, RunOptions
+
+_PATH_KEYS = ("model", "labels")
+_INT_KEYS = ("camera", "threads", "top_k", "width", "height", "every", "max_frames")
+_FLOAT_KEYS = ("fps", "min_score", "duration", "stall_timeout")
+_BOOL_KEYS = ("realtime", "on_change", "reconnect", "quiet")
+_STR_KEYS = ("model", "source", "device", "labels", "crop", "jsonl", "serve")
+CROP_CHOICES = ("center", "none")
+
+
+def flag(key: str) -> str:
+    return "MODEL" if key == "model" else "--" + key.replace("_", "-")
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "float", str: "string", dict: "table", list: "array"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _check_type(key: str, value: Any, where: str) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{where}{key} must be {expected}, got {_type_name(value)} {value!r}.")
+
+    if key == "mqtt":
+        if not isinstance(value, dict):
+            raise bad("a table ([mqtt])")
+        return value
+    if key == "source" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # source = 0 means camera 0
+    if key in _BOOL_KEYS:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if key in _INT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if key in _FLOAT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        return float(value)
+    if key in _STR_KEYS:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    raise ConfigError(f"{where}{key} is not a known key.")  # pragma: no cover - CONFIG_KEYS covers all
+
+
+def load_run_config(path: str | os.PathLike[str]) -> RunOptions:
+    """Read a TOML run configuration into :class:`RunOptions`; raise ConfigError (one line) on any problem.
+
+    Checks the syntax, unknown keys (with a "did you mean") and value types. Relative paths (model,
+    labels, jsonl, a source file or folder) are taken relative to the file's folder, so a config file and
+    its model can move together. It does not check that the model exists or that the values make sense
+    together: call :func:`validate_run_options` on the result (after applying any CLI overrides). No side
+    effects: it opens no camera, model or socket.
+    """
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        raise ConfigError(
+            f"Reading {path} needs Python 3.11 or newer (tomllib); pass the options as flags instead."
+        ) from None
+    file = Path(path)
+    where = f"{file}: "
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {file} not found: check the --config path.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read config file {file}: {exc}.") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}not valid TOML: {exc}.") from None
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in CONFIG_KEYS:
+            close = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}unknown key {key!r}{hint}; known keys: {', '.join(CONFIG_KEYS)}.")
+        values[key] = _check_type(key, value, where)
+    base = file.resolve().parent
+    for key in (*_PATH_KEYS, "jsonl", "source"):
+        value = values.get(key)
+        if not isinstance(value, str) or not value or (key == "jsonl" and value == "-"):
+            continue
+        if key == "source" and not _looks_like_local_path(value):
+            continue
+        expanded = Path(os.path.expanduser(value))
+        values[key] = str(expanded if expanded.is_absolute() else base / expanded)
+    for key in _PATH_KEYS:
+        if key in values:
+            values[key] = Path(values[key])
+    return RunOptions(**values, config_path=file)
+
+
+def _looks_like_local_path(value: str) -> bool:
+    from edgecnn.devices.sources.spec import DEMO_NAMES
+
+    lowered = value.lower()
+    return not (
+        "://" in value
+        or value.isdigit()
+        or lowered in DEMO_NAMES
+        or lowered.startswith(("picamera2", "synthetic:"))
+    )
+
+
+def merge_cli(options: RunOptions, cli: dict[str, Any]) -> RunOptions:
+    """Apply CLI flags (``None`` = not given) over ``options``; ``--camera``/``--source`` replace both keys."""
+    given = {key: value for key, value in cli.items() if value is not None}
+    if "camera" in given or "source" in given:
+        given.setdefault("camera", None)
+        given.setdefault("source", None)
+    return dataclasses.replace(
+        options, **given, from_cli=frozenset(k for k in given if cli.get(k) is not None)
+    )
+
+
+def validate_run_options(
+    opts: RunOptions, *, check_model: bool = True, check_source: bool = True
+) -> RunOptions:
+    """Check that ``opts`` can start a run; raise ConfigError (or UsageError for a CLI flag) in one line.
+
+    The message names the key (``top_k``) and, for a value from a file, the file; for a value given on
+    the command line it names the flag (``--top-k``). Checks: a model is given and is a file; the
+    source parses (a file or folder must exist; a camera is not opened); device, serve address, crop,
+    ranges of numbers; the labels file exists; the folder of a JSONL file exists. Returns ``opts``
+    unchanged so calls can be chained. Safe to call from an installer: no side effects.
+    ``check_model``/``check_source`` off skip the model and source checks (a caller that injects an
+    opened model or its own frame source).
+    """
+    from edgecnn.devices.delegates import parse_device
+    from edgecnn.devices.sources.spec import parse_source
+
+    def fail(key: str, problem: str) -> EdgecnnError:
+        if key in opts.from_cli:
+            return UsageError(f"{flag(key)}: {problem}")
+        where = f"{opts.config_path}: " if opts.config_path else ""
+        return ConfigError(f"{where}{key} ({flag(key)}): {problem}")
+
+    if check_model:
+        _check_model(opts, fail)
+    if opts.labels is not None and not Path(opts.labels).is_file():
+        raise fail("labels", f"labels file {opts.labels} not found.")
+    if check_source:
+        try:
+            parse_source(opts.source, camera=opts.camera)
+        except EdgecnnError as exc:
+            key = "camera" if opts.source is None else "source"
+            raise fail(key, str(exc)) from None
+    try:
+        parse_device(opts.device)
+    except EdgecnnError as exc:
+        raise fail("device", str(exc)) from None
+    if opts.serve is not None:
+        try:
+            parse_serve(opts.serve)
+        except EdgecnnError as exc:
+            raise fail("serve", str(exc).replace("Bad --serve address", "bad address")) from None
+    if opts.crop is not None and opts.crop.lower() not in CROP_CHOICES:
+        raise fail("crop", f"use 'center' (or 'none'), got {opts.crop!r}.")
+    if opts.jsonl is not None and opts.jsonl != "-":
+        parent = Path(opts.jsonl).expanduser().parent
+        if not parent.is_dir():
+            raise fail("jsonl", f"folder {parent} does not exist: create it or pass --jsonl - for stdout.")
+    ranges: list[tuple[str, float, float]] = [
+        ("camera", 0, 1000),
+        ("threads", 1, 64),
+        ("top_k", 1, 1000),
+        ("width", 1, 16384),
+        ("height", 1, 16384),
+        ("fps", 0.001, 1000),
+        ("min_score", 0.0, 1.0),
+        ("every", 1, 1_000_000),
+        ("max_frames", 1, 10**12),
+        ("duration", 0.001, 10**9),
+        ("stall_timeout", 0.05, 3600),
+    ]
+    for key, low, high in ranges:
+        value = getattr(opts, key)
+        if value is not None and not low <= value <= high:
+            raise fail(key, f"must be between {low:g} and {high:g}, got {value!r}.")
+    return opts
+
+
+def _check_model(opts: RunOptions, fail: Callable[[str, str], EdgecnnError]) -> None:
+    if opts.model is None or str(opts.model) == "":
+        if opts.config_path:
+            raise ConfigError(
+                f'{opts.config_path}: no model: set model = "/path/to/model.tflite" in the file or pass MODEL.'
+            )
+        raise UsageError("No model: pass MODEL (a .tflite file) or --config FILE with a model key.")
+    model = Path(opts.model)
+    if not model.is_file():
+        raise fail(
+            "model",
+            f"model file {model} not found" + (" (it is a directory)" if model.is_dir() else "") + ".",
+        )
+
+
+def parse_serve(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[::1]:PORT``, ``:PORT`` or ``PORT`` -> (host, port); the host defaults to 127.0.0.1."""
+    text = value.strip()
+    host, port_text = "127.0.0.1", text
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or not text[end + 1 :].startswith(":"):
+            raise UsageError(f"Bad --serve address {value!r}: use [IPV6]:PORT, e.g. [::1]:8080.")
+        host, port_text = text[1:end], text[end + 2 :]
+    elif ":" in text:
+        host, port_text = text.rsplit(":", 1)
+        host = host or "127.0.0.1"
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise UsageError(
+            f"Bad --serve address {value!r}: use HOST:PORT with a port 0-65535, e.g. 127.0.0.1:8080."
+        )
+    return host, int(port_text)

@@ -1,0 +1,75 @@
+"""Everything ``edgecnn run`` can be told, as one dataclass shared by the CLI, config files and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Keys a config file may set: the CLI flags' long names with '_' for '-'. ``mqtt`` is a table
+# reserved for the MQTT result sink (a later issue); it is accepted and kept, not acted on.
+CONFIG_KEYS = (
+    "model",
+    "source",
+    "camera",
+    "device",
+    "threads",
+    "labels",
+    "top_k",
+    "width",
+    "height",
+    "fps",
+    "crop",
+    "realtime",
+    "jsonl",
+    "min_score",
+    "every",
+    "on_change",
+    "serve",
+    "reconnect",
+    "max_frames",
+    "duration",
+    "stall_timeout",
+    "quiet",
+    "mqtt",
+)
+
+
+@dataclass
+class RunOptions:
+    """Options of one run. Defaults are what ``edgecnn run MODEL`` does with no flags.
+
+    Paths may be relative (to the working directory; :func:`~edgecnn.run.config.load_run_config` makes
+    a config file's relative paths relative to the file). Check a filled-in instance with
+    :func:`~edgecnn.run.config.validate_run_options`.
+    """
+
+    model: Path | None = None
+    source: str | None = None  # video file, image folder, URL, "picamera2[:N]", "demo"; None: camera
+    camera: int | None = None  # camera index (default 0 when neither camera nor source is set)
+    device: str = "cpu"
+    threads: int | None = None
+    labels: Path | None = None
+    top_k: int = 1
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    crop: str | None = None
+    realtime: bool = False
+    jsonl: str | None = None  # "-" for stdout, or a file path (appended to)
+    min_score: float = 0.0
+    every: int = 1
+    on_change: bool = False
+    serve: str | None = None  # HOST:PORT, ":PORT" or "PORT" (host 127.0.0.1)
+    reconnect: bool = False
+    max_frames: int | None = None
+    duration: float | None = None
+    stall_timeout: float = 5.0  # seconds without a frame before a source counts as stalled
+    quiet: bool = False
+    mqtt: dict[str, Any] | None = None
+    # Not config keys: where values came from (for error messages) and tuning knobs for tests.
+    config_path: Path | None = None
+    backoff_initial: float = 0.5
+    backoff_max: float = 10.0
+    human_interval: float = 0.5  # at most one human-readable line per this many seconds
+    from_cli: frozenset[str] = field(default_factory=frozenset, repr=False)

@@ -1,0 +1,143 @@
+"""Where results go: a list of sinks behind one small protocol, with one filter in front of them.
+
+Built in: human-readable lines (throttled) and JSON Lines. A new destination (the MQTT publisher of a
+later issue) is one more class with ``emit``/``close`` added to the list by :func:`build_sinks` or passed
+to :func:`edgecnn.run.pipeline.run` as ``sinks=``. ``/latest``, ``/metrics`` and the preview stream are
+not sinks: they see every frame, unfiltered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import IO, Protocol, runtime_checkable
+
+from edgecnn.errors import InputError
+from edgecnn.run.options import RunOptions
+from edgecnn.run.results import FrameResult
+from edgecnn.run.stats import RunSummary, format_summary
+
+log = logging.getLogger("edgecnn.run")
+
+
+@runtime_checkable
+class ResultSink(Protocol):
+    """Receives the results that pass ``--every``/``--min-score``/``--on-change``.
+
+    ``emit`` is called on the inference thread for each passing result: it must be quick (buffer or
+    hand off to its own thread if it does I/O that can block). ``close`` is called once on shutdown,
+    with the run's summary (``None`` when the run failed before it started); it must flush.
+    """
+
+    def emit(self, result: FrameResult) -> None: ...
+
+    def close(self, summary: RunSummary | None) -> None: ...
+
+
+class ResultFilter:
+    """``--every N`` (every Nth classified frame), then ``--min-score``, then ``--on-change`` (top label differs
+    from the last one emitted)."""
+
+    def __init__(self, *, every: int = 1, min_score: float = 0.0, on_change: bool = False) -> None:
+        self.every, self.min_score, self.on_change = every, min_score, on_change
+        self._last_label: str | None = None
+
+    def accept(self, result: FrameResult) -> bool:
+        if self.every > 1 and result.n % self.every:
+            return False
+        if result.top.score < self.min_score:
+            return False
+        if self.on_change:
+            if result.top.label == self._last_label:
+                return False
+            self._last_label = result.top.label
+        return True
+
+
+def format_line(result: FrameResult, fps: float | None = None, skipped: int = 0) -> str:
+    classes = "  ".join(f"{c.label} {c.score:.2f}" for c in result.classes)
+    rate = f"  {fps:.1f} fps" if fps else ""
+    more = f"  (+{skipped} not shown)" if skipped else ""
+    return f"#{result.n} frame {result.frame}: {classes}   infer {result.inference_ms:.2f} ms{rate}{more}"
+
+
+class HumanSink:
+    """One line per result, at most one per ``interval`` seconds; the summary on close.
+
+    ``quiet`` keeps only the summary. Writes to ``stream`` (stdout, or stderr when JSONL goes to stdout).
+    """
+
+    def __init__(
+        self, stream: IO[str], *, interval: float = 0.5, quiet: bool = False, clock=time.monotonic
+    ) -> None:
+        self.stream, self.interval, self.quiet, self.clock = stream, interval, quiet, clock
+        self._last: float | None = None
+        self._skipped = 0
+        self._first: float | None = None
+        self._first_n = 0
+
+    def emit(self, result: FrameResult) -> None:
+        if self.quiet:
+            return
+        now = self.clock()
+        if self._last is not None and now - self._last < self.interval:
+            self._skipped += 1
+            return
+        if self._first is None:
+            self._first, self._first_n = now, result.n
+        # Classified frames per second since the first line (n counts frames, shown or not).
+        fps = (result.n - self._first_n) / (now - self._first) if now > self._first else None
+        self.stream.write(format_line(result, fps, self._skipped) + "\n")
+        self.stream.flush()
+        self._last, self._skipped = now, 0
+
+    def close(self, summary: RunSummary | None) -> None:
+        if summary is not None:
+            self.stream.write(format_summary(summary) + "\n")
+        self.stream.flush()
+
+
+class JsonlSink:
+    """One JSON object per line, flushed per line so ``tail -f`` and log shippers see results at once.
+
+    A file is opened for appending: a restarted service adds to its log instead of wiping it.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        if target == "-":
+            self.stream: IO[str] = sys.stdout
+            self._owned = False
+        else:
+            path = Path(target).expanduser()
+            try:
+                self.stream = path.open("a", encoding="utf-8")
+            except OSError as exc:
+                raise InputError(
+                    f"Cannot open {path} for --jsonl: {exc.strerror}. Check the folder and permissions."
+                ) from exc
+            self._owned = True
+
+    def emit(self, result: FrameResult) -> None:
+        self.stream.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
+        self.stream.flush()
+
+    def close(self, summary: RunSummary | None) -> None:
+        try:
+            self.stream.flush()
+        finally:
+            if self._owned:
+                self.stream.close()
+
+
+def build_sinks(options: RunOptions) -> list[ResultSink]:
+    """The sinks ``options`` ask for: JSONL if ``jsonl``, and always the human lines/summary sink."""
+    sinks: list[ResultSink] = []
+    if options.jsonl is not None:
+        sinks.append(JsonlSink(options.jsonl))
+    human_stream = sys.stderr if options.jsonl == "-" else sys.stdout
+    sinks.append(HumanSink(human_stream, interval=options.human_interval, quiet=options.quiet))
+    return sinks

@@ -1,0 +1,313 @@
+"""The ``edgecnn run`` loop: frames in, classifications out, observable and restartable.
+
+Capture runs in the source's own thread (see ``edgecnn.devices.sources``), so decoding the next frame
+overlaps inference on this one. This loop owns everything else: the reconnect policy (capped exponential
+backoff when ``reconnect`` is on, a one-line error otherwise), the stall detector (no frame for
+``stall_timeout`` seconds counts as a lost source, so nothing ever hangs silently), outputs, the HTTP
+endpoint's state, systemd notifications, and the summary. Stopping (``stop_event``, set by SIGTERM/SIGINT
+in the CLI) is checked between frames: the frame in flight is finished, outputs are flushed, and the
+summary is returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgecnn.devices.sources import FrameSource, SourceEnded, open_source, parse_source
+from edgecnn.errors import SourceError
+from edgecnn.model import Classifier, open_classifier
+from edgecnn.run.config import parse_serve, validate_run_options
+from edgecnn.run.live import LiveState
+from edgecnn.run.notify import Notifier
+from edgecnn.run.options import RunOptions
+from edgecnn.run.outputs import ResultFilter, ResultSink, build_sinks
+from edgecnn.run.results import FrameResult
+from edgecnn.run.stats import RunStats, RunSummary
+
+if TYPE_CHECKING:
+    from edgecnn.run.metrics import RunMetrics
+
+log = logging.getLogger("edgecnn.run")
+
+READ_SLICE_S = 0.1  # longest wait for a frame before re-checking stop, deadline and stall
+STATUS_EVERY_S = 10.0
+
+
+class Pipeline:
+    """One run. Build it, then call :meth:`run` (blocking); :meth:`stop` or ``stop_event`` ends it.
+
+    Injection points for tests and embedding: ``source`` (any :class:`FrameSource`), ``classifier``
+    (an opened model), ``sinks`` (added to the ones ``options`` ask for), ``clock`` (monotonic seconds for
+    duration, stall and fps), ``env`` (for ``NOTIFY_SOCKET``/``WATCHDOG_USEC``). When ``options.serve`` is
+    set, :attr:`serving` is set once the HTTP endpoint listens and :attr:`server_address` is its address.
+    """
+
+    def __init__(
+        self,
+        options: RunOptions,
+        *,
+        source: FrameSource | None = None,
+        classifier: Classifier | None = None,
+        sinks: Sequence[ResultSink] = (),
+        clock: Callable[[], float] = time.monotonic,
+        stop_event: threading.Event | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.options = options
+        self.clock = clock
+        self.stop_event = stop_event or threading.Event()
+        self.serving = threading.Event()
+        self.server_address: tuple[str, int] | None = None
+        self.live: LiveState | None = None
+        self._source = source
+        self._classifier = classifier
+        self._extra_sinks = list(sinks)
+        self._env = env
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self) -> RunSummary:
+        opts = self.options
+        validate_run_options(opts, check_model=self._classifier is None, check_source=self._source is None)
+        clock = self.clock
+        crop = None if opts.crop in (None, "none") else opts.crop
+        clf = self._classifier or open_classifier(
+            opts.model,  # type: ignore[arg-type]  # validated: a model path is set
+            device=opts.device,
+            threads=opts.threads,
+            labels=opts.labels,
+            crop=crop,
+        )
+        model_name = Path(clf.path).name if clf.path else str(opts.model)
+        source = self._source
+        if source is None:
+            spec = parse_source(opts.source, camera=opts.camera)
+            source = open_source(
+                spec, width=opts.width, height=opts.height, fps=opts.fps, realtime=opts.realtime
+            )
+        log.info(
+            "classifying %s with %s on %s (%s)", source.name, model_name, clf.device, clf.runtime.describe()
+        )
+
+        sinks: list[ResultSink] = [*build_sinks(opts), *self._extra_sinks]
+        stats = RunStats(clock())  # --duration and "first result after" count from here, model loaded
+        notifier = Notifier(self._env)
+        server = metrics = None
+        stopped = "error"
+        summary: RunSummary | None = None
+        try:
+            if opts.serve is not None:
+                from edgecnn.run.metrics import RunMetrics
+                from edgecnn.run.server import RunServer
+
+                self.live = LiveState(source=source.name, stall_timeout=opts.stall_timeout, clock=clock)
+                metrics = RunMetrics(
+                    model=model_name, device=clf.device, source=source.name, fps=self.live.fps
+                )
+                host, port = parse_serve(opts.serve)
+                server = RunServer(host, port, self.live, metrics)
+                server.start()
+                self.server_address = server.address
+                log.info("serving %s  (/healthz /latest /metrics /stream.mjpg)", server.url)
+                self.serving.set()
+            stopped = self._loop(source, clf, sinks, stats, notifier, metrics)
+        finally:
+            notifier.stopping()
+            try:
+                source.close()
+            except Exception as exc:  # closing must not hide why we stopped
+                log.debug("closing source: %s", exc)
+            end = clock()
+            summary = stats.summary(
+                model=model_name, device=clf.device, source=source.name, end=end, stopped=stopped
+            )
+            shown = summary if (stopped != "error" or stats.frames or stats.reconnects) else None
+            if self.live is not None:
+                self.live.close()
+            for sink in sinks:
+                try:
+                    sink.close(shown)
+                except Exception as exc:
+                    log.warning("closing output %s failed: %s", type(sink).__name__, exc)
+            if server is not None:
+                server.stop()
+            notifier.close()
+        return summary
+
+    def _loop(
+        self,
+        source: FrameSource,
+        clf: Classifier,
+        sinks: list[ResultSink],
+        stats: RunStats,
+        notifier: Notifier,
+        metrics: RunMetrics | None,
+    ) -> str:
+        """Open, read, classify, output until a stop condition; return why it stopped."""
+        opts = self.options
+        clock, live, stop = self.clock, self.live, self.stop_event
+        result_filter = ResultFilter(every=opts.every, min_score=opts.min_score, on_change=opts.on_change)
+        deadline = None if opts.duration is None else stats.start + opts.duration
+        watchdog_every = notifier.watchdog_interval
+        connected = False
+        failures = 0  # consecutive failed opens/losses: drives the backoff
+        last_message = ""
+        last_seen = clock()
+        last_watchdog = last_status = 0.0
+        wait_start = time.perf_counter()
+
+        def source_failed(exc: SourceError) -> None:
+            nonlocal failures, last_message
+            if metrics is not None:
+                metrics.source_up.set(0)
+            if not opts.reconnect:
+                raise exc
+            failures += 1
+            delay = min(opts.backoff_max, opts.backoff_initial * 2 ** (failures - 1))
+            if deadline is not None:
+                delay = max(0.0, min(delay, deadline - clock()))
+            message = " ".join(str(exc).split())
+            if message == last_message:  # the full explanation was logged on the first attempt
+                log.warning(
+                    "%s still unavailable; retrying in %.1f s (attempt %d).", source.name, delay, failures
+                )
+            else:
+                log.warning("%s Retrying in %.1f s (attempt %d, --reconnect).", message, delay, failures)
+            last_message = message
+            if live is not None:
+                live.set_status("reconnecting", message)
+            notifier.status(f"reconnecting to {source.name} (attempt {failures})")
+            stop.wait(delay)
+
+        while True:
+            if stop.is_set():
+                return "signal"
+            if deadline is not None and clock() >= deadline:
+                return "duration"
+            if not connected:
+                if failures:
+                    stats.reconnects += 1
+                    if metrics is not None:
+                        metrics.reconnects.inc()
+                    if live is not None:
+                        live.reconnects = stats.reconnects
+                try:
+                    source.open()
+                except SourceError as exc:
+                    source_failed(exc)
+                    continue
+                connected = True
+                if failures:
+                    log.info("%s is back after %d attempt(s)", source.name, failures)
+                if metrics is not None:
+                    metrics.source_up.set(1)
+                last_seen = clock()
+                wait_start = time.perf_counter()
+                continue
+            try:
+                frame = source.read(READ_SLICE_S)
+            except SourceEnded:
+                return "end of source"
+            except SourceError as exc:
+                source.close()
+                connected = False
+                source_failed(exc)
+                continue
+            if frame is None:
+                if clock() - last_seen > opts.stall_timeout:
+                    source.close()
+                    connected = False
+                    source_failed(
+                        SourceError(
+                            f"No frame from {source.name} for {opts.stall_timeout:g} s: the source stalled "
+                            "(camera hung, stream stuck)."
+                        )
+                    )
+                continue
+            failures = 0
+            last_message = ""
+            t_got = time.perf_counter()
+            pred = clf.classify(frame.image, top_k=opts.top_k)
+            t_done = time.perf_counter()
+            n = stats.frames + 1
+            result = FrameResult(
+                n=n,
+                frame=frame.index,
+                timestamp=frame.timestamp,
+                classes=pred.classes,
+                capture_wait_ms=(t_got - wait_start) * 1e3,
+                preprocess_ms=pred.preprocess_ms,
+                inference_ms=pred.inference_ms,
+                total_ms=(t_done - wait_start) * 1e3,
+                age_ms=(t_done - frame.captured) * 1e3,
+            )
+            dropped = getattr(source, "dropped", 0)
+            if dropped != stats.dropped:
+                if metrics is not None:
+                    metrics.dropped.inc(max(0, dropped - stats.dropped))
+                stats.dropped = dropped
+            if live is not None:
+                live.dropped = dropped
+                live.publish(frame.image, result)
+            if metrics is not None:
+                metrics.observe(result)
+            if result_filter.accept(result):
+                for sink in sinks:
+                    sink.emit(result)
+            now = clock()
+            last_seen = now
+            t_end = time.perf_counter()
+            stats.add(
+                now,
+                wait_ms=result.capture_wait_ms,
+                preprocess_ms=pred.preprocess_ms,
+                inference_ms=pred.inference_ms,
+                total_ms=result.total_ms,
+                busy_ms=(t_end - t_got) * 1e3,
+                age_ms=result.age_ms,
+            )
+            if n == 1:
+                notifier.ready(f"classifying {source.name}")
+                last_status = now
+            if watchdog_every is not None and now - last_watchdog >= watchdog_every:
+                notifier.watchdog()
+                last_watchdog = now
+            if notifier.enabled and now - last_status >= STATUS_EVERY_S:
+                notifier.status(
+                    f"{stats.fps():.1f} fps, {n} frames, {stats.dropped} dropped, {stats.reconnects} reconnects"
+                )
+                last_status = now
+            if opts.max_frames is not None and n >= opts.max_frames:
+                return "max-frames"
+            wait_start = time.perf_counter()
+
+
+def run(
+    options: RunOptions,
+    *,
+    source: FrameSource | None = None,
+    classifier: Classifier | None = None,
+    sinks: Sequence[ResultSink] = (),
+    clock: Callable[[], float] = time.monotonic,
+    stop_event: threading.Event | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunSummary:
+    """Classify frames from ``options``' source (or ``source``) until it ends, a limit is hit, or
+    ``stop_event`` is set; return the summary. Raises SourceError when the source cannot be opened or is
+    lost and ``options.reconnect`` is off, and the model/usage errors of :func:`open_classifier`.
+    """
+    return Pipeline(
+        options,
+        source=source,
+        classifier=classifier,
+        sinks=sinks,
+        clock=clock,
+        stop_event=stop_event,
+        env=env,
+    ).run()

@@ -1,0 +1,204 @@
+"""``edgecnn run --config FILE.toml``: keys, types, relative paths, CLI overrides, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgecnn.errors import ConfigError, UsageError
+from edgecnn.run.config import load_run_config, merge_cli, parse_serve, validate_run_options
+from edgecnn.run.options import CONFIG_KEYS, RunOptions
+from tests.conftest import MOBILENET, error_lines, run_cli
+from tests.run_support import numbered_frame, write_video
+
+FULL = """
+model = "model.tflite"
+source = "clips/door.avi"
+device = "cpu"
+threads = 2
+top_k = 3
+width = 640
+height = 480
+fps = 15
+crop = "center"
+realtime = false
+jsonl = "out/results.jsonl"
+min_score = 0.5
+every = 2
+on_change = true
+serve = "127.0.0.1:8080"
+reconnect = true
+max_frames = 100
+duration = 60
+stall_timeout = 3.5
+quiet = true
+
+[mqtt]
+host = "127.0.0.1"
+topic = "edgecnn/door"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "door.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def layout(tmp_path):
+    (tmp_path / "model.tflite").write_bytes(MOBILENET.read_bytes())
+    (tmp_path / "clips").mkdir()
+    write_video(tmp_path / "clips" / "door.avi", [numbered_frame(i) for i in range(3)])
+    (tmp_path / "out").mkdir()
+    return tmp_path
+
+
+def test_full_config_loads_with_paths_relative_to_the_file(layout, coral):
+    opts = load_run_config(write(layout, FULL))
+    assert opts.model == layout / "model.tflite"
+    assert opts.source == str(layout / "clips" / "door.avi")
+    assert opts.jsonl == str(layout / "out" / "results.jsonl")
+    assert (opts.top_k, opts.threads, opts.every, opts.max_frames) == (3, 2, 2, 100)
+    assert (opts.fps, opts.duration, opts.min_score, opts.stall_timeout) == (15.0, 60.0, 0.5, 3.5)
+    assert opts.on_change and opts.reconnect and opts.quiet and not opts.realtime
+    assert opts.mqtt == {"host": "127.0.0.1", "topic": "edgecnn/door"}  # reserved: kept, not used
+    assert validate_run_options(opts) is opts
+
+
+def test_every_config_key_is_a_cli_flag():
+    from typer.main import get_command
+
+    from edgecnn.cli import app
+
+    run = get_command(app).commands["run"]
+    flags = {opt for param in run.params for opt in param.opts}
+    for key in CONFIG_KEYS:
+        if key in ("model", "mqtt"):
+            continue
+        assert "--" + key.replace("_", "-") in flags, key
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('modle = "m.tflite"', ["unknown key 'modle'", "did you mean 'model'"]),
+        ('model = "m.tflite"\ntop_k = "3"', ["top_k must be an integer", "string"]),
+        ('model = "m.tflite"\nreconnect = 1', ["reconnect must be true or false"]),
+        ('model = "m.tflite"\nthreads = true', ["threads must be an integer"]),
+        ('model = "m.tflite"\nmqtt = "on"', ["mqtt must be a table"]),
+        ('model = "m"\ntop_k = = 3', ["not valid TOML", "line 2"]),
+    ],
+)
+def test_load_errors_name_file_and_key(tmp_path, text, words):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_run_config(path)
+    message = str(info.value)
+    assert message.startswith(str(path)) and "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_run_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("camera = 0", ["no model", "model = "]),
+        ('model = "missing.tflite"', ["model (MODEL)", "missing.tflite not found"]),
+        ('model = "model.tflite"\nsource = "nowhere.avi"', ["source (--source)", "not found"]),
+        ('model = "model.tflite"\nsource = "gopher://x"', ["source (--source)", "gopher"]),
+        ('model = "model.tflite"\ncamera = -1', ["camera (--camera)"]),
+        ('model = "model.tflite"\ntop_k = 0', ["top_k (--top-k)", "between 1 and 1000"]),
+        ('model = "model.tflite"\nserve = "127.0.0.1:99999"', ["serve (--serve)", "0-65535"]),
+        ('model = "model.tflite"\ndevice = "gpu"', ["device (--device)", "gpu"]),
+        ('model = "model.tflite"\ncrop = "left"', ["crop (--crop)", "center"]),
+        ('model = "model.tflite"\njsonl = "nodir/r.jsonl"', ["jsonl (--jsonl)", "does not exist"]),
+        ('model = "model.tflite"\ncamera = 1\nsource = "demo"', ["either --camera"]),
+    ],
+)
+def test_validation_errors_name_the_key(layout, text, words, coral):
+    path = write(layout, text)
+    with pytest.raises(ConfigError) as info:
+        validate_run_options(load_run_config(path))
+    message = str(info.value)
+    assert message.startswith(str(path)) and "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_cli_flags_override_the_file(layout, coral):
+    base = load_run_config(write(layout, FULL))
+    merged = merge_cli(base, {"top_k": 1, "camera": 2, "source": None, "quiet": False, "model": None})
+    assert merged.top_k == 1 and merged.camera == 2 and merged.source is None and merged.quiet is False
+    assert merged.model == layout / "model.tflite" and merged.every == 2
+    bad = merge_cli(base, {"source": str(layout / "missing.avi")})
+    with pytest.raises(UsageError, match=r"^--source: "):
+        validate_run_options(bad)
+
+
+def test_parse_serve_forms():
+    assert parse_serve("8080") == ("127.0.0.1", 8080)
+    assert parse_serve(":0") == ("127.0.0.1", 0)
+    assert parse_serve("0.0.0.0:80") == ("0.0.0.0", 80)
+    assert parse_serve("[::1]:9000") == ("::1", 9000)
+    with pytest.raises(UsageError):
+        parse_serve("localhost")
+
+
+def test_cli_runs_from_config_with_overrides(layout, coral):
+    config = write(layout, 'model = "model.tflite"\nsource = "clips/door.avi"\ntop_k = 2\nquiet = true\n')
+    result = run_cli("run", "--config", config, "--jsonl", "-", "--top-k", "1")
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and all(line.count('"label"') == 1 for line in lines)
+
+
+def test_cli_config_error_is_one_line_exit_7(tmp_path):
+    config = write(tmp_path, 'model = "m.tflite"\nfsp = 3\n')
+    result = run_cli("run", "--config", config)
+    assert result.code == 7
+    assert error_lines(result.stderr) == [
+        f"edgecnn: error: {config}: unknown key 'fsp' (did you mean 'fps'?); known keys: {', '.join(CONFIG_KEYS)}."
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_without_model_says_how(tmp_path):
+    result = run_cli("run", "--source", "demo")
+    assert result.code == 2
+    assert error_lines(result.stderr) == [
+        "edgecnn: error: No model: pass MODEL (a .tflite file) or --config FILE with a model key."
+    ]
+
+
+def test_config_module_is_light_for_installers(layout, coral):
+    """The service installer validates /etc/edgecnn/NAME.toml with these two calls: no OpenCV, no runtime."""
+    config = write(layout, FULL)
+    probe = (
+        "import sys\n"
+        "from edgecnn.run.config import load_run_config, validate_run_options\n"
+        f"validate_run_options(load_run_config({str(config)!r}))\n"
+        "print(sorted(m for m in ('cv2', 'ai_edge_litert', 'numpy', 'prometheus_client', 'tensorflow') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_defaults_are_what_the_readme_says():
+    opts = RunOptions()
+    assert (opts.device, opts.top_k, opts.every, opts.min_score, opts.stall_timeout) == (
+        "cpu",
+        1,
+        1,
+        0.0,
+        5.0,
+    )

@@ -1,0 +1,65 @@
+"""``edgecnn run`` as a real process: clean exit on SIGTERM/SIGINT, and no TensorFlow on the device path."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import MOBILENET, error_lines
+from tests.run_support import LineReader, http_get, numbered_frame, write_video
+
+
+def start_run(*args: str) -> tuple[subprocess.Popen[str], LineReader, LineReader]:
+    env = {k: v for k, v in os.environ.items() if k not in ("EDGECNN_DEBUG", "NOTIFY_SOCKET")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgecnn", "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    return proc, LineReader(proc.stdout), LineReader(proc.stderr)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly_with_summary(sig, coral):
+    proc, out, err = start_run(str(MOBILENET), "--source", "demo", "--serve", "127.0.0.1:0")
+    try:
+        serving = err.wait_for(lambda line: line.startswith("serving http://"))
+        out.wait_for(lambda line: line.startswith("#1 frame"))
+        base = serving.split()[1].rstrip("/")
+        assert http_get(base + "/healthz")[0] == 200
+        proc.send_signal(sig)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stdout, stderr = out.text(), err.text()
+    assert code == 0, stderr
+    assert "summary:" in stdout and "stopped: signal" in stdout and "reconnects 0" in stdout
+    assert f"{signal.Signals(sig).name} received" in stderr
+    assert not [line for line in error_lines(stderr) if "error" in line]
+
+
+def test_run_path_imports_no_tensorflow(tmp_path, coral):
+    video = write_video(tmp_path / "v.avi", [numbered_frame(i) for i in range(6)])
+    jsonl = tmp_path / "r.jsonl"
+    probe = f"""
+import sys
+import edgecnn.cli
+from edgecnn.run import RunOptions, run
+summary = run(RunOptions(model={str(MOBILENET)!r}, source={str(video)!r}, serve="127.0.0.1:0", jsonl={str(jsonl)!r}, quiet=True))
+assert summary.frames == 6, summary
+heavy = sorted(m for m in ("tensorflow", "keras", "sklearn", "matplotlib") if m in sys.modules)
+print("HEAVY", heavy)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout
+    assert len([json.loads(line) for line in jsonl.read_text().splitlines()]) == 6
