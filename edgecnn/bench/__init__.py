@@ -1,0 +1,1 @@
+"""``edgecnn bench``: latency per device (runner), saved results (results), comparisons (report), formats."""

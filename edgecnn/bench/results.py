@@ -1,0 +1,298 @@
+"""Saved bench results: one self-describing JSON document per ``edgecnn bench --save`` run.
+
+A file carries everything needed to compare it later with files from other machines: the device probe
+(board, CPU, governor, runtime...), the model's name, size and sha256, the settings, and per configuration
+(device x threads) the latency statistics. ``format``/``schema_version`` say what the file is;
+``units`` says what the numbers mean, so a reader needs no code from this module.
+
+Layout (schema version 1)::
+
+    {"format": "edgecnn-bench", "schema_version": 1, "units": {...}, "created": "2026-01-01T12:00:00Z",
+     "edgecnn_version": "0.1.0", "machine": {<edgecnn devices --json>},
+     "runtime": {"name": "ai-edge-litert", "version": "2.3.0"},
+     "model": {"name", "path", "sha256", "size_bytes", "edgetpu_compiled", "input_shape", "input_dtype"},
+     "settings": {"devices", "threads", "runs", "warmup", "duration_s", "input", "seed"},
+     "results": [{"device", "device_used", "threads", "runs", "load_ms", "first_inference_ms",
+                  "latency_ms": {"min", "mean", "p50", "p90", "p99", "max", "stdev"},
+                  "throughput_ips", "peak_rss_mb", "rss_scope", "temperature_before_c",
+                  "temperature_after_c", "throttling_before", "throttling_after", "warnings"}]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from edgecnn.errors import InputError
+from edgecnn.modelfile import write_atomic
+
+FORMAT = "edgecnn-bench"
+SCHEMA_VERSION = 1
+UNITS = {
+    "latency_ms": "milliseconds per interpreter.invoke(), timed with time.perf_counter_ns",
+    "load_ms": "milliseconds from file to an allocated interpreter (delegate included)",
+    "first_inference_ms": "milliseconds for the first invoke() after loading (before warm-up)",
+    "throughput_ips": "inferences per second over the timed loop (sequential, one input at a time)",
+    "peak_rss_mb": "MiB, peak resident set size (VmHWM) of the bench process",
+    "temperature_c": "degrees Celsius, SoC/CPU thermal zone",
+}
+LATENCY_KEYS = ("min", "mean", "p50", "p90", "p99", "max", "stdev")
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    min: float
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    max: float
+    stdev: float
+
+
+@dataclass
+class ConfigResult:
+    """One configuration: a device and a thread count."""
+
+    device: str  # as requested: cpu, edgetpu, edgetpu:usb, auto
+    device_used: str  # what ran it (auto may fall back to cpu)
+    threads: int
+    runs: int
+    load_ms: float
+    first_inference_ms: float
+    latency_ms: LatencyStats
+    throughput_ips: float
+    peak_rss_mb: float | None
+    rss_scope: str  # "configuration" (VmHWM reset before loading) or "process" (peak since start)
+    temperature_before_c: float | None = None
+    temperature_after_c: float | None = None
+    throttling_before: str | None = None  # raw vcgencmd get_throttled value on a Pi
+    throttling_after: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    path: str
+    sha256: str
+    size_bytes: int
+    edgetpu_compiled: bool
+    input_shape: list[int]
+    input_dtype: str
+
+
+@dataclass
+class BenchSettings:
+    devices: list[str]
+    threads: list[int]
+    runs: int
+    warmup: int
+    duration_s: float | None
+    input: str  # "random" or "images:<folder>"
+    seed: int
+
+
+@dataclass
+class BenchResult:
+    """A whole ``edgecnn bench`` run, as saved by ``--save``."""
+
+    created: str
+    edgecnn_version: str
+    machine: dict[str, Any]  # DeviceProbe.to_dict()
+    runtime: dict[str, Any]
+    model: ModelInfo
+    settings: BenchSettings
+    results: list[ConfigResult]
+    format: str = FORMAT
+    schema_version: int = SCHEMA_VERSION
+    units: dict[str, str] = field(default_factory=lambda: dict(UNITS))
+
+    @property
+    def machine_name(self) -> str:
+        return str(self.machine.get("name") or "unknown machine")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        # Header first, so `head` on a saved file shows what it is.
+        order = ["format", "schema_version", "units", "created", "edgecnn_version"]
+        return {**{k: data[k] for k in order}, **{k: v for k, v in data.items() if k not in order}}
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "bench result") -> BenchResult:
+        """Rebuild a result, raising :class:`InputError` listing every schema problem found."""
+        errors = validate(data)
+        if errors:
+            shown = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
+            raise InputError(
+                f"{source} is not a valid edgecnn bench result ({shown}). "
+                "Pass files written by `edgecnn bench MODEL --save FILE`."
+            )
+        results = []
+        for item in data["results"]:
+            known = {f.name for f in fields(ConfigResult)}
+            values = {k: v for k, v in item.items() if k in known}
+            values["latency_ms"] = LatencyStats(**{k: float(item["latency_ms"][k]) for k in LATENCY_KEYS})
+            results.append(ConfigResult(**values))
+        return cls(
+            created=data["created"],
+            edgecnn_version=data["edgecnn_version"],
+            machine=dict(data["machine"]),
+            runtime=dict(data["runtime"]),
+            model=ModelInfo(**{f.name: data["model"][f.name] for f in fields(ModelInfo)}),
+            settings=BenchSettings(**{f.name: data["settings"][f.name] for f in fields(BenchSettings)}),
+            results=results,
+            format=data["format"],
+            schema_version=data["schema_version"],
+            units=dict(data.get("units") or UNITS),
+        )
+
+
+_NUMBER = (int, float)
+
+
+def _check(errors: list[str], where: str, obj: Any, spec: dict[str, Any]) -> None:
+    if not isinstance(obj, dict):
+        errors.append(f"{where} must be an object")
+        return
+    for key, kinds in spec.items():
+        optional = isinstance(kinds, tuple) and type(None) in kinds
+        if key not in obj:
+            if not optional:
+                errors.append(f"{where}.{key} is missing")
+            continue
+        value = obj[key]
+        if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+            errors.append(f"{where}.{key} must not be a boolean")
+        elif not isinstance(value, kinds):
+            names = kinds if isinstance(kinds, tuple) else (kinds,)
+            errors.append(
+                f"{where}.{key} must be {' or '.join(sorted({k.__name__ for k in names}))}, "
+                f"not {type(value).__name__}"
+            )
+
+
+def validate(data: Any) -> list[str]:
+    """Every problem with ``data`` as a schema-1 bench result; an empty list means valid."""
+    errors: list[str] = []
+    if not isinstance(data, dict):
+        return ["the document must be a JSON object"]
+    if data.get("format") != FORMAT:
+        return [f"format is {data.get('format')!r}, expected {FORMAT!r}"]
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        return ["schema_version is missing or not an integer"]
+    if version > SCHEMA_VERSION:
+        return [
+            f"schema_version {version} is newer than this edgecnn reads ({SCHEMA_VERSION}): "
+            "upgrade edgecnn (pip install -U edgecnn)"
+        ]
+    _check(
+        errors,
+        "result",
+        data,
+        {
+            "created": str,
+            "edgecnn_version": str,
+            "machine": dict,
+            "runtime": dict,
+            "model": dict,
+            "settings": dict,
+            "results": list,
+        },
+    )
+    if errors:
+        return errors
+    _check(errors, "machine", data["machine"], {"name": str})
+    _check(errors, "runtime", data["runtime"], {"name": (str, type(None)), "version": (str, type(None))})
+    _check(
+        errors,
+        "model",
+        data["model"],
+        {
+            "name": str,
+            "path": str,
+            "sha256": str,
+            "size_bytes": int,
+            "edgetpu_compiled": bool,
+            "input_shape": list,
+            "input_dtype": str,
+        },
+    )
+    sha = data["model"].get("sha256")
+    if isinstance(sha, str) and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+        errors.append("model.sha256 must be 64 lowercase hex digits")
+    _check(
+        errors,
+        "settings",
+        data["settings"],
+        {
+            "devices": list,
+            "threads": list,
+            "runs": int,
+            "warmup": int,
+            "duration_s": (*_NUMBER, type(None)),
+            "input": str,
+            "seed": int,
+        },
+    )
+    if not data["results"]:
+        errors.append("results is empty")
+    for i, item in enumerate(data["results"]):
+        where = f"results[{i}]"
+        _check(
+            errors,
+            where,
+            item,
+            {
+                "device": str,
+                "device_used": str,
+                "threads": int,
+                "runs": int,
+                "load_ms": _NUMBER,
+                "first_inference_ms": _NUMBER,
+                "latency_ms": dict,
+                "throughput_ips": _NUMBER,
+                "peak_rss_mb": (*_NUMBER, type(None)),
+                "rss_scope": str,
+                "temperature_before_c": (*_NUMBER, type(None)),
+                "temperature_after_c": (*_NUMBER, type(None)),
+                "throttling_before": (str, type(None)),
+                "throttling_after": (str, type(None)),
+                "warnings": list,
+            },
+        )
+        if isinstance(item, dict) and isinstance(item.get("latency_ms"), dict):
+            _check(errors, f"{where}.latency_ms", item["latency_ms"], dict.fromkeys(LATENCY_KEYS, _NUMBER))
+            lat = item["latency_ms"]
+            if all(isinstance(lat.get(k), _NUMBER) for k in ("min", "p50", "p99", "max")) and not (
+                lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
+            ):
+                errors.append(f"{where}.latency_ms must satisfy min <= p50 <= p99 <= max")
+    return errors
+
+
+def save_result(result: BenchResult, path: str | os.PathLike[str]) -> Path:
+    """Write ``result`` as JSON, atomically (a crash never leaves half a file)."""
+    text = json.dumps(result.to_dict(), indent=2, sort_keys=False) + "\n"
+    return write_atomic(path, text.encode())
+
+
+def load_result(path: str | os.PathLike[str]) -> BenchResult:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise InputError(f"Bench result not found: {p}. Check the path.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"Cannot read {p}: {exc}.") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{p} is not JSON ({exc}): pass files written by `edgecnn bench MODEL --save FILE`."
+        ) from exc
+    return BenchResult.from_dict(data, source=str(p))
