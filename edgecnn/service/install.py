@@ -1,0 +1,477 @@
+"""Install, uninstall and list ``edgecnn@NAME.service`` instances.
+
+``install_service`` checks everything before it writes anything: the configuration goes through the same
+loader and validator as ``edgecnn run --config`` (:mod:`edgecnn.run.config`), the model must parse as
+TFLite, and paths the sandbox hides (home folders, read-only locations for ``jsonl``) are refused with
+the key named. Then, each file written atomically: the model (and its CPU twin) into
+``/var/lib/edgecnn/models/NAME/``, ``/etc/edgecnn/NAME.toml``, the unit template, the per-instance drop-in
+and, for the Edge TPU, the udev rule. Finally ``systemctl --root=DIR enable`` (an image) or
+``daemon-reload`` + ``enable --now`` (this machine).
+
+``uninstall_service`` removes exactly what ``install_service`` writes; the template and the udev rule go
+with the last instance that needs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from edgecnn.errors import ConfigError, EdgecnnError, ServiceError, UsageError
+from edgecnn.service import systemctl
+from edgecnn.service.layout import (
+    CONFIG_DIR,
+    LOGS_DIR,
+    MODELS_DIR,
+    STATE_DIR,
+    Layout,
+    check_name,
+    unit_name,
+)
+from edgecnn.service.unit import (
+    HOME_DIRS,
+    read_udev_rule,
+    render_dropin,
+    render_unit,
+    unit_settings,
+    uses_edgetpu,
+)
+
+log = logging.getLogger(__name__)
+
+FILE_MODE = 0o644  # the service's transient user must read config and models written by root
+DIR_MODE = 0o755
+# Folders the unit makes writable for the service (StateDirectory=, LogsDirectory=).
+WRITABLE_DIRS = (STATE_DIR, LOGS_DIR)
+
+
+@dataclass(frozen=True)
+class InstallReport:
+    name: str
+    unit: str
+    root: str
+    config: str  # as the service sees it
+    model: str  # as the service sees it
+    files: list[str]  # written, as paths on this machine
+    executable: str
+    edgetpu: bool
+    enabled: bool
+    started: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class UninstallReport:
+    name: str
+    unit: str
+    root: str
+    removed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _require_live_system() -> None:
+    if os.geteuid() != 0:
+        raise ServiceError(
+            "Installing a system service writes /etc and runs systemctl: run it as root (sudo edgecnn "
+            "service ...), or pass --root DIR to prepare an image without touching this machine."
+        )
+    if not systemctl.systemd_booted():
+        raise ServiceError(
+            "systemd is not running on this machine (no /run/systemd/system): pass --root DIR to prepare "
+            "an image (e.g. a mounted SD card) and enable the service offline."
+        )
+
+
+def _under(path: PurePosixPath, parents: tuple[PurePosixPath, ...]) -> bool:
+    return any(path == p or p in path.parents for p in parents)
+
+
+def _is_local_source(value: str) -> bool:
+    """A file or folder (as opposed to a camera index, URL, picamera2 or the demo generator)."""
+    from edgecnn.devices.sources.spec import SourceKind, parse_source
+
+    try:
+        return parse_source(value).kind in (SourceKind.FILE, SourceKind.FOLDER)
+    except EdgecnnError:
+        return "://" not in value and not value.lower().startswith(("picamera2", "synthetic:"))
+
+
+def _options(
+    *,
+    config: Path | None,
+    cli: dict[str, Any],
+) -> Any:
+    """RunOptions from ``--config FILE`` (if any) with the install flags applied over it."""
+    from edgecnn.run.config import load_run_config, merge_cli
+    from edgecnn.run.options import RunOptions
+
+    base = load_run_config(config) if config is not None else RunOptions()
+    if cli.get("source") is not None and _is_local_source(cli["source"]):
+        cli = {**cli, "source": str(Path(cli["source"]).expanduser().absolute())}
+    return merge_cli(base, cli)
+
+
+def _fail(opts: Any, key: str, problem: str) -> EdgecnnError:
+    """Same shape as edgecnn.run.config's messages: the flag for CLI values, file and key otherwise."""
+    from edgecnn.run.config import flag
+
+    if key in opts.from_cli:
+        return UsageError(f"--{key.replace('_', '-')}: {problem}")
+    where = f"{opts.config_path}: " if opts.config_path else ""
+    return ConfigError(f"{where}{key} ({flag(key)}): {problem}")
+
+
+def _check_model(opts: Any) -> Any:
+    from edgecnn.modelfile import read_model
+
+    if opts.model is None or str(opts.model) == "":
+        raise UsageError('No model: pass --model FILE.tflite (or set model = "..." in the --config file).')
+    model = Path(opts.model).expanduser().absolute()
+    if not model.is_file():
+        raise _fail(opts, "model", f"model file {model} not found.")
+    try:
+        return read_model(model)
+    except EdgecnnError as exc:
+        raise _fail(opts, "model", str(exc)) from None
+
+
+def _check_sandbox_paths(opts: Any, layout: Layout) -> Any:
+    """Paths the sandbox hides or keeps read-only; returns options whose paths make sense on this host."""
+    changes: dict[str, Any] = {}
+    if opts.jsonl is not None and opts.jsonl != "-":
+        target = PurePosixPath(opts.jsonl)
+        if not target.is_absolute() or not _under(target.parent, WRITABLE_DIRS):
+            raise _fail(
+                opts,
+                "jsonl",
+                f"the service can write only under {LOGS_DIR} or {STATE_DIR} (ProtectSystem=strict), not "
+                f"{opts.jsonl}: use {LOGS_DIR}/NAME.jsonl, or '-' for the journal.",
+            )
+        changes["jsonl"] = None  # created by systemd at start (LogsDirectory=), not here
+    if opts.source is not None and _is_local_source(opts.source):
+        target = PurePosixPath(opts.source)
+        if _under(target, tuple(PurePosixPath(p) for p in HOME_DIRS)):
+            raise _fail(
+                opts,
+                "source",
+                f"{opts.source} is in a home folder, which the service cannot see (ProtectHome=): move it to "
+                f"/srv or {STATE_DIR}.",
+            )
+        if layout.offline:
+            changes["source"] = str(layout.host(target))
+    return dataclasses.replace(opts, **changes)
+
+
+def _keys_in(config: str | os.PathLike[str] | None) -> set[str]:
+    """Keys a config file sets (it parsed already: load_run_config checked it)."""
+    if config is None:
+        return set()
+    import tomllib
+
+    return set(tomllib.loads(Path(config).read_text(encoding="utf-8")))
+
+
+def _live_source(opts: Any) -> bool:
+    from edgecnn.devices.sources.spec import parse_source
+
+    return parse_source(opts.source, camera=opts.camera).live
+
+
+def _model_copies(opts: Any, model_file: Any, device: str) -> list[Path]:
+    """The model, plus its CPU twin when the device may fall back to the CPU (``auto``)."""
+    from edgecnn.devices.delegates import DeviceKind, parse_device
+    from edgecnn.metadata import read_metadata
+    from edgecnn.model import cpu_twin_path
+
+    copies = [Path(model_file.path)]
+    if model_file.is_edgetpu and parse_device(device).kind is DeviceKind.AUTO:
+        twin = cpu_twin_path(model_file, read_metadata(model_file))
+        if twin is not None:
+            copies.append(twin)
+    return copies
+
+
+def config_dict(opts: Any) -> dict[str, Any]:
+    """The keys of ``opts`` worth writing: set, and different from RunOptions' defaults."""
+    from edgecnn.run.options import CONFIG_KEYS, RunOptions
+
+    defaults = RunOptions()
+    keep = {"model", "device"}
+    data: dict[str, Any] = {}
+    for key in CONFIG_KEYS:
+        value = getattr(opts, key)
+        if value is None or (key not in keep and value == getattr(defaults, key)):
+            continue
+        data[key] = str(value) if isinstance(value, (Path, PurePosixPath)) else value
+    if opts.source is None:
+        data["camera"] = 0 if opts.camera is None else opts.camera
+    return data
+
+
+def render_config(name: str, data: dict[str, Any]) -> str:
+    import tomli_w
+
+    header = (
+        f"# edgecnn@{name}.service runs `edgecnn run --config {CONFIG_DIR}/{name}.toml`.\n"
+        f"# Written by `edgecnn service install {name}`; the keys are edgecnn run's flags with '_' for '-'.\n"
+        f"# After editing: systemctl restart edgecnn@{name}\n\n"
+    )
+    return header + tomli_w.dumps(data)
+
+
+def _write(path: Path, data: bytes, written: list[str]) -> None:
+    from edgecnn.modelfile import write_atomic
+
+    _mkdirs(path.parent)
+    write_atomic(path, data)
+    os.chmod(path, FILE_MODE)  # write_atomic's temp file is 0600
+    written.append(str(path))
+
+
+def _mkdirs(folder: Path) -> None:
+    missing = []
+    for parent in [folder, *folder.parents]:
+        if parent.exists():
+            break
+        missing.append(parent)
+    for path in reversed(missing):
+        path.mkdir(mode=DIR_MODE)
+        os.chmod(path, DIR_MODE)  # mkdir's mode is masked by the umask
+
+
+def install_service(
+    name: str,
+    *,
+    model: str | os.PathLike[str] | None = None,
+    camera: int | None = None,
+    source: str | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    serve: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] | None = None,
+    start: bool = True,
+    executable: str | os.PathLike[str] | None = None,
+    allow_ip: list[str] | tuple[str, ...] = (),
+) -> InstallReport:
+    """Install ``edgecnn@NAME.service`` running ``edgecnn run --config /etc/edgecnn/NAME.toml``.
+
+    Flags override keys of ``config`` (a TOML file with ``edgecnn run``'s keys). With ``root`` every file
+    goes under that folder and the instance is enabled there with ``systemctl --root`` (needs no running
+    systemd and no root privileges); otherwise this machine's systemd is reloaded and the instance
+    enabled and, unless ``start=False``, started (needs root).
+    """
+    from edgecnn.run.config import validate_run_options
+
+    check_name(name)
+    layout = Layout(Path(root).absolute() if root is not None else Path("/"))
+    if not layout.offline:
+        _require_live_system()
+    elif not layout.root.is_dir():
+        raise UsageError(f"--root {layout.root} is not a folder: mount or create the image's root first.")
+    if camera is not None and source is not None:
+        raise UsageError("Give either --camera N or --source, not both.")
+    cli = {
+        "model": Path(model).expanduser().absolute() if model is not None else None,
+        "camera": camera,
+        "source": source,
+        "device": device,
+        "threads": threads,
+        "serve": serve,
+    }
+    opts = _options(config=Path(config) if config is not None else None, cli=cli)
+    model_file = _check_model(opts)
+    check = _check_sandbox_paths(opts, layout)
+    validate_run_options(dataclasses.replace(check, model=Path(model_file.path)))
+    if model_file.is_edgetpu and not uses_edgetpu(opts.device):
+        raise _fail(
+            opts,
+            "device",
+            f"{Path(model_file.path).name} is compiled for the Edge TPU: use --device edgetpu or auto, or "
+            "install the CPU model.",
+        )
+    if "reconnect" not in _keys_in(config) and _live_source(opts):
+        # A service rides out a camera or stream glitch instead of exiting (see the unit's start limit).
+        opts = dataclasses.replace(opts, reconnect=True)
+    settings = unit_settings(Path(executable) if executable is not None else None)
+    exe_host = layout.host(PurePosixPath(settings.executable))
+    if not os.access(exe_host, os.X_OK):
+        if not layout.offline:
+            raise ServiceError(
+                f"{exe_host} is not an executable edgecnn: pass --executable /path/to/venv/bin/edgecnn (the "
+                "console script of the environment the service should run)."
+            )
+        log.warning(
+            "The unit runs %s, which is not in the image at %s: pass --executable with the path of edgecnn "
+            "inside the image, unless you install it there later.",
+            settings.executable,
+            exe_host,
+        )
+    edgetpu = uses_edgetpu(opts.device)
+    dropin = render_dropin(name, edgetpu=edgetpu, allow_ip=allow_ip)
+    unit_text = render_unit(settings)
+
+    # Everything is checked: write. Models first, so a config never names a model that is not there.
+    written: list[str] = []
+    models_dir = layout.models(name)
+    target_model = PurePosixPath()
+    for index, path in enumerate(_model_copies(opts, model_file, opts.device)):
+        target = models_dir / path.name
+        _write(layout.host(target), path.read_bytes(), written)
+        if index == 0:
+            target_model = target
+    changes: dict[str, Any] = {"model": target_model}
+    if opts.labels is not None:
+        labels_target = models_dir / f"{Path(opts.labels).name}"
+        _write(layout.host(labels_target), Path(opts.labels).read_bytes(), written)
+        changes["labels"] = labels_target
+    final = dataclasses.replace(opts, **changes)
+    config_target = layout.config(name)
+    _write(layout.host(config_target), render_config(name, config_dict(final)).encode(), written)
+    for stale in layout.host(models_dir).iterdir():  # a reinstall with another model: drop the old one
+        if str(stale) not in written and stale.is_file():
+            stale.unlink()
+    _write(layout.host(layout.template), unit_text.encode(), written)
+    dropin_path = layout.host(layout.dropin(name))
+    if dropin is not None:
+        _write(dropin_path, dropin.encode(), written)
+    elif dropin_path.exists():
+        dropin_path.unlink()  # reinstalled without the Edge TPU: drop its access
+    if edgetpu:
+        _write(layout.host(layout.udev_rule), read_udev_rule().encode(), written)
+
+    unit = unit_name(name)
+    started = False
+    if layout.offline:
+        systemctl.enable(unit, root=layout.root)
+    else:
+        systemctl.daemon_reload()
+        if edgetpu:
+            _reload_udev()
+        systemctl.enable(unit)
+        if start:
+            # restart, not start: a reinstall must pick up the new config when the instance is running.
+            systemctl.systemctl("restart", unit)
+            started = True
+    return InstallReport(
+        name=name,
+        unit=unit,
+        root=str(layout.root),
+        config=str(config_target),
+        model=str(target_model),
+        files=written,
+        executable=str(settings.executable),
+        edgetpu=edgetpu,
+        enabled=True,
+        started=started,
+    )
+
+
+def _reload_udev() -> None:
+    """Apply the Coral rule to a device that is plugged in already (best effort: udev may be absent)."""
+    udevadm = shutil.which("udevadm")
+    if udevadm is None or not Path("/run/udev/control").exists():
+        log.warning("udev is not running: replug the Coral after the next boot for its permissions.")
+        return
+    for argv in (
+        [udevadm, "control", "--reload-rules"],
+        [udevadm, "trigger", "--subsystem-match=usb", "--subsystem-match=apex", "--action=add"],
+    ):
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise ServiceError(
+                f"`{' '.join(argv)}` failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}; "
+                "replug the Coral to apply 99-edgecnn-coral.rules."
+            )
+
+
+def _instance_needs_edgetpu(layout: Layout, name: str) -> bool:
+    return layout.host(layout.dropin(name)).is_file() and "char-usb_device" in layout.host(
+        layout.dropin(name)
+    ).read_text(encoding="utf-8")
+
+
+def _remove(path: Path, removed: list[str]) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+        removed.append(str(path))
+    elif path.is_dir():
+        shutil.rmtree(path)
+        removed.append(str(path))
+
+
+def _rmdir_if_empty(path: Path, removed: list[str]) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        return
+    removed.append(str(path))
+
+
+def _clean_state(unit: str, removed: list[str]) -> None:
+    """Last instance gone: let systemd remove /var/lib/private/edgecnn and its /var/lib/edgecnn link
+    (DynamicUser= moved our model folder there). /var/log/edgecnn, results, is kept."""
+    try:
+        systemctl.systemctl("clean", "--what=state", unit)
+    except ServiceError as exc:
+        log.warning("%s Remove /var/lib/private/edgecnn by hand if you want the space back.", exc)
+        return
+    removed.append(str(STATE_DIR))
+
+
+def uninstall_service(name: str, *, root: str | os.PathLike[str] | None = None) -> UninstallReport:
+    """Stop and disable ``edgecnn@NAME``, then remove its config, models and drop-in (and the template
+    and udev rule when no other instance needs them). Nothing else is touched."""
+    check_name(name)
+    layout = Layout(Path(root).absolute() if root is not None else Path("/"))
+    if not layout.offline:
+        _require_live_system()
+    unit = unit_name(name)
+    config = layout.host(layout.config(name))
+    known = config.exists() or layout.host(layout.wants_link(name)).is_symlink()
+    if not known:
+        raise ServiceError(
+            f"No service {name!r} here: {config} does not exist. `edgecnn service list"
+            + (f" --root {layout.root}" if layout.offline else "")
+            + "` shows the installed ones."
+        )
+    removed: list[str] = []
+    link = layout.host(layout.wants_link(name))
+    had_link = link.is_symlink()
+    if layout.host(layout.template).exists():
+        if layout.offline:
+            systemctl.disable(unit, root=layout.root)
+        else:
+            systemctl.disable(unit, now=True)
+            if not [n for n in layout.instance_names() if n != name]:
+                _clean_state(unit, removed)
+    if link.is_symlink():  # disable removed it, unless the template was gone already
+        link.unlink()
+    if had_link:
+        removed.append(str(link))
+    _remove(layout.host(layout.dropin(name)), removed)
+    _rmdir_if_empty(layout.host(layout.dropin_dir(name)), removed)
+    _remove(config, removed)
+    _remove(layout.host(layout.models(name)), removed)
+    others = [n for n in layout.instance_names() if n != name]
+    if not others:
+        _remove(layout.host(layout.template), removed)
+        _rmdir_if_empty(layout.host(MODELS_DIR), removed)
+        _rmdir_if_empty(layout.host(STATE_DIR), removed)
+        _rmdir_if_empty(layout.host(CONFIG_DIR), removed)
+    if not any(_instance_needs_edgetpu(layout, n) for n in others):
+        _remove(layout.host(layout.udev_rule), removed)
+    if not layout.offline:
+        systemctl.daemon_reload()
+        systemctl.systemctl("reset-failed", unit, ok=(0, 1, 5))
+    return UninstallReport(name=name, unit=unit, root=str(layout.root), removed=removed)
