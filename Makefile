@@ -5,13 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := train,dev,mqtt,plot
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
@@ -20,7 +19,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m edgecnn.demo
 
-test: $(STAMP)
+system-deps:
+	tools/system-deps
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

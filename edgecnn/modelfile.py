@@ -221,8 +221,12 @@ def with_metadata(model_file: ModelFile, name: str, payload: bytes) -> bytes:
     return out
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write to a temp file beside ``path`` and rename: a crash never leaves half a model behind."""
+def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> Path:
+    """Write to a temp file beside ``path`` and rename: a crash never leaves half a model behind.
+
+    ``mode`` is set explicitly because the temp file starts as 0600, which would hide the model from a
+    service running as another user.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -230,6 +234,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:

@@ -18,7 +18,7 @@ from edgecnn.cli._app import app
 from edgecnn.errors import EdgecnnError
 
 # One module per command (or command group); each registers itself on ``app`` when imported.
-COMMAND_MODULES = ("inspect", "predict")
+COMMAND_MODULES = ("inspect", "predict", "bench", "devices", "service", "run", "train", "convert")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"edgecnn.cli.{_name}")
