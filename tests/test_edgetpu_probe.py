@@ -201,7 +201,7 @@ def test_auto_without_any_library_warns_once_and_runs_the_twin(coral, tmp_path, 
     assert result.code == 0, result.stderr
     assert "tiger cat" in result.stdout
     warnings = [line for line in error_lines(result.stderr) if line.startswith("edgecnn: warning:")]
-    assert len(warnings) == 1 and "No Edge TPU works here" in warnings[0]
+    assert len(warnings) == 1 and "no Edge TPU works here" in warnings[0]
 
 
 def test_passing_probe_is_cached_and_no_probe_skips_it(coral, fakes, cache_home):
