@@ -7,34 +7,25 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+# The package's own helpers (edgecnn demo uses them too): re-exported for the tests.
+from edgecnn.devices.sources.synthetic import digit_frame, write_video
 
-def write_video(path: Path, frames: Iterable[np.ndarray], fps: float = 30.0) -> Path:
-    """MJPG in .avi: the combination OpenCV's bundled FFmpeg writes and reads back everywhere."""
-    frames = list(frames)
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    assert writer.isOpened(), f"VideoWriter could not open {path}"
-    for frame in frames:
-        writer.write(frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
-    writer.release()
-    return path
-
-
-def digit_frame(image28: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
-    """A BGR frame with the 28x28 digit scaled to the full height and centred (white on black)."""
-    big = cv2.resize(image28, (height, height), interpolation=cv2.INTER_LINEAR)
-    frame = np.zeros((height, width), np.uint8)
-    x = (width - height) // 2
-    frame[:, x : x + height] = big
-    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+__all__ = [
+    "LineReader",
+    "MjpegServer",
+    "digit_frame",
+    "http_get",
+    "numbered_frame",
+    "wait_until",
+    "write_video",
+]
 
 
 def numbered_frame(i: int, width: int = 160, height: int = 120) -> np.ndarray:

@@ -18,7 +18,17 @@ from edgecnn.cli._app import app
 from edgecnn.errors import EdgecnnError
 
 # One module per command (or command group); each registers itself on ``app`` when imported.
-COMMAND_MODULES = ("inspect", "predict", "bench", "devices", "service", "run", "train", "convert")
+COMMAND_MODULES = (
+    "inspect",
+    "predict",
+    "bench",
+    "devices",
+    "service",
+    "run",
+    "train",
+    "convert",
+    "demo",
+)
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"edgecnn.cli.{_name}")

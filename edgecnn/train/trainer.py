@@ -352,6 +352,7 @@ def save_keras_atomic(model: Any, path: Path) -> Path:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             model.save(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp made it 0600: others (a service user, a colleague) must read it
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
