@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := train,dev,mqtt,plot
+EXTRAS := train,dev,mqtt,plot,fleet
 
 .PHONY: demo test lint install clean system-deps
 

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "run",
     "train",
     "convert",
+    "fleet",
     "demo",
 )
 
