@@ -65,7 +65,7 @@ def test_full_config_loads_with_paths_relative_to_the_file(layout, coral):
     assert (opts.top_k, opts.threads, opts.every, opts.max_frames) == (3, 2, 2, 100)
     assert (opts.fps, opts.duration, opts.min_score, opts.stall_timeout) == (15.0, 60.0, 0.5, 3.5)
     assert opts.on_change and opts.reconnect and opts.quiet and not opts.realtime
-    assert opts.mqtt == {"host": "127.0.0.1", "topic": "edgecnn/door"}  # reserved: kept, not used
+    assert opts.mqtt == {"host": "127.0.0.1", "topic": "edgecnn/door"}
     assert validate_run_options(opts) is opts
 
 

@@ -90,12 +90,71 @@ def run_command(
     quiet: bool | None = typer.Option(
         None, "--quiet/--no-quiet", "-q", help="No per-result lines; summary only."
     ),
+    mqtt: str | None = typer.Option(
+        None,
+        "--mqtt",
+        rich_help_panel="MQTT output",
+        metavar="HOST[:PORT]",
+        help="Publish results to this MQTT broker (port 1883, 8883 with TLS); needs pip install 'edgecnn\\[mqtt]'.",
+    ),
+    mqtt_topic: str | None = typer.Option(
+        None,
+        "--mqtt-topic",
+        rich_help_panel="MQTT output",
+        help="Topic prefix: PREFIX/result, PREFIX/availability, PREFIX/stats. Default: edgecnn/HOSTNAME "
+        "(edgecnn/HOSTNAME/NAME with --config NAME.toml).",
+    ),
+    mqtt_tls: bool | None = typer.Option(
+        None,
+        "--mqtt-tls/--no-mqtt-tls",
+        rich_help_panel="MQTT output",
+        help="TLS to the broker (the system's CAs unless --mqtt-ca).",
+    ),
+    mqtt_ca: Path | None = typer.Option(
+        None,
+        "--mqtt-ca",
+        rich_help_panel="MQTT output",
+        help="CA certificate (PEM) that signed the broker's certificate; implies --mqtt-tls.",
+    ),
+    mqtt_username: str | None = typer.Option(
+        None, "--mqtt-username", rich_help_panel="MQTT output", help="Username for the broker."
+    ),
+    mqtt_password_file: Path | None = typer.Option(
+        None,
+        "--mqtt-password-file",
+        rich_help_panel="MQTT output",
+        help="File whose first line is the broker password (keeps it out of ps and shell history).",
+    ),
+    mqtt_client_id: str | None = typer.Option(
+        None,
+        "--mqtt-client-id",
+        rich_help_panel="MQTT output",
+        help="MQTT client id (default edgecnn-HOSTNAME[-NAME]-PID).",
+    ),
+    mqtt_qos: int | None = typer.Option(
+        None,
+        "--mqtt-qos",
+        rich_help_panel="MQTT output",
+        min=0,
+        max=1,
+        help="1: at least once (default); 0: at most once.",
+    ),
+    mqtt_queue_size: int | None = typer.Option(
+        None,
+        "--mqtt-queue-size",
+        rich_help_panel="MQTT output",
+        min=1,
+        max=1_000_000,
+        help="Results kept while the broker is unreachable (default 1000); older ones are dropped and counted.",
+    ),
 ) -> None:
     """Classify frames from a camera, video, stream or folder until stopped; print a summary on exit.
 
     Example: edgecnn run digits_int8.tflite --camera 0 --serve 127.0.0.1:8080 --jsonl results.jsonl
 
     Example: edgecnn run --config /etc/edgecnn/door.toml --duration 60
+
+    Example: edgecnn run model.tflite --camera 0 --mqtt broker.lan --mqtt-topic edgecnn/door --on-change
 
     SIGTERM or Ctrl-C finish the current frame, flush outputs and print the summary (exit 0).
     """
@@ -132,6 +191,17 @@ def run_command(
             "duration": duration,
             "stall_timeout": stall_timeout,
             "quiet": quiet,
+            "mqtt": {
+                "host": mqtt,
+                "topic": mqtt_topic,
+                "tls": mqtt_tls,
+                "ca": None if mqtt_ca is None else str(mqtt_ca),
+                "username": mqtt_username,
+                "password_file": None if mqtt_password_file is None else str(mqtt_password_file),
+                "client_id": mqtt_client_id,
+                "qos": mqtt_qos,
+                "queue_size": mqtt_queue_size,
+            },
         },
     )
     validate_run_options(options)

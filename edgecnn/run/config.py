@@ -15,7 +15,9 @@ Example::
     reconnect = true
     top_k = 3
 
-    [mqtt]                      # reserved for the MQTT result sink; accepted, not used yet
+    [mqtt]                      # results over MQTT (edgecnn.run.mqtt); same keys as the --mqtt* flags
+    host = "broker.lan"         # or "broker.lan:1883"; then port, topic, tls, ca, username,
+    topic = "edgecnn/door"      # password_file, client_id, qos, queue_size
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import ConfigError, EdgecnnError, UsageError
-from edgecnn.run.options import CONFIG_KEYS, RunOptions
+from edgecnn.run.options import CONFIG_KEYS, MQTT_KEYS, RunOptions
 
 _PATH_KEYS = ("model", "labels")
 _INT_KEYS = ("camera", "threads", "top_k", "width", "height", "every", "max_frames")
@@ -36,9 +38,14 @@ _FLOAT_KEYS = ("fps", "min_score", "duration", "stall_timeout")
 _BOOL_KEYS = ("realtime", "on_change", "reconnect", "quiet")
 _STR_KEYS = ("model", "source", "device", "labels", "crop", "jsonl", "serve")
 CROP_CHOICES = ("center", "none")
+_MQTT_PATH_KEYS = ("ca", "password_file")
 
 
 def flag(key: str) -> str:
+    """The CLI flag of a config key; ``mqtt.topic`` -> ``--mqtt-topic``, ``mqtt.host``/``mqtt.port`` -> ``--mqtt``."""
+    if key.startswith("mqtt."):
+        sub = key[len("mqtt.") :]
+        return "--mqtt" if sub in ("host", "port") else "--mqtt-" + sub.replace("_", "-")
     return "MODEL" if key == "model" else "--" + key.replace("_", "-")
 
 
@@ -55,6 +62,19 @@ def _check_type(key: str, value: Any, where: str) -> Any:
     if key == "mqtt":
         if not isinstance(value, dict):
             raise bad("a table ([mqtt])")
+        for sub, sub_value in value.items():
+            if sub not in MQTT_KEYS:
+                close = difflib.get_close_matches(sub, MQTT_KEYS, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(
+                    f"{where}unknown key {sub!r} in [mqtt]{hint}; known keys: {', '.join(MQTT_KEYS)}."
+                )
+            expected = MQTT_KEYS[sub]
+            if not isinstance(sub_value, expected) or (expected is int and isinstance(sub_value, bool)):
+                names = {str: "a string", int: "an integer", bool: "true or false"}
+                raise ConfigError(
+                    f"{where}mqtt.{sub} must be {names[expected]}, got {_type_name(sub_value)} {sub_value!r}."
+                )
         return value
     if key == "source" and isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # source = 0 means camera 0
@@ -123,6 +143,13 @@ def load_run_config(path: str | os.PathLike[str]) -> RunOptions:
     for key in _PATH_KEYS:
         if key in values:
             values[key] = Path(values[key])
+    if values.get("mqtt"):
+        mqtt = dict(values["mqtt"])
+        for key in _MQTT_PATH_KEYS:
+            if mqtt.get(key):
+                expanded = Path(os.path.expanduser(mqtt[key]))
+                mqtt[key] = str(expanded if expanded.is_absolute() else base / expanded)
+        values["mqtt"] = mqtt
     return RunOptions(**values, config_path=file)
 
 
@@ -139,14 +166,26 @@ def _looks_like_local_path(value: str) -> bool:
 
 
 def merge_cli(options: RunOptions, cli: dict[str, Any]) -> RunOptions:
-    """Apply CLI flags (``None`` = not given) over ``options``; ``--camera``/``--source`` replace both keys."""
+    """Apply CLI flags (``None`` = not given) over ``options``; ``--camera``/``--source`` replace both keys.
+
+    ``mqtt`` (a dict of ``--mqtt*`` flags) is merged key by key into the file's ``[mqtt]`` table; a broker
+    given with ``--mqtt`` replaces the file's host and port.
+    """
     given = {key: value for key, value in cli.items() if value is not None}
     if "camera" in given or "source" in given:
         given.setdefault("camera", None)
         given.setdefault("source", None)
-    return dataclasses.replace(
-        options, **given, from_cli=frozenset(k for k in given if cli.get(k) is not None)
-    )
+    from_cli = {k for k in given if cli.get(k) is not None}
+    mqtt_cli = {k: v for k, v in (given.pop("mqtt", None) or {}).items() if v is not None}
+    if mqtt_cli:
+        merged = dict(options.mqtt or {})
+        if "host" in mqtt_cli:
+            merged.pop("port", None)
+        given["mqtt"] = {**merged, **mqtt_cli}
+        from_cli |= {f"mqtt.{k}" for k in mqtt_cli}
+    else:
+        from_cli.discard("mqtt")
+    return dataclasses.replace(options, **given, from_cli=frozenset(from_cli))
 
 
 def validate_run_options(
@@ -157,7 +196,8 @@ def validate_run_options(
     The message names the key (``top_k``) and, for a value from a file, the file; for a value given on
     the command line it names the flag (``--top-k``). Checks: a model is given and is a file; the
     source parses (a file or folder must exist; a camera is not opened); device, serve address, crop,
-    ranges of numbers; the labels file exists; the folder of a JSONL file exists. Returns ``opts``
+    ranges of numbers; the labels file exists; the folder of a JSONL file exists; the ``[mqtt]``
+    table (broker address, topic, qos, CA and password files exist). Returns ``opts``
     unchanged so calls can be chained. Safe to call from an installer: no side effects.
     ``check_model``/``check_source`` off skip the model and source checks (a caller that injects an
     opened model or its own frame source).
@@ -166,10 +206,7 @@ def validate_run_options(
     from edgecnn.devices.sources.spec import parse_source
 
     def fail(key: str, problem: str) -> EdgecnnError:
-        if key in opts.from_cli:
-            return UsageError(f"{flag(key)}: {problem}")
-        where = f"{opts.config_path}: " if opts.config_path else ""
-        return ConfigError(f"{where}{key} ({flag(key)}): {problem}")
+        return option_error(opts, key, problem)
 
     if check_model:
         _check_model(opts, fail)
@@ -213,7 +250,19 @@ def validate_run_options(
         value = getattr(opts, key)
         if value is not None and not low <= value <= high:
             raise fail(key, f"must be between {low:g} and {high:g}, got {value!r}.")
+    from edgecnn.run.mqtt import mqtt_settings  # light: paho is imported only when a run starts
+
+    mqtt_settings(opts, fail)
     return opts
+
+
+def option_error(opts: RunOptions, key: str, problem: str) -> EdgecnnError:
+    """The one-line error for a bad value of ``key`` (``top_k``, ``mqtt.topic``): UsageError naming the flag
+    when it came from the command line, else ConfigError naming the file (if any) and the key."""
+    if key in opts.from_cli:
+        return UsageError(f"{flag(key)}: {problem}")
+    where = f"{opts.config_path}: " if opts.config_path else ""
+    return ConfigError(f"{where}{key} ({flag(key)}): {problem}")
 
 
 def _check_model(opts: RunOptions, fail: Callable[[str, str], EdgecnnError]) -> None:

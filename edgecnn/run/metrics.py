@@ -7,13 +7,19 @@ asked for.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from edgecnn import __version__
 from edgecnn.run.results import FrameResult
+
+if TYPE_CHECKING:
+    from edgecnn.run.mqtt import MqttCounts
 
 # Seconds: from 0.25 ms (a tiny int8 model on a desktop) to 2 s (a big model on a Pi Zero).
 LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
@@ -67,5 +73,34 @@ class RunMetrics:
         self.last_frame.set(result.timestamp)
         self.top_score.set(result.top.score)
 
+    def watch_mqtt(self, counts: Callable[[], MqttCounts]) -> None:
+        """Expose the MQTT sink's counts (read at scrape time from its threads' own counters)."""
+        self.registry.register(_MqttCollector(counts))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _MqttCollector(Collector):
+    def __init__(self, counts: Callable[[], MqttCounts]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        c = self._counts()
+        yield CounterMetricFamily(
+            "edgecnn_mqtt_published",
+            "Results the MQTT broker acknowledged (QoS 1) or that were written to it (QoS 0).",
+            value=c.published,
+        )
+        yield CounterMetricFamily(
+            "edgecnn_mqtt_dropped",
+            "Results lost: pushed out of the full queue while the broker was away, or unsent at exit.",
+            value=c.dropped,
+        )
+        yield CounterMetricFamily(
+            "edgecnn_mqtt_connects", "Connections made to the MQTT broker.", value=c.connects
+        )
+        yield GaugeMetricFamily(
+            "edgecnn_mqtt_connected", "1 while connected to the MQTT broker.", value=int(c.connected)
+        )
+        yield GaugeMetricFamily("edgecnn_mqtt_queued", "Results waiting for the MQTT broker.", value=c.queued)

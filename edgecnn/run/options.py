@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Keys a config file may set: the CLI flags' long names with '_' for '-'. ``mqtt`` is a table
-# reserved for the MQTT result sink (a later issue); it is accepted and kept, not acted on.
+# Keys a config file may set: the CLI flags' long names with '_' for '-'. ``mqtt`` is a table with
+# MQTT_KEYS (the ``--mqtt*`` flags; see edgecnn.run.mqtt).
 CONFIG_KEYS = (
     "model",
     "source",
@@ -33,6 +33,20 @@ CONFIG_KEYS = (
     "quiet",
     "mqtt",
 )
+
+# Keys of the ``[mqtt]`` table and the type each must have in TOML.
+MQTT_KEYS: dict[str, type] = {
+    "host": str,  # HOST or HOST:PORT (the --mqtt flag)
+    "port": int,
+    "topic": str,
+    "tls": bool,
+    "ca": str,
+    "username": str,
+    "password_file": str,
+    "client_id": str,
+    "qos": int,
+    "queue_size": int,
+}
 
 
 @dataclass
@@ -66,7 +80,7 @@ class RunOptions:
     duration: float | None = None
     stall_timeout: float = 5.0  # seconds without a frame before a source counts as stalled
     quiet: bool = False
-    mqtt: dict[str, Any] | None = None
+    mqtt: dict[str, Any] | None = None  # the [mqtt] table / --mqtt* flags (MQTT_KEYS); None or {}: off
     # Not config keys: where values came from (for error messages) and tuning knobs for tests.
     config_path: Path | None = None
     backoff_initial: float = 0.5

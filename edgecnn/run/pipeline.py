@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 from edgecnn.devices.sources import FrameSource, SourceEnded, open_source, parse_source
 from edgecnn.errors import SourceError
 from edgecnn.model import Classifier, open_classifier
-from edgecnn.run.config import parse_serve, validate_run_options
+from edgecnn.run.config import option_error, parse_serve, validate_run_options
 from edgecnn.run.live import LiveState
+from edgecnn.run.mqtt import MqttSink, open_mqtt_sink
 from edgecnn.run.notify import Notifier
 from edgecnn.run.options import RunOptions
 from edgecnn.run.outputs import ResultFilter, ResultSink, build_sinks
@@ -99,9 +100,13 @@ class Pipeline:
         stats = RunStats(clock())  # --duration and "first result after" count from here, model loaded
         notifier = Notifier(self._env)
         server = metrics = None
+        mqtt: MqttSink | None = None
         stopped = "error"
         summary: RunSummary | None = None
         try:
+            mqtt = open_mqtt_sink(opts, lambda key, problem: option_error(opts, key, problem))
+            if mqtt is not None:  # connects in the background: a broker that is down delays nothing
+                sinks.append(mqtt)
             if opts.serve is not None:
                 from edgecnn.run.metrics import RunMetrics
                 from edgecnn.run.server import RunServer
@@ -111,6 +116,8 @@ class Pipeline:
                     model=model_name, device=clf.device, source=source.name, fps=self.live.fps
                 )
                 host, port = parse_serve(opts.serve)
+                if mqtt is not None:
+                    metrics.watch_mqtt(mqtt.counts)
                 server = RunServer(host, port, self.live, metrics)
                 server.start()
                 self.server_address = server.address
@@ -124,8 +131,15 @@ class Pipeline:
             except Exception as exc:  # closing must not hide why we stopped
                 log.debug("closing source: %s", exc)
             end = clock()
+            # Flush MQTT (bounded wait) before the summary so its counts are final.
+            mqtt_counts = mqtt.finish().to_dict() if mqtt is not None else None
             summary = stats.summary(
-                model=model_name, device=clf.device, source=source.name, end=end, stopped=stopped
+                model=model_name,
+                device=clf.device,
+                source=source.name,
+                end=end,
+                stopped=stopped,
+                mqtt=mqtt_counts,
             )
             shown = summary if (stopped != "error" or stats.frames or stats.reconnects) else None
             if self.live is not None:

@@ -1,4 +1,4 @@
-"""One classified frame, as every output (lines, JSONL, /latest, MQTT later) sees it."""
+"""One classified frame, as every output (lines, JSONL, /latest, MQTT) sees it."""
 
 from __future__ import annotations
 

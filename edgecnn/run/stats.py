@@ -62,6 +62,7 @@ class RunSummary:
     inference_ms: dict[str, float]  # infer() alone: p50/p90/p99
     mean_ms: dict[str, float]  # mean per stage: capture_wait, preprocess, inference, other (Python overhead)
     stopped: str  # why the run ended: end of source, max-frames, duration, signal, error
+    mqtt: dict[str, Any] | None = None  # with --mqtt: published, dropped, queued, connects, connected
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,7 +113,16 @@ class RunStats:
         span = self.last_result - self.first_result
         return (self.frames - 1) / span if span > 0 else 0.0
 
-    def summary(self, *, model: str, device: str, source: str, end: float, stopped: str) -> RunSummary:
+    def summary(
+        self,
+        *,
+        model: str,
+        device: str,
+        source: str,
+        end: float,
+        stopped: str,
+        mqtt: dict[str, Any] | None = None,
+    ) -> RunSummary:
         n = max(1, self.frames)
         return RunSummary(
             model=model,
@@ -133,12 +143,20 @@ class RunStats:
                 "other": round(self.other_sum / n, 3),
             },
             stopped=stopped,
+            mqtt=mqtt,
         )
 
 
 def format_summary(s: RunSummary) -> str:
     lat, inf = s.latency_ms, s.inference_ms
     first = "n/a" if s.first_frame_s is None else f"{s.first_frame_s:.2f} s"
+    mqtt = []
+    if s.mqtt is not None:
+        m = s.mqtt
+        mqtt.append(
+            f"  mqtt: published {m['published']}  dropped {m['dropped']}  connects {m['connects']}"
+            + ("" if m["connects"] else "  (never connected to the broker)")
+        )
     return "\n".join(
         [
             f"summary: {s.frames} frames in {s.duration_s:.1f} s ({s.fps:.1f} fps) from {s.source}, "
@@ -146,5 +164,6 @@ def format_summary(s: RunSummary) -> str:
             f"  latency ms (capture to result)  p50 {lat['p50']:.2f}  p90 {lat['p90']:.2f}  p99 {lat['p99']:.2f};  "
             f"inference p50 {inf['p50']:.2f}  p90 {inf['p90']:.2f}  p99 {inf['p99']:.2f}",
             f"  dropped {s.dropped}  reconnects {s.reconnects}  first result after {first}",
+            *mqtt,
         ]
     )
