@@ -157,7 +157,9 @@ def open_classifier(
                     f"{model_file.path} is compiled for the Edge TPU and no Edge TPU works here ({exc}). "
                     "Attach a Coral, or pass the CPU model (the same name without _edgetpu)."
                 ) from exc
-            log.warning("--device auto: no Edge TPU works here, running the CPU model %s instead. %s", twin, exc)
+            log.warning(
+                "--device auto: no Edge TPU works here, running the CPU model %s instead. %s", twin, exc
+            )
             return open_classifier(
                 twin, device="cpu", threads=threads, labels=labels, crop=crop, runtime=runtime
             )
