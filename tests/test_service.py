@@ -116,12 +116,13 @@ def test_rendered_unit_runs_this_environments_edgecnn():
     assert exe.is_file() and os.access(exe, os.X_OK)
     assert f'ExecStart="{exe}" run --config /etc/edgecnn/%i.toml' in text
     assert "@EXEC_START@" not in text and "@PROTECT_HOME@" not in text
-    # This environment's Python may live under /root (pyenv): then only those folders are shown.
+    # This environment's Python may live under /root (pyenv) or the checkout under /tmp (a CI clone):
+    # then only those folders are shown, read-only.
+    in_home = [p for p in settings.home_binds if unitmod._under(p, unitmod.HOME_DIRS)]
     if settings.home_binds:
-        assert "ProtectHome=tmpfs" in text and "BindReadOnlyPaths=" in text
+        assert "BindReadOnlyPaths=" in text
         assert all(p.exists() for p in settings.home_binds)
-    else:
-        assert "ProtectHome=yes" in text
+    assert ("ProtectHome=tmpfs" if in_home else "ProtectHome=yes") in text
 
 
 def test_home_paths_bind_a_virtualenv_under_home(tmp_path):
@@ -134,6 +135,17 @@ def test_home_paths_bind_a_virtualenv_under_home(tmp_path):
     outside = tmp_path / "plain"
     outside.write_text("#!/usr/bin/python3\n")
     assert not any(str(p).startswith("/home/edgecnn-test") for p in unitmod.home_paths(outside))
+
+
+def test_an_environment_under_tmp_is_bound_past_private_tmp(tmp_path):
+    # PrivateTmp=yes gives the service an empty /tmp: a venv there must be bound in, home stays hidden.
+    env = Path("/tmp/edgecnn-test-nonexistent/venv")
+    script = tmp_path / "edgecnn"
+    script.write_text(f"#!{env}/bin/python3\n")
+    settings = unitmod.UnitSettings(Path("/opt/x/bin/edgecnn"), [env])
+    text = unitmod.render_unit(settings)
+    assert env in unitmod.home_paths(script)
+    assert f'BindReadOnlyPaths="{env}"' in text and "ProtectHome=yes" in text
 
 
 def test_exec_quoting_escapes_specifiers_and_quotes():

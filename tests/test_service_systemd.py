@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MOBILENET, MOBILENET_EDGETPU
+from tests.conftest import MOBILENET, MOBILENET_EDGETPU, ROOT
 
 NSPAWN = shutil.which("systemd-nspawn")
 NSENTER = shutil.which("nsenter")
@@ -108,6 +108,10 @@ def container() -> Iterator[Container]:
                 "--volatile=overlay",
                 "--boot",
                 "--private-network",
+                # The container's /tmp is its own tmpfs: a checkout (and its .venv) or the shared test data
+                # living under /tmp, as in a CI clone, must be bound in at the same path.
+                f"--bind-ro={ROOT}",
+                f"--bind-ro={MOBILENET.parent.resolve()}:{MOBILENET.parent}",
                 f"--machine=edgecnn-test-{os.getpid()}",
                 "--register=no",
                 "--keep-unit",

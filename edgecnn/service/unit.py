@@ -23,6 +23,8 @@ from edgecnn.service.layout import TEMPLATE_NAME, UDEV_RULE_NAME, unit_name
 
 # Hidden by ProtectHome=yes (systemd.exec(5)).
 HOME_DIRS = (Path("/home"), Path("/root"), Path("/run/user"))
+# Replaced by the service's own empty folders under PrivateTmp=yes.
+TMP_DIRS = (Path("/tmp"), Path("/var/tmp"))
 # Keywords systemd accepts in IPAddressAllow= besides addresses and prefixes.
 IP_KEYWORDS = ("any", "localhost", "link-local", "multicast")
 _PLACEHOLDERS = ("@EXEC_START@", "@PROTECT_HOME@")
@@ -114,7 +116,7 @@ def home_paths(executable: Path) -> list[Path]:
     resolved = [Path(os.path.realpath(p)) for p in candidates] + [
         Path(os.path.abspath(p)) for p in candidates
     ]
-    return _minimal(p for p in resolved if _under(p, HOME_DIRS))
+    return _minimal(p for p in resolved if _under(p, HOME_DIRS + TMP_DIRS))
 
 
 @dataclass(frozen=True)
@@ -133,11 +135,13 @@ def unit_settings(executable: Path | None = None) -> UnitSettings:
 def render_unit(settings: UnitSettings) -> str:
     """The template with ExecStart= and home access filled in."""
     text = read_template()
+    in_home = [p for p in settings.home_binds if _under(p, HOME_DIRS)]
     if settings.home_binds:
         binds = " ".join(quote_path_word(str(p)) for p in settings.home_binds)
         home = (
-            "# The Python environment lives in a home folder: show only that, read-only.\n"
-            f"ProtectHome=tmpfs\nBindReadOnlyPaths={binds}"
+            "# The Python environment lives in a home or temporary folder, which ProtectHome=/PrivateTmp= hide:\n"
+            "# show only that, read-only.\n"
+            f"ProtectHome={'tmpfs' if in_home else 'yes'}\nBindReadOnlyPaths={binds}"
         )
     else:
         home = "ProtectHome=yes"
