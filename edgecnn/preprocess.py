@@ -82,8 +82,16 @@ def center_crop(frame: np.ndarray, aspect: float) -> np.ndarray:
 
 
 def to_tensor(frame_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """BGR or grayscale uint8 image -> 1xHxWxC tensor of the model's dtype."""
+    """BGR or grayscale uint8 image -> 1xHxWxC tensor of the model's dtype.
+
+    Crop and resize come before colour conversion: both are linear per channel, so the result is the same
+    (up to rounding) while the conversion touches a 28x28 image instead of a 640x480 camera frame.
+    """
     image = frame_bgr
+    if spec.crop == "center":
+        image = center_crop(image, spec.width / spec.height)
+    if image.shape[0] != spec.height or image.shape[1] != spec.width:
+        image = cv2.resize(image, (spec.width, spec.height), interpolation=spec.interpolation)
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     if spec.colour == "GRAY":
@@ -93,10 +101,6 @@ def to_tensor(frame_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if spec.colour == "RGB" else cv2.COLOR_GRAY2BGR)
     elif spec.colour == "RGB":
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if spec.crop == "center":
-        image = center_crop(image, spec.width / spec.height)
-    if image.shape[0] != spec.height or image.shape[1] != spec.width:
-        image = cv2.resize(image, (spec.width, spec.height), interpolation=spec.interpolation)
     image = image.reshape(1, spec.height, spec.width, spec.channels)
     if spec.mean is None:
         # Raw pixels: what Coral's uint8 models expect (their input quantization encodes the normalization).

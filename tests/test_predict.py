@@ -145,3 +145,19 @@ def test_library_errors_are_typed(coral, tmp_path):
         predict(MOBILENET, [])
     with pytest.raises(ModelInvokeError):
         open_classifier(BROKEN_MODEL)
+
+
+def test_resize_before_colour_conversion_matches_the_reference_order(coral):
+    # to_tensor resizes first (cheap on camera frames); converting first must give the same pixels +-1.
+    import cv2
+
+    from edgecnn.metadata import ModelMetadata
+    from edgecnn.preprocess import InputSpec, to_tensor
+
+    frame = cv2.resize(read_image(CAT), (640, 480))
+    for colour, code, channels in (("GRAY", cv2.COLOR_BGR2GRAY, 1), ("RGB", cv2.COLOR_BGR2RGB, 3)):
+        details = {"shape": [1, 28, 28, channels], "dtype": np.uint8, "quantization": (0.0, 0)}
+        spec = InputSpec.from_details(details, ModelMetadata(colour=colour))
+        reference = cv2.resize(cv2.cvtColor(frame, code), (28, 28), interpolation=cv2.INTER_LINEAR)
+        ours = to_tensor(frame, spec).reshape(reference.shape)
+        assert np.abs(ours.astype(int) - reference.astype(int)).max() <= 1
