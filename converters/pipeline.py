@@ -38,10 +38,11 @@ from edgecnn.converters.keras_to_tflite import (
     to_tflite,
 )
 from edgecnn.converters.verify import Verification, compare, keras_scores, runtime_scores
+from edgecnn.digest import sha256_file
 from edgecnn.errors import ConversionError, UsageError
 from edgecnn.metadata import ModelMetadata, embed_metadata, read_labels_file
 from edgecnn.modelfile import parse_model, write_atomic
-from edgecnn.train.trainer import read_run_info, sha256_file
+from edgecnn.train.trainer import read_run_info
 
 log = logging.getLogger(__name__)
 

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgecnn.devices.delegates import EDGETPU_LIB_ENV, edgetpu_library, load_edgetpu_delegate
 from edgecnn.devices.edgetpu import EdgeTPUDiagnosis, LibraryInfo, diagnose_edgetpu
+from edgecnn.digest import sha256_file
 from edgecnn.errors import DelegateCrashed, DeviceError, EdgeTPUNotFound, ModelInvokeError, UsageError
 from edgecnn.runtime import get_runtime
 
@@ -313,14 +314,10 @@ def cache_dir() -> Path:
 
 
 def _sha256_file(path: str) -> str | None:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        return sha256_file(path)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 def probe_key(library: LibraryInfo, runtime: Runtime, model_sha256: str, tpu: str | None) -> dict[str, str]:

@@ -18,6 +18,7 @@ import pytest
 
 pytest.importorskip("ansible_runner", reason="needs the fleet extra (pip install 'edgecnn[fleet]')")
 
+from edgecnn.digest import sha256_file
 from edgecnn.errors import UsageError
 from edgecnn.fleet.inventory import load_inventory, parse_inventory_json
 from edgecnn.fleet.wheelhouse import (
@@ -27,7 +28,6 @@ from edgecnn.fleet.wheelhouse import (
     folder_digest,
     pack,
     platform_tags,
-    sha256_file,
     wheel_requirements,
 )
 from tests.conftest import MOBILENET, error_lines, run_cli

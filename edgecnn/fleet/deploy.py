@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgecnn.digest import sha256_file
 from edgecnn.errors import UsageError
 from edgecnn.fleet.inventory import Inventory, load_inventory
 from edgecnn.fleet.runner import HostResult, Progress, run_playbook
@@ -29,7 +30,6 @@ from edgecnn.fleet.wheelhouse import (
     build_project_wheel,
     default_cache,
     prepare_wheelhouse,
-    sha256_file,
     wheel_version,
 )
 

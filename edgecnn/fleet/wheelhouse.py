@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgecnn.digest import sha256_file
 from edgecnn.errors import EdgecnnError, UsageError
 
 log = logging.getLogger(__name__)
@@ -159,14 +160,6 @@ def build_project_wheel(dest: Path, *, source: Path | None = None) -> Path:
         target = dest / wheels[0].name
         shutil.copyfile(wheels[0], target)
     return target
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def folder_digest(folder: Path) -> str:

@@ -13,7 +13,6 @@ for photos only) runs in the input pipeline during training and is not part of t
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn import __version__
+from edgecnn.digest import sha256_file
 from edgecnn.errors import TrainingError, UsageError
 from edgecnn.modelfile import write_atomic
 from edgecnn.train.architectures import DEFAULT_INPUT, check_architecture
@@ -358,14 +358,6 @@ def save_keras_atomic(model: Any, path: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def format_report(report: TrainReport) -> str:
