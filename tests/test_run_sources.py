@@ -92,6 +92,29 @@ def test_slow_consumer_of_a_file_still_gets_every_frame(tmp_path):
     assert got == list(range(12)) and source.dropped == 0
 
 
+def test_file_decoder_runs_at_most_a_few_frames_ahead(tmp_path):
+    """Ordered mode is bounded: a consumer that pauses does not make the decoder buffer the whole file."""
+    from edgecnn.devices.sources.base import ORDERED_BUFFER_FRAMES
+
+    video = write_video(tmp_path / "clip.avi", [numbered_frame(i) for i in range(40)])
+    source = open_source(parse_source(str(video)))
+    source.open()
+    try:
+        assert source.read(5.0).index == 0
+        time.sleep(0.3)  # ample time to decode all 40 small frames if nothing held the decoder back
+        buffered = len(source._session.items)
+        rest = []
+        while True:
+            try:
+                rest.append(source.read(5.0).index)
+            except SourceEnded:
+                break
+    finally:
+        source.close()
+    assert 2 <= buffered <= ORDERED_BUFFER_FRAMES
+    assert rest == list(range(1, 40)) and source.dropped == 0
+
+
 def test_realtime_file_drops_frames_a_slow_consumer_cannot_take(tmp_path):
     video = write_video(tmp_path / "clip.avi", [numbered_frame(i) for i in range(60)], fps=60)
     source = open_source(parse_source(str(video)), realtime=True)

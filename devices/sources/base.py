@@ -32,10 +32,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edgecnn.sources")
 
-# Ordered mode buffers up to this many bytes of decoded frames (2 to 8 frames) and wakes a waiting
-# consumer once per half-full buffer rather than once per frame: on a small board (and in sandboxes)
-# a thread wake-up per frame costs as much as the work it hands over.
-ORDERED_BUFFER_BYTES = 32 * 1024 * 1024
+# Ordered mode buffers up to this many bytes of decoded frames, and 2 to 4 frames. A waiting consumer is
+# woken for each frame. benchmarks/pipeline.py measured both choices against a bare queue.Queue:
+# - Waking the consumer once per half-full buffer lost 10-15% of end-to-end fps.
+# - A deeper buffer (8+ frames of 640x480) makes glibc return freed frames to the kernel and fault
+#   them back in (about 24 page faults per frame).
+ORDERED_BUFFER_BYTES = 16 * 1024 * 1024
+ORDERED_BUFFER_FRAMES = 4
 
 
 class SourceEnded(Exception):
@@ -102,7 +105,6 @@ class _Session:
         self.slot: Frame | None = None  # latest mode
         self.items: deque[Frame] = deque()  # ordered mode
         self.capacity = 0  # ordered mode: set from the first frame's size
-        self.batch = 1
         self.consumer_waiting = False
         self.producer_waiting = False
         self.error: BaseException | None = None
@@ -167,8 +169,7 @@ class ThreadedSource:
                 return True
             if session.capacity == 0:
                 per_frame = max(1, frame.image.nbytes)
-                session.capacity = max(2, min(8, ORDERED_BUFFER_BYTES // per_frame))
-                session.batch = max(1, session.capacity // 2)
+                session.capacity = max(2, min(ORDERED_BUFFER_FRAMES, ORDERED_BUFFER_BYTES // per_frame))
             while len(session.items) >= session.capacity:
                 if session.stop.is_set():
                     return False
@@ -176,7 +177,7 @@ class ThreadedSource:
                 session.cond.wait(0.1)
             session.producer_waiting = False
             session.items.append(frame)
-            if session.consumer_waiting and len(session.items) >= session.batch:
+            if session.consumer_waiting:
                 session.cond.notify_all()
             return True
 
@@ -230,7 +231,7 @@ class ThreadedSource:
                     session.cond.wait(timeout)
                     session.consumer_waiting = False
                 frame = session.items.popleft() if session.items else None
-                if session.producer_waiting and len(session.items) <= session.capacity - session.batch:
+                if session.producer_waiting and frame is not None:
                     session.cond.notify_all()
         if frame is not None:
             return frame
