@@ -63,3 +63,45 @@ print("HEAVY", heavy)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
     assert len([json.loads(line) for line in jsonl.read_text().splitlines()]) == 6
+
+
+@pytest.mark.parametrize("jsonl", [True, False])
+def test_reader_closing_the_pipe_ends_the_run_cleanly(jsonl, coral):
+    """`edgecnn run ... | head -n 2`: exit 0, summary on stderr, no "Exception ignored ... BrokenPipeError"."""
+    args = ["--source", "demo", "--duration", "30"] + (["--jsonl", "-"] if jsonl else [])
+    env = {k: v for k, v in os.environ.items() if k not in ("EDGECNN_DEBUG", "NOTIFY_SOCKET")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgecnn", "run", str(MOBILENET), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    err = LineReader(proc.stderr)
+    try:
+        first = proc.stdout.readline()  # the demo source sends a frame every 33 ms
+        proc.stdout.close()  # the reader goes away, as `head` does after its lines
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = err.text()
+    assert code == 0, stderr
+    assert first.startswith("{" if jsonl else "#1 frame"), first
+    if jsonl:  # the human stream (stderr) is still open: the summary says why the run ended
+        assert "stopped: output closed" in stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
+    assert not [line for line in error_lines(stderr) if "error" in line]
+
+
+def test_results_file_that_cannot_be_written_is_one_error_line(coral):
+    proc, _, err = start_run(str(MOBILENET), "--source", "demo", "--duration", "30", "--jsonl", "/dev/full")
+    code = proc.wait(timeout=30)
+    lines = error_lines(err.text())
+    assert code == 4
+    assert lines == [
+        "edgecnn: error: Cannot write results to /dev/full: No space left on device. "
+        "Free space or choose another output."
+    ]
+    assert "Traceback" not in err.text()

@@ -8,8 +8,10 @@ not sinks: they see every frame, unfiltered.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,13 +25,45 @@ from edgecnn.run.stats import RunSummary, format_summary
 log = logging.getLogger("edgecnn.run")
 
 
+class OutputClosed(Exception):
+    """The reader of an output went away (``edgecnn run --jsonl - | head``). Not an error: the run ends
+    the way a signal ends it, with the summary on whatever stream is still open."""
+
+
+def _write_lines(stream: IO[str], text: str, target: str) -> None:
+    """Write and flush ``text``: a closed pipe becomes :class:`OutputClosed`, any other write failure
+    (full disk, lost network share) one line naming the output."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        _silence(stream)
+        raise OutputClosed(target) from None
+    except OSError as exc:
+        raise InputError(
+            f"Cannot write results to {target}: {exc.strerror or exc}. Free space or choose another output."
+        ) from exc
+
+
+def _silence(stream: IO[str]) -> None:
+    """Point a broken pipe's descriptor at /dev/null so Python's final flush of it does not print
+    "Exception ignored ... BrokenPipeError" on exit (the recipe in Python's signal module docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 @runtime_checkable
 class ResultSink(Protocol):
     """Receives the results that pass ``--every``/``--min-score``/``--on-change``.
 
     ``emit`` is called on the inference thread for each passing result: it must be quick (buffer or
-    hand off to its own thread if it does I/O that can block). ``close`` is called once on shutdown,
-    with the run's summary (``None`` when the run failed before it started); it must flush.
+    hand off to its own thread if it does I/O that can block); it raises :class:`OutputClosed` when its
+    reader went away, which ends the run cleanly. ``close`` is called once on shutdown, with the run's
+    summary (``None`` when the run failed before it started); it must flush.
     """
 
     def emit(self, result: FrameResult) -> None: ...
@@ -78,6 +112,8 @@ class HumanSink:
         self._skipped = 0
         self._first: float | None = None
         self._first_n = 0
+        self._closed = False
+        self._name = "standard error" if stream is sys.stderr else "standard output"
 
     def emit(self, result: FrameResult) -> None:
         if self.quiet:
@@ -90,14 +126,20 @@ class HumanSink:
             self._first, self._first_n = now, result.n
         # Classified frames per second since the first line (n counts frames, shown or not).
         fps = (result.n - self._first_n) / (now - self._first) if now > self._first else None
-        self.stream.write(format_line(result, fps, self._skipped) + "\n")
-        self.stream.flush()
+        try:
+            _write_lines(self.stream, format_line(result, fps, self._skipped) + "\n", self._name)
+        except OutputClosed:
+            self._closed = True
+            raise
         self._last, self._skipped = now, 0
 
     def close(self, summary: RunSummary | None) -> None:
-        if summary is not None:
-            self.stream.write(format_summary(summary) + "\n")
-        self.stream.flush()
+        if self._closed:
+            return
+        try:
+            _write_lines(self.stream, format_summary(summary) + "\n" if summary else "", self._name)
+        except OutputClosed:
+            self._closed = True
 
 
 class JsonlSink:
@@ -121,11 +163,22 @@ class JsonlSink:
                 ) from exc
             self._owned = True
 
+        self._closed = False
+
     def emit(self, result: FrameResult) -> None:
-        self.stream.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
-        self.stream.flush()
+        line = json.dumps(result.to_dict(), separators=(",", ":")) + "\n"
+        try:
+            _write_lines(self.stream, line, "standard output" if self.target == "-" else self.target)
+        except (OutputClosed, InputError):
+            self._closed = True  # nothing more can be written; close() must not try again
+            raise
 
     def close(self, summary: RunSummary | None) -> None:
+        if self._closed:  # a write already failed and was reported: the buffered line cannot go out either
+            if self._owned:
+                with contextlib.suppress(OSError):
+                    self.stream.close()
+            return
         try:
             self.stream.flush()
         finally:

@@ -26,7 +26,7 @@ from edgecnn.run.live import LiveState
 from edgecnn.run.mqtt import MqttSink, open_mqtt_sink
 from edgecnn.run.notify import Notifier
 from edgecnn.run.options import RunOptions
-from edgecnn.run.outputs import ResultFilter, ResultSink, build_sinks
+from edgecnn.run.outputs import OutputClosed, ResultFilter, ResultSink, build_sinks
 from edgecnn.run.results import FrameResult
 from edgecnn.run.stats import RunStats, RunSummary
 
@@ -271,9 +271,14 @@ class Pipeline:
                 live.publish(frame.image, result)
             if metrics is not None:
                 metrics.observe(result)
+            output_closed = False
             if result_filter.accept(result):
-                for sink in sinks:
-                    sink.emit(result)
+                try:
+                    for sink in sinks:
+                        sink.emit(result)
+                except OutputClosed as closed:
+                    log.debug("%s was closed by its reader; stopping", closed)
+                    output_closed = True
             now = clock()
             last_seen = now
             t_end = time.perf_counter()
@@ -297,6 +302,8 @@ class Pipeline:
                     f"{stats.fps():.1f} fps, {n} frames, {stats.dropped} dropped, {stats.reconnects} reconnects"
                 )
                 last_status = now
+            if output_closed:
+                return "output closed"
             if opts.max_frames is not None and n >= opts.max_frames:
                 return "max-frames"
             wait_start = time.perf_counter()

@@ -61,7 +61,7 @@ class RunSummary:
     latency_ms: dict[str, float]  # capture to result, p50/p90/p99
     inference_ms: dict[str, float]  # infer() alone: p50/p90/p99
     mean_ms: dict[str, float]  # mean per stage: capture_wait, preprocess, inference, other (Python overhead)
-    stopped: str  # why the run ended: end of source, max-frames, duration, signal, error
+    stopped: str  # why the run ended: end of source, max-frames, duration, signal, output closed, error
     mqtt: dict[str, Any] | None = None  # with --mqtt: published, dropped, queued, connects, connected
 
     def to_dict(self) -> dict[str, Any]:
