@@ -26,6 +26,7 @@ import numpy as np
 
 from edgecnn.errors import ConversionError, ModelError, UsageError
 from edgecnn.modelfile import ModelFile, opcode_name, parse_model
+from edgecnn.nativelog import native_chatter_filtered
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def to_tflite(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     chatter = io.StringIO()
     try:
-        with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
+        with contextlib.redirect_stdout(chatter), native_chatter_filtered(), warnings.catch_warnings():
             # The converter warns that int8 inputs carry no statistics: expected, the input scale comes
             # from the representative dataset.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs", category=UserWarning)

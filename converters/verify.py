@@ -15,6 +15,7 @@ import numpy as np
 
 from edgecnn.model import open_classifier
 from edgecnn.modelfile import ModelFile
+from edgecnn.nativelog import native_chatter_filtered
 
 
 @dataclass
@@ -38,7 +39,8 @@ def keras_scores(model: Any, images: np.ndarray, mean: Any, std: Any) -> np.ndar
 
 def runtime_scores(model_file: ModelFile, images: np.ndarray, colour: str) -> np.ndarray:
     """Probabilities from the converted model, one uint8 image at a time, through the device runtime."""
-    classifier = open_classifier(model_file, device="cpu", threads=1)
+    with native_chatter_filtered():  # LiteRT's XNNPACK banner, mid-report; CPU only, no delegate to crash
+        classifier = open_classifier(model_file, device="cpu", threads=1)
     scores = []
     for image in images:
         frame = image[..., 0] if colour == "GRAY" else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)

@@ -194,6 +194,8 @@ def test_convert_edgetpu_writes_compiled_model_with_metadata(digits_run, fake_co
     env = {"PATH": f"{fake_compiler_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = run_cli("convert", digits_run / "model.keras", "-o", out_model, "--edgetpu", "--json", env=env)
     assert result.code == 0, result.stderr
+    for chatter in ("oneDNN", "fully_quantize", "XNNPACK delegate"):  # native INFO lines stay out of stderr
+        assert chatter not in result.stderr, result.stderr
     report = json.loads(result.stdout)
     tpu_path = tmp_path / "out" / "digits_int8_edgetpu.tflite"
     assert report["edgetpu"]["output"] == str(tpu_path) and tpu_path.is_file()

@@ -151,6 +151,7 @@ def test_train_cli_shows_keras_progress_and_prints_json(tmp_path):
     assert data["epochs_run"] == 2 and data["train_samples"] + data["validation_samples"] == 100
     assert "Epoch 1/2" in out.stderr and "Epoch 2/2" in out.stderr and "val_accuracy" in out.stderr
     assert "Warning" not in out.stderr, out.stderr
+    assert "oneDNN" not in out.stderr and "absl" not in out.stderr, out.stderr  # TensorFlow's import chatter
     assert Path(data["files"]["model"]).is_file()
 
 

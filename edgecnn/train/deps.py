@@ -7,19 +7,26 @@ them, and importing TensorFlow costs seconds, so nothing imports them at module 
 from __future__ import annotations
 
 import os
+import sys
 from types import ModuleType
 
 from edgecnn.errors import RuntimeMissing
+from edgecnn.nativelog import native_chatter_filtered
 
 _HINT = "Install the training extra on a desktop or server: pip install 'edgecnn[train]'"
 
 
 def tensorflow() -> ModuleType:
     # Keep TensorFlow's C++ log lines (oneDNN notices, harmless tf.data NodeDef "errors") out of the user's
-    # terminal: real failures still surface as Python exceptions. EDGECNN_DEBUG=1 shows everything.
+    # terminal: real failures still surface as Python exceptions. EDGECNN_DEBUG=1 shows everything. The
+    # variable covers what TensorFlow logs after import; the import's own lines need the fd-level filter.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if os.environ.get("EDGECNN_DEBUG") else "3")
     try:
-        import tensorflow as tf
+        if "tensorflow" in sys.modules:
+            import tensorflow as tf
+        else:
+            with native_chatter_filtered():
+                import tensorflow as tf
     except ImportError as exc:
         raise RuntimeMissing(f"TensorFlow is not installed ({exc.name}). {_HINT}.") from exc
     return tf
