@@ -53,6 +53,7 @@ def test_wheel_contains_subpackages_and_data(wheel):
         "edgecnn/converters/__init__.py",
         "edgecnn/devices/delegates.py",
         "edgecnn/systemd/__init__.py",
+        "edgecnn/devices/sources/demo_digits.png",
     ):
         assert expected in names
     assert not any(n.startswith(("converters/", "devices/", "systemd/", "tests/")) for n in names)
@@ -78,5 +79,8 @@ def test_wheel_predicts_in_fresh_venv_without_train_extra(wheel, tmp_path, coral
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     out = _run([str(exe), "predict", str(MOBILENET), str(CAT), "--json"], env=env, cwd=tmp_path)
     assert json.loads(out.stdout)["results"][0]["classes"][0]["label"] == "tiger cat"
+    # The demo source reads its digits from package data: it must be in the wheel and found there.
+    out = _run([str(exe), "run", str(MOBILENET), "--source", "demo", "--max-frames", "2", "--quiet"], env=env)
+    assert "summary: 2 frames" in out.stdout
     version = _run([str(exe), "--version"], env=env, cwd=tmp_path).stdout
     assert version.startswith("edgecnn ")

@@ -1,17 +1,25 @@
 """Generated frames for demos and tests without a camera: ``--source demo`` (alias ``synthetic:digits``).
 
-Each frame shows one large white digit centred on black, the digit changing every ``hold`` frames, so a
-digits model has something to classify and the preview stream shows a changing label.
+Each frame shows one handwritten digit filling the frame, the digit changing every ``hold`` frames, so a
+digits model has something to classify and the preview stream shows a changing label. The digits come
+from ``demo_digits.png`` beside this module: three samples per digit of scikit-learn's 8x8 digits (the
+UCI handwritten digits set, CC BY 4.0), the set the seed model learns, written by
+``tools/make_demo_digits.py``. Font-rendered digits were tried first: the seed model named only 6 or 7
+of 10, which made a working pipeline look broken. Stretching the 8x8 image over the whole frame is what
+the default preprocessing (squash to the model's input) undoes exactly.
+
 :func:`digit_frame` and :func:`write_video` turn real (held-out) digit images into a camera-sized video
 file, for ``edgecnn demo`` and the tests.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import tempfile
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -19,18 +27,25 @@ import numpy as np
 
 from edgecnn.errors import InputError
 
+DEMO_VARIANTS = 3  # handwritten samples per digit in demo_digits.png
 
-def render_digit(digit: int, width: int, height: int) -> np.ndarray:
-    """A BGR frame with ``digit`` drawn large and centred, white on black."""
-    frame = np.zeros((height, width, 3), np.uint8)
-    text = str(digit)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    scale = height / 50.0
-    thickness = max(2, height // 25)
-    (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
-    origin = ((width - tw) // 2, (height + th) // 2)
-    cv2.putText(frame, text, origin, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
-    return frame
+
+@functools.cache
+def demo_sprite() -> np.ndarray:
+    """The 8x8 digits sheet: 8 px column block per digit, 8 px row block per variant, grey 0..255."""
+    data = resources.files("edgecnn.devices.sources").joinpath("demo_digits.png").read_bytes()
+    sheet = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if sheet is None or sheet.shape != (8 * DEMO_VARIANTS, 80):
+        raise InputError("The demo digits image shipped with edgecnn is damaged: reinstall edgecnn.")
+    return sheet
+
+
+def render_digit(digit: int, width: int, height: int, variant: int = 0) -> np.ndarray:
+    """A BGR frame showing handwritten ``digit`` (sample ``variant``) stretched over the whole frame."""
+    v = variant % DEMO_VARIANTS
+    small = demo_sprite()[8 * v : 8 * v + 8, 8 * digit : 8 * digit + 8]
+    big = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    return cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
 
 
 def digit_frame(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
@@ -84,12 +99,13 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps:
 
 
 class DigitsGrabber:
-    """An endless live source; pacing to ``fps`` is done by the capture thread."""
+    """An endless live source cycling 0..9, then the next handwriting variant; pacing to ``fps`` is done
+    by the capture thread."""
 
     def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, hold: int = 30) -> None:
         self.width, self.height, self._fps, self.hold = width, height, fps, hold
         self.count = 0
-        self._cache: dict[int, np.ndarray] = {}
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
 
     @property
     def fps(self) -> float | None:
@@ -99,11 +115,13 @@ class DigitsGrabber:
         self.count = 0
 
     def grab(self) -> np.ndarray | None:
-        digit = (self.count // self.hold) % 10
+        shown = self.count // self.hold
+        key = (shown % 10, (shown // 10) % DEMO_VARIANTS)
         self.count += 1
-        if digit not in self._cache:
-            self._cache[digit] = render_digit(digit, self.width, self.height)
-        return self._cache[digit].copy()  # each frame is a new array, like a camera's
+        if key not in self._cache:
+            digit, variant = key
+            self._cache[key] = render_digit(digit, self.width, self.height, variant)
+        return self._cache[key].copy()  # each frame is a new array, like a camera's
 
     def close(self) -> None:
         self._cache.clear()
