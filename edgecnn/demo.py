@@ -510,8 +510,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http_get_json(url: str, timeout: float = 2.0) -> tuple[int, dict[str, Any]]:
-    """GET ``url`` (http://host:port/path); (status, JSON body), or (0, {}) while nothing listens yet."""
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+    """GET ``url`` (http://host:port/path) over a real socket: (status, lower-case headers, body) for
+    any status, 503 included; raises OSError when nothing answers."""
     rest = url.split("://", 1)[1]
     hostport, _, path = rest.partition("/")
     host, port = hostport.rsplit(":", 1)
@@ -519,16 +520,22 @@ def http_get_json(url: str, timeout: float = 2.0) -> tuple[int, dict[str, Any]]:
     try:
         conn.request("GET", "/" + path)
         resp = conn.getresponse()
-        body = resp.read()
-        try:
-            data = json.loads(body) if body else {}
-        except ValueError:
-            data = {}
-        return resp.status, data if isinstance(data, dict) else {}
-    except OSError:
-        return 0, {}
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
         conn.close()
+
+
+def http_get_json(url: str, timeout: float = 2.0) -> tuple[int, dict[str, Any]]:
+    """GET ``url``; (status, JSON body), or (0, {}) while nothing listens yet."""
+    try:
+        status, _headers, body = http_get(url, timeout)
+    except OSError:
+        return 0, {}
+    try:
+        data = json.loads(body) if body else {}
+    except ValueError:
+        data = {}
+    return status, data if isinstance(data, dict) else {}
 
 
 def _pct(value: float | None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import queue
 import subprocess
 import threading
@@ -15,6 +14,7 @@ import cv2
 import numpy as np
 
 # The package's own helpers (edgecnn demo uses them too): re-exported for the tests.
+from edgecnn.demo import http_get
 from edgecnn.devices.sources.synthetic import digit_frame, write_video
 
 __all__ = [
@@ -31,20 +31,6 @@ __all__ = [
 def numbered_frame(i: int, width: int = 160, height: int = 120) -> np.ndarray:
     """A flat grey frame whose brightness encodes ``i`` (steps of 8 survive JPEG), for order checks."""
     return np.full((height, width, 3), (i * 8) % 256, np.uint8)
-
-
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-    """GET over a real socket; returns (status, headers, body) for any status, 503 included."""
-    rest = url.split("://", 1)[1]
-    hostport, _, path = rest.partition("/")
-    host, port = hostport.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request("GET", "/" + path)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:

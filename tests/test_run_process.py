@@ -14,15 +14,19 @@ from tests.conftest import MOBILENET, error_lines
 from tests.run_support import LineReader, http_get, numbered_frame, write_video
 
 
-def start_run(*args: str) -> tuple[subprocess.Popen[str], LineReader, LineReader]:
+def spawn_run(*args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("EDGECNN_DEBUG", "NOTIFY_SOCKET")}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "edgecnn", "run", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+
+
+def start_run(*args: str) -> tuple[subprocess.Popen[str], LineReader, LineReader]:
+    proc = spawn_run(*args)
     return proc, LineReader(proc.stdout), LineReader(proc.stderr)
 
 
@@ -69,14 +73,7 @@ print("HEAVY", heavy)
 def test_reader_closing_the_pipe_ends_the_run_cleanly(jsonl, coral):
     """`edgecnn run ... | head -n 2`: exit 0, summary on stderr, no "Exception ignored ... BrokenPipeError"."""
     args = ["--source", "demo", "--duration", "30"] + (["--jsonl", "-"] if jsonl else [])
-    env = {k: v for k, v in os.environ.items() if k not in ("EDGECNN_DEBUG", "NOTIFY_SOCKET")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edgecnn", "run", str(MOBILENET), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = spawn_run(str(MOBILENET), *args)  # stdout read here, and then closed like `head` closes it
     err = LineReader(proc.stderr)
     try:
         first = proc.stdout.readline()  # the demo source sends a frame every 33 ms

@@ -16,20 +16,27 @@ from edgecnn.errors import SourceError
 from tests.run_support import numbered_frame, write_video
 
 
-def read_all(source, limit: int = 10_000):
+def read_until_end(source, *, pause: float = 0.0, limit: int = 10_000):
+    """Frames an open file or folder source delivers until it ends, sleeping ``pause`` after each."""
     frames = []
+    while len(frames) < limit:
+        try:
+            frame = source.read(5.0)
+        except SourceEnded:
+            break
+        assert frame is not None, "a file source must not stall"
+        frames.append(frame)
+        if pause:
+            time.sleep(pause)
+    return frames
+
+
+def read_all(source, limit: int = 10_000):
     source.open()
     try:
-        while len(frames) < limit:
-            try:
-                frame = source.read(5.0)
-            except SourceEnded:
-                break
-            assert frame is not None, "a file source must not stall"
-            frames.append(frame)
+        return read_until_end(source, limit=limit)
     finally:
         source.close()
-    return frames
 
 
 def test_parse_source_kinds(tmp_path):
@@ -78,15 +85,9 @@ def test_slow_consumer_of_a_file_still_gets_every_frame(tmp_path):
     video = write_video(tmp_path / "clip.avi", [numbered_frame(i) for i in range(12)])
     source = open_source(parse_source(str(video)))
     source.open()
-    got = []
     try:
-        while True:
-            try:
-                frame = source.read(5.0)
-            except SourceEnded:
-                break
-            got.append(frame.index)
-            time.sleep(0.02)  # slower than the decoder: the bounded queue makes it wait, nothing is dropped
+        # Slower than the decoder: the bounded queue makes it wait, nothing is dropped.
+        got = [f.index for f in read_until_end(source, pause=0.02)]
     finally:
         source.close()
     assert got == list(range(12)) and source.dropped == 0
@@ -103,12 +104,7 @@ def test_file_decoder_runs_at_most_a_few_frames_ahead(tmp_path):
         assert source.read(5.0).index == 0
         time.sleep(0.3)  # ample time to decode all 40 small frames if nothing held the decoder back
         buffered = len(source._session.items)
-        rest = []
-        while True:
-            try:
-                rest.append(source.read(5.0).index)
-            except SourceEnded:
-                break
+        rest = [f.index for f in read_until_end(source)]
     finally:
         source.close()
     assert 2 <= buffered <= ORDERED_BUFFER_FRAMES

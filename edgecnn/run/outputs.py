@@ -30,19 +30,31 @@ class OutputClosed(Exception):
     the way a signal ends it, with the summary on whatever stream is still open."""
 
 
-def _write_lines(stream: IO[str], text: str, target: str) -> None:
-    """Write and flush ``text``: a closed pipe becomes :class:`OutputClosed`, any other write failure
-    (full disk, lost network share) one line naming the output."""
-    try:
-        stream.write(text)
-        stream.flush()
-    except BrokenPipeError:
-        _silence(stream)
-        raise OutputClosed(target) from None
-    except OSError as exc:
-        raise InputError(
-            f"Cannot write results to {target}: {exc.strerror or exc}. Free space or choose another output."
-        ) from exc
+class _Output:
+    """A text stream results go to, flushed per write. The first failed write is reported and ends the
+    output: a closed pipe as :class:`OutputClosed`, anything else (full disk, lost network share) as one
+    line naming the output. Later writes, the summary included, are skipped."""
+
+    def __init__(self, stream: IO[str], name: str) -> None:
+        self.stream, self.name = stream, name
+        self.failed = False
+
+    def write(self, text: str) -> None:
+        if self.failed:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            self.failed = True
+            _silence(self.stream)
+            raise OutputClosed(self.name) from None
+        except OSError as exc:
+            self.failed = True
+            raise InputError(
+                f"Cannot write results to {self.name}: {exc.strerror or exc}. "
+                "Free space or choose another output."
+            ) from exc
 
 
 def _silence(stream: IO[str]) -> None:
@@ -112,8 +124,7 @@ class HumanSink:
         self._skipped = 0
         self._first: float | None = None
         self._first_n = 0
-        self._closed = False
-        self._name = "standard error" if stream is sys.stderr else "standard output"
+        self._out = _Output(stream, "standard error" if stream is sys.stderr else "standard output")
 
     def emit(self, result: FrameResult) -> None:
         if self.quiet:
@@ -126,20 +137,12 @@ class HumanSink:
             self._first, self._first_n = now, result.n
         # Classified frames per second since the first line (n counts frames, shown or not).
         fps = (result.n - self._first_n) / (now - self._first) if now > self._first else None
-        try:
-            _write_lines(self.stream, format_line(result, fps, self._skipped) + "\n", self._name)
-        except OutputClosed:
-            self._closed = True
-            raise
+        self._out.write(format_line(result, fps, self._skipped) + "\n")
         self._last, self._skipped = now, 0
 
     def close(self, summary: RunSummary | None) -> None:
-        if self._closed:
-            return
-        try:
-            _write_lines(self.stream, format_summary(summary) + "\n" if summary else "", self._name)
-        except OutputClosed:
-            self._closed = True
+        with contextlib.suppress(OutputClosed):
+            self._out.write(format_summary(summary) + "\n" if summary else "")
 
 
 class JsonlSink:
@@ -162,19 +165,15 @@ class JsonlSink:
                     f"Cannot open {path} for --jsonl: {exc.strerror}. Check the folder and permissions."
                 ) from exc
             self._owned = True
-
-        self._closed = False
+        self._out = _Output(self.stream, "standard output" if target == "-" else target)
 
     def emit(self, result: FrameResult) -> None:
-        line = json.dumps(result.to_dict(), separators=(",", ":")) + "\n"
-        try:
-            _write_lines(self.stream, line, "standard output" if self.target == "-" else self.target)
-        except (OutputClosed, InputError):
-            self._closed = True  # nothing more can be written; close() must not try again
-            raise
+        self._out.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
 
     def close(self, summary: RunSummary | None) -> None:
-        if self._closed:  # a write already failed and was reported: the buffered line cannot go out either
+        if (
+            self._out.failed
+        ):  # a write already failed and was reported: the buffered line cannot go out either
             if self._owned:
                 with contextlib.suppress(OSError):
                     self.stream.close()

@@ -6,6 +6,7 @@ them, and importing TensorFlow costs seconds, so nothing imports them at module 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from types import ModuleType
@@ -21,12 +22,10 @@ def tensorflow() -> ModuleType:
     # terminal: real failures still surface as Python exceptions. EDGECNN_DEBUG=1 shows everything. The
     # variable covers what TensorFlow logs after import; the import's own lines need the fd-level filter.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if os.environ.get("EDGECNN_DEBUG") else "3")
+    quiet = contextlib.nullcontext() if "tensorflow" in sys.modules else native_chatter_filtered()
     try:
-        if "tensorflow" in sys.modules:
+        with quiet:  # only the first import loads the native libraries
             import tensorflow as tf
-        else:
-            with native_chatter_filtered():
-                import tensorflow as tf
     except ImportError as exc:
         raise RuntimeMissing(f"TensorFlow is not installed ({exc.name}). {_HINT}.") from exc
     return tf
