@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT.parent / "shared" / "testdata" / "coral" / "mobilenet_v1_0.25_128_quant.tflite"
+DEFAULT_MODEL = ROOT / "tests" / "data" / "coral" / "mobilenet_v1_0.25_128_quant.tflite"
 
 
 def bare_loop_median_ms(model: Path, threads: int, runs: int, warmup: int) -> float:

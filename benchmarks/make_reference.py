@@ -26,7 +26,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-MOBILENET = ROOT.parent / "shared" / "testdata" / "coral" / "mobilenet_v1_0.25_128_quant.tflite"
+MOBILENET = ROOT / "tests" / "data" / "coral" / "mobilenet_v1_0.25_128_quant.tflite"
 
 
 def machine_slug(name: str, arch: str, cores: int | None) -> str:

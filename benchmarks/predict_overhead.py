@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-CORAL = ROOT.parent / "shared" / "testdata" / "coral"
+CORAL = ROOT / "tests" / "data" / "coral"
 
 
 def bare_loop(model: Path, threads: int, runs: int) -> list[float]:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTDATA = ROOT.parent / "shared" / "testdata"
+TESTDATA = ROOT / "tests" / "data"
 CORAL = TESTDATA / "coral"
 MOBILENET = CORAL / "mobilenet_v1_0.25_128_quant.tflite"
 MOBILENET_EDGETPU = CORAL / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
@@ -28,7 +28,7 @@ MNIST_NINE = CORAL / "mnist_nine.bmp"
 @pytest.fixture(scope="session")
 def coral() -> Path:
     if not MOBILENET.exists():
-        pytest.fail(f"shared test data missing: {CORAL} (it sits beside the checkout as ../shared/testdata)")
+        pytest.fail(f"test data missing: {CORAL} (it is part of the repository: tests/data/)")
     return CORAL
 
 

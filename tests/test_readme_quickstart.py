@@ -2,9 +2,9 @@
 
 Every fenced block whose info string is ``sh quickstart`` (opened with three backticks followed by
 ``sh quickstart``) is extracted from README.md, and its lines run in order, each as one process: split
-with ``shlex`` and run without a shell, in a fresh working directory ``TMP/work`` beside a link
-``TMP/shared`` to the real shared test data (so ``../shared/testdata/...`` resolves as it does from a
-checkout), with this virtualenv's ``bin`` first on PATH (so ``edgecnn`` is the one under test). Each must
+with ``shlex`` and run without a shell, in a fresh working directory ``TMP/work`` holding a link
+``tests/data`` to the repository's test data (so ``tests/data/...`` resolves as it does at the root of a
+clone), with this virtualenv's ``bin`` first on PATH (so ``edgecnn`` is the one under test). Each must
 exit 0. Conventions for README authors: one command per line (a trailing backslash continues it), blank
 lines and ``#`` comment lines are skipped, a leading ``$ `` prompt is dropped, and no shell syntax (pipes,
 redirections, ``&&``, ``;``, ``cd``, variables): every line must finish on its own (``--duration`` for
@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import ROOT
 
 README = ROOT / "README.md"
-SHARED = ROOT.parent / "shared"
+TEST_DATA = ROOT / "tests" / "data"
 FENCE = re.compile(r"^```sh quickstart[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 SHELL_TOKENS = {"|", "||", "&", "&&", ";", ">", ">>", "<", "2>", "2>&1"}
 COMMAND_TIMEOUT_S = 600
@@ -58,14 +58,14 @@ def test_extractor_reads_only_quickstart_blocks():
         "Intro\n\n```sh\nmake demo\n```\n\n"
         "```sh quickstart\n# train first\n$ edgecnn train --dataset digits \\\n    -o runs/digits --epochs 3\n\n"
         "edgecnn inspect runs/digits/model_int8.tflite\n```\n\ntext\n\n"
-        "```sh quickstart\nedgecnn predict m.tflite '../shared/testdata/a b.bmp'\n```\n"
+        "```sh quickstart\nedgecnn predict m.tflite 'tests/data/a b.bmp'\n```\n"
     )
     assert quickstart_commands(sample) == [
         "edgecnn train --dataset digits -o runs/digits --epochs 3",
         "edgecnn inspect runs/digits/model_int8.tflite",
-        "edgecnn predict m.tflite '../shared/testdata/a b.bmp'",
+        "edgecnn predict m.tflite 'tests/data/a b.bmp'",
     ]
-    assert shlex.split(quickstart_commands(sample)[2])[-1] == "../shared/testdata/a b.bmp"
+    assert shlex.split(quickstart_commands(sample)[2])[-1] == "tests/data/a b.bmp"
 
 
 def test_readme_quickstart_runs_verbatim(tmp_path):
@@ -76,7 +76,8 @@ def test_readme_quickstart_runs_verbatim(tmp_path):
         )
     work = tmp_path / "work"
     work.mkdir()
-    (tmp_path / "shared").symlink_to(SHARED, target_is_directory=True)
+    (work / "tests").mkdir()
+    (work / "tests" / "data").symlink_to(TEST_DATA, target_is_directory=True)
     bin_dir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if k != "EDGECNN_DEBUG"}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"

@@ -108,10 +108,9 @@ def container() -> Iterator[Container]:
                 "--volatile=overlay",
                 "--boot",
                 "--private-network",
-                # The container's /tmp is its own tmpfs: a checkout (and its .venv) or the shared test data
+                # The container's /tmp is its own tmpfs: a checkout (its .venv and tests/data with it)
                 # living under /tmp, as in a CI clone, must be bound in at the same path.
                 f"--bind-ro={ROOT}",
-                f"--bind-ro={MOBILENET.parent.resolve()}:{MOBILENET.parent}",
                 f"--machine=edgecnn-test-{os.getpid()}",
                 "--register=no",
                 "--keep-unit",
