@@ -31,6 +31,7 @@ from typing import Any
 
 from edgecnn.errors import ConfigError, EdgecnnError, UsageError
 from edgecnn.run.options import CONFIG_KEYS, MQTT_KEYS, RunOptions
+from edgecnn.safeio import FileKind, check_file, loads_toml, read_text
 
 _PATH_KEYS = ("model", "labels")
 _INT_KEYS = ("camera", "threads", "top_k", "width", "height", "every", "max_frames")
@@ -107,23 +108,14 @@ def load_run_config(path: str | os.PathLike[str]) -> RunOptions:
     effects: it opens no camera, model or socket.
     """
     try:
-        import tomllib
+        import tomllib  # noqa: F401
     except ImportError:  # Python 3.10
         raise ConfigError(
             f"Reading {path} needs Python 3.11 or newer (tomllib); pass the options as flags instead."
         ) from None
     file = Path(path)
     where = f"{file}: "
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"Config file {file} not found: check the --config path.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read config file {file}: {exc}.") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}not valid TOML: {exc}.") from None
+    data = loads_toml(read_text(file, FileKind.CONFIG), file)
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key not in CONFIG_KEYS:
@@ -210,8 +202,8 @@ def validate_run_options(
 
     if check_model:
         _check_model(opts, fail)
-    if opts.labels is not None and not Path(opts.labels).is_file():
-        raise fail("labels", f"labels file {opts.labels} not found.")
+    if opts.labels is not None:
+        _check_regular(opts.labels, FileKind.LABELS, "labels", fail)
     if check_source:
         try:
             parse_source(opts.source, camera=opts.camera)
@@ -272,12 +264,19 @@ def _check_model(opts: RunOptions, fail: Callable[[str, str], EdgecnnError]) -> 
                 f'{opts.config_path}: no model: set model = "/path/to/model.tflite" in the file or pass MODEL.'
             )
         raise UsageError("No model: pass MODEL (a .tflite file) or --config FILE with a model key.")
-    model = Path(opts.model)
-    if not model.is_file():
-        raise fail(
-            "model",
-            f"model file {model} not found" + (" (it is a directory)" if model.is_dir() else "") + ".",
-        )
+    _check_regular(opts.model, FileKind.MODEL, "model", fail)
+
+
+def _check_regular(
+    path: str | os.PathLike[str], kind: FileKind, key: str, fail: Callable[[str, str], EdgecnnError]
+) -> None:
+    """A regular file within the kind's size cap (a FIFO or a device is refused by name, never opened)."""
+    if not os.path.lexists(path):
+        raise fail(key, f"{kind.what} {path} not found.")
+    try:
+        check_file(path, kind)
+    except EdgecnnError as exc:
+        raise fail(key, str(exc)) from None
 
 
 def parse_serve(value: str) -> tuple[str, int]:
