@@ -10,6 +10,7 @@ import os as _os
 __version__ = "0.1.0"
 
 # OpenCV reads its decoder pixel limit once, when cv2 is loaded; edgecnn.images explains the budget.
-_os.environ.setdefault(
-    "OPENCV_IO_MAX_IMAGE_PIXELS", _os.environ.get("EDGECNN_MAX_IMAGE_PIXELS", "").strip() or "50000000"
-)
+if _os.environ.get("EDGECNN_MAX_IMAGE_PIXELS", "").strip():
+    _os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = _os.environ["EDGECNN_MAX_IMAGE_PIXELS"].strip()
+else:
+    _os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", "50000000")

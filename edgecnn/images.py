@@ -37,9 +37,9 @@ def max_pixels() -> int:
 def _too_large(p: Path) -> InputError:
     budget = max_pixels()
     return InputError(
-        f"{p} has more than {budget / 1e6:.0f} megapixels (the image budget, so that decoding it cannot "
-        f"exhaust a 1 GB Raspberry Pi: {budget * 3 / 1e6:.0f} MB as BGR): resize it first, or raise the "
-        "budget with EDGECNN_MAX_IMAGE_PIXELS=N."
+        f"{p} has more than {budget:,} pixels, the image budget that keeps decoding within a 1 GB "
+        f"Raspberry Pi ({budget * 3 / 1e6:,.0f} MB as BGR): resize it first, or set "
+        "EDGECNN_MAX_IMAGE_PIXELS=N to change the budget."
     )
 
 

@@ -219,3 +219,46 @@ def test_usage_error_for_crop_in_the_library(coral):
 
     with pytest.raises(UsageError, match="center or none"):
         open_classifier(MOBILENET, crop="middle")
+
+
+# -- images -------------------------------------------------------------------------------------------
+
+HUGE_PNG = Path(__file__).parent / "data" / "hostile" / "huge_20000x20000.png"
+
+
+def test_huge_image_is_refused_before_decoding(coral):
+    """48 KB on disk, 400 MB decoded: OpenCV refuses it from the header (832 MB peak RSS without the limit)."""
+    assert HUGE_PNG.stat().st_size < 100_000
+    assert_one_error(
+        run_cli("predict", MOBILENET, HUGE_PNG),
+        str(HUGE_PNG),
+        "more than 50,000,000 pixels",
+        "EDGECNN_MAX_IMAGE_PIXELS",
+        code=4,
+    )
+    small_budget = run_cli("predict", MOBILENET, CAT, env={"EDGECNN_MAX_IMAGE_PIXELS": "1000"})
+    assert_one_error(small_budget, str(CAT), "more than 1,000 pixels", code=4)
+
+
+def test_odd_images_decode_to_8bit_gray_or_bgr(tmp_path):
+    import cv2
+
+    from edgecnn.images import read_image
+
+    ramp = np.tile(np.linspace(0, 65535, 64, dtype=np.uint16), (8, 1))
+    cases = {
+        "16bit.png": ramp,
+        "16bit_bgr.png": np.dstack([ramp] * 3),
+        "bgra.png": np.dstack([ramp.astype(np.uint8)] * 4),
+        "float.tiff": np.full((8, 8), np.nan, dtype=np.float32),
+    }
+    for name, array in cases.items():
+        path = tmp_path / name
+        assert cv2.imwrite(str(path), array), name
+        image = read_image(path)
+        assert image.dtype == np.uint8 and (image.ndim == 2 or image.shape[2] == 3), (name, image.shape)
+    assert read_image(tmp_path / "16bit.png").max() == 255
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes((tmp_path / "16bit.png").read_bytes()[:60])
+    with pytest.raises(InputError, match="Cannot decode"):
+        read_image(truncated)
