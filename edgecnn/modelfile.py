@@ -113,8 +113,7 @@ class ModelFile:
 
     def metadata_entry(self, name: str) -> bytes | None:
         for entry in self.model.metadata or []:
-            entry_name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-            if entry_name == name:
+            if text(entry.name) == name:
                 buffer = self.model.buffers[entry.buffer]
                 return (
                     bytes(np.asarray(buffer.data, dtype=np.uint8).tobytes())
@@ -124,7 +123,14 @@ class ModelFile:
         return None
 
     def metadata_names(self) -> list[str]:
-        return [e.name.decode() if isinstance(e.name, bytes) else e.name for e in self.model.metadata or []]
+        return [text(e.name) for e in self.model.metadata or []]
+
+
+def text(value: Any) -> str:
+    """A flatbuffer string field as text: names in a damaged file need not be UTF-8."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return "" if value is None else str(value)
 
 
 def opcode_name(code: Any) -> tuple[str, bool]:
@@ -132,7 +138,7 @@ def opcode_name(code: Any) -> tuple[str, bool]:
     # readers must take the larger of the two.
     builtin = max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0))
     if builtin == schema.BuiltinOperator.CUSTOM:
-        custom = code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode)
+        custom = text(code.customCode)
         return custom, True
     return _BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}"), False
 
@@ -145,7 +151,7 @@ def _tensor_info(model: Any, tensor: Any) -> TensorInfo:
     if q is not None and q.scale is not None and len(q.scale) > 0:
         scale = float(q.scale[0])
         zero_point = int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) else 0
-    name = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+    name = text(tensor.name)
     return TensorInfo(
         name, shape, signature, _TENSOR_TYPES.get(tensor.type, str(tensor.type)), scale, zero_point
     )
@@ -351,11 +357,7 @@ def with_metadata(model_file: ModelFile, name: str, payload: bytes) -> bytes:
     model = model_file.model
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(payload, dtype=np.uint8)
-    model.metadata = [
-        m
-        for m in (model.metadata or [])
-        if (m.name.decode() if isinstance(m.name, bytes) else m.name) != name
-    ]
+    model.metadata = [m for m in (model.metadata or []) if text(m.name) != name]
     model.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name = name

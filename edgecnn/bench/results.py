@@ -204,6 +204,11 @@ def validate(data: Any) -> list[str]:
             "results": list,
         },
     )
+    units = data.get("units")
+    if units is not None and (
+        not isinstance(units, dict) or not all(isinstance(v, str) for v in units.values())
+    ):
+        errors.append("units must be an object of strings")
     if errors:
         return errors
     _check(errors, "machine", data["machine"], {"name": str})
