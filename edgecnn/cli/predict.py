@@ -12,7 +12,9 @@ from edgecnn.cli._app import app, echo_json
 @app.command("predict")
 def predict_command(
     model: Path = typer.Argument(..., help="Path to a .tflite model."),
-    images: list[Path] = typer.Argument(..., help="Image files (jpg, png, bmp, ...)."),
+    images: list[Path] = typer.Argument(
+        ..., help="Image files (jpg, png, bmp, ...) or folders of them (read in name order)."
+    ),
     top_k: int = typer.Option(
         3, "--top-k", "-k", min=1, max=1000, help="How many classes to show per image."
     ),
@@ -38,12 +40,15 @@ def predict_command(
     """Classify images: top-k labels and scores per image, with inference time.
 
     Example: edgecnn predict mobilenet_v1_0.25_128_quant.tflite cat.bmp --top-k 3
+
+    Example: edgecnn predict runs/digits/model_int8.tflite runs/digits/samples
     """
+    from edgecnn.images import expand_images
     from edgecnn.predict import format_report, predict
 
     report = predict(
         model,
-        list(images),
+        list(expand_images(list(images))),
         top_k=top_k,
         threads=threads,
         device=device,
