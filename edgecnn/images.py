@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -60,7 +60,7 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def expand_images(paths: list[str | os.PathLike[str]]) -> list[Path]:
+def expand_images(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """``paths`` with every folder replaced by the images in it (sorted by name), files kept in order."""
     out: list[Path] = []
     for path in paths:
