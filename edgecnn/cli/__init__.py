@@ -21,6 +21,7 @@ from edgecnn.errors import EdgecnnError
 COMMAND_MODULES = (
     "inspect",
     "predict",
+    "eval",
     "bench",
     "devices",
     "service",

@@ -1,0 +1,156 @@
+"""``edgecnn eval MODEL DATA``: measure a model (and optionally a second one) on labelled images.
+
+The dataset's layout says what is measured: ``DATA/<label>/*.jpg`` class folders, a YOLO ``DATA`` with
+``labels/`` and ``images/``, or a COCO ``.json`` file. Models are opened exactly as ``predict`` opens them
+(``open_classifier``: same ``--device``, ``--threads``, ``--crop``, labels and preprocessing).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from edgecnn.errors import InputError, UsageError
+from edgecnn.eval.classify import evaluate_classification
+from edgecnn.eval.coco_json import read_coco
+from edgecnn.eval.detect import DetectorUnderTest, evaluate_detection
+from edgecnn.eval.groundtruth import DetectionDataset
+from edgecnn.eval.progress import ProgressFn
+from edgecnn.eval.yolo_labels import is_yolo_dataset, read_yolo
+from edgecnn.model import Classifier, open_classifier
+
+
+class EvalReport(Protocol):
+    """What every task's report offers the CLI, which never looks further."""
+
+    @property
+    def task(self) -> str: ...
+
+    @property
+    def headline(self) -> tuple[str, float]: ...
+
+    @property
+    def agreement_pct(self) -> float | None: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def tables(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    """Why ``--fail-under`` / ``--min-agreement`` refused the result."""
+
+    message: str
+
+
+def dataset_format(data: str | os.PathLike[str]) -> str:
+    """``coco`` (a .json file), ``yolo`` (a folder with labels/) or ``folders`` (class sub-folders)."""
+    path = Path(data)
+    if not path.exists():
+        raise InputError(
+            f"Dataset not found: {path}. Pass a folder of class folders, a YOLO folder or a COCO .json."
+        )
+    if path.is_file():
+        if path.suffix.lower() == ".json":
+            return "coco"
+        raise InputError(
+            f"{path} is a file: pass a folder (DATA/<label>/*.jpg, or YOLO images/ + labels/) or a COCO .json file."
+        )
+    return "yolo" if is_yolo_dataset(path) else "folders"
+
+
+def read_detection_dataset(
+    data: str | os.PathLike[str], *, images: str | os.PathLike[str] | None = None
+) -> DetectionDataset:
+    kind = dataset_format(data)
+    if kind == "coco":
+        return read_coco(data, images=images)
+    if kind == "yolo":
+        if images is not None:
+            raise UsageError(
+                "--images is for COCO .json annotations; a YOLO dataset keeps its images in DATA/images."
+            )
+        return read_yolo(data)
+    raise InputError(
+        f"{data} has no labels/ folder and is not a COCO .json file: it is not a detection dataset."
+    )
+
+
+def check_gate(
+    report: EvalReport, *, fail_under: float | None = None, min_agreement: float | None = None
+) -> list[GateFailure]:
+    """Failures of the ``--fail-under`` (headline figure) and ``--min-agreement`` bars, both in percent."""
+    failures = []
+    name, value = report.headline
+    if fail_under is not None and value < fail_under:
+        failures.append(GateFailure(f"{name} {value:.2f}% is below --fail-under {fail_under:g}%."))
+    if min_agreement is not None:
+        agreement = report.agreement_pct
+        if agreement is None:
+            failures.append(
+                GateFailure("--min-agreement needs --against OTHER.tflite (and detections to compare).")
+            )
+        elif agreement < min_agreement:
+            failures.append(
+                GateFailure(f"agreement {agreement:.2f}% is below --min-agreement {min_agreement:g}%.")
+            )
+    return failures
+
+
+def evaluate(
+    model: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    *,
+    against: str | os.PathLike[str] | None = None,
+    top_k: int = 5,
+    device: str = "cpu",
+    against_device: str | None = None,
+    threads: int | None = None,
+    labels: str | os.PathLike[str] | None = None,
+    crop: str | None = None,
+    images: str | os.PathLike[str] | None = None,
+    probe: bool = True,
+    progress: ProgressFn | None = None,
+    classifier: Classifier | None = None,
+    detector: DetectorUnderTest | None = None,
+    against_detector: DetectorUnderTest | None = None,
+) -> EvalReport:
+    """Evaluate ``model`` on ``data``; with ``against``, the second model on the same decoded images.
+
+    ``against_device`` defaults to ``device`` for a model compiled for the Edge TPU and to ``cpu``
+    otherwise, so ``eval m_edgetpu.tflite DATA --device edgetpu --against m.tflite`` compares TPU and CPU.
+    ``classifier``/``detector`` inject an already-open model (tests, other library callers).
+    """
+    if top_k < 1:
+        raise UsageError("--top-k must be at least 1.")
+    if against is not None and Path(against).resolve() == Path(model).resolve() and against_device is None:
+        raise UsageError(
+            "--against names the evaluated model itself: pass another build (or --against-device)."
+        )
+    kind = dataset_format(data)
+    if kind != "folders" or detector is not None:
+        dataset = read_detection_dataset(data, images=images)
+        if detector is None:
+            raise UsageError(
+                f"{data} is a {dataset.format.upper()} detection dataset, and edgecnn cannot run {Path(model).name} "
+                "as a detector yet: pass class folders (DATA/<label>/*.jpg) for a classifier."
+            )
+        return evaluate_detection(dataset, detector, against=against_detector, progress=progress)
+    if images is not None:
+        raise UsageError("--images is for COCO .json annotations; class folders hold their own images.")
+    clf = classifier or open_classifier(
+        model, device=device, threads=threads, labels=labels, crop=crop, probe=probe
+    )
+    other = None
+    if against is not None:
+        from edgecnn.modelfile import read_model
+
+        other_file = read_model(against)
+        other_device = against_device or (device if other_file.is_edgetpu else "cpu")
+        other = open_classifier(other_file, device=other_device, threads=threads, crop=crop, probe=probe)
+    return evaluate_classification(
+        data, clf, against=other, top_k=top_k, labels_flag=labels is not None, progress=progress
+    )
