@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecnn.errors import InputError
+from edgecnn.errors import InputError, UsageError
 from edgecnn.eval.coco_json import read_coco
 from edgecnn.eval.detect import Detection, DetectorUnderTest, evaluate_detection
 from edgecnn.eval.evaluate import check_gate, evaluate, read_detection_dataset
@@ -282,15 +282,14 @@ def test_annotation_size_that_disagrees_with_the_image_is_an_error(scenes, tmp_p
         evaluate_detection(read_coco(path), _detector(scenes))
 
 
-def test_cli_bad_label_file_is_one_line_and_writes_nothing(digits_model, scenes, tmp_path):
-    data = _write_yolo(tmp_path / "y", scenes[:2])
-    _break(data, "words")
+def test_cli_classifier_on_a_detection_dataset_is_one_line_and_writes_nothing(digits_model, both, tmp_path):
     out = tmp_path / "out.json"
-    result = run_cli("eval", digits_model.tflite, data, "-o", out)
-    assert result.code == InputError.exit_code
-    lines = error_lines(result.stderr)
-    assert len(lines) == 1 and "s00.txt line 2" in lines[0]
-    assert not out.exists()
+    for data in both:
+        result = run_cli("eval", digits_model.tflite, data, "-o", out)
+        assert result.code == UsageError.exit_code
+        lines = error_lines(result.stderr)
+        assert len(lines) == 1 and "is a classify model" in lines[0] and "pass class folders" in lines[0]
+        assert not out.exists()
 
 
 def test_evaluate_injects_a_detector_for_a_coco_file(scenes, both):

@@ -217,3 +217,17 @@ def evaluate_classification(
         against=scores[1] if against is not None else None,
         comparison=comparison,
     )
+
+
+def evaluate_model(
+    data: str | os.PathLike[str],
+    model: Classifier,
+    *,
+    against: Classifier | None,
+    options: Any,
+    progress: ProgressFn | None = None,
+) -> ClassificationReport:
+    """The evaluator registry's entry point (:data:`edgecnn.eval.evaluate.EVALUATORS`)."""
+    return evaluate_classification(
+        data, model, against=against, top_k=options.top_k, labels_flag=options.labels_flag, progress=progress
+    )

@@ -1,7 +1,7 @@
 """The detection evaluator: COCO mAP@0.5 and mAP@0.5:0.95 (and per-class AP) computed by pycocotools.
 
 The evaluator sees a detector only through :class:`DetectorUnderTest`: a function from a BGR frame to
-:class:`Detection` objects (class id, label, score, box x1, y1, x2, y2 in pixels of that frame), so it
+:class:`DetectedObject` items (class id, label, score, box x1, y1, x2, y2 in pixels of that frame), so it
 works for every decoder and backend the task seam has. Matching, interpolated precision and the averaging
 over IoU thresholds are pycocotools' (the reference implementation behind every published COCO figure);
 this module only converts to and from its format.
@@ -15,7 +15,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,14 +29,30 @@ from edgecnn.images import read_image
 AGREEMENT_MIN_SCORE = 0.5
 
 
+class DetectedObject(Protocol):
+    """What the evaluator reads of one detected object (the detect task's ``Object`` has these fields)."""
+
+    @property
+    def id(self) -> int: ...  # the model's class id
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def box(self) -> tuple[float, float, float, float]: ...  # x1, y1, x2, y2 in pixels of the frame given
+
+
 @dataclass(frozen=True)
 class Detection:
-    """One detected object in pixels of the image it was found in."""
+    """A plain :class:`DetectedObject`, for callers that bring their own detector."""
 
-    class_id: int
+    id: int
     label: str
     score: float
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    box: tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -51,7 +67,7 @@ class DetectorUnderTest:
     device: str
     runtime: str
     labels: list[str] | None
-    detect: Callable[[np.ndarray], Sequence[Detection]]
+    detect: Callable[[np.ndarray], Sequence[DetectedObject]]
 
 
 @dataclass(frozen=True)
@@ -208,7 +224,7 @@ def coco_map(
 
 def class_mapping(
     dataset: DetectionDataset, labels: list[str] | None, model: str
-) -> tuple[Callable[[Detection], int | None], str]:
+) -> tuple[Callable[[DetectedObject], int | None], str]:
     """How a detection's class becomes a dataset category: by label when both sides name their classes
     (a COCO file's ids rarely match a model's), else by class id. Every dataset class must exist in the model.
     """
@@ -225,7 +241,7 @@ def class_mapping(
                 )
         return (lambda d: by_label.get(d.label)), "label"
     ids = set(dataset.names) if dataset.names else None
-    return (lambda d: d.class_id if ids is None or d.class_id in ids else None), "class id"
+    return (lambda d: d.id if ids is None or d.id in ids else None), "class id"
 
 
 def evaluate_detection(
@@ -243,7 +259,7 @@ def evaluate_detection(
     _pycocotools()  # fail before the first inference when the extra is missing
     truth: list[list[GroundTruthBox]] = []
     sizes: list[tuple[int, int]] = []
-    found: list[list[list[Detection]]] = [[] for _ in detectors]
+    found: list[list[list[DetectedObject]]] = [[] for _ in detectors]
     times: list[list[float]] = [[] for _ in detectors]
     for n, sample in enumerate(dataset.samples, 1):
         frame = read_image(sample.image)

@@ -1,25 +1,34 @@
 """``edgecnn eval MODEL DATA``: measure a model (and optionally a second one) on labelled images.
 
-The dataset's layout says what is measured: ``DATA/<label>/*.jpg`` class folders, a YOLO ``DATA`` with
-``labels/`` and ``images/``, or a COCO ``.json`` file. Models are opened exactly as ``predict`` opens them
-(``open_classifier``: same ``--device``, ``--threads``, ``--crop``, labels and preprocessing).
+Models are opened exactly as ``predict`` opens them (``open_classifier``: same ``--device``, ``--threads``,
+``--crop``, labels and preprocessing). The model's task picks the evaluator from :data:`EVALUATORS`, one
+module per task, each with an ``evaluate_model`` function; the dataset's layout must suit that task:
+``DATA/<label>/*.jpg`` class folders for a classifier, a YOLO folder (``images/``, ``labels/``) or a COCO
+``.json`` for a detector.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from edgecnn.errors import InputError, UsageError
-from edgecnn.eval.classify import evaluate_classification
 from edgecnn.eval.coco_json import read_coco
 from edgecnn.eval.detect import DetectorUnderTest, evaluate_detection
 from edgecnn.eval.groundtruth import DetectionDataset
 from edgecnn.eval.progress import ProgressFn
 from edgecnn.eval.yolo_labels import is_yolo_dataset, read_yolo
 from edgecnn.model import Classifier, open_classifier
+
+# Task name -> the module that evaluates it; adding a task is one module and one line here.
+EVALUATORS: dict[str, str] = {
+    "classify": "edgecnn.eval.classify",
+}
+# Dataset layouts each task reads (``dataset_format``'s names), for the mismatch error.
+LAYOUTS: dict[str, tuple[str, ...]] = {"classify": ("folders",), "detect": ("yolo", "coco")}
 
 
 class EvalReport(Protocol):
@@ -37,6 +46,15 @@ class EvalReport(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
     def tables(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Options an evaluator may read; each reads the ones of its task."""
+
+    top_k: int = 5  # classify: k of top-k accuracy
+    images: Path | None = None  # detect: folder of the images a COCO file names
+    labels_flag: bool = False  # the evaluated model's labels came from --labels
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,28 @@ def check_gate(
     return failures
 
 
+def model_task(model: Any) -> str:
+    """The task of an opened model (a model from before the task seam is a classifier)."""
+    return str(getattr(model, "task", "classify"))
+
+
+def _check_layout(task: str, kind: str, model: Any, data: str | os.PathLike[str]) -> None:
+    wanted = LAYOUTS.get(task, ())
+    if kind in wanted:
+        return
+    if task not in EVALUATORS:
+        raise UsageError(
+            f"{model.path} is a {task} model: edgecnn eval measures {', '.join(EVALUATORS)} models."
+        )
+    expect = (
+        "class folders (DATA/<label>/*.jpg)"
+        if task == "classify"
+        else "a YOLO folder (images/, labels/*.txt) or a COCO .json file"
+    )
+    found = {"folders": "class folders", "yolo": "a YOLO detection dataset", "coco": "a COCO detection file"}
+    raise UsageError(f"{model.path} is a {task} model and {data} is {found[kind]}: pass {expect}.")
+
+
 def evaluate(
     model: str | os.PathLike[str],
     data: str | os.PathLike[str],
@@ -122,28 +162,26 @@ def evaluate(
 
     ``against_device`` defaults to ``device`` for a model compiled for the Edge TPU and to ``cpu``
     otherwise, so ``eval m_edgetpu.tflite DATA --device edgetpu --against m.tflite`` compares TPU and CPU.
-    ``classifier``/``detector`` inject an already-open model (tests, other library callers).
+    ``classifier`` injects an opened model; ``detector``/``against_detector`` inject detectors through the
+    evaluator's narrow interface (tests, callers with their own detector).
     """
     if top_k < 1:
         raise UsageError("--top-k must be at least 1.")
-    if against is not None and Path(against).resolve() == Path(model).resolve() and against_device is None:
+    if against is not None and against_device is None and Path(against).resolve() == Path(model).resolve():
         raise UsageError(
             "--against names the evaluated model itself: pass another build (or --against-device)."
         )
     kind = dataset_format(data)
-    if kind != "folders" or detector is not None:
-        dataset = read_detection_dataset(data, images=images)
-        if detector is None:
-            raise UsageError(
-                f"{data} is a {dataset.format.upper()} detection dataset, and edgecnn cannot run {Path(model).name} "
-                "as a detector yet: pass class folders (DATA/<label>/*.jpg) for a classifier."
-            )
-        return evaluate_detection(dataset, detector, against=against_detector, progress=progress)
-    if images is not None:
+    if kind == "folders" and images is not None:
         raise UsageError("--images is for COCO .json annotations; class folders hold their own images.")
-    clf = classifier or open_classifier(
+    if detector is not None:
+        dataset = read_detection_dataset(data, images=images)
+        return evaluate_detection(dataset, detector, against=against_detector, progress=progress)
+    opened = classifier or open_classifier(
         model, device=device, threads=threads, labels=labels, crop=crop, probe=probe
     )
+    task = model_task(opened)
+    _check_layout(task, kind, opened, data)
     other = None
     if against is not None:
         from edgecnn.modelfile import read_model
@@ -151,6 +189,13 @@ def evaluate(
         other_file = read_model(against)
         other_device = against_device or (device if other_file.is_edgetpu else "cpu")
         other = open_classifier(other_file, device=other_device, threads=threads, crop=crop, probe=probe)
-    return evaluate_classification(
-        data, clf, against=other, top_k=top_k, labels_flag=labels is not None, progress=progress
+        if model_task(other) != task:
+            raise UsageError(
+                f"{opened.path} is a {task} model but --against {other.path} is a {model_task(other)} model: "
+                "compare two builds of the same model."
+            )
+    module: Any = importlib.import_module(EVALUATORS[task])
+    options = EvalOptions(
+        top_k=top_k, images=Path(images) if images else None, labels_flag=labels is not None
     )
+    return module.evaluate_model(data, opened, against=other, options=options, progress=progress)  # type: ignore[no-any-return]
