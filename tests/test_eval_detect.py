@@ -252,6 +252,7 @@ def _coco_doc(path: Path) -> dict:
         ("category", "category_id 42"),
         ("json", "line 1: not valid JSON"),
         ("bbox", "'bbox' must be [x, y, width, height]"),
+        ("duplicate_id", "repeats image id 100"),
     ],
 )
 def test_bad_coco_annotations_are_one_line_errors(scenes, tmp_path, how, needle):
@@ -265,6 +266,8 @@ def test_bad_coco_annotations_are_one_line_errors(scenes, tmp_path, how, needle)
         doc["annotations"][0]["bbox"] = [90, 10, 20, 10]
     elif how == "category":
         doc["annotations"][0]["category_id"] = 42
+    elif how == "duplicate_id":
+        doc["images"][1]["id"] = 100
     elif how == "bbox":
         doc["annotations"][0]["bbox"] = [1, 2, 3]
     path.write_text("{not json" if how == "json" else json.dumps(doc))
@@ -293,6 +296,10 @@ def test_cli_classifier_on_a_detection_dataset_is_one_line_and_writes_nothing(di
 
 
 def test_evaluate_injects_a_detector_for_a_coco_file(scenes, both):
-    report = evaluate("unused.tflite", both[1], detector=_detector(scenes))
+    calls: list[tuple[int, int]] = []
+    report = evaluate(
+        "unused.tflite", both[1], detector=_detector(scenes), progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls == [(n, 12) for n in range(1, 13)]
     assert report.task == "detect" and report.headline == ("mAP@0.5", 100.0)
     assert report.format == "coco"  # type: ignore[attr-defined]

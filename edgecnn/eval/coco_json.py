@@ -60,6 +60,8 @@ def read_coco(
     for i, image in enumerate(doc["images"]):
         entry = f"images[{i}]"
         image_id = _require(path, entry, image, "id", (int,))
+        if image_id in info:
+            raise InputError(f"{path}: {entry} repeats image id {image_id}: give every image its own id.")
         file_name = _require(path, entry, image, "file_name", (str,))
         width = _require(path, entry, image, "width", (int,))
         height = _require(path, entry, image, "height", (int,))
