@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -316,4 +317,36 @@ def evaluate_detection(
         model=scores[0],
         against=scores[1] if against is not None else None,
         comparison=comparison,
+    )
+
+
+def detector_under_test(model: Any) -> DetectorUnderTest:
+    """Wrap an opened detection model (``edgecnn.model.open_model``) in the evaluator's interface."""
+    labels = getattr(model.decoder, "labels", None) or model.labels
+    return DetectorUnderTest(
+        model=str(model.path),
+        device=model.device,
+        runtime=model.runtime.describe(),
+        labels=list(labels) if labels else None,
+        detect=lambda frame: model.process(frame).result.objects,
+    )
+
+
+def evaluate_model(
+    data: str | os.PathLike[str],
+    model: Any,
+    *,
+    against: Any | None,
+    options: Any,
+    progress: ProgressFn | None = None,
+) -> DetectionReport:
+    """The evaluator registry's entry point (:data:`edgecnn.eval.evaluate.EVALUATORS`)."""
+    from edgecnn.eval.datasets import read_detection_dataset
+
+    dataset = read_detection_dataset(data, images=options.images)
+    return evaluate_detection(
+        dataset,
+        detector_under_test(model),
+        against=detector_under_test(against) if against is not None else None,
+        progress=progress,
     )

@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from edgecnn.errors import InputError, UsageError
-from edgecnn.eval.coco_json import read_coco
+from edgecnn.errors import UsageError
+from edgecnn.eval.datasets import dataset_format, read_detection_dataset
 from edgecnn.eval.detect import DetectorUnderTest, evaluate_detection
-from edgecnn.eval.groundtruth import DetectionDataset
 from edgecnn.eval.progress import ProgressFn
-from edgecnn.eval.yolo_labels import is_yolo_dataset, read_yolo
 from edgecnn.model import Classifier, open_classifier
 
 # Task name -> the module that evaluates it; adding a task is one module and one line here.
@@ -62,39 +60,6 @@ class GateFailure:
     """Why ``--fail-under`` / ``--min-agreement`` refused the result."""
 
     message: str
-
-
-def dataset_format(data: str | os.PathLike[str]) -> str:
-    """``coco`` (a .json file), ``yolo`` (a folder with labels/) or ``folders`` (class sub-folders)."""
-    path = Path(data)
-    if not path.exists():
-        raise InputError(
-            f"Dataset not found: {path}. Pass a folder of class folders, a YOLO folder or a COCO .json."
-        )
-    if path.is_file():
-        if path.suffix.lower() == ".json":
-            return "coco"
-        raise InputError(
-            f"{path} is a file: pass a folder (DATA/<label>/*.jpg, or YOLO images/ + labels/) or a COCO .json file."
-        )
-    return "yolo" if is_yolo_dataset(path) else "folders"
-
-
-def read_detection_dataset(
-    data: str | os.PathLike[str], *, images: str | os.PathLike[str] | None = None
-) -> DetectionDataset:
-    kind = dataset_format(data)
-    if kind == "coco":
-        return read_coco(data, images=images)
-    if kind == "yolo":
-        if images is not None:
-            raise UsageError(
-                "--images is for COCO .json annotations; a YOLO dataset keeps its images in DATA/images."
-            )
-        return read_yolo(data)
-    raise InputError(
-        f"{data} has no labels/ folder and is not a COCO .json file: it is not a detection dataset."
-    )
 
 
 def check_gate(
