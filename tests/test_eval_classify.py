@@ -214,3 +214,11 @@ def test_detection_dataset_with_a_classifier_is_a_clear_error(digits_model, tmp_
 def test_eval_help_has_an_example():
     result = run_cli("eval", "--help")
     assert result.code == 0 and "Example: edgecnn eval" in result.stdout
+
+
+def test_against_with_other_labels_or_itself_is_refused(digits_model, labelled):
+    root, *_ = labelled
+    with pytest.raises(InputError, match="matches no label of the --against model"):
+        evaluate(digits_model.tflite, root, against=MOBILENET)
+    with pytest.raises(UsageError, match="names the evaluated model itself"):
+        evaluate(digits_model.tflite, root, against=digits_model.tflite)
