@@ -222,3 +222,29 @@ def test_against_with_other_labels_or_itself_is_refused(digits_model, labelled):
         evaluate(digits_model.tflite, root, against=MOBILENET)
     with pytest.raises(UsageError, match="names the evaluated model itself"):
         evaluate(digits_model.tflite, root, against=digits_model.tflite)
+
+
+def test_tables_show_the_matrix_or_the_top_confusions():
+    from rich.console import Console
+
+    from edgecnn.eval.classify import ClassificationReport, ClassificationScore
+
+    def report(n: int) -> ClassificationReport:
+        classes = [f"c{i}" for i in range(n)]
+        truth = classes * 2
+        ranked = [[c] for c in classes] + [[classes[(i + 1) % n]] for i in range(n)]
+        top1, topk, per_class, cm = score_predictions(truth, ranked, classes, 1)
+        score = ClassificationScore(
+            "m.tflite", "cpu", "rt", "edgecnn", 2 * n, 1, top1, topk, per_class, cm, 1.0
+        )
+        return ClassificationReport("classify", "DATA", score, None, None)
+
+    def text(n: int) -> str:
+        console = Console(record=True, width=200)
+        for table in report(n).tables():
+            console.print(table)
+        return console.export_text()
+
+    small, large = text(3), text(20)
+    assert "confusion matrix" in small and "50.00%" in small
+    assert "most frequent confusions (of 20)" in large and "confusion matrix" not in large
