@@ -145,7 +145,12 @@ def test_nonfinite_scores_are_an_error():
 
 def _commands(path: Path, tmp_path: Path) -> dict[str, list]:
     (tmp_path / "r").mkdir(exist_ok=True)
+    classes = tmp_path / "classes"
+    (classes / "cat").mkdir(parents=True, exist_ok=True)
+    (classes / "cat" / "cat.bmp").write_bytes(CAT.read_bytes())
     return {
+        "eval model": ["eval", path, classes],
+        "eval labels": ["eval", MOBILENET, classes, "--labels", path],
         "predict model": ["predict", path, CAT],
         "predict labels": ["predict", MOBILENET, CAT, "--labels", path],
         "predict image": ["predict", MOBILENET, path],
