@@ -33,11 +33,11 @@ from edgecnn.errors import ConfigError, EdgecnnError, SourceError, UsageError
 from edgecnn.run.options import CONFIG_KEYS, MQTT_KEYS, RunOptions
 from edgecnn.safeio import FileKind, check_file, loads_toml, read_text
 
-_PATH_KEYS = ("model", "labels")
+_PATH_KEYS = ("model", "labels", "serve_token_file")
 _INT_KEYS = ("camera", "threads", "top_k", "width", "height", "every", "max_frames")
 _FLOAT_KEYS = ("fps", "min_score", "duration", "stall_timeout")
-_BOOL_KEYS = ("realtime", "on_change", "reconnect", "quiet")
-_STR_KEYS = ("model", "source", "device", "labels", "crop", "jsonl", "serve")
+_BOOL_KEYS = ("realtime", "on_change", "reconnect", "quiet", "serve_token_all", "serve_insecure")
+_STR_KEYS = ("model", "source", "device", "labels", "crop", "jsonl", "serve", "serve_token_file")
 CROP_CHOICES = ("center", "none")
 _MQTT_PATH_KEYS = ("ca", "password_file")
 
@@ -218,7 +218,7 @@ def validate_run_options(
         raise fail("device", str(exc)) from None
     if opts.serve is not None:
         try:
-            parse_serve(opts.serve)
+            serve_access(opts)
         except EdgecnnError as exc:
             raise fail("serve", str(exc).replace("Bad --serve address", "bad address")) from None
     if opts.crop is not None and opts.crop.lower() not in CROP_CHOICES:
@@ -279,6 +279,22 @@ def _check_regular(
         check_file(path, kind)
     except EdgecnnError as exc:
         raise fail(key, str(exc)) from None
+
+
+def serve_access(opts: RunOptions) -> Any:
+    """The :class:`~edgecnn.run.access.Access` rule for ``opts.serve`` (a UsageError without a needed token)."""
+    from edgecnn.run.access import resolve_access
+
+    assert opts.serve is not None
+    host, _port = parse_serve(opts.serve)
+    return resolve_access(
+        host,
+        token=opts.serve_token,
+        token_file=opts.serve_token_file,
+        token_all=opts.serve_token_all,
+        insecure=opts.serve_insecure,
+        serve=opts.serve,
+    )
 
 
 def parse_serve(value: str) -> tuple[str, int]:
