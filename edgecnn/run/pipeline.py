@@ -111,7 +111,13 @@ class Pipeline:
                 from edgecnn.run.metrics import RunMetrics
                 from edgecnn.run.server import RunServer
 
-                self.live = LiveState(source=source.name, stall_timeout=opts.stall_timeout, clock=clock)
+                self.live = LiveState(
+                    source=source.name,
+                    stall_timeout=opts.stall_timeout,
+                    clock=clock,
+                    model=model_name,
+                    device=clf.device,
+                )
                 metrics = RunMetrics(
                     model=model_name, device=clf.device, source=source.name, fps=self.live.fps
                 )
