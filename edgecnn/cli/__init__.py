@@ -26,6 +26,7 @@ from edgecnn.errors import EdgecnnError, UsageError
 COMMAND_MODULES = (
     "inspect",
     "predict",
+    "eval",
     "bench",
     "devices",
     "service",
