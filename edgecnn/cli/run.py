@@ -57,6 +57,9 @@ def run_command(
         "--realtime/--no-realtime",
         help="Play files at their frame rate, dropping frames like a camera.",
     ),
+    loop: bool | None = typer.Option(
+        None, "--loop/--no-loop", help="Start a video file or image folder again at its end, until stopped."
+    ),
     jsonl: str | None = typer.Option(
         None, "--jsonl", help="Write one JSON object per result to FILE (appended), or '-' for stdout."
     ),
@@ -182,6 +185,7 @@ def run_command(
             "fps": fps,
             "crop": crop,
             "realtime": realtime,
+            "loop": loop,
             "jsonl": jsonl,
             "min_score": min_score,
             "every": every,

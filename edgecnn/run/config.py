@@ -35,7 +35,7 @@ from edgecnn.run.options import CONFIG_KEYS, MQTT_KEYS, RunOptions
 _PATH_KEYS = ("model", "labels")
 _INT_KEYS = ("camera", "threads", "top_k", "width", "height", "every", "max_frames")
 _FLOAT_KEYS = ("fps", "min_score", "duration", "stall_timeout")
-_BOOL_KEYS = ("realtime", "on_change", "reconnect", "quiet")
+_BOOL_KEYS = ("realtime", "loop", "on_change", "reconnect", "quiet")
 _STR_KEYS = ("model", "source", "device", "labels", "crop", "jsonl", "serve")
 CROP_CHOICES = ("center", "none")
 _MQTT_PATH_KEYS = ("ca", "password_file")

@@ -90,7 +90,12 @@ class Pipeline:
         if source is None:
             spec = parse_source(opts.source, camera=opts.camera)
             source = open_source(
-                spec, width=opts.width, height=opts.height, fps=opts.fps, realtime=opts.realtime
+                spec,
+                width=opts.width,
+                height=opts.height,
+                fps=opts.fps,
+                realtime=opts.realtime,
+                loop=opts.loop,
             )
         log.info(
             "classifying %s with %s on %s (%s)", source.name, model_name, clf.device, clf.runtime.describe()
