@@ -606,7 +606,10 @@ def format_report(report: DemoReport) -> str:
         *(
             f"  {Path(path).name:<30} {what}"
             for path, what in (
-                (report.files["model_keras"], "trained Keras model (+ labels.txt, metrics.json, curves.png, samples/)"),
+                (
+                    report.files["model_keras"],
+                    "trained Keras model (+ labels.txt, metrics.json, curves.png, samples/)",
+                ),
                 (report.files["model_int8"], "int8 TFLite with metadata: the one to deploy"),
                 (report.files["model_float32"], "float32 TFLite, for comparison"),
                 (report.files["conversion_report"], "conversion and verification details"),
