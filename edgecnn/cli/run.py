@@ -169,6 +169,16 @@ def run_command(
     from edgecnn.run.pipeline import run
     from edgecnn.run.signals import stop_on_signals
 
+    if source is not None:
+        # A source named on the command line that cannot be opened exits 6 (SourceError), as when it fails
+        # later; `service install` validates the same option as a usage error instead.
+        from edgecnn.devices.sources.spec import parse_source
+        from edgecnn.errors import SourceError
+
+        try:
+            parse_source(source)
+        except SourceError as exc:
+            raise SourceError(f"--source: {exc}") from None
     base = load_run_config(config) if config is not None else RunOptions()
     options = merge_cli(
         base,
