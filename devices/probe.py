@@ -135,7 +135,9 @@ class DeviceProbe:
     throttling: Throttling | None
     edgetpus: list[EdgeTPUDevice] = field(default_factory=list)
     cameras: list[Camera] = field(default_factory=list)
-    edgetpu_runtime: dict[str, Any] | None = None  # libedgetpu diagnosis (edgecnn.devices.edgetpu)
+    edgetpu_runtime: dict[str, Any] | None = (
+        None  # libedgetpu diagnosis (edgecnn.devices.backends.edgetpu.pairing)
+    )
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -353,7 +355,7 @@ def _library_loads() -> dict[str, Any]:
     """Fallback when the full diagnosis module is absent: does ``dlopen(libedgetpu)`` succeed?"""
     import ctypes
 
-    from edgecnn.devices.delegates import edgetpu_library
+    from edgecnn.devices.backends.edgetpu.delegate import edgetpu_library
     from edgecnn.errors import DeviceError
 
     try:
@@ -368,9 +370,9 @@ def _library_loads() -> dict[str, Any]:
 
 
 def edgetpu_runtime_diagnosis(sysfs_root: Path, dev_root: Path) -> dict[str, Any] | None:
-    """libedgetpu's state from ``edgecnn.devices.edgetpu.diagnose_edgetpu`` (whether it loads, version, pairing)."""
+    """libedgetpu's state from ``edgecnn.devices.backends.edgetpu.pairing.diagnose_edgetpu`` (whether it loads, version, pairing)."""
     try:
-        from edgecnn.devices import edgetpu
+        from edgecnn.devices.backends.edgetpu import pairing as edgetpu
     except ImportError:
         edgetpu = None
     diagnose = getattr(edgetpu, "diagnose_edgetpu", None)

@@ -73,9 +73,9 @@ def inspect_model(model: str | os.PathLike[str], *, target: str | None = None) -
 def _target_checks(mf: ModelFile, target: str | None) -> dict[str, Any]:
     if target != "edgetpu":
         return {}
-    from edgecnn.converters.edgetpu_check import check_edgetpu
+    from edgecnn.devices.backends.edgetpu.static_check import predict_compilation
 
-    return {"edgetpu": check_edgetpu(mf)}
+    return {"edgetpu": predict_compilation(mf)}
 
 
 def _tensor_line(t: TensorInfo) -> str:

@@ -17,8 +17,13 @@ import numpy as np
 
 from edgecnn import adapters
 from edgecnn.adapters import Class
-from edgecnn.devices.delegates import DeviceKind, DeviceSpec, load_edgetpu_delegate, parse_device
-from edgecnn.devices.tpu_probe import check_edgetpu
+from edgecnn.devices.backends.edgetpu.delegate import (
+    DeviceKind,
+    DeviceSpec,
+    load_edgetpu_delegate,
+    parse_device,
+)
+from edgecnn.devices.backends.edgetpu.probe import probe_edgetpu
 from edgecnn.errors import DeviceError, EdgeTPUNotFound, ModelError, ModelInvokeError
 from edgecnn.metadata import ModelMetadata, read_labels_file, read_metadata
 from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, read_model
@@ -220,5 +225,5 @@ def _edgetpu_delegate(model_file: ModelFile, spec: DeviceSpec, runtime: Runtime,
     this library, runtime and model), so a library that segfaults kills the child, not us."""
     if probe:
         twin = cpu_twin_path(model_file, read_metadata(model_file)) if model_file.is_edgetpu else None
-        check_edgetpu(model_file, spec.tpu, runtime, cpu_model=twin)
+        probe_edgetpu(model_file, spec.tpu, runtime, cpu_model=twin)
     return load_edgetpu_delegate(runtime, spec.tpu)

@@ -34,7 +34,7 @@ from edgecnn.bench.results import (
     LatencyStats,
     ModelInfo,
 )
-from edgecnn.devices.delegates import parse_device
+from edgecnn.devices.backends.edgetpu.delegate import parse_device
 from edgecnn.devices.probe import DeviceProbe, Throttling, probe_device, read_temperature, read_throttling
 from edgecnn.errors import UsageError
 from edgecnn.modelfile import read_model

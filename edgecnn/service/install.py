@@ -189,7 +189,7 @@ def _live_source(opts: Any) -> bool:
 
 def _model_copies(opts: Any, model_file: Any, device: str) -> list[Path]:
     """The model, plus its CPU twin when the device may fall back to the CPU (``auto``)."""
-    from edgecnn.devices.delegates import DeviceKind, parse_device
+    from edgecnn.devices.backends.edgetpu.delegate import DeviceKind, parse_device
     from edgecnn.metadata import read_metadata
     from edgecnn.model import cpu_twin_path
 

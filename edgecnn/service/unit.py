@@ -172,7 +172,7 @@ def uses_edgetpu(device: str | None) -> bool:
     """Whether an instance may open a Coral: ``edgetpu``, ``edgetpu:...`` or ``auto``."""
     if not device:
         return False
-    from edgecnn.devices.delegates import DeviceKind, parse_device
+    from edgecnn.devices.backends.edgetpu.delegate import DeviceKind, parse_device
 
     return parse_device(device).kind in (DeviceKind.EDGETPU, DeviceKind.AUTO)
 

@@ -3,9 +3,9 @@
 A libedgetpu built for another TensorFlow Lite version does not raise an exception: it kills the process
 with a segmentation fault when the delegate is created or on the first invoke, and a systemd service
 restarts into the same crash forever. So before the first Edge TPU delegate load in a process,
-:func:`check_edgetpu` runs ``python -m edgecnn.devices.tpu_probe probe ...`` (same interpreter, same
+:func:`probe_edgetpu` runs ``python -m edgecnn.devices.backends.edgetpu.probe probe ...`` (same interpreter, same
 environment, same runtime), which loads the delegate through the production loader
-(:func:`edgecnn.devices.delegates.load_edgetpu_delegate`) with the chosen device string, allocates the
+(:func:`edgecnn.devices.backends.edgetpu.delegate.load_edgetpu_delegate`) with the chosen device string, allocates the
 model and runs one inference. When the child dies by a signal, hangs past the timeout or fails, the parent
 raises one typed error saying what happened and what to do (:class:`~edgecnn.errors.DelegateCrashed`,
 :class:`~edgecnn.errors.EdgeTPUNotFound`); the parent itself never touches the library.
@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgecnn.devices.delegates import EDGETPU_LIB_ENV, edgetpu_library, load_edgetpu_delegate
-from edgecnn.devices.edgetpu import EdgeTPUDiagnosis, LibraryInfo, diagnose_edgetpu
+from edgecnn.devices.backends.edgetpu.delegate import EDGETPU_LIB_ENV, edgetpu_library, load_edgetpu_delegate
+from edgecnn.devices.backends.edgetpu.pairing import EdgeTPUDiagnosis, LibraryInfo, diagnose_edgetpu
 from edgecnn.digest import sha256_file
 from edgecnn.errors import DelegateCrashed, DeviceError, EdgeTPUNotFound, ModelInvokeError, UsageError
 from edgecnn.runtime import get_runtime
@@ -135,7 +135,7 @@ def _probe(model: str, tpu: str | None, emit: Callable[..., None]) -> None:
 
 
 def _child_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edgecnn.devices.tpu_probe")
+    parser = argparse.ArgumentParser(prog="python -m edgecnn.devices.backends.edgetpu.probe")
     parser.add_argument("mode", choices=["library", "probe"])
     parser.add_argument("--report-fd", type=int, required=True)
     parser.add_argument("--library")
@@ -223,10 +223,17 @@ def _read_all(fd: int) -> bytes:
 
 
 def run_child(args: list[str], *, timeout: float, env: dict[str, str] | None = None) -> ChildOutcome:
-    """Run ``python -m edgecnn.devices.tpu_probe ARGS`` and collect its report, however it ends."""
+    """Run ``python -m edgecnn.devices.backends.edgetpu.probe ARGS`` and collect its report, however it ends."""
     read_fd, write_fd = os.pipe()
     try:
-        argv = [sys.executable, "-m", "edgecnn.devices.tpu_probe", *args, "--report-fd", str(write_fd)]
+        argv = [
+            sys.executable,
+            "-m",
+            "edgecnn.devices.backends.edgetpu.probe",
+            *args,
+            "--report-fd",
+            str(write_fd),
+        ]
         try:
             proc = subprocess.Popen(
                 argv,
@@ -394,7 +401,7 @@ def _crash_message(sig: str, stage: str, d: EdgeTPUDiagnosis, cpu_hint: str) -> 
     )
 
 
-def check_edgetpu(
+def probe_edgetpu(
     model_file: ModelFile,
     tpu: str | None,
     runtime: Runtime,

@@ -1,7 +1,7 @@
 """Delegates by name: ``cpu``, ``edgetpu`` (with pycoral's device grammar) and ``auto``.
 
 The Edge TPU library is loaded lazily and only through :func:`load_edgetpu_delegate`, so that the crash
-containment in ``edgecnn.devices.tpu_probe`` guards the one path production uses.
+containment in ``edgecnn.devices.backends.edgetpu.probe`` guards the one path production uses.
 """
 
 from __future__ import annotations
