@@ -293,9 +293,11 @@ def _edgetpu(
 
     check = predict_compilation(parse_model(cpu_model))
     if not check.compatible:
+        change = " Change: " + "; ".join(check.advice) + "." if check.advice else ""
         raise ConversionError(
             "The model is not Edge TPU compatible: "
             + " ".join(check.problems)
+            + change
             + f" {out_path.name} was not written."
         )
     with tempfile.TemporaryDirectory(prefix="edgecnn-edgetpu-") as tmp:

@@ -40,7 +40,7 @@ AUTO = "auto"
 
 
 class DeviceKind(str, Enum):
-    """The ``--device`` names: one per backend, plus ``auto``."""
+    """The built-in ``--device`` names (a backend added to ``BACKENDS`` needs no member here)."""
 
     CPU = "cpu"
     EDGETPU = "edgetpu"
@@ -54,16 +54,21 @@ class DeviceSpec:
     ``edgetpu:usb:0`` is ``DeviceSpec(EDGETPU, "usb:0")``; the address grammar belongs to the backend.
     """
 
-    kind: DeviceKind
+    kind: DeviceKind | str  # a DeviceKind for the built-in names, else the registered key
     address: str | None = None  # e.g. pycoral's device string for the Edge TPU: usb, usb:N, pci, pci:N, :N
+
+    @property
+    def key(self) -> str:
+        """The backend key (or ``auto``) as a plain string."""
+        return self.kind.value if isinstance(self.kind, DeviceKind) else self.kind
 
     @property
     def tpu(self) -> str | None:
         """The Edge TPU device string (pycoral's grammar), or None for the first one."""
-        return self.address if self.kind is not DeviceKind.CPU else None
+        return self.address if self.key == DeviceKind.EDGETPU.value else None
 
     def __str__(self) -> str:
-        return self.kind.value if self.address is None else f"{self.kind.value}:{self.address}"
+        return self.key if self.address is None else f"{self.key}:{self.address}"
 
 
 @dataclass(frozen=True)
@@ -143,17 +148,17 @@ def parse_device(value: str | DeviceKind | DeviceSpec) -> DeviceSpec:
         return DeviceSpec(value)
     text = value.strip().lower()
     name, sep, rest = text.partition(":")
-    try:
-        kind = DeviceKind(name)
-    except ValueError:
+    if name != AUTO and name not in BACKENDS:
         raise UsageError(
-            f"Unknown device {value!r}: use cpu, edgetpu, auto, or edgetpu:usb, edgetpu:usb:N, edgetpu:pci, edgetpu:pci:N."
-        ) from None
+            f"Unknown device {value!r}: use {', '.join(BACKENDS)}, {AUTO}, or edgetpu:usb, edgetpu:usb:N, "
+            "edgetpu:pci, edgetpu:pci:N."
+        )
+    kind: DeviceKind | str = DeviceKind(name) if name in {k.value for k in DeviceKind} else name
     if not sep:
         return DeviceSpec(kind)
-    if kind is DeviceKind.AUTO:
+    if name == AUTO:
         raise UsageError(f"Bad device {value!r}: auto takes no address; use auto or edgetpu:{rest}.")
-    return DeviceSpec(kind, get_backend(kind).parse_address(rest, value))
+    return DeviceSpec(kind, get_backend(name).parse_address(rest, value))
 
 
 def backends_for(device: str | DeviceSpec | None) -> list[Backend]:
@@ -161,9 +166,9 @@ def backends_for(device: str | DeviceSpec | None) -> list[Backend]:
     if not device:
         return [get_backend(DeviceKind.CPU)]
     spec = parse_device(device)
-    if spec.kind is DeviceKind.AUTO:
+    if spec.key == AUTO:
         return [get_backend(k) for k in BACKENDS if k != DeviceKind.CPU.value] + [get_backend(DeviceKind.CPU)]
-    return [get_backend(spec.kind)]
+    return [get_backend(spec.key)]
 
 
 def sandbox_needs(device: str | DeviceSpec | None) -> SandboxNeeds:
@@ -193,9 +198,10 @@ def select_backend(
     there is none.
     """
     spec = parse_device(device)
-    if spec.kind is not DeviceKind.AUTO:
-        backend = get_backend(spec.kind)
+    if spec.key != AUTO:
+        backend = get_backend(spec.key)
         return Selection(str(spec), backend.delegates(model_file, spec.address, runtime, probe=probe))
+    failed: list[tuple[Backend, DeviceError]] = []
     for key in BACKENDS:
         backend = get_backend(key)
         if key == DeviceKind.CPU.value or not backend.claims(model_file):
@@ -203,16 +209,20 @@ def select_backend(
         try:
             return Selection(key, backend.delegates(model_file, None, runtime, probe=probe))
         except DeviceError as exc:
-            twin = backend.cpu_fallback(model_file, meta)
-            if twin is None:
-                raise backend.unavailable(model_file, exc) from exc
+            failed.append((backend, exc))
+    for tried, error in failed:  # no accelerator worked: the first one's CPU build, if it has one
+        twin = tried.cpu_fallback(model_file, meta)
+        if twin is not None:
             log.warning(
                 "--device auto: no %s works here, running the CPU model %s instead. %s",
-                backend.hardware,
+                tried.hardware,
                 twin,
-                exc,
+                error,
             )
             return Selection("cpu", fallback=twin)
+    if failed:
+        first, cause = failed[0]
+        raise first.unavailable(model_file, cause) from cause
     return Selection("cpu")
 
 

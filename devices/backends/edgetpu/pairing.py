@@ -90,7 +90,9 @@ class EdgeTPUDiagnosis:
     fix: str | None
     sources: list[str]
     known_good: list[str]  # the pairs the table knows to work, for the user picking one
-    devices: list[dict[str, Any]]  # Edge TPUs seen on the bus (edgecnn.devices.probe.find_edgetpus)
+    devices: list[
+        dict[str, Any]
+    ]  # Edge TPUs seen on the bus (edgecnn.devices.backends.edgetpu.bus.find_edgetpus)
     summary: str = ""
 
     def describe_library(self) -> str:
@@ -281,11 +283,9 @@ def _run(argv: list[str]) -> str | None:
 
 def edgetpus_on_bus(sysfs_root: Path, dev_root: Path) -> list[dict[str, Any]]:
     """Edge TPUs the bus shows (a hint for messages; the library decides what actually works)."""
-    try:
-        from edgecnn.devices.probe import find_edgetpus
-    except ImportError:
-        return []
-    return [d.to_dict() if hasattr(d, "to_dict") else dict(d) for d in find_edgetpus(sysfs_root, dev_root)]
+    from edgecnn.devices.backends.edgetpu.bus import find_edgetpus
+
+    return [d.to_dict() for d in find_edgetpus(sysfs_root, dev_root)]
 
 
 def _summary(d: EdgeTPUDiagnosis) -> str:

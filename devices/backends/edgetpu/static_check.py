@@ -256,8 +256,22 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
         failure=failure,
         runtime=table.default_runtime if mapped_ops else None,
         min_runtime=min_runtime,
-        advice=_unique([st.advice for st in statuses if not st.edgetpu and st.advice]),
+        advice=_advice(statuses, first_cpu),
     )
+
+
+def _advice(statuses: list[OpStatus], first_cpu: OpStatus | None) -> list[str]:
+    """One ``change:`` line per op to fix; the ops that only follow it are summed up in one line."""
+    lines = [st.advice for st in statuses if not st.edgetpu and st.advice and st.status != SUBGRAPH]
+    followers = [st for st in statuses if st.status == SUBGRAPH and st.subgraph == 0]
+    if followers and first_cpu is not None:
+        names = ", ".join(f"{n} x{c}" for n, c in Counter(st.name for st in followers).items())
+        lines.append(
+            f"{len(followers)} op(s) ({names}) run on the CPU only because they follow {first_cpu.name} "
+            f"(op {first_cpu.index}): once it maps (or moves to the end of the model), they map too"
+        )
+    lines += [st.advice for st in statuses if st.status == SUBGRAPH and st.subgraph > 0]
+    return _unique(lines)
 
 
 # Where each op's inputs come from, for the partition: the graph's start, a CPU op before the Edge TPU
@@ -490,7 +504,7 @@ def _resize_limit(table: SupportedOps, src: list[int], dst: list[int]) -> str | 
             return None
         big, small = max(a, b), min(a, b)
         if big % small:
-            return f"output {dst[0]}x{dst[1]} is not an integer factor of input {src[0]}x{src[1]}"
+            return f"output {dst[0]}x{dst[1]} is not an integer multiple of input {src[0]}x{src[1]}"
         if big // small > scale:
             return f"scales {src[0]}x{src[1]} by {big // small}, more than the {scale}x the Edge TPU maps"
     if max(dst) > side and dst != src:
