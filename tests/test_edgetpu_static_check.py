@@ -221,3 +221,15 @@ def test_per_op_limits_name_the_op_and_the_fix():
     assert check.advice == [
         "AVERAGE_POOL_2D: apply the activation as its own op (RELU after AVERAGE_POOL_2D), not fused into it"
     ]
+
+
+def test_a_runtime_mismatch_at_prepare_names_the_m_flag():
+    from edgecnn.devices.backends.edgetpu.probe import runtime_fix
+
+    # libedgetpu's words (jsk-ros-pkg/coral_usb_ros#78) for a 16.0-compiled model on runtime 13
+    detail = (
+        "Failed to prepare for TPU. Failed precondition: Package requires runtime version (14), which is newer "
+        "than this runtime version (13).Node number 0 (edgetpu-custom-op) failed to prepare."
+    )
+    assert "recompile with edgetpu_compiler -m 13" in runtime_fix(detail)
+    assert runtime_fix("something else") == "Update libedgetpu or recompile the model for it"

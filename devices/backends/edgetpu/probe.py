@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -481,8 +482,27 @@ def probe_edgetpu(
     cls = DeviceError if model_file.is_edgetpu else ModelInvokeError
     raise cls(
         f"The Edge TPU failed while {STAGES.get(stage, stage)} ({model_file.path or 'model from memory'}): "
-        f"{str(detail).rstrip('.')}. Update libedgetpu or recompile the model for it, or {hint}."
+        f"{str(detail).rstrip('.')}. {runtime_fix(str(detail))}, or {hint}."
     )
+
+
+_RUNTIME_MISMATCH = re.compile(
+    r"requires runtime version \((\d+)\), which is newer than this runtime version \((\d+)\)"
+)
+
+
+def runtime_fix(detail: str) -> str:
+    """What to do about a failed Edge TPU prepare: for libedgetpu's "Package requires runtime version (14),
+    which is newer than this runtime version (13)" the ``-m`` to recompile with, else the general advice."""
+    match = _RUNTIME_MISMATCH.search(detail)
+    if match:
+        needs, have = match.groups()
+        return (
+            f"The model was compiled for Edge TPU runtime {needs} and this libedgetpu is runtime {have}: "
+            f"recompile with edgetpu_compiler -m {have} (edgecnn inspect --target edgetpu says whether its ops "
+            "allow that), or install a newer libedgetpu"
+        )
+    return "Update libedgetpu or recompile the model for it"
 
 
 def _run_probe(model_file: ModelFile, tpu: str | None, runtime: Runtime, timeout: float) -> ChildOutcome:
