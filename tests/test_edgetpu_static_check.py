@@ -233,3 +233,15 @@ def test_a_runtime_mismatch_at_prepare_names_the_m_flag():
     )
     assert "recompile with edgetpu_compiler -m 13" in runtime_fix(detail)
     assert runtime_fix("something else") == "Update libedgetpu or recompile the model for it"
+
+
+def test_inspect_json_carries_the_predicted_compiler_log():
+    import json
+
+    from tests.conftest import run_cli
+
+    result = run_cli("inspect", MOBILENET, "--target", "edgetpu", "--json")
+    assert result.code == 0, result.stderr
+    check = json.loads(result.stdout)["extra"]["edgetpu"]
+    assert check["log"][0] == {"operator": "CONV_2D", "count": 15, "status": "Mapped to Edge TPU"}
+    assert (check["runtime"], check["min_runtime"], check["failure"]) == (14, 10, None)
