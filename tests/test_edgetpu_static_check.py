@@ -245,3 +245,23 @@ def test_inspect_json_carries_the_predicted_compiler_log():
     check = json.loads(result.stdout)["extra"]["edgetpu"]
     assert check["log"][0] == {"operator": "CONV_2D", "count": 15, "status": "Mapped to Edge TPU"}
     assert (check["runtime"], check["min_runtime"], check["failure"]) == (14, 10, None)
+
+
+def test_a_small_segment_before_a_cpu_op_loses_to_the_larger_rest():
+    """google-coral/edgetpu #461: supported ops near the input stay on the CPU beside a large mapped rest."""
+    g = Graph()
+    x = g.input([1, 16, 16, 8])
+    x = g.unary("RELU", x, version=2)  # a small segment at the input
+    x = g.unary("LEAKY_RELU", x)  # not an Edge TPU op: splits the graph
+    for _ in range(3):
+        x = g.conv(x, [1, 16, 16, 8])
+    check = predict_compilation(g.model([x]))
+    assert check.log_table() == [
+        ("RELU", 1, sc.SUBGRAPH),
+        ("LEAKY_RELU", 1, sc.NOT_SUPPORTED),
+        ("CONV_2D", 3, sc.MAPPED),
+    ]
+    assert check.operators[0].reason == "before LEAKY_RELU (op 1)"
+    assert (
+        "1 op(s) (RELU x1) run on the CPU only because they come before LEAKY_RELU (op 1)" in check.advice[-1]
+    )

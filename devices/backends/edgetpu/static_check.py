@@ -13,12 +13,14 @@ statuses, in the same words, so a user can hold the check next to a compiler log
 - ``More than one subgraph is not supported``: a supported op that depends on an op already on the CPU.
 
 Partitioning, learned from Coral's compiled pairs (``google-coral/test_data``; measured by
-``benchmarks/edgetpu_check_agreement.py``): the compiler builds one Edge TPU subgraph. CPU ops that only
-depend on the graph inputs run *before* it and do not stop it (movenet's leading CAST/QUANTIZE); a
-supported op maps unless it depends, directly or not, on a CPU op that itself depends on the Edge TPU
-part (that would need a second Edge TPU subgraph). So ops after the first unsupported op on a path go to
-the CPU, while independent branches keep mapping (deeplab's ops after its 1x1->33x33 resize; movenet's
-heads beside its float DEQUANTIZE). Some inputs make the compiler stop with no output at all: an op
+``benchmarks/edgetpu_check_agreement.py``) and users' logs: the compiler maps one Edge TPU subgraph.
+Every CPU op on a path starts a new segment (two ops in one segment never have a CPU op between them);
+the compiler keeps the segment with the most ops and puts the supported ops of every other segment on
+the CPU as "More than one subgraph is not supported". So CPU ops at the start do not stop mapping
+(movenet's leading CAST/QUANTIZE), ops after a CPU op in the middle go to the CPU while independent
+branches keep mapping (deeplab's ops after its 1x1->33x33 resize; movenet's heads beside its float
+DEQUANTIZE), and a few supported ops before a CPU op near the input can lose to the larger rest
+(google-coral/edgetpu #461). Some inputs make the compiler stop with no output at all: an op
 version its own TFLite cannot parse (CONV_2D v6), dynamic shapes, or a model with nothing quantized.
 
 Reads the flatbuffer only: no TensorFlow, no interpreter, usable on the device.
@@ -261,40 +263,53 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
 
 
 def _advice(statuses: list[OpStatus], first_cpu: OpStatus | None) -> list[str]:
-    """One ``change:`` line per op to fix; the ops that only follow it are summed up in one line."""
+    """One ``change:`` line per op to fix; ops that only sit in another Edge TPU segment are summed up."""
     lines = [st.advice for st in statuses if not st.edgetpu and st.advice and st.status != SUBGRAPH]
-    followers = [st for st in statuses if st.status == SUBGRAPH and st.subgraph == 0]
-    if followers and first_cpu is not None:
-        names = ", ".join(f"{n} x{c}" for n, c in Counter(st.name for st in followers).items())
+    for where in ("before", "after"):
+        group = [
+            st
+            for st in statuses
+            if st.status == SUBGRAPH and st.subgraph == 0 and st.reason.startswith(where)
+        ]
+        if not group:
+            continue
+        names = ", ".join(f"{n} x{c}" for n, c in Counter(st.name for st in group).items())
+        splitter = group[0].reason[len(where) + 1 :]
+        verb = "follow" if where == "after" else "come before"
         lines.append(
-            f"{len(followers)} op(s) ({names}) run on the CPU only because they follow {first_cpu.name} "
-            f"(op {first_cpu.index}): once it maps (or moves to the end of the model), they map too"
+            f"{len(group)} op(s) ({names}) run on the CPU only because they {verb} {splitter} and the compiler "
+            "maps one Edge TPU subgraph: once it maps (or moves to the end of the model), they map too"
         )
     lines += [st.advice for st in statuses if st.status == SUBGRAPH and st.subgraph > 0]
     return _unique(lines)
 
 
-# Where each op's inputs come from, for the partition: the graph's start, a CPU op before the Edge TPU
-# subgraph, the Edge TPU subgraph, or a CPU op after (part of) it.
-_START, _PRE, _TPU, _POST = "start", "pre", "tpu", "post"
 _SUBGRAPH_ADVICE = (
     "ops in a second subgraph (WHILE/IF bodies) run on the CPU: unroll the loop or move it out of the model"
 )
 
 
 def _partition(table: SupportedOps, model: Any, graph: Any, failures: list[str]) -> list[OpStatus]:
+    """Statuses for subgraph 0: each op's own verdict, then the one Edge TPU subgraph the compiler keeps.
+
+    Every CPU op on a path starts a new segment: an op's segment is the largest number of CPU ops on any
+    path from the graph inputs to it, so no segment has a TPU -> CPU -> TPU path inside it. The compiler
+    maps one segment, the one with the most ops (the earliest on a tie: Coral's models, and users' logs
+    where a few supported ops near the input stay on the CPU beside a large mapped rest); supported ops
+    in the other segments get "More than one subgraph is not supported".
+    """
     graph_inputs = {int(i) for i in graph.inputs}
     graph_outputs = {int(i) for i in graph.outputs}
-    place_of_tensor: dict[int, str] = {}
-    statuses: list[OpStatus] = []
-    first_post: OpStatus | None = None
+    depth_of_tensor: dict[int, int] = {}
+    rows: list[
+        tuple[int, str, int, int, tuple[str, str, str] | None]
+    ] = []  # index, name, version, depth, verdict
     for index, op in enumerate(graph.operators or []):
         code = model.operatorCodes[op.opcodeIndex]
         name, custom = opcode_name(code)
         version = int(code.version or 1)
         ins = [int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0]
         outs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
-        sources = {place_of_tensor.get(i, _START) for i in ins}
         verdict = _op_verdict(table, name, custom, version, graph, model, op, ins, outs)
         boundary = (name == "QUANTIZE" and set(ins) <= graph_inputs and _all_float(graph, ins)) or (
             name == "DEQUANTIZE" and set(outs) <= graph_outputs and _all_float(graph, outs)
@@ -305,40 +320,34 @@ def _partition(table: SupportedOps, model: Any, graph: Any, failures: list[str])
                 FLOAT_IO,
                 "convert with --io int8 (or uint8) so the model takes and gives integers",
             )
-        if failures:
-            status = (
-                OpStatus(index, name, version, False, verdict[1], verdict[0], verdict[2])
-                if verdict
-                else OpStatus(index, name, version, False, f"not compiled: {failures[0]}", NOT_COMPILED)
-            )
-            place = _POST
-        elif _POST in sources:
-            place = _POST
-            first = first_post.name if first_post else "a CPU op"
-            status = (
-                OpStatus(index, name, version, False, verdict[1], verdict[0], verdict[2])
-                if verdict
-                else OpStatus(
-                    index,
-                    name,
-                    version,
-                    False,
-                    f"after {first} (op {first_post.index if first_post else '?'})",
-                    SUBGRAPH,
-                    f"{name} (op {index}) runs on the CPU only because it follows {first}: fix that op and it maps too",
-                )
-            )
-        elif verdict is None:
-            place = _TPU
-            status = OpStatus(index, name, version, True)
-        else:
-            place = _PRE if sources <= {_START, _PRE} else _POST
-            status = OpStatus(index, name, version, False, verdict[1], verdict[0], verdict[2])
-        if place == _POST and first_post is None and not failures:
-            first_post = status
+        depth = max([depth_of_tensor.get(i, 0) for i in ins], default=0)
         for i in outs:
-            place_of_tensor[i] = place
-        statuses.append(status)
+            depth_of_tensor[i] = depth + (verdict is not None)
+        rows.append((index, name, version, depth, verdict))
+    if failures:
+        return [
+            OpStatus(i, n, v, False, vd[1], vd[0], vd[2])
+            if vd
+            else OpStatus(i, n, v, False, f"not compiled: {failures[0]}", NOT_COMPILED)
+            for i, n, v, _, vd in rows
+        ]
+    sizes = Counter(depth for _, _, _, depth, verdict in rows if verdict is None)
+    chosen = min(sizes, key=lambda d: (-sizes[d], d)) if sizes else -1
+    splitters = {}  # segment -> the first CPU op that ends it (and so separates it from the next)
+    for i, n, _, depth, verdict in rows:
+        if verdict is not None and depth not in splitters:
+            splitters[depth] = (n, i)
+    statuses = []
+    for i, n, v, depth, verdict in rows:
+        if verdict is not None:
+            statuses.append(OpStatus(i, n, v, False, verdict[1], verdict[0], verdict[2]))
+        elif depth == chosen:
+            statuses.append(OpStatus(i, n, v, True))
+        else:
+            where, (op_name, op_index) = (
+                ("after", splitters[chosen]) if depth > chosen else ("before", splitters[depth])
+            )
+            statuses.append(OpStatus(i, n, v, False, f"{where} {op_name} (op {op_index})", SUBGRAPH))
     return statuses
 
 
