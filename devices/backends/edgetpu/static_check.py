@@ -232,10 +232,10 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
     main = [st for st in statuses if st.subgraph == 0]
     first_cpu = _first_blocking(main, failures)
     if first_cpu is not None:
-        after = sum(1 for st in main[first_cpu.index + 1 :] if st.reason != FLOAT_IO)
+        after = sum(1 for st in main[first_cpu.index + 1 :] if not st.edgetpu and st.reason != FLOAT_IO)
         problems.append(
-            f"the compiler stops mapping at {first_cpu.name} (op {first_cpu.index}): it and the {after} op(s) "
-            "after it would run on the CPU."
+            f"the compiler stops mapping at {first_cpu.name} (op {first_cpu.index}): it and {after} later "
+            "op(s) run on the CPU."
         )
     if any(st.reason == FLOAT_IO for st in statuses):
         notes.append(
