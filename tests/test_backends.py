@@ -150,3 +150,21 @@ def test_sandbox_needs_follow_the_device():
     tpu = sandbox_needs("edgetpu:usb")
     assert "DeviceAllow=char-usb_device rw" in tpu.dropin and tpu.udev_rule == "99-edgecnn-coral.rules"
     assert tpu.udev_rule_text and "18d1" in tpu.udev_rule_text and sandbox_needs("auto") == tpu
+
+
+def test_edgetpu_options_are_typed_and_round_trip():
+    from edgecnn.devices.backends.edgetpu.backend import EdgeTPUOptions
+
+    assert EdgeTPUOptions.parse("usb:1", "edgetpu:usb:1") == EdgeTPUOptions("usb", 1)
+    assert EdgeTPUOptions.parse(":0", "edgetpu::0") == EdgeTPUOptions(None, 0)
+    assert [str(EdgeTPUOptions.parse(a, a)) for a in ("usb", "pci:2", ":3")] == ["usb", "pci:2", ":3"]
+
+
+def test_devices_lists_the_registered_backends():
+    import json
+
+    from tests.conftest import run_cli
+
+    result = run_cli("devices", "--json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["backends"] == list(BACKENDS) == ["cpu", "edgetpu"]

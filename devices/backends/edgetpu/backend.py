@@ -10,8 +10,9 @@ CPU twin: the file its metadata names (``cpu_twin``, written by ``edgecnn conver
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from edgecnn.devices.backends import SandboxNeeds
 from edgecnn.devices.backends.edgetpu import sandbox
@@ -23,7 +24,29 @@ if TYPE_CHECKING:
     from edgecnn.runtime import Runtime
 
 # pycoral/utils/edgetpu.py's device strings: usb, usb:N, pci, pci:N, or :N (the Nth of any kind).
-_TPU_DEVICE = re.compile(r"^(usb|pci)?(:\d+)?$")
+_TPU_DEVICE = re.compile(r"^(?P<bus>usb|pci)?(?::(?P<index>\d+))?$")
+
+
+@dataclass(frozen=True)
+class EdgeTPUOptions:
+    """The typed form of the part after ``edgetpu:`` (pycoral's grammar); ``str()`` gives it back."""
+
+    bus: Literal["usb", "pci"] | None = None  # None: either
+    index: int | None = None  # None: the first one
+
+    @classmethod
+    def parse(cls, address: str, value: str) -> EdgeTPUOptions:
+        match = _TPU_DEVICE.match(address)
+        if not address or match is None:
+            raise UsageError(
+                f"Bad Edge TPU device {value!r}: after 'edgetpu:' use usb, usb:N, pci, pci:N or :N (pycoral's grammar)."
+            )
+        bus = match.group("bus")
+        index = match.group("index")
+        return cls("usb" if bus == "usb" else "pci" if bus == "pci" else None, int(index) if index else None)
+
+    def __str__(self) -> str:
+        return (self.bus or "") + (f":{self.index}" if self.index is not None else "")
 
 
 def cpu_twin(model_file: ModelFile, meta: ModelMetadata) -> Path | None:
@@ -50,11 +73,8 @@ class EdgeTPUBackend:
     hardware = "Edge TPU"
 
     def parse_address(self, address: str | None, value: str) -> str | None:
-        if not address or not _TPU_DEVICE.match(address):
-            raise UsageError(
-                f"Bad Edge TPU device {value!r}: after 'edgetpu:' use usb, usb:N, pci, pci:N or :N (pycoral's grammar)."
-            )
-        return address
+        """Validate through :class:`EdgeTPUOptions` and return pycoral's canonical device string."""
+        return str(EdgeTPUOptions.parse(address or "", value))
 
     def claims(self, model_file: ModelFile) -> bool:
         return model_file.is_edgetpu
