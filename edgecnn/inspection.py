@@ -36,7 +36,10 @@ class ModelReport:
         for key in ("inputs", "outputs"):
             for t, info in zip(data[key], getattr(self, key), strict=True):
                 t["dynamic"] = info.dynamic
-        for key, value in self.extra.items():  # target checks serialise themselves (the predicted compiler log)
+        for (
+            key,
+            value,
+        ) in self.extra.items():  # target checks serialise themselves (the predicted compiler log)
             if callable(getattr(value, "to_dict", None)):
                 data["extra"][key] = value.to_dict()
         return data
