@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/edgetpu_check_agreement.py DIR [--json]
 
-DIR holds pairs ``X.tflite`` / ``X_edgetpu.tflite`` (the second made by the real compiler from the first,
+DIR (and its sub-folders) holds pairs ``X.tflite`` / ``X_edgetpu.tflite`` (the second made by the real compiler from the first,
 e.g. Coral's public ``google-coral/test_data``). Every op left in the compiled file besides
 ``edgetpu-custom-op`` is one the compiler put on the CPU; the check is *exact* for a model when its
 multiset of CPU ops (name, version) equals that one. Prints one line "N of M models exact" and, per model
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pairs = sorted(
         (p.with_name(p.name[: -len("_edgetpu.tflite")] + ".tflite"), p)
-        for p in args.folder.glob("*_edgetpu.tflite")
+        for p in args.folder.rglob("*_edgetpu.tflite")
         if p.with_name(p.name[: -len("_edgetpu.tflite")] + ".tflite").is_file()
     )
     if not pairs:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for source, compiled in pairs:
         result = agreement_with_compiled(read_model(source), read_model(compiled))
-        results.append((source.stem, result))
+        results.append((str(source.relative_to(args.folder).with_suffix("")), result))
     exact = sum(r.exact for _, r in results)
     if args.json:
         print(
