@@ -265,3 +265,14 @@ def test_a_small_segment_before_a_cpu_op_loses_to_the_larger_rest():
     assert (
         "1 op(s) (RELU x1) run on the CPU only because they come before LEAKY_RELU (op 1)" in check.advice[-1]
     )
+
+
+def test_dequantize_is_a_data_type_problem_like_the_compiler_says():
+    """google-coral/edgetpu #490: 'DEQUANTIZE  2  Operation is working on an unsupported data type'."""
+    g = Graph()
+    x = g.input([1, 8, 8, 4])
+    x = g.conv(x, [1, 8, 8, 4])
+    f = g.unary("DEQUANTIZE", x, dtype="float32", version=2)
+    y = g.unary("QUANTIZE", f)
+    check = predict_compilation(g.model([g.unary("RELU", y, version=2)]))
+    assert ("DEQUANTIZE", 1, sc.DATA_TYPE) in check.log_table()

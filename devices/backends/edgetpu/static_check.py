@@ -69,6 +69,7 @@ class SupportedOps:
     notes: dict[str, str]
     parse_limits: dict[str, int]
     limits: dict[str, int]
+    data_type_only: frozenset[str] = frozenset()
 
 
 @functools.cache
@@ -85,6 +86,7 @@ def supported_ops() -> SupportedOps:
         notes={name: str(spec.get("notes", "")) for name, spec in ops.items()},
         parse_limits={k: int(v) for k, v in data["parse_limits"].items() if not k.startswith("_")},
         limits={k: int(v) for k, v in data["limits"].items() if not k.startswith("_")},
+        data_type_only=frozenset(data.get("data_type_only", {}).get("ops", [])),
     )
 
 
@@ -380,6 +382,13 @@ def _op_verdict(
             NOT_SUPPORTED,
             f"custom op {name!r} is not an Edge TPU operation",
             f"{name} runs on the CPU: keep it at the end of the model (post-processing) so everything before maps",
+        )
+    if name in table.data_type_only:
+        return (
+            DATA_TYPE,
+            f"{name} produces float tensors (the Edge TPU runs int8/uint8 only)",
+            f"{name} turns integers into floats: keep the model integer to the end (--io int8), or do the "
+            "float maths on the CPU after the model",
         )
     if name not in table.max_versions:
         return (
