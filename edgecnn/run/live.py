@@ -44,9 +44,16 @@ class LiveState:
     """Shared state of a running pipeline. ``clock`` is the pipeline's clock (monotonic seconds)."""
 
     def __init__(
-        self, *, source: str, stall_timeout: float, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        source: str,
+        stall_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        model: str = "",
+        device: str = "",
     ) -> None:
         self.source = source
+        self.model, self.device = model, device  # shown by /healthz and the preview page
         self.stall_timeout = stall_timeout
         self.clock = clock
         self._lock = threading.Condition()
@@ -104,6 +111,8 @@ class LiveState:
             body: dict[str, Any] = {
                 "status": status,
                 "source": self.source,
+                "model": self.model,
+                "device": self.device,
                 "last_frame_age_s": None if age is None else round(age, 3),
                 "frames": self.frames,
                 "dropped": self.dropped,
@@ -121,6 +130,7 @@ class LiveState:
             return None
         data = result.to_dict()
         data["source"] = self.source
+        data["summary"] = result.summary()  # the page's one line; each result type says what it is
         return data
 
     def wait_preview(self, after: int, timeout: float) -> tuple[int, bytes] | None:

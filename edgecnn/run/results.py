@@ -24,6 +24,10 @@ class FrameResult:
     def top(self) -> Class:
         return self.classes[0]
 
+    def summary(self) -> str:
+        """One line a person reads (the preview page shows it): top label and score, e.g. ``9 0.957``."""
+        return f"{self.top.label} {self.top.score:.3f}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "timestamp": round(self.timestamp, 6),
