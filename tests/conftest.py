@@ -11,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,3 +120,16 @@ else:
     settings.register_profile("ci", max_examples=60, derandomize=True, **_FUZZ)
     settings.register_profile("local", max_examples=500, **_FUZZ)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print how often the static Edge TPU check agreed with the real compiler (tests/test_edgetpu_static_check.py)."""
+    module = next((m for n, m in list(sys.modules.items()) if n.endswith("test_edgetpu_static_check")), None)
+    agreement = getattr(module, "AGREEMENT", None)
+    if agreement:
+        exact = sum(agreement.values())
+        terminalreporter.write_line(
+            f"edgetpu static check vs edgetpu_compiler: {exact} of {len(agreement)} corpus entries exact"
+        )
+        for name, ok in sorted(agreement.items()):
+            terminalreporter.write_line(f"  {'exact' if ok else 'DIFFERS'}  {name}")

@@ -194,7 +194,7 @@ def validate_run_options(
     ``check_model``/``check_source`` off skip the model and source checks (a caller that injects an
     opened model or its own frame source).
     """
-    from edgecnn.devices.delegates import parse_device
+    from edgecnn.devices.backends import parse_device
     from edgecnn.devices.sources.spec import parse_source
 
     def fail(key: str, problem: str) -> EdgecnnError:

@@ -190,15 +190,19 @@ def _live_source(opts: Any) -> bool:
 
 def _model_copies(opts: Any, model_file: Any, device: str) -> list[Path]:
     """The model, plus its CPU twin when the device may fall back to the CPU (``auto``)."""
-    from edgecnn.devices.delegates import DeviceKind, parse_device
+    from edgecnn.devices.backends import DeviceKind, backends_for, parse_device
     from edgecnn.metadata import read_metadata
-    from edgecnn.model import cpu_twin_path
 
     copies = [Path(model_file.path)]
-    if model_file.is_edgetpu and parse_device(device).kind is DeviceKind.AUTO:
-        twin = cpu_twin_path(model_file, read_metadata(model_file))
-        if twin is not None:
-            copies.append(twin)
+    if parse_device(device).key == DeviceKind.AUTO.value:
+        for backend in backends_for(device):
+            twin = (
+                backend.cpu_fallback(model_file, read_metadata(model_file))
+                if backend.claims(model_file)
+                else None
+            )
+            if twin is not None and twin not in copies:
+                copies.append(twin)
     return copies
 
 
@@ -400,9 +404,10 @@ def _reload_udev() -> None:
 
 
 def _instance_needs_edgetpu(layout: Layout, name: str) -> bool:
-    return layout.host(layout.dropin(name)).is_file() and "char-usb_device" in layout.host(
-        layout.dropin(name)
-    ).read_text(encoding="utf-8")
+    from edgecnn.devices.backends.edgetpu.sandbox import DROPIN_MARKER
+
+    dropin = layout.host(layout.dropin(name))
+    return dropin.is_file() and DROPIN_MARKER in dropin.read_text(encoding="utf-8")
 
 
 def _remove(path: Path, removed: list[str]) -> None:
