@@ -26,6 +26,12 @@ _TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startsw
 _QUANTIZED = ("INT8", "UINT8")
 _ALLOWED_OTHER = ("INT32", "INT64", "BOOL")  # biases, shapes, axes: constants the compiler folds
 FLOAT_IO = "float input/output conversion"
+POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+POSTPROCESS = "detection postprocess at the end of the graph (runs on the CPU by design)"
+POSTPROCESS_NOTE = (
+    f"{POSTPROCESS_OP} (box decoding and NMS) runs on the CPU at the end of the graph: this is expected, "
+    "as in Coral's own SSD models; the ops before it are what the Edge TPU runs."
+)
 DYNAMIC = "dynamic-shaped tensors"
 
 
@@ -101,10 +107,19 @@ def check_edgetpu(model_file: ModelFile) -> EdgeTPUCheck:
     model = model_file.model
     if model_file.is_edgetpu:
         ops = [
-            OpStatus(i, op.name, op.version, op.name == EDGETPU_CUSTOM_OP)
+            OpStatus(
+                i,
+                op.name,
+                op.version,
+                op.name == EDGETPU_CUSTOM_OP,
+                POSTPROCESS if op.name == POSTPROCESS_OP else "",
+            )
             for i, op in enumerate(model_file.operators())
         ]
-        return EdgeTPUCheck(True, True, [], ops, sum(o.edgetpu for o in ops), 0, table.compiler)
+        compiled_notes = [POSTPROCESS_NOTE] if any(o.name == POSTPROCESS_OP for o in ops) else []
+        return EdgeTPUCheck(
+            True, True, [], ops, sum(o.edgetpu for o in ops), 0, table.compiler, compiled_notes
+        )
     graph = model.subgraphs[0]
     problems: list[str] = []
     notes: list[str] = []
@@ -138,6 +153,9 @@ def check_edgetpu(model_file: ModelFile) -> EdgeTPUCheck:
         if boundary:
             statuses.append(OpStatus(index, name, version, False, FLOAT_IO))
             continue
+        if name == POSTPROCESS_OP and set(outs) <= graph_outputs:
+            statuses.append(OpStatus(index, name, version, False, POSTPROCESS))
+            continue
         reason = _unsupported_reason(table, name, custom, version, graph, model, ins, outs)
         if reason is not None:
             if reason != DYNAMIC:  # dynamic tensors are reported once, for the whole model
@@ -153,7 +171,7 @@ def check_edgetpu(model_file: ModelFile) -> EdgeTPUCheck:
         where = f"op {indices[0]}" if len(indices) == 1 else "ops " + ", ".join(map(str, indices))
         problems.append(f"{name} v{version} ({where}) cannot run on the Edge TPU: {reason}.")
     if first_cpu is not None:
-        after = sum(1 for st in statuses[first_cpu.index + 1 :] if st.reason != FLOAT_IO)
+        after = sum(1 for st in statuses[first_cpu.index + 1 :] if st.reason not in (FLOAT_IO, POSTPROCESS))
         problems.append(
             f"the compiler stops mapping at {first_cpu.name} (op {first_cpu.index}): it and the {after} op(s) "
             "after it would run on the CPU."
@@ -162,6 +180,8 @@ def check_edgetpu(model_file: ModelFile) -> EdgeTPUCheck:
         notes.append(
             "float input/output: QUANTIZE/DEQUANTIZE at the ends run on the CPU (convert with --io int8 or uint8 to avoid it)."
         )
+    if any(st.reason == POSTPROCESS for st in statuses):
+        notes.append(POSTPROCESS_NOTE)
     mapped = sum(s.edgetpu for s in statuses)
     cpu = len(statuses) - mapped
     compatible = not problems

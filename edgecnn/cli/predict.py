@@ -34,10 +34,20 @@ def predict_command(
         help="Skip the child-process check that libedgetpu loads without crashing (edgetpu/auto only).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    min_score: float = typer.Option(
+        0.4, "--min-score", min=0.0, max=1.0, help="Detectors: keep objects scoring at least this."
+    ),
+    max_detections: int = typer.Option(
+        100, "--max-detections", min=1, max=10000, help="Detectors: at most this many objects per image."
+    ),
+    classes: str | None = typer.Option(
+        None, "--classes", help="Detectors: keep only these labels, comma-separated (person,car)."
+    ),
 ) -> None:
-    """Classify images: top-k labels and scores per image, with inference time.
+    """Classify images (top-k labels and scores) or detect objects (label, score, box in pixels).
 
-    Example: edgecnn predict mobilenet_v1_0.25_128_quant.tflite cat.bmp --top-k 3
+    The task comes from the model. Example: edgecnn predict mobilenet_v1_0.25_128_quant.tflite cat.bmp --top-k 3
+    (a detector: edgecnn predict ssd_mobilenet_v2_coco_quant_postprocess.tflite street.jpg --classes person,car)
     """
     from edgecnn.predict import format_report, predict
 
@@ -50,6 +60,9 @@ def predict_command(
         labels=labels,
         crop=crop,
         probe=not no_probe,
+        min_score=min_score,
+        max_detections=max_detections,
+        classes=classes,
     )
     if json_out:
         echo_json(report.to_dict())
