@@ -285,9 +285,9 @@ def _postprocess_signature(max_detections: int) -> str:
 
 
 def ssd_tflite(
-    core: Any, scenes: list[Scene], *, order: str, int8: bool = False, max_detections: int = 10
+    core: Any, scenes: list[Scene], *, order: str | None, int8: bool = False, max_detections: int = 10
 ) -> bytes:
-    """SSD layout; ``order`` is tf1, tf2 or signature (see the module docstring)."""
+    """SSD layout; ``order`` is tf1, tf2, signature or scrambled (see :func:`arrange_ssd_outputs`), None: as converted."""
     import tensorflow as tf
 
     gy, gx = np.meshgrid(np.arange(GRID, dtype=np.float32), np.arange(GRID, dtype=np.float32), indexing="ij")
@@ -329,7 +329,7 @@ def ssd_tflite(
     data = _convert(
         tf, ssd.get_concrete_function(), core, int8="uint8" if int8 else None, scenes=scenes, custom_ops=True
     )
-    return arrange_ssd_outputs(data, order)
+    return data if order is None else arrange_ssd_outputs(data, order)
 
 
 def arrange_ssd_outputs(data: bytes, order: str) -> bytes:
@@ -337,7 +337,8 @@ def arrange_ssd_outputs(data: bytes, order: str) -> bytes:
 
     ``tf1``: boxes, classes, scores, count; ``tf2``: scores, boxes, count, classes (both without signature
     defs, as older exports have none); ``signature``: TF2 export names (output_0 count, output_1 scores,
-    output_2 classes, output_3 boxes) with the tensors placed in neither order, so only names tell.
+    output_2 classes, output_3 boxes) with the tensors placed in neither order, so only names tell;
+    ``scrambled``: no signature and an order no reader knows (for the error).
     """
     import ai_edge_litert.schema_py_generated as schema
     import flatbuffers
@@ -349,7 +350,8 @@ def arrange_ssd_outputs(data: bytes, order: str) -> bytes:
             "count": by_name["output_3"]}  # fmt: skip
     graph = model.subgraphs[0]
     placed = {"tf1": ("boxes", "classes", "scores", "count"), "tf2": ("scores", "boxes", "count", "classes"),
-              "signature": ("classes", "scores", "boxes", "count")}[order]  # fmt: skip
+              "signature": ("classes", "scores", "boxes", "count"),
+              "scrambled": ("count", "classes", "boxes", "scores")}[order]  # fmt: skip
     graph.outputs = np.array([role[r].tensorIndex for r in placed], dtype=np.int32)
     if order == "signature":
         for name, r in (
@@ -407,20 +409,31 @@ class Detectors:
 def build_detectors(folder: Path, *, train_count: int = 2000, epochs: int = 20, seed: int = 0) -> Detectors:
     """Train once and write every layout to ``folder`` (reused when already there)."""
     folder.mkdir(parents=True, exist_ok=True)
-    names = ["yolo_float", "yolo_int8", "e2e_float", "ssd_tf1", "ssd_tf2", "ssd_signature", "ssd_int8"]
+    names = [
+        "yolo_float",
+        "yolo_int8",
+        "e2e_float",
+        "ssd_tf1",
+        "ssd_tf2",
+        "ssd_signature",
+        "ssd_int8",
+        "ssd_scrambled",
+    ]
     result = Detectors(folder, {n: folder / f"{n}.tflite" for n in names}, make_scenes(60, seed + 1))
     if all(p.exists() for p in result.models.values()):
         return result
     scenes = make_scenes(train_count, seed)
     core = freeze(train_core(scenes, epochs, seed))
     labels = "\n".join(CLASSES) + "\n"
+    ssd_raw = ssd_tflite(core, scenes, order=None)
     built = {
         "yolo_float": with_ultralytics_metadata(yolo_tflite(core, scenes, int8=False)),
         "yolo_int8": with_ultralytics_metadata(yolo_tflite(core, scenes, int8=True)),
         "e2e_float": with_ultralytics_metadata(e2e_tflite(core, scenes)),
-        "ssd_tf1": with_label_file(ssd_tflite(core, scenes, order="tf1"), "???\n" + labels),
-        "ssd_tf2": with_label_file(ssd_tflite(core, scenes, order="tf2"), "???\n" + labels),
-        "ssd_signature": with_label_file(ssd_tflite(core, scenes, order="signature"), "???\n" + labels),
+        "ssd_tf1": with_label_file(arrange_ssd_outputs(ssd_raw, "tf1"), "???\n" + labels),
+        "ssd_tf2": with_label_file(arrange_ssd_outputs(ssd_raw, "tf2"), "???\n" + labels),
+        "ssd_signature": with_label_file(arrange_ssd_outputs(ssd_raw, "signature"), "???\n" + labels),
+        "ssd_scrambled": with_label_file(arrange_ssd_outputs(ssd_raw, "scrambled"), "???\n" + labels),
         "ssd_int8": with_label_file(
             ssd_tflite(core, scenes, order="tf1", int8=True),
             "".join(f"{i}  {n}\n" for i, n in enumerate(CLASSES)),
@@ -429,3 +442,50 @@ def build_detectors(folder: Path, *, train_count: int = 2000, epochs: int = 20, 
     for name, data in built.items():
         result.models[name].write_bytes(data)
     return result
+
+
+def odd_tflite(kind: str) -> bytes:
+    """Small untrained float models whose outputs fit no task, or fit one badly (for the clear errors).
+
+    ``pose``: one ``[1, 1, 17, 3]`` output (MoveNet's keypoints); ``two_heads``: ``[1, 10]`` and ``[1, 5]``;
+    ``embedding``: ``[1, 16]`` with no softmax (an embedding extractor); ``nan_yolo``: YOLO-shaped
+    ``[1, 7, 144]`` whose values are all NaN.
+    """
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((1, 32, 32, 3), tf.float32)
+    mean = lambda x: tf.reduce_mean(x, axis=[1, 2])  # noqa: E731  # [1, 3], depends on the input
+    w = tf.constant(np.linspace(-1, 1, 3 * 51, dtype=np.float32).reshape(3, 51))
+
+    @tf.function(input_signature=[spec])
+    def pose(x: Any) -> Any:
+        return tf.reshape(tf.sigmoid(tf.matmul(mean(x), w)), (1, 1, 17, 3))
+
+    @tf.function(input_signature=[spec])
+    def two_heads(x: Any) -> Any:
+        m = mean(x)
+        return tf.matmul(m, w[:, :10]), tf.matmul(m, w[:, 10:15])
+
+    @tf.function(input_signature=[spec])
+    def embedding(x: Any) -> Any:
+        return tf.matmul(mean(x), w[:, :16])
+
+    @tf.function(input_signature=[spec])
+    def nan_yolo(x: Any) -> Any:
+        m = tf.reduce_mean(x)
+        return tf.math.log(tf.zeros((1, 7, 144)) - 1.0 - m * m)  # log of a negative number: NaN
+
+    fn = {"pose": pose, "two_heads": two_heads, "embedding": embedding, "nan_yolo": nan_yolo}[kind]
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], tf.Module())
+    return bytes(converter.convert())
+
+
+def build_odd_models(folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for kind in ("pose", "two_heads", "embedding", "nan_yolo"):
+        path = folder / f"{kind}.tflite"
+        if not path.exists():
+            path.write_bytes(odd_tflite(kind))
+        paths[kind] = path
+    return paths
