@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := train,dev,mqtt,plot,fleet
+EXTRAS := train,dev,mqtt,plot,fleet,eval
 
 .PHONY: demo test lint install clean system-deps
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgecnn.errors import RuntimeMissing, UsageError
+from edgecnn.nativelog import quiet_cpu_interpreter
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,21 @@ def _load(name: str) -> Runtime:
         mod = importlib.import_module("ai_edge_litert.interpreter")
         version = getattr(importlib.import_module("ai_edge_litert"), "__version__", "unknown")
         return Runtime(
-            "ai-edge-litert", "ai_edge_litert.interpreter", version, mod.Interpreter, mod.load_delegate
+            "ai-edge-litert",
+            "ai_edge_litert.interpreter",
+            version,
+            quiet_cpu_interpreter(mod.Interpreter),
+            mod.load_delegate,
         )
     if name == "tflite_runtime":
         mod = importlib.import_module("tflite_runtime.interpreter")
         version = getattr(importlib.import_module("tflite_runtime"), "__version__", "unknown")
         return Runtime(
-            "tflite-runtime", "tflite_runtime.interpreter", version, mod.Interpreter, mod.load_delegate
+            "tflite-runtime",
+            "tflite_runtime.interpreter",
+            version,
+            quiet_cpu_interpreter(mod.Interpreter),
+            mod.load_delegate,
         )
     if name == "tensorflow":
         tf = importlib.import_module("tensorflow")
@@ -55,7 +64,7 @@ def _load(name: str) -> Runtime:
             "tensorflow",
             "tensorflow.lite",
             tf.__version__,
-            tf.lite.Interpreter,
+            quiet_cpu_interpreter(tf.lite.Interpreter),
             tf.lite.experimental.load_delegate,
         )
     raise UsageError(f"Unknown TFLite runtime {name!r}: choose one of {', '.join(RUNTIMES)}.")

@@ -39,3 +39,29 @@ def test_every_command_has_help_with_an_example():
         help_text = cmd.help or ""
         assert help_text.strip(), f"{path} has no help"
         assert "Example" in help_text or "example" in help_text, f"{path} --help shows no example"
+
+
+def _help_texts(cmd) -> list[str]:
+    """The command's docstring and every option's help, as written in the source (Rich escapes removed)."""
+    texts = [cmd.help or ""] + [getattr(p, "help", None) or "" for p in cmd.params]
+    return [t.replace("\\[", "[") for t in texts]
+
+
+def test_help_keeps_every_bracketed_word(monkeypatch):
+    """Rich reads ``[plot]`` as markup and drops it: every ``[word]`` written in help text must be shown."""
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("TERMINAL_WIDTH", "400")
+    monkeypatch.setenv("COLUMNS", "400")
+    runner = CliRunner()
+    checked = 0
+    for path, cmd in _commands(app):
+        words = {m for text in _help_texts(cmd) for m in re.findall(r"\[[A-Za-z][\w-]*\]", text)}
+        if not words:
+            continue
+        result = runner.invoke(app, [*path.split()[1:], "--help"], prog_name="edgecnn")
+        assert result.exit_code == 0, result.output
+        lost = sorted(w for w in words if w not in result.output)
+        assert not lost, f"`{path} --help` lost {lost} (escape them as \\\\[word] for Rich)"
+        checked += 1
+    assert checked >= 3  # bench report, bench formats, fleet bench, run --mqtt at least

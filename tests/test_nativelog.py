@@ -56,3 +56,33 @@ def test_stderr_is_restored_when_the_block_raises(capfd, monkeypatch):
         pass
     os.write(2, b"later\n")
     assert capfd.readouterr().err == KEPT[1] + "later\n"
+
+
+def test_cpu_interpreter_banner_is_hidden_unless_debugging(coral):
+    """LiteRT prints its XNNPACK banner from C++ at the first allocate_tensors(): kept out by default."""
+    from tests.conftest import CAT, MOBILENET, run_cli
+
+    quiet = run_cli("predict", MOBILENET, CAT)
+    assert quiet.code == 0 and quiet.stderr == "", quiet.stderr
+    loud = run_cli("predict", MOBILENET, CAT, env={"EDGECNN_DEBUG": "1"})
+    assert loud.code == 0 and "XNNPACK delegate for CPU" in loud.stderr, loud.stderr
+
+
+def test_interpreter_with_a_delegate_is_not_captured():
+    """An Edge TPU delegate may crash the process: its interpreter's fd 2 is never redirected."""
+    from edgecnn.nativelog import quiet_cpu_interpreter
+
+    seen = []
+
+    class Fake:
+        def __init__(self, **kwargs):
+            pass
+
+        def allocate_tensors(self):
+            seen.append(os.readlink("/proc/self/fd/2"))
+
+    quiet = quiet_cpu_interpreter(Fake)
+    before = os.readlink("/proc/self/fd/2")
+    quiet(experimental_delegates=[object()]).allocate_tensors()
+    quiet().allocate_tensors()
+    assert seen[0] == before and seen[1] != before

@@ -9,6 +9,9 @@ exit 0. Conventions for README authors: one command per line (a trailing backsla
 lines and ``#`` comment lines are skipped, a leading ``$ `` prompt is dropped, and no shell syntax (pipes,
 redirections, ``&&``, ``;``, ``cd``, variables): every line must finish on its own (``--duration`` for
 ``edgecnn run``).
+
+Exit 0 is not enough: each line must match one entry of :data:`EXPECTED`, which checks what the README says
+the line prints (a new quick-start line needs an entry here, and the README's "What they print" list).
 """
 
 from __future__ import annotations
@@ -30,6 +33,75 @@ TEST_DATA = ROOT / "tests" / "data"
 FENCE = re.compile(r"^```sh quickstart[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 SHELL_TOKENS = {"|", "||", "&", "&&", ";", ">", ">>", "<", "2>", "2>&1"}
 COMMAND_TIMEOUT_S = 600
+
+
+def _percent(pattern: str, text: str) -> float:
+    match = re.search(pattern, text)
+    assert match, f"no {pattern!r} in:\n{text}"
+    return float(match.group(1))
+
+
+def check_train(out: str, work: Path) -> None:
+    assert re.search(r"^trained seed on digits \[28, 28, 1\]: 3 epochs", out, re.MULTILINE), out
+    assert _percent(r"test (\d+\.\d+)%", out) >= 85.0, out
+    assert "wrote runs/digits/samples" in out, out
+    assert sorted(p.name for p in (work / "runs/digits/samples").iterdir()) == [f"{d}.png" for d in range(10)]
+
+
+def check_convert(out: str, work: Path) -> None:
+    assert "converted model.keras -> runs/digits/model_int8.tflite (int8" in out, out
+    assert _percent(r"top-1 agreement\s+(\d+\.\d+)%", out) >= 97.0, out
+
+
+def check_inspect(out: str, work: Path) -> None:
+    assert "labels: 10 (edgecnn)" in out and "compiled for Edge TPU: no" in out, out
+    assert "edgetpu: compatible: all 8 ops map to the Edge TPU" in out, out
+
+
+def check_predict_samples(out: str, work: Path) -> None:
+    """Each held-out sample's top class against the true class in its name: most are read right."""
+    found = re.findall(r"^runs/digits/samples/(\d)\.png .*\n\s+(\d\.\d+)\s+(\d+)\s+(\S+)$", out, re.MULTILINE)
+    assert [truth for truth, *_ in found] == [str(d) for d in range(10)], out
+    right = sum(truth == label for truth, _, _, label in found)
+    assert right >= 8, f"only {right} of 10 held-out digits read right:\n{out}"
+
+
+def check_predict_cat(out: str, work: Path) -> None:
+    classes = re.findall(r"^\s+\d\.\d+\s+\d+\s+(.+)$", out, re.MULTILINE)
+    assert classes == ["tiger cat", "Egyptian cat", "tabby, tabby cat"], out
+
+
+def check_run(out: str, work: Path) -> None:
+    """The demo source shows digit (frame // 10) % 10: several digits, mostly read right."""
+    results = [
+        (int(f), label) for f, label in re.findall(r"^#\d+ frame (\d+): (\S+) \d\.\d+", out, re.MULTILINE)
+    ]
+    assert len({label for _, label in results}) >= 3, out
+    right = sum(label == str(frame // 10 % 10) for frame, label in results)
+    assert right >= 0.75 * len(results), out
+    assert re.search(r"^summary: 60 frames in .* stopped: max-frames$", out, re.MULTILINE), out
+
+
+def check_bench(out: str, work: Path) -> None:
+    assert re.search(r"^cpu\s+1\s+", out, re.MULTILINE) and "wrote runs/bench-int8.json" in out, out
+    assert (work / "runs/bench-int8.json").is_file()
+
+
+def check_report(out: str, work: Path) -> None:
+    assert re.search(r"· cpu · 1 thread\s+\d+\.\d+ / \d+\.\d+", out), out
+
+
+# The start of each quick-start line (after `edgecnn`), and what it must print on stdout.
+EXPECTED = {
+    "train --dataset digits": check_train,
+    "convert runs/digits/model.keras": check_convert,
+    "inspect runs/digits/model_int8.tflite": check_inspect,
+    "predict runs/digits/model_int8.tflite runs/digits/samples": check_predict_samples,
+    "predict tests/data/coral/mobilenet_v1_0.25_128_quant.tflite tests/data/coral/cat.bmp": check_predict_cat,
+    "run runs/digits/model_int8.tflite --source demo": check_run,
+    "bench runs/digits/model_int8.tflite": check_bench,
+    "bench report runs/bench-int8.json": check_report,
+}
 
 
 def quickstart_commands(markdown: str) -> list[str]:
@@ -81,6 +153,7 @@ def test_readme_quickstart_runs_verbatim(tmp_path):
     bin_dir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if k != "EDGECNN_DEBUG"}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    checked: list[int] = []
     for number, command in enumerate(commands, 1):
         argv = shlex.split(command)
         shell = [token for token in argv if token in SHELL_TOKENS or token == "cd" or "$" in token]
@@ -102,3 +175,12 @@ def test_readme_quickstart_runs_verbatim(tmp_path):
             f"README quick-start line {number} failed with exit {proc.returncode}: {command}\n"
             f"--- stdout (end)\n{proc.stdout[-2000:]}\n--- stderr (end)\n{proc.stderr[-3000:]}"
         )
+        checks = [check for start, check in EXPECTED.items() if " ".join(argv[1:]).startswith(start)]
+        assert len(checks) == 1, (
+            f"quick-start line {number} has no (or several) entries in EXPECTED: {command}"
+        )
+        checks[0](proc.stdout, work)
+        # Quiet by default: no native banners (LiteRT's XNNPACK line) reach the user.
+        assert "INFO: Created TensorFlow Lite" not in proc.stderr, proc.stderr
+        checked.append(number)
+    assert len(checked) == len(EXPECTED), "an EXPECTED entry matches no quick-start line: update both"

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT, TESTDATA
 
-FORBIDDEN = ("../shared", "shared/testdata", '"shared" / "testdata"', "parent / \"shared\"")
+FORBIDDEN = ("../shared", "shared/testdata", '"shared" / "testdata"', 'parent / "shared"')
 
 
 def tracked_files() -> list[str]:

@@ -85,9 +85,10 @@ class BenchReport:
                 for r in self.rows
             ],
             "files": self.files,
-            "comparisons": [asdict(c) for c in self.comparisons],
+            # Percentages, the unit `--threshold 30` is typed in (``change`` stays the fraction, +0.45).
+            "comparisons": [{**asdict(c), "change_pct": round(c.change * 100, 2)} for c in self.comparisons],
             "regressions": len(self.regressions),
-            "threshold": self.threshold,
+            "threshold_pct": round(self.threshold * 100, 6),
             "notes": self.notes,
         }
 

@@ -14,13 +14,19 @@ import sys
 
 import typer
 
+try:  # typer >= 0.23 vendors Click as typer._click; older releases depend on Click itself
+    from typer._click import exceptions as click
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click  # type: ignore[no-redef]
+
 from edgecnn.cli._app import app
-from edgecnn.errors import EdgecnnError
+from edgecnn.errors import EdgecnnError, UsageError
 
 # One module per command (or command group); each registers itself on ``app`` when imported.
 COMMAND_MODULES = (
     "inspect",
     "predict",
+    "eval",
     "bench",
     "devices",
     "service",
@@ -56,16 +62,62 @@ def setup_logging() -> None:
     logger.propagate = False
 
 
+def usage_line(exc: click.UsageError) -> str:
+    """One line for a Click/Typer usage error: what is wrong, and where the help is.
+
+    Click's own text ("Invalid value for '--threads': 0 is not in the range 1<=x<=64.") already names the
+    option and the problem; the hint names the command whose ``--help`` explains it.
+    """
+    message = " ".join(exc.format_message().split()) or "invalid usage"
+    path = exc.ctx.command_path if exc.ctx is not None else "edgecnn"
+    return f"edgecnn: error: {message} (see '{path} --help')"
+
+
+def command_path(argv: list[str]) -> str:
+    """``edgecnn bench report`` for ``["bench", "report", "a.json", ...]``: the sub-commands named in ``argv``."""
+    import typer.main
+
+    command: object = typer.main.get_command(app)
+    path = ["edgecnn"]
+    for token in argv:
+        children = getattr(command, "commands", None)
+        if not children or token not in children:
+            break
+        command = children[token]
+        path.append(token)
+    return " ".join(path)
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run the app; every error (ours, or Click's usage errors) leaves as one line and an exit code."""
     setup_logging()
+    debug = bool(os.environ.get("EDGECNN_DEBUG"))
     try:
-        app(args=argv, prog_name="edgecnn")
+        # standalone_mode=False: Click raises usage errors instead of printing Typer's Rich boxes.
+        code = app(args=argv, prog_name="edgecnn", standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:  # `edgecnn bench`: the help (Rich printed it already), exit 2
+        if exc.format_message().strip():
+            typer.echo(exc.format_message(), err=True)
+        sys.exit(2)
+    except click.UsageError as exc:
+        if debug:
+            raise
+        typer.echo(usage_line(exc), err=True)
+        sys.exit(2)
+    except click.ClickException as exc:  # e.g. click.FileError
+        if debug:
+            raise
+        typer.echo(f"edgecnn: error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code)
     except EdgecnnError as exc:
-        if os.environ.get("EDGECNN_DEBUG"):
+        if debug:
             raise
         message = " ".join(str(exc).split())
+        if isinstance(exc, UsageError):  # a bad flag value the library found: point at the same help
+            message += f" (see '{command_path(sys.argv[1:] if argv is None else argv)} --help')"
         typer.echo(f"edgecnn: error: {message}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("edgecnn: interrupted", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

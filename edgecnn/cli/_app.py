@@ -56,6 +56,37 @@ def echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=_default))
 
 
+def deprecated_alias(value: Any, old: Any, *, new: str, old_name: str, default: Any = None) -> Any:
+    """``value`` of the documented option, or of its hidden older spelling (e.g. ``--save`` for ``--output``).
+
+    The old spelling keeps scripts working without a second documented name; giving both is an error.
+    """
+    if old is None or old == default:
+        return value
+    if value is not None and value != default:
+        from edgecnn.errors import UsageError
+
+        raise UsageError(f"{old_name} is the old spelling of {new}: give only {new}.")
+    return old
+
+
+def pick_model(positional: Path | None, option: Path | None) -> Path:
+    """The model, given as the first argument or as ``-m/--model`` (the same way in every command)."""
+    from edgecnn.errors import UsageError
+
+    if positional is not None and option is not None:
+        raise UsageError("Give the model once: as MODEL or as -m/--model, not both.")
+    model = positional if positional is not None else option
+    if model is None:
+        raise UsageError("No model: pass MODEL (a .tflite file) or -m/--model MODEL.")
+    return model
+
+
+def model_option() -> Any:
+    """``-m/--model``: every command that takes a model accepts it this way (and as MODEL where it is first)."""
+    return typer.Option(None, "--model", "-m", help="The model, instead of the MODEL argument.")
+
+
 # Reused option declarations: paths that must exist, as the style guide asks.
 def model_argument(help_text: str = "Path to a .tflite model.") -> Any:
     return typer.Argument(..., exists=True, dir_okay=False, resolve_path=True, help=help_text)

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from edgecnn.cli._app import app, echo_json
+from edgecnn.cli._app import app, deprecated_alias, echo_json, model_option, pick_model
 
 
 class _DefaultRunGroup(TyperGroup):
@@ -26,7 +26,7 @@ bench_app = typer.Typer(
     no_args_is_help=True,
     help=(
         "Measure latency per device and thread count, save it, and compare saved runs across machines.\n\n"
-        "Examples: edgecnn bench model_int8.tflite --threads 1,2,4 --save pi5.json;  "
+        "Examples: edgecnn bench model_int8.tflite --threads 1,2,4 -o pi5.json;  "
         "edgecnn bench report pi5.json x86.json --plot latency.png"
     ),
 )
@@ -35,7 +35,8 @@ app.add_typer(bench_app, name="bench")
 
 @bench_app.command("run")
 def bench_run_command(
-    model: Path = typer.Argument(..., help="Path to a .tflite model."),
+    model: Path | None = typer.Argument(None, help="Path to a .tflite model.", show_default=False),
+    model_opt: Path | None = model_option(),
     device: str = typer.Option(
         "cpu", "--device", help="Comma list of devices: cpu, edgetpu (edgetpu:usb, edgetpu:pci:N), auto."
     ),
@@ -56,19 +57,21 @@ def bench_run_command(
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random input."),
     save: Path | None = typer.Option(
-        None, "--save", help="Write the full result as JSON (for bench report)."
+        None, "--output", "-o", help="Write the full result as JSON (for bench report)."
     ),
+    old_save: Path | None = typer.Option(None, "--save", hidden=True),
     json_out: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
 ) -> None:
     """Time a model per configuration (device x threads): load, first inference, latency percentiles.
 
-    Example: edgecnn bench model_int8.tflite --device cpu,edgetpu --threads 1,4 --runs 500 --save pi5.json
+    Example: edgecnn bench model_int8.tflite --device cpu,edgetpu --threads 1,4 --runs 500 -o pi5.json
     """
     from edgecnn.bench.results import save_result
     from edgecnn.bench.runner import format_result, run_bench
 
+    save = deprecated_alias(save, old_save, new="--output", old_name="--save")
     result = run_bench(
-        model,
+        pick_model(model, model_opt),
         devices=device,
         threads=threads,
         runs=runs,
@@ -84,17 +87,15 @@ def bench_run_command(
     else:
         typer.echo(format_result(result))
         if save is not None:
-            typer.echo(f"saved {save}")
+            typer.echo(f"wrote {save}")
 
 
 @bench_app.command("report")
 def bench_report_command(
-    files: list[Path] = typer.Argument(
-        ..., help="Result files (or folders of them) saved with bench --save."
-    ),
+    files: list[Path] = typer.Argument(..., help="Result files (or folders of them) saved with bench -o."),
     markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table."),
     plot: Path | None = typer.Option(
-        None, "--plot", help="Also write a bar chart PNG (needs edgecnn[plot])."
+        None, "--plot", help="Also write a bar chart PNG (needs edgecnn\\[plot])."
     ),
     reference: Path | None = typer.Option(
         None,
@@ -141,16 +142,21 @@ def bench_formats_command(
     threads: int = typer.Option(1, "--threads", min=1, max=64, help="CPU threads for the latency runs."),
     runs: int = typer.Option(100, "--runs", min=2, max=100_000, help="Timed inferences per format."),
     out_dir: Path | None = typer.Option(
-        None, "--out-dir", help="Keep the converted .tflite files here (default: a temporary folder)."
+        None,
+        "--output",
+        "-o",
+        help="Keep the converted .tflite files in this folder (default: a temporary one).",
     ),
+    old_out_dir: Path | None = typer.Option(None, "--out-dir", hidden=True),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """float32 / float16 / dynamic-range / int8 TFLite side by side: size, held-out accuracy, median latency.
 
-    Needs the [train] extra (TensorFlow). Example: edgecnn bench formats digits.keras --dataset digits
+    Needs the \\[train] extra (TensorFlow). Example: edgecnn bench formats digits.keras --dataset digits
     """
     from edgecnn.bench.formats import compare_formats, format_formats
 
+    out_dir = deprecated_alias(out_dir, old_out_dir, new="--output", old_name="--out-dir")
     report = compare_formats(model, dataset=dataset, threads=threads, runs=runs, out_dir=out_dir)
     if json_out:
         echo_json(report.to_dict())

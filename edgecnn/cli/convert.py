@@ -32,7 +32,6 @@ def convert_command(
     quantize: QuantizeChoice = typer.Option(
         QuantizeChoice.int8,
         "--quantize",
-        "-q",
         case_sensitive=False,
         help="int8 (full integer, for CPUs and the Edge TPU), float16, dynamic (int8 weights) or float32.",
     ),

@@ -15,12 +15,13 @@ from edgecnn.cli._app import app, echo_json
 def demo_command(
     out: Path = typer.Option(
         Path("runs/demo"),
-        "--out",
+        "--output",
         "-o",
         file_okay=False,
         help="Folder for everything the demo writes; a previous demo's folder is replaced, any other "
         "non-empty folder is refused.",
     ),
+    old_out: Path | None = typer.Option(None, "--out", hidden=True, file_okay=False),
     epochs: int | None = typer.Option(
         None, "--epochs", min=1, max=1000, help="Training epochs (default 15, with early stopping)."
     ),
@@ -38,10 +39,13 @@ def demo_command(
 ) -> None:
     """Train, convert, check, bench and run the seed CNN on the bundled digits, offline, then print one table.
 
-    Example: edgecnn demo --out runs/demo
+    Example: edgecnn demo -o runs/demo
     (then: edgecnn run runs/demo/model_int8.tflite --camera 0 --serve 127.0.0.1:8080)
     """
+    from edgecnn.cli._app import deprecated_alias
     from edgecnn.demo import demo, format_report
+
+    out = deprecated_alias(out, old_out, new="--output", old_name="--out", default=Path("runs/demo"))
 
     # With --json, stdout carries only the JSON document: progress (and Keras') goes to stderr.
     sink = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()

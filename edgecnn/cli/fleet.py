@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgecnn.cli._app import app, echo_json
+from edgecnn.cli._app import app, deprecated_alias, echo_json
 
 fleet_app = typer.Typer(
     help=(
@@ -149,22 +149,28 @@ def bench_command(
     runs: int = typer.Option(100, "--runs", min=2, max=1_000_000, help="Timed inferences per host."),
     threads: str = typer.Option("1", "--threads", help="Comma list of CPU thread counts, e.g. 1,4."),
     out: Path = typer.Option(
-        Path("fleet-bench"), "--out", file_okay=False, help="Folder for the fetched result files (HOST.json)."
+        Path("fleet-bench"),
+        "--output",
+        "-o",
+        file_okay=False,
+        help="Folder for the fetched result files (HOST.json).",
     ),
+    old_out: Path | None = typer.Option(None, "--out", hidden=True, file_okay=False),
     plot: Path | None = typer.Option(
-        None, "--plot", help="Also write a bar chart PNG (needs edgecnn[plot])."
+        None, "--plot", help="Also write a bar chart PNG (needs edgecnn\\[plot])."
     ),
     limit: str | None = typer.Option(None, "--limit", "-l", help=_LIMIT_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """`edgecnn bench MODEL --save` on every host (edgecnn deployed there already), results fetched into
-    --out, and one `edgecnn bench report` across the fleet, rows named by each device's probe.
+    --output, and one `edgecnn bench report` across the fleet, rows named by each device's probe.
 
     Example: edgecnn fleet bench hosts.ini --model door_int8.tflite --runs 200 --plot fleet.png
     """
     from edgecnn.bench.report import format_report, plot_report
     from edgecnn.fleet.bench import fleet_bench
 
+    out = deprecated_alias(out, old_out, new="--output", old_name="--out", default=Path("fleet-bench"))
     result = fleet_bench(
         inventory, model=model, runs=runs, threads=threads, out=out, limit=limit, progress=_progress
     )

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
-from edgecnn.cli._app import app, echo_json
+from edgecnn.cli._app import app, echo_json, model_option, pick_model
 
 
 @app.command("inspect")
 def inspect_command(
-    model: Path = typer.Argument(..., help="Path to a .tflite model."),
+    model: Path | None = typer.Argument(None, help="Path to a .tflite model.", show_default=False),
+    model_opt: Path | None = model_option(),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     target: str | None = typer.Option(
         None,
@@ -26,7 +27,7 @@ def inspect_command(
     """
     from edgecnn.inspection import format_report, inspect_model
 
-    report = inspect_model(model, target=target.lower() if target else None)
+    report = inspect_model(pick_model(model, model_opt), target=target.lower() if target else None)
     if json_out:
         echo_json(report.to_dict())
     else:

@@ -6,15 +6,19 @@ from pathlib import Path
 
 import typer
 
-from edgecnn.cli._app import app, echo_json
+from edgecnn.cli._app import app, echo_json, model_option, pick_model
 
 
 @app.command("predict")
 def predict_command(
-    model: Path = typer.Argument(..., help="Path to a .tflite model."),
-    images: list[Path] = typer.Argument(..., help="Image files (jpg, png, bmp, ...)."),
+    model: Path | None = typer.Argument(None, help="Path to a .tflite model.", show_default=False),
+    images: list[Path] | None = typer.Argument(
+        None,
+        show_default=False,
+        help="Image files (jpg, png, bmp, ...) or folders of them (read in name order).",
+    ),
     top_k: int = typer.Option(
-        3, "--top-k", "-k", min=1, max=1000, help="How many classes to show per image."
+        1, "--top-k", "-k", min=1, max=1000, help="How many classes to show per image."
     ),
     threads: int | None = typer.Option(
         None, "--threads", min=1, max=64, help="CPU threads for the interpreter."
@@ -33,6 +37,7 @@ def predict_command(
         "--no-probe",
         help="Skip the child-process check that libedgetpu loads without crashing (edgetpu/auto only).",
     ),
+    model_opt: Path | None = model_option(),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
     min_score: float = typer.Option(
         0.4, "--min-score", min=0.0, max=1.0, help="Detectors: keep objects scoring at least this."
@@ -46,14 +51,24 @@ def predict_command(
 ) -> None:
     """Classify images (top-k labels and scores) or detect objects (label, score, box in pixels).
 
-    The task comes from the model. Example: edgecnn predict mobilenet_v1_0.25_128_quant.tflite cat.bmp --top-k 3
-    (a detector: edgecnn predict ssd_mobilenet_v2_coco_quant_postprocess.tflite street.jpg --classes person,car)
+    The task comes from the model.
+
+    Example: edgecnn predict mobilenet_v1_0.25_128_quant.tflite cat.bmp --top-k 3
+
+    Example: edgecnn predict runs/digits/model_int8.tflite runs/digits/samples
+
+    Example (a detector): edgecnn predict ssd_mobilenet_v2_coco_quant_postprocess.tflite street.jpg --classes person,car
     """
+    from edgecnn.images import expand_images
     from edgecnn.predict import format_report, predict
 
+    paths: list[Path] = list(images or [])
+    if model_opt is not None and model is not None:  # with -m, every argument is an image
+        paths.insert(0, model)
+        model = None
     report = predict(
-        model,
-        list(images),
+        pick_model(model, model_opt),
+        list(expand_images(list(paths))),
         top_k=top_k,
         threads=threads,
         device=device,

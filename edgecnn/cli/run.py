@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgecnn.cli._app import app
+from edgecnn.cli._app import app, model_option
 
 
 @app.command("run")
@@ -14,6 +14,7 @@ def run_command(
     model: Path | None = typer.Argument(
         None, help="Path to a .tflite model (may come from --config instead).", show_default=False
     ),
+    model_opt: Path | None = model_option(),
     camera: int | None = typer.Option(
         None, "--camera", min=0, max=1000, help="Camera index (V4L2 /dev/videoN on Linux). Default: 0."
     ),
@@ -187,7 +188,7 @@ def run_command(
     options = merge_cli(
         base,
         {
-            "model": model,
+            "model": _one_model(model, model_opt),
             "camera": camera,
             "source": source,
             "device": device,
@@ -228,3 +229,12 @@ def run_command(
     stop = threading.Event()
     with stop_on_signals(stop):
         run(options, stop_event=stop)  # the summary is printed by the human-readable output
+
+
+def _one_model(positional: Path | None, option: Path | None) -> Path | None:
+    """MODEL or -m/--model (either may also come from --config, so neither is required here)."""
+    if positional is not None and option is not None:
+        from edgecnn.errors import UsageError
+
+        raise UsageError("Give the model once: as MODEL or as -m/--model, not both.")
+    return positional if positional is not None else option

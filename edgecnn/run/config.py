@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import ConfigError, EdgecnnError, UsageError
+from edgecnn.errors import ConfigError, EdgecnnError, SourceError, UsageError
 from edgecnn.run.options import CONFIG_KEYS, MQTT_KEYS, RunOptions
 
 _PATH_KEYS = ("model", "labels")
@@ -222,6 +222,8 @@ def validate_run_options(
             parse_source(opts.source, camera=opts.camera)
         except EdgecnnError as exc:
             key = "camera" if opts.source is None else "source"
+            if key in opts.from_cli:  # a source named on the command line that cannot be opened: exit 6
+                raise SourceError(f"{flag(key)}: {exc}") from None
             raise fail(key, str(exc)) from None
     try:
         parse_device(opts.device)

@@ -1,7 +1,8 @@
 """``edgecnn train``: fit a small CNN and write everything the converter and a reader need.
 
 The output directory holds ``model.keras``, ``labels.txt``, ``metrics.json`` (accuracies, per-class accuracy,
-confusion matrix, and the dataset/preprocessing facts ``edgecnn convert`` reads back) and ``curves.png``.
+confusion matrix, and the dataset/preprocessing facts ``edgecnn convert`` reads back), ``curves.png`` and
+``samples/<label>.png`` (the first held-out test image of each class).
 Each file is written to a temporary name and renamed, and only after training succeeded, so a crash or
 Ctrl-C never leaves a half-written run behind.
 
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 MEAN, STD = 0.0, 255.0
 METRICS_SCHEMA = 1
 MODEL_NAME, LABELS_NAME, METRICS_NAME, CURVES_NAME = "model.keras", "labels.txt", "metrics.json", "curves.png"
+SAMPLES_NAME = "samples"  # held-out test images, named by their true class, to try `edgecnn predict` on
 
 
 @dataclass
@@ -256,6 +258,7 @@ def train(
 
     title = f"{architecture} on {Path(data.name).name}: test accuracy {test_acc:.2%}"
     curves_path = write_atomic(out_dir / CURVES_NAME, plot_curves(hist, title=title, best_epoch=best_epoch))
+    samples_path = write_samples(out_dir / SAMPLES_NAME, data)
     return TrainReport(
         output=str(out_dir),
         model=str(model_path),
@@ -279,8 +282,34 @@ def train(
             "labels": str(labels_path),
             "metrics": str(metrics_path),
             "curves": str(curves_path),
+            "samples": str(samples_path),
         },
     )
+
+
+def write_samples(folder: Path, data: Dataset) -> Path:
+    """Write the first held-out test image of each class as ``folder/<label>.png``.
+
+    They are images the model never trained on, from the same domain it did, picked by position in the
+    test split, never by whether the model gets them right: what ``edgecnn predict`` should be tried on
+    first (a digit photographed or drawn elsewhere is a different domain, see the README).
+    """
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, label in enumerate(data.labels):
+        where = np.flatnonzero(data.y_test == index)
+        if not where.size:
+            continue
+        image = data.x_test[where[0]]
+        if image.shape[-1] == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        ok, png = cv2.imencode(".png", image)
+        if not ok:
+            raise TrainingError(f"Cannot encode a sample image for class {label!r} as PNG.")
+        safe = label if label and all(c.isalnum() or c in "-_." for c in label) else f"class{index}"
+        write_atomic(folder / f"{safe}.png", png.tobytes())
+    return folder
 
 
 def _round(value: float | None) -> float | None:

@@ -1,0 +1,109 @@
+"""``edgecnn eval MODEL DATA``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from edgecnn.cli._app import _default, app, echo_json
+
+
+@app.command("eval")
+def eval_command(
+    model: Path = typer.Argument(..., help="Path to a .tflite model."),
+    data: Path = typer.Argument(
+        ...,
+        help="Labelled images: DATA/<label>/*.jpg (classification), a YOLO folder (images/, labels/) or a COCO .json.",
+    ),
+    against: Path | None = typer.Option(
+        None, "--against", help="A second model (e.g. the float build) to compare on the same images."
+    ),
+    against_device: str | None = typer.Option(
+        None,
+        "--against-device",
+        help="Device for --against (default: --device for an Edge TPU model, else cpu).",
+    ),
+    top_k: int = typer.Option(
+        5, "--top-k", "-k", min=1, max=1000, help="k of top-k accuracy (classification)."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, max=64, help="CPU threads for the interpreter."
+    ),
+    device: str = typer.Option(
+        "cpu", "--device", help="cpu, edgetpu (or edgetpu:usb, edgetpu:usb:N, edgetpu:pci:N) or auto."
+    ),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="Labels file (one per line): overrides the model's embedded labels."
+    ),
+    crop: str | None = typer.Option(
+        None, "--crop", help="'center' to crop to the input's aspect before resizing."
+    ),
+    images: Path | None = typer.Option(
+        None,
+        "--images",
+        help="Folder of the images a COCO .json names (default: beside it, or images/ beside it).",
+    ),
+    fail_under: float | None = typer.Option(
+        None,
+        "--fail-under",
+        min=0,
+        max=100,
+        help="Exit with status 1 when top-1 accuracy (or mAP@0.5) is below this percentage (for CI).",
+    ),
+    min_agreement: float | None = typer.Option(
+        None,
+        "--min-agreement",
+        min=0,
+        max=100,
+        help="With --against: exit with status 1 when the models agree on fewer than this percentage.",
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Also write the JSON report to this file."
+    ),
+    no_probe: bool = typer.Option(
+        False,
+        "--no-probe",
+        help="Skip the child-process check that libedgetpu loads without crashing (edgetpu/auto only).",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Measure a model on labelled images: accuracy (top-1, top-k, per class, confusion) or mAP.
+
+    Example: edgecnn eval model_int8.tflite photos/ --against model_float32.tflite --fail-under 90
+    """
+    from rich.console import Console
+
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.eval.evaluate import check_gate, evaluate
+    from edgecnn.eval.progress import progress_bar
+    from edgecnn.modelfile import write_atomic
+
+    with progress_bar(f"eval {data.name}", enabled=not quiet) as progress:
+        report = evaluate(
+            model,
+            data,
+            against=against,
+            against_device=against_device,
+            top_k=top_k,
+            threads=threads,
+            device=device,
+            labels=labels,
+            crop=crop,
+            images=images,
+            probe=not no_probe,
+            progress=progress,
+        )
+    if output is not None:
+        write_atomic(output, (json.dumps(report.to_dict(), indent=2, default=_default) + "\n").encode())
+    if json_out:
+        echo_json(report.to_dict())
+    else:
+        console = Console()
+        for table in report.tables():
+            console.print(table)
+    failures = check_gate(report, fail_under=fail_under, min_agreement=min_agreement)
+    if failures:
+        raise EdgecnnError(" ".join(f.message for f in failures))

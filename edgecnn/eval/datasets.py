@@ -1,0 +1,44 @@
+"""Which kind of labelled dataset ``DATA`` is, and reading a detection dataset in either format."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgecnn.errors import InputError, UsageError
+from edgecnn.eval.coco_json import read_coco
+from edgecnn.eval.groundtruth import DetectionDataset
+from edgecnn.eval.yolo_labels import is_yolo_dataset, read_yolo
+
+
+def dataset_format(data: str | os.PathLike[str]) -> str:
+    """``coco`` (a .json file), ``yolo`` (a folder with labels/) or ``folders`` (class sub-folders)."""
+    path = Path(data)
+    if not path.exists():
+        raise InputError(
+            f"Dataset not found: {path}. Pass a folder of class folders, a YOLO folder or a COCO .json."
+        )
+    if path.is_file():
+        if path.suffix.lower() == ".json":
+            return "coco"
+        raise InputError(
+            f"{path} is a file: pass a folder (DATA/<label>/*.jpg, or YOLO images/ + labels/) or a COCO .json file."
+        )
+    return "yolo" if is_yolo_dataset(path) else "folders"
+
+
+def read_detection_dataset(
+    data: str | os.PathLike[str], *, images: str | os.PathLike[str] | None = None
+) -> DetectionDataset:
+    kind = dataset_format(data)
+    if kind == "coco":
+        return read_coco(data, images=images)
+    if kind == "yolo":
+        if images is not None:
+            raise UsageError(
+                "--images is for COCO .json annotations; a YOLO dataset keeps its images in DATA/images."
+            )
+        return read_yolo(data)
+    raise InputError(
+        f"{data} has no labels/ folder and is not a COCO .json file: it is not a detection dataset."
+    )
