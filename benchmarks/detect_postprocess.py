@@ -118,7 +118,9 @@ def measure(path: Path, frame: np.ndarray, runs: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
@@ -133,7 +135,9 @@ def main() -> int:
             rows.append(measure(path, camera, args.runs))
         ssd = ssd_like(folder)
         rows.append(measure(ssd, camera, args.runs))
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, one thread, median of {args.runs} runs")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, one thread, median of {args.runs} runs"
+    )
     print(f"{'model':32} {'objects':>7} {'invoke ms':>10} {'post ms':>9} {'post p90':>9} {'post/invoke':>12}")
     for r in rows:
         print(
