@@ -310,3 +310,43 @@ def _scene_with_all_classes() -> np.ndarray:
         if sorted(b.label for b in scene.boxes) == [0, 1, 2]:
             return scene.image
     raise AssertionError("no generated scene holds all three classes")
+
+
+def test_served_run_exposes_objects_per_label_and_latest(detectors, tmp_path):
+    import threading
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from edgecnn.run.pipeline import Pipeline
+    from tests.run_support import http_get, wait_until
+
+    scenes = make_scenes(30, seed=21)
+    video = write_video(tmp_path / "served.avi", [s.image for s in scenes], fps=10)
+    pipeline = Pipeline(
+        RunOptions(
+            model=detectors["ssd_tf1"], source=str(video), realtime=True, serve="127.0.0.1:0", quiet=True
+        )
+    )
+    thread = threading.Thread(target=pipeline.run, daemon=True)
+    thread.start()
+    try:
+        assert pipeline.serving.wait(60)
+        host, port = pipeline.server_address
+        base = f"http://{host}:{port}"
+        wait_until(lambda: json.loads(http_get(base + "/latest")[2]).get("n", 0) >= 5)
+        latest = json.loads(http_get(base + "/latest")[2])
+        assert latest["task"] == "detect" and latest["objects"] and latest["summary"].endswith(")")
+        assert all(len(o["box"]) == 4 for o in latest["objects"])
+        body = http_get(base + "/metrics")[2].decode()
+        families = {f.name: f for f in text_string_to_metric_families(body)}
+        seen = {
+            s.labels["label"]: s.value
+            for s in families["edgecnn_objects"].samples
+            if s.name.endswith("_total")
+        }
+        assert set(seen) <= set(CLASSES) and sum(seen.values()) >= 5
+        assert families["edgecnn_postprocess_seconds"].type == "histogram"
+    finally:
+        pipeline.stop()
+        thread.join(20)
+    assert not thread.is_alive()
