@@ -350,3 +350,16 @@ def test_served_run_exposes_objects_per_label_and_latest(detectors, tmp_path):
         pipeline.stop()
         thread.join(20)
     assert not thread.is_alive()
+
+
+def test_task_declared_in_edgecnn_metadata_wins(detectors, digits_model, tmp_path):
+    from edgecnn.metadata import ModelMetadata, embed_metadata
+
+    assert read_metadata(read_model(digits_model.tflite)).task == "classify"  # edgecnn convert writes it
+    declared = tmp_path / "declared.tflite"
+    declared.write_bytes(embed_metadata(read_model(detectors["yolo_float"]), ModelMetadata(task="classify")))
+    with pytest.raises(ModelError, match=r"declared a classifier but has outputs \[1, 7, 144\]"):
+        open_model(declared)
+    declared.write_bytes(embed_metadata(read_model(detectors["yolo_float"]), ModelMetadata(task="pose")))
+    with pytest.raises(ModelError, match="Unsupported task 'pose'"):
+        open_model(declared)
