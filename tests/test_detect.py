@@ -361,5 +361,7 @@ def test_task_declared_in_edgecnn_metadata_wins(detectors, digits_model, tmp_pat
     with pytest.raises(ModelError, match=r"declared a classifier but has outputs \[1, 7, 144\]"):
         open_model(declared)
     declared.write_bytes(embed_metadata(read_model(detectors["yolo_float"]), ModelMetadata(task="pose")))
-    with pytest.raises(ModelError, match="Unsupported task 'pose'"):
+    with pytest.raises(
+        ModelError, match=r"is a 'pose' model \(edgecnn metadata; outputs \[1, 7, 144\] FLOAT32\)"
+    ):
         open_model(declared)

@@ -134,7 +134,11 @@ def choose_task(model_file: ModelFile, meta: ModelMetadata) -> str:
     """The model's task: declared in its metadata, else the first module in INFERENCE_ORDER that claims it."""
     where = model_file.path or "the model"
     if meta.task:
-        task_module(meta.task)  # an unknown declared task fails here, naming it
+        if meta.task not in TASKS:
+            raise ModelError(
+                f"{where} is a {meta.task!r} model ({meta.source} metadata; outputs {shapes(model_file.outputs)}): "
+                f"edgecnn runs {', '.join(TASKS)} models. Use a model for one of these."
+            )
         return meta.task
     for name in INFERENCE_ORDER:
         if task_module(name).claims(model_file, meta):

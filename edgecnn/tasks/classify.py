@@ -18,10 +18,11 @@ import numpy as np
 
 from edgecnn import adapters
 from edgecnn.adapters import Class
+from edgecnn.errors import ModelError
 from edgecnn.metadata import ModelMetadata
 from edgecnn.modelfile import ModelFile
 from edgecnn.preprocess import Transform
-from edgecnn.tasks import DecodeOptions
+from edgecnn.tasks import DecodeOptions, shapes
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +127,6 @@ def decoder(
     labels: list[str] | None,
     options: DecodeOptions,
 ) -> ScoresDecoder:
-    from edgecnn.errors import ModelError
-    from edgecnn.tasks import shapes
-
     if not _scores_output(model_file):
         raise ModelError(
             f"{model_file.path or 'the model'} is declared a classifier but has outputs "
