@@ -365,3 +365,11 @@ def test_task_declared_in_edgecnn_metadata_wins(detectors, digits_model, tmp_pat
         ModelError, match=r"is a 'pose' model \(edgecnn metadata; outputs \[1, 7, 144\] FLOAT32\)"
     ):
         open_model(declared)
+
+
+def test_fleet_status_shows_the_task_summary():
+    from edgecnn.fleet.status import _describe_result
+
+    latest = {"task": "detect", "objects": [], "summary": "2 objects: car, person (best 0.91)"}
+    assert _describe_result(latest) == "2 objects: car, person (best 0.91)"
+    assert _describe_result({"classes": [{"label": "tiger cat", "score": 0.71}]}) == "tiger cat 0.71"
