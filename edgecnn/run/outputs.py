@@ -111,7 +111,7 @@ class ResultFilter:
 def format_line(result: FrameResult, fps: float | None = None, skipped: int = 0) -> str:
     rate = f"  {fps:.1f} fps" if fps else ""
     more = f"  (+{skipped} not shown)" if skipped else ""
-    return f"#{result.n} frame {result.frame}: {result.summary()}   infer {result.inference_ms:.2f} ms{rate}{more}"
+    return f"#{result.n} frame {result.frame}: {result.output.line()}   infer {result.inference_ms:.2f} ms{rate}{more}"
 
 
 class HumanSink:

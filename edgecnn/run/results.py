@@ -15,7 +15,7 @@ from edgecnn.adapters import Class
 from edgecnn.tasks import TaskResult
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class FrameResult:
     n: int  # 1-based count of processed frames in this run
     frame: int  # the frame's index in its source (file frame number; gaps = dropped live frames)
@@ -28,11 +28,40 @@ class FrameResult:
     age_ms: float  # capture to result: the latency a viewer of a live source sees
     postprocess_ms: float = 0.0  # outputs -> result (top-k; NMS and box mapping for detectors)
 
-    def __post_init__(self) -> None:
-        if isinstance(self.output, list):
+    def __init__(
+        self,
+        n: int,
+        frame: int,
+        timestamp: float,
+        output: TaskResult | list[Class] | None = None,
+        capture_wait_ms: float = 0.0,
+        preprocess_ms: float = 0.0,
+        inference_ms: float = 0.0,
+        total_ms: float = 0.0,
+        age_ms: float = 0.0,
+        postprocess_ms: float = 0.0,
+        *,
+        classes: list[Class] | None = None,
+    ) -> None:
+        """``classes=[...]`` (the keyword from before tasks) or a list as ``output`` is a classification."""
+        if output is None or isinstance(output, list):
             from edgecnn.tasks.classify import Classification
 
-            object.__setattr__(self, "output", Classification(self.output))
+            output = Classification(list(output if output is not None else classes or []))
+        values = {
+            "n": n,
+            "frame": frame,
+            "timestamp": timestamp,
+            "output": output,
+            "capture_wait_ms": capture_wait_ms,
+            "preprocess_ms": preprocess_ms,
+            "inference_ms": inference_ms,
+            "total_ms": total_ms,
+            "age_ms": age_ms,
+            "postprocess_ms": postprocess_ms,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     @property
     def task(self) -> str:

@@ -49,7 +49,10 @@ class DecodeOptions:
 class TaskResult(Protocol):
     """One frame's result, whatever the task. Frozen dataclasses in practice."""
 
-    task: str
+    @property
+    def task(self) -> str:
+        """The task's name (``classify``, ``detect``), as in JSON records."""
+        ...
 
     @property
     def score(self) -> float:
@@ -75,7 +78,11 @@ class TaskResult(Protocol):
         ...
 
     def summary(self) -> str:
-        """One line of human text: the preview page, human output lines, fleet status."""
+        """One short line of human text: ``/latest``'s ``summary`` (the preview page), fleet status."""
+        ...
+
+    def line(self) -> str:
+        """The result in ``edgecnn run``'s human output lines (may say more than the summary: all top-k)."""
         ...
 
     def lines(self) -> list[str]:

@@ -53,6 +53,10 @@ class Classification:
         return {"classes": [{"id": c.id, "label": c.label, "score": round(c.score, 6)} for c in self.classes]}
 
     def summary(self) -> str:
+        """Top label and score, e.g. ``9 0.957``."""
+        return f"{self.top.label} {self.top.score:.3f}" if self.classes else ""
+
+    def line(self) -> str:
         return "  ".join(f"{c.label} {c.score:.2f}" for c in self.classes)
 
     def lines(self) -> list[str]:

@@ -95,6 +95,9 @@ class Detections:
         seen = ", ".join(f"{n} {label}" if n > 1 else label for label, n in counts.items())
         return f"{len(self.objects)} object{'s' if len(self.objects) != 1 else ''}: {seen} (best {self.score:.2f})"
 
+    def line(self) -> str:
+        return self.summary()
+
     def lines(self) -> list[str]:
         if not self.objects:
             return ["  no objects"]
