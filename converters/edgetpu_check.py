@@ -85,7 +85,10 @@ class EdgeTPUCheck:
         if self.compiled:
             head = "edgetpu: already compiled for the Edge TPU"
         elif self.compatible:
-            head = f"edgetpu: compatible: all {self.mapped} ops map to the Edge TPU (edgetpu_compiler {self.compiler})"
+            head = (
+                f"edgetpu: compatible: all {self.mapped} ops map to the Edge TPU "
+                f"(static check against edgetpu_compiler {self.compiler}'s op list)"
+            )
         else:
             head = f"edgetpu: NOT fully compatible: {self.mapped} ops on the Edge TPU, {self.cpu} on the CPU"
         lines = [head]

@@ -127,9 +127,31 @@ def format_report(report: ModelReport) -> str:
         *(f"  {op.name} v{op.version} x{op.count}" for op in report.operators),
         f"labels: {report.labels_count} ({report.metadata_source})"
         + (f", first: {', '.join(report.labels_first)}" if report.labels_first else ""),
-        "metadata: " + ", ".join(f"{k}={v}" for k, v in report.metadata.items() if v not in (None, {}, "")),
+        "metadata: "
+        + ", ".join(
+            f"{k}={v}" for k, v in report.metadata.items() if k != "provenance" and v not in (None, {}, "")
+        ),
+        *_provenance_lines(report.metadata.get("provenance")),
     ]
     for key, value in report.extra.items():
         render = getattr(value, "format_lines", None)  # checks render themselves (e.g. EdgeTPUCheck)
         lines.extend(render() if callable(render) else [f"{key}: {value}"])
     return "\n".join(lines)
+
+
+def _provenance_lines(provenance: Any, indent: str = "  ") -> list[str]:
+    """Where the model came from, one ``key: value`` per line, nested tables indented (not a Python dict)."""
+    if not isinstance(provenance, dict) or not provenance:
+        return []
+
+    def walk(data: dict[str, Any], pad: str) -> list[str]:
+        out = []
+        for key, value in data.items():
+            if isinstance(value, dict):
+                out.append(f"{pad}{key}:")
+                out.extend(walk(value, pad + "  "))
+            elif value not in (None, ""):
+                out.append(f"{pad}{key}: {value}")
+        return out
+
+    return ["provenance:", *walk(provenance, indent)]

@@ -363,7 +363,8 @@ def run_bench(
                 vcgencmd=vcgencmd,
             )
             log.info(
-                "%s x%d thread%s: median %.3f ms, p99 %.3f ms (%d runs)",
+                "%s: %s x%d thread%s: median %.3f ms, p99 %.3f ms (%d runs)",
+                model_path.name,
                 result.device_used,
                 n,
                 "" if n == 1 else "s",

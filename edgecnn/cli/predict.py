@@ -66,6 +66,8 @@ def predict_command(
     if model_opt is not None and model is not None:  # with -m, every argument is an image
         paths.insert(0, model)
         model = None
+    if not paths:
+        raise typer.BadParameter("give at least one image file or folder", param_hint="'IMAGES...'")
     report = predict(
         pick_model(model, model_opt),
         list(expand_images(list(paths))),

@@ -57,6 +57,9 @@ def run_command(
         "--realtime/--no-realtime",
         help="Play files at their frame rate, dropping frames like a camera.",
     ),
+    loop: bool | None = typer.Option(
+        None, "--loop/--no-loop", help="Start a video file or image folder again at its end, until stopped."
+    ),
     jsonl: str | None = typer.Option(
         None, "--jsonl", help="Write one JSON object per result to FILE (appended), or '-' for stdout."
     ),
@@ -184,6 +187,16 @@ def run_command(
     from edgecnn.run.pipeline import run
     from edgecnn.run.signals import stop_on_signals
 
+    if source is not None:
+        # A source named on the command line that cannot be opened exits 6 (SourceError), as when it fails
+        # later; `service install` validates the same option as a usage error instead.
+        from edgecnn.devices.sources.spec import parse_source
+        from edgecnn.errors import SourceError
+
+        try:
+            parse_source(source)
+        except SourceError as exc:
+            raise SourceError(f"--source: {exc}") from None
     base = load_run_config(config) if config is not None else RunOptions()
     options = merge_cli(
         base,
@@ -200,6 +213,7 @@ def run_command(
             "fps": fps,
             "crop": crop,
             "realtime": realtime,
+            "loop": loop,
             "jsonl": jsonl,
             "min_score": min_score,
             "max_detections": max_detections,

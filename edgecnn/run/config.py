@@ -29,13 +29,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import ConfigError, EdgecnnError, SourceError, UsageError
+from edgecnn.errors import ConfigError, EdgecnnError, UsageError
 from edgecnn.run.options import CONFIG_KEYS, MQTT_KEYS, RunOptions
 
 _PATH_KEYS = ("model", "labels")
 _INT_KEYS = ("camera", "threads", "top_k", "width", "height", "every", "max_frames", "max_detections")
 _FLOAT_KEYS = ("fps", "min_score", "duration", "stall_timeout")
-_BOOL_KEYS = ("realtime", "on_change", "reconnect", "quiet")
+_BOOL_KEYS = ("realtime", "loop", "on_change", "reconnect", "quiet")
 _STR_KEYS = ("model", "source", "device", "labels", "crop", "jsonl", "serve")
 CROP_CHOICES = ("center", "none")
 _MQTT_PATH_KEYS = ("ca", "password_file")
@@ -222,8 +222,6 @@ def validate_run_options(
             parse_source(opts.source, camera=opts.camera)
         except EdgecnnError as exc:
             key = "camera" if opts.source is None else "source"
-            if key in opts.from_cli:  # a source named on the command line that cannot be opened: exit 6
-                raise SourceError(f"{flag(key)}: {exc}") from None
             raise fail(key, str(exc)) from None
     try:
         parse_device(opts.device)

@@ -36,9 +36,16 @@ class LiveState:
     """Shared state of a running pipeline. ``clock`` is the pipeline's clock (monotonic seconds)."""
 
     def __init__(
-        self, *, source: str, stall_timeout: float, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        source: str,
+        stall_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        model: str = "",
+        device: str = "",
     ) -> None:
         self.source = source
+        self.model, self.device = model, device  # shown by /healthz and the preview page
         self.stall_timeout = stall_timeout
         self.clock = clock
         self._lock = threading.Condition()
@@ -96,6 +103,8 @@ class LiveState:
             body: dict[str, Any] = {
                 "status": status,
                 "source": self.source,
+                "model": self.model,
+                "device": self.device,
                 "last_frame_age_s": None if age is None else round(age, 3),
                 "frames": self.frames,
                 "dropped": self.dropped,

@@ -21,6 +21,7 @@ CONFIG_KEYS = (
     "fps",
     "crop",
     "realtime",
+    "loop",
     "jsonl",
     "min_score",
     "max_detections",
@@ -72,6 +73,7 @@ class RunOptions:
     fps: float | None = None
     crop: str | None = None
     realtime: bool = False
+    loop: bool = False  # files and folders start again at the end (a demo clip served until Ctrl-C)
     jsonl: str | None = None  # "-" for stdout, or a file path (appended to)
     min_score: float = 0.0  # results below are not output; for detectors also the object threshold (0: 0.4)
     max_detections: int = 100  # detectors: at most this many objects per frame

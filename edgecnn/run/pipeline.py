@@ -92,7 +92,12 @@ class Pipeline:
         if source is None:
             spec = parse_source(opts.source, camera=opts.camera)
             source = open_source(
-                spec, width=opts.width, height=opts.height, fps=opts.fps, realtime=opts.realtime
+                spec,
+                width=opts.width,
+                height=opts.height,
+                fps=opts.fps,
+                realtime=opts.realtime,
+                loop=opts.loop,
             )
         log.info(
             "%s: %s with %s on %s (%s)",
@@ -118,7 +123,13 @@ class Pipeline:
                 from edgecnn.run.metrics import RunMetrics
                 from edgecnn.run.server import RunServer
 
-                self.live = LiveState(source=source.name, stall_timeout=opts.stall_timeout, clock=clock)
+                self.live = LiveState(
+                    source=source.name,
+                    stall_timeout=opts.stall_timeout,
+                    clock=clock,
+                    model=model_name,
+                    device=clf.device,
+                )
                 metrics = RunMetrics(
                     model=model_name, device=clf.device, source=source.name, fps=self.live.fps
                 )
