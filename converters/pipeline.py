@@ -208,6 +208,7 @@ def convert(
         std=norm_std,
         resize=resize,
         outputs="probabilities" if ends_with_softmax(keras_model) else "logits",
+        task="classify",  # edgecnn convert takes Keras classifiers; runtimes read the task from here
         provenance={
             "tool": f"edgecnn {__version__}",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

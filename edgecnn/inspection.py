@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import RuntimeMissing, UsageError
-from edgecnn.metadata import read_metadata
+from edgecnn.metadata import ModelMetadata, read_metadata
 from edgecnn.modelfile import ModelFile, OperatorInfo, TensorInfo, read_model
 from edgecnn.runtime import get_runtime
 
@@ -30,6 +30,8 @@ class ModelReport:
     appended_files: list[str]
     runtime: str
     extra: dict[str, Any] = field(default_factory=dict)  # target checks add their findings here
+    task: str = ""  # classify, detect; or "unsupported: <why>"
+    decoder: str = ""  # how predict/run will read the outputs
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -57,6 +59,7 @@ def inspect_model(model: str | os.PathLike[str], *, target: str | None = None) -
         runtime = "none"
     meta_dict = {k: v for k, v in asdict(meta).items() if k not in ("labels", "source")}
     labels = meta.labels or []
+    task, decoder = _task_and_decoder(mf, meta, runtime != "none")
     return ModelReport(
         path=str(mf.path),
         size_bytes=len(mf.data),
@@ -73,7 +76,34 @@ def inspect_model(model: str | os.PathLike[str], *, target: str | None = None) -
         appended_files=sorted(mf.appended),
         runtime=runtime,
         extra=_target_checks(mf, target),
+        task=task,
+        decoder=decoder,
     )
+
+
+def _task_and_decoder(mf: ModelFile, meta: ModelMetadata, have_runtime: bool) -> tuple[str, str]:
+    """The task and the decoder predict/run would use. The decoder needs the interpreter (the SSD op's
+    output shapes are only known after allocation), so it is opened on the CPU when it can be."""
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.tasks import choose_task
+
+    try:
+        task = choose_task(mf, meta)
+    except EdgecnnError as exc:
+        return f"unsupported: {exc}", "none"
+    if not have_runtime:
+        return task, "unknown (no TFLite runtime here)"
+    if mf.is_edgetpu:
+        return task, "known when run with the Edge TPU (the CPU cannot allocate a compiled model)"
+    from edgecnn.model import open_model
+    from edgecnn.nativelog import native_chatter_filtered
+
+    try:
+        with native_chatter_filtered():
+            model = open_model(mf, device="cpu", threads=1)
+    except EdgecnnError as exc:
+        return task, f"cannot open: {exc}"
+    return task, model.decoder.name
 
 
 def _target_checks(mf: ModelFile, target: str | None) -> dict[str, Any]:
@@ -94,6 +124,7 @@ def format_report(report: ModelReport) -> str:
     lines = [
         f"{Path(report.path).name}  {report.size_bytes / 1024:.1f} KiB  runtime: {report.runtime}",
         f"compiled for Edge TPU: {'yes' if report.edgetpu_compiled else 'no'}",
+        f"task: {report.task}" + (f"  (decoder: {report.decoder})" if report.decoder else ""),
         "inputs:",
         *(_tensor_line(t) for t in report.inputs),
         "outputs:",

@@ -133,3 +133,25 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
         for name, ok in sorted(agreement.items()):
             terminalreporter.write_line(f"  {'exact' if ok else 'DIFFERS'}  {name}")
+
+
+@pytest.fixture(scope="session")
+def detectors(tmp_path_factory: pytest.TempPathFactory):
+    """Real detectors in every layout, trained once per session on generated shapes (about a minute).
+
+    See ``tests/detectors.py``: ``detectors["yolo_int8"]`` is a path, ``detectors.held_out`` scenes with
+    their boxes, ``detectors.classes`` the label names. ``EDGECNN_TEST_DETECTORS=DIR`` keeps the built
+    files in DIR across sessions (handy while iterating; the default is a fresh build per session).
+    """
+    from tests.detectors import build_detectors
+
+    cache = os.environ.get("EDGECNN_TEST_DETECTORS")
+    return build_detectors(Path(cache) if cache else tmp_path_factory.mktemp("detectors"))
+
+
+@pytest.fixture(scope="session")
+def odd_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Models whose outputs fit no task (pose, two heads), or an embedding, or a NaN YOLO output."""
+    from tests.detectors import build_odd_models
+
+    return build_odd_models(tmp_path_factory.mktemp("odd_models"))

@@ -64,11 +64,28 @@ def run_command(
         None, "--jsonl", help="Write one JSON object per result to FILE (appended), or '-' for stdout."
     ),
     min_score: float | None = typer.Option(
-        None, "--min-score", min=0.0, max=1.0, help="Only output results whose top score is at least this."
+        None,
+        "--min-score",
+        min=0.0,
+        max=1.0,
+        help="Only output results whose score (top class, best object) is at least this; detectors also "
+        "drop objects below it (default 0.4 for them).",
+    ),
+    max_detections: int | None = typer.Option(
+        None,
+        "--max-detections",
+        min=1,
+        max=10000,
+        help="Detectors: at most this many objects per frame (100).",
+    ),
+    classes: str | None = typer.Option(
+        None, "--classes", help="Detectors: keep only these labels, comma-separated (person,car)."
     ),
     every: int | None = typer.Option(None, "--every", min=1, help="Only output every Nth classified frame."),
     on_change: bool | None = typer.Option(
-        None, "--on-change/--no-on-change", help="Only output when the top label changes."
+        None,
+        "--on-change/--no-on-change",
+        help="Only output when the top label (detectors: the set of labels present) changes.",
     ),
     serve: str | None = typer.Option(
         None,
@@ -173,7 +190,8 @@ def run_command(
         help="Results kept while the broker is unreachable (default 1000); older ones are dropped and counted.",
     ),
 ) -> None:
-    """Classify frames from a camera, video, stream or folder until stopped; print a summary on exit.
+    """Classify frames or detect objects (the model's task) from a camera, video, stream or folder until
+    stopped; print a summary on exit.
 
     Example: edgecnn run digits_int8.tflite --camera 0 --serve 127.0.0.1:8080 --jsonl results.jsonl
 
@@ -219,6 +237,8 @@ def run_command(
             "loop": loop,
             "jsonl": jsonl,
             "min_score": min_score,
+            "max_detections": max_detections,
+            "classes": None if classes is None else [c.strip() for c in classes.split(",") if c.strip()],
             "every": every,
             "on_change": on_change,
             "serve": serve,

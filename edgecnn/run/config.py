@@ -34,7 +34,7 @@ from edgecnn.run.options import CONFIG_KEYS, MQTT_KEYS, RunOptions
 from edgecnn.safeio import FileKind, check_file, loads_toml, read_text
 
 _PATH_KEYS = ("model", "labels", "serve_token_file")
-_INT_KEYS = ("camera", "threads", "top_k", "width", "height", "every", "max_frames")
+_INT_KEYS = ("camera", "threads", "top_k", "width", "height", "every", "max_frames", "max_detections")
 _FLOAT_KEYS = ("fps", "min_score", "duration", "stall_timeout")
 _BOOL_KEYS = ("realtime", "loop", "on_change", "reconnect", "quiet", "serve_token_all", "serve_insecure")
 _STR_KEYS = ("model", "source", "device", "labels", "crop", "jsonl", "serve", "serve_token_file")
@@ -77,6 +77,11 @@ def _check_type(key: str, value: Any, where: str) -> Any:
                     f"{where}mqtt.{sub} must be {names[expected]}, got {_type_name(sub_value)} {sub_value!r}."
                 )
         return value
+    if key == "classes":  # detectors' label filter: "person,car" or ["person", "car"]
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise bad('a list of label names (["person", "car"]) or a comma-separated string')
+        return [i.strip() for i in items if i.strip()] or None
     if key == "source" and isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # source = 0 means camera 0
     if key in _BOOL_KEYS:
@@ -233,6 +238,7 @@ def validate_run_options(
         ("height", 1, 16384),
         ("fps", 0.001, 1000),
         ("min_score", 0.0, 1.0),
+        ("max_detections", 1, 10_000),
         ("every", 1, 1_000_000),
         ("max_frames", 1, 10**12),
         ("duration", 0.001, 10**9),

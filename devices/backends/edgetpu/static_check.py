@@ -176,6 +176,18 @@ class EdgeTPUCheck:
         return lines
 
 
+POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+POSTPROCESS_NOTE = (
+    f"{POSTPROCESS_OP} (box decoding and NMS) runs on the CPU at the end of the graph: this is expected, "
+    "as in Coral's own SSD models; the ops before it are what the Edge TPU runs."
+)
+
+
+def _expected_on_cpu(st: OpStatus) -> bool:
+    """A detector's postprocess op: a CPU custom op by design, never a problem to report or fix."""
+    return st.name == POSTPROCESS_OP
+
+
 def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
     """Predict ``edgetpu_compiler``'s per-op statuses for ``model_file`` (see the module docstring)."""
     table = supported_ops()
@@ -185,7 +197,10 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
             OpStatus(i, op.name, op.version, op.name == EDGETPU_CUSTOM_OP)
             for i, op in enumerate(model_file.operators())
         ]
-        return EdgeTPUCheck(True, True, [], ops, sum(o.edgetpu for o in ops), 0, table.compiler)
+        compiled_notes = [POSTPROCESS_NOTE] if any(_expected_on_cpu(o) for o in ops) else []
+        return EdgeTPUCheck(
+            True, True, [], ops, sum(o.edgetpu for o in ops), 0, table.compiler, compiled_notes
+        )
     graph = model.subgraphs[0]
     problems: list[str] = []
     notes: list[str] = []
@@ -230,14 +245,18 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
     for st in statuses:
         if st.edgetpu or st.reason in (FLOAT_IO, DYNAMIC) or st.status in (SUBGRAPH, NOT_COMPILED):
             continue
+        if _expected_on_cpu(st):
+            continue
         unsupported.setdefault((st.name, st.version, st.reason), []).append(st.index)
     for (name, version, reason), indices in unsupported.items():
         where = f"op {indices[0]}" if len(indices) == 1 else "ops " + ", ".join(map(str, indices))
         problems.append(f"{name} v{version} ({where}) cannot run on the Edge TPU: {reason}.")
-    main = [st for st in statuses if st.subgraph == 0]
+    main = [st for st in statuses if st.subgraph == 0 and not _expected_on_cpu(st)]
     first_cpu = _first_blocking(main, failures)
     if first_cpu is not None:
-        after = sum(1 for st in main[first_cpu.index + 1 :] if not st.edgetpu and st.reason != FLOAT_IO)
+        after = sum(
+            1 for st in main if st.index > first_cpu.index and not st.edgetpu and st.reason != FLOAT_IO
+        )
         problems.append(
             f"the compiler stops mapping at {first_cpu.name} (op {first_cpu.index}): it and {after} later "
             "op(s) run on the CPU."
@@ -246,6 +265,8 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
         notes.append(
             "float input/output: QUANTIZE/DEQUANTIZE at the ends run on the CPU (convert with --io int8 or uint8 to avoid it)."
         )
+    if any(_expected_on_cpu(st) for st in statuses):
+        notes.append(POSTPROCESS_NOTE)
     failure = "; ".join(dict.fromkeys(failures)) or None
     if failure:
         problems.append(f"edgetpu_compiler would stop without writing a model: {failure}.")
@@ -269,7 +290,11 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
 
 def _advice(statuses: list[OpStatus], first_cpu: OpStatus | None) -> list[str]:
     """One ``change:`` line per op to fix; ops that only sit in another Edge TPU segment are summed up."""
-    lines = [st.advice for st in statuses if not st.edgetpu and st.advice and st.status != SUBGRAPH]
+    lines = [
+        st.advice
+        for st in statuses
+        if not st.edgetpu and st.advice and st.status != SUBGRAPH and not _expected_on_cpu(st)
+    ]
     for where in ("before", "after"):
         group = [
             st
