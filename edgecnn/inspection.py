@@ -36,6 +36,12 @@ class ModelReport:
         for key in ("inputs", "outputs"):
             for t, info in zip(data[key], getattr(self, key), strict=True):
                 t["dynamic"] = info.dynamic
+        for (
+            key,
+            value,
+        ) in self.extra.items():  # target checks serialise themselves (the predicted compiler log)
+            if callable(getattr(value, "to_dict", None)):
+                data["extra"][key] = value.to_dict()
         return data
 
 
@@ -73,9 +79,9 @@ def inspect_model(model: str | os.PathLike[str], *, target: str | None = None) -
 def _target_checks(mf: ModelFile, target: str | None) -> dict[str, Any]:
     if target != "edgetpu":
         return {}
-    from edgecnn.converters.edgetpu_check import check_edgetpu
+    from edgecnn.devices.backends.edgetpu.static_check import predict_compilation
 
-    return {"edgetpu": check_edgetpu(mf)}
+    return {"edgetpu": predict_compilation(mf)}
 
 
 def _tensor_line(t: TensorInfo) -> str:

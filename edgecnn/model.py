@@ -17,13 +17,13 @@ import numpy as np
 
 from edgecnn import adapters
 from edgecnn.adapters import Class
-from edgecnn.devices.delegates import DeviceKind, DeviceSpec, load_edgetpu_delegate, parse_device
-from edgecnn.devices.tpu_probe import check_edgetpu
-from edgecnn.errors import DeviceError, EdgeTPUNotFound, ModelError, ModelInvokeError
+from edgecnn.devices.backends import DeviceSpec, parse_device, select_backend
+from edgecnn.errors import EdgeTPUNotFound, ModelError, ModelInvokeError
 from edgecnn.metadata import ModelMetadata, read_labels_file, read_metadata
 from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, read_model
 from edgecnn.preprocess import InputSpec, to_tensor
 from edgecnn.runtime import Runtime, get_runtime
+from edgecnn.sanity import check_finite, check_labels
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +40,10 @@ class Prediction:
 
 
 def cpu_twin_path(model_file: ModelFile, meta: ModelMetadata) -> Path | None:
-    """The CPU build beside an Edge TPU model: named in metadata, or NAME.tflite beside NAME_edgetpu.tflite."""
-    if model_file.path is None:
-        return None
-    folder = model_file.path.parent
-    names = []
-    if meta.cpu_twin:
-        names.append(meta.cpu_twin)
-    stem = model_file.path.stem
-    if stem.endswith("_edgetpu"):
-        names.append(stem[: -len("_edgetpu")] + model_file.path.suffix)
-    for name in names:
-        candidate = folder / name
-        if candidate.is_file():
-            return candidate
-    return None
+    """The CPU build beside an Edge TPU model (the Edge TPU backend's fallback rule)."""
+    from edgecnn.devices.backends.edgetpu.backend import cpu_twin
+
+    return cpu_twin(model_file, meta)
 
 
 @dataclass
@@ -87,7 +76,7 @@ class Classifier:
             self.interpreter.invoke()
         except RuntimeError as exc:
             raise ModelInvokeError(f"Inference failed in {self.model_file.path}: {_first_line(exc)}") from exc
-        scores = adapters.output_scores(self.interpreter)
+        scores = check_finite(adapters.output_scores(self.interpreter), self.model_file.path)
         if self._probabilities is None:
             if self.meta.outputs in ("probabilities", "logits"):
                 self._probabilities = self.meta.outputs == "probabilities"
@@ -139,32 +128,12 @@ def open_classifier(
     spec_device = parse_device(device)
     meta = read_metadata(model_file)
     runtime = runtime or get_runtime()
-    delegates: list[Any] = []
-    used = "cpu"
-    wants_tpu = spec_device.kind is DeviceKind.EDGETPU or (
-        spec_device.kind is DeviceKind.AUTO and model_file.is_edgetpu
-    )
-    if wants_tpu:
-        try:
-            delegates = [_edgetpu_delegate(model_file, spec_device, runtime, probe=probe)]
-            used = str(DeviceSpec(DeviceKind.EDGETPU, spec_device.tpu))
-        except DeviceError as exc:
-            if spec_device.kind is not DeviceKind.AUTO:
-                raise
-            twin = cpu_twin_path(model_file, meta)
-            if twin is None:
-                raise EdgeTPUNotFound(
-                    f"{model_file.path} is compiled for the Edge TPU and no Edge TPU works here ({exc}). "
-                    "Attach a Coral, or pass the CPU model (the same name without _edgetpu)."
-                ) from exc
-            log.warning(
-                "--device auto: no Edge TPU works here, running the CPU model %s instead. %s", twin, exc
-            )
-            return open_classifier(
-                twin, device="cpu", threads=threads, labels=labels, crop=crop, runtime=runtime
-            )
-    elif spec_device.kind is DeviceKind.EDGETPU and not model_file.is_edgetpu:
-        log.warning("%s is not compiled for the Edge TPU: it will run on the CPU.", model_file.path)
+    selection = select_backend(model_file, spec_device, runtime=runtime, meta=meta, probe=probe)
+    if selection.fallback is not None:  # auto: the accelerator failed, its CPU twin runs instead
+        return open_classifier(
+            selection.fallback, device="cpu", threads=threads, labels=labels, crop=crop, runtime=runtime
+        )
+    delegates, used = selection.delegates, selection.device
 
     try:
         interpreter = runtime.interpreter_class(
@@ -190,6 +159,9 @@ def open_classifier(
         raise ModelInvokeError(f"Cannot prepare {model_file.path}: {_first_line(exc)}") from exc
 
     label_list = read_labels_file(labels) if labels else meta.labels
+    classes = int(np.prod(interpreter.get_output_details()[0]["shape"]))
+    source = f"Labels file {labels}" if labels else f"The labels embedded in {model_file.path}"
+    label_list = check_labels(label_list, classes, source=source, user_file=bool(labels))
     details = interpreter.get_input_details()
     if len(details) != 1:
         raise ModelError(
@@ -212,13 +184,3 @@ def open_classifier(
         spec=spec,
         crop=crop,
     )
-
-
-def _edgetpu_delegate(model_file: ModelFile, spec: DeviceSpec, runtime: Runtime, *, probe: bool) -> Any:
-    """Seam for crash containment: unless ``probe`` is False, a child process loads the delegate, allocates
-    the model and runs it once before this process loads libedgetpu (skipped when that passed before for
-    this library, runtime and model), so a library that segfaults kills the child, not us."""
-    if probe:
-        twin = cpu_twin_path(model_file, read_metadata(model_file)) if model_file.is_edgetpu else None
-        check_edgetpu(model_file, spec.tpu, runtime, cpu_model=twin)
-    return load_edgetpu_delegate(runtime, spec.tpu)

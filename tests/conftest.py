@@ -11,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -106,3 +107,29 @@ def digits_model(digits_run: Path) -> DigitsModel:
     )
     held_out = load_dataset("digits")  # same seed and split as the run
     return DigitsModel(Path(report.output), held_out.x_test[:200, ..., 0], held_out.y_test[:200])
+
+
+# Fuzz tests (tests/test_fuzz_*.py): a fixed seed and a bounded budget in CI, more cases locally with
+# HYPOTHESIS_PROFILE=local. No example database: a run never depends on an earlier one's files.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the dev extra is not installed: the fuzz tests skip themselves
+    pass
+else:
+    _FUZZ = {"deadline": None, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
+    settings.register_profile("ci", max_examples=60, derandomize=True, **_FUZZ)
+    settings.register_profile("local", max_examples=500, **_FUZZ)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print how often the static Edge TPU check agreed with the real compiler (tests/test_edgetpu_static_check.py)."""
+    module = next((m for n, m in list(sys.modules.items()) if n.endswith("test_edgetpu_static_check")), None)
+    agreement = getattr(module, "AGREEMENT", None)
+    if agreement:
+        exact = sum(agreement.values())
+        terminalreporter.write_line(
+            f"edgetpu static check vs edgetpu_compiler: {exact} of {len(agreement)} corpus entries exact"
+        )
+        for name, ok in sorted(agreement.items()):
+            terminalreporter.write_line(f"  {'exact' if ok else 'DIFFERS'}  {name}")

@@ -34,7 +34,7 @@ from edgecnn.bench.results import (
     LatencyStats,
     ModelInfo,
 )
-from edgecnn.devices.delegates import parse_device
+from edgecnn.devices.backends import parse_device
 from edgecnn.devices.probe import DeviceProbe, Throttling, probe_device, read_temperature, read_throttling
 from edgecnn.errors import UsageError
 from edgecnn.modelfile import read_model
@@ -311,7 +311,7 @@ def run_bench(
     from edgecnn.model import open_classifier
 
     for device in device_list:
-        if parse_device(device).kind.value != "cpu":
+        if parse_device(device).key != "cpu":
             open_classifier(model_path, device=device, threads=thread_list[0])
 
     results = []
