@@ -55,3 +55,41 @@ def test_run_loop_classifies_past_the_end_of_the_file(tmp_path, coral):
     assert result.code == 0, result.stderr
     assert len(result.stdout.splitlines()) == 12
     assert "stopped: max-frames" in result.stderr
+
+
+def test_looped_clip_serves_past_its_end_until_interrupted(tmp_path, coral):
+    """The demo's suggested live command: a 1 s clip with --loop --realtime --serve runs until Ctrl-C."""
+    import json
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    clip = write_video(tmp_path / "clip.avi", [render_digit(i % 10, 64, 48) for i in range(30)], fps=30)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgecnn", "run", str(MOBILENET), "--source", str(clip), "--realtime",
+         "--loop", "--serve", "127.0.0.1:0", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = None
+        while url is None:
+            line = proc.stderr.readline()
+            assert line, "edgecnn run ended before serving"
+            match = re.search(r"serving (http://\S+/)", line)
+            url = match.group(1) if match else None
+        time.sleep(2.5)  # well past the end of the 1 s clip
+        assert proc.poll() is None, "the run ended at the end of the clip"
+        with urllib.request.urlopen(url + "healthz", timeout=5) as response:
+            health = json.load(response)
+        assert health["status"] == "ok" and health["frames"] > 45, health
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    summary = re.search(r"^summary: (\d+) frames .*; stopped: (\S+)$", out + err, re.MULTILINE)
+    assert summary and int(summary.group(1)) > 45 and summary.group(2) == "signal", out + err

@@ -11,9 +11,12 @@ from edgecnn.cli._app import app, echo_json, model_option, pick_model
 
 @app.command("predict")
 def predict_command(
-    model: Path | None = typer.Argument(None, help="Path to a .tflite model.", show_default=False),
+    model: Path | None = typer.Argument(
+        None, metavar="MODEL", help="Path to a .tflite model.", show_default=False
+    ),
     images: list[Path] | None = typer.Argument(
         None,
+        metavar="IMAGE|DIR",
         show_default=False,
         help="Image files (jpg, png, bmp, ...) or folders of them (read in name order).",
     ),
@@ -67,7 +70,7 @@ def predict_command(
         paths.insert(0, model)
         model = None
     if not paths:
-        raise typer.BadParameter("give at least one image file or folder", param_hint="'IMAGES...'")
+        raise typer.BadParameter("give at least one image file or folder", param_hint="'IMAGE|DIR...'")
     report = predict(
         pick_model(model, model_opt),
         list(expand_images(list(paths))),

@@ -12,7 +12,10 @@ from edgecnn.cli._app import app, model_option
 @app.command("run")
 def run_command(
     model: Path | None = typer.Argument(
-        None, help="Path to a .tflite model (may come from --config instead).", show_default=False
+        None,
+        metavar="MODEL",
+        help="Path to a .tflite model (may come from --config instead).",
+        show_default=False,
     ),
     model_opt: Path | None = model_option(),
     camera: int | None = typer.Option(
