@@ -27,6 +27,7 @@ import numpy as np
 from edgecnn.errors import ConversionError, ModelError, UsageError
 from edgecnn.modelfile import ModelFile, opcode_name, parse_model
 from edgecnn.nativelog import native_chatter_filtered
+from edgecnn.safeio import FileKind, check_file
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
         raise ModelError(
             f"{p} is not a Keras model file: pass a .keras file (edgecnn train writes model.keras)."
         )
+    check_file(p, FileKind.KERAS)  # a FIFO or a device named model.keras must not hang the loader
     from edgecnn.train.deps import keras
 
     try:

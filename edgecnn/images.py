@@ -1,4 +1,12 @@
-"""Read images from disk with OpenCV, with errors that say which file and why."""
+"""Read images from disk with OpenCV, with errors that say which file and why.
+
+A PNG of a few hundred KB can claim 20000x20000 pixels and decode to 1.2 GB (2.4 GB RSS with the copies),
+which on a 1 GB Raspberry Pi is the OOM killer, not an error. OpenCV refuses, before decoding, any image
+with more pixels than ``OPENCV_IO_MAX_IMAGE_PIXELS``, a limit it reads once when cv2 is imported; edgecnn
+sets it (in ``edgecnn/__init__.py``, so it precedes every cv2 import) to :data:`DEFAULT_MAX_PIXELS` or to
+``EDGECNN_MAX_IMAGE_PIXELS`` from the environment. Images are then normalised to 8-bit gray or BGR, whatever
+bit depth or channel count the file had.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +20,30 @@ import numpy as np
 
 from edgecnn.errors import InputError
 from edgecnn.nativelog import decoder_chatter_filtered
+from edgecnn.safeio import FileKind, read_bytes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+# 50 megapixels decode to 150 MB as BGR: more than any camera frame or photo a classifier needs (it resizes
+# to a few hundred pixels), and still well inside a 1 GB Pi beside the model, the runtime and the camera.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+def max_pixels() -> int:
+    """The pixel budget in effect: what OpenCV was told when it was imported (see the module docstring)."""
+    try:
+        return int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS))
+    except ValueError:
+        return DEFAULT_MAX_PIXELS
+
+
+def _too_large(p: Path) -> InputError:
+    budget = max_pixels()
+    return InputError(
+        f"{p} has more than {budget:,} pixels, the image budget that keeps decoding within a 1 GB "
+        f"Raspberry Pi ({budget * 3 / 1e6:,.0f} MB as BGR): resize it first, or set "
+        "EDGECNN_MAX_IMAGE_PIXELS=N to change the budget."
+    )
 
 
 @contextlib.contextmanager
@@ -34,19 +64,35 @@ def quiet_decoder() -> Iterator[None]:
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """BGR (or grayscale) uint8 array."""
+    """8-bit BGR (3 channels) or grayscale (2-D) array; :class:`InputError` for anything else."""
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"Image not found: {p}. Check the path.")
-    if p.is_dir():
-        raise InputError(f"{p} is a directory: pass image files (jpg, png, bmp, ...).")
-    data = np.fromfile(p, dtype=np.uint8)
-    with quiet_decoder():
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
+    data = np.frombuffer(read_bytes(p, FileKind.IMAGE), dtype=np.uint8)
+    try:
+        with quiet_decoder():
+            image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error:
+        # imdecode returns None for bad data; it raises only when the header asks for more pixels than the
+        # budget (validateInputImageSize), before allocating anything.
+        raise _too_large(p) from None
+    if image is None or image.size == 0:
         raise InputError(f"Cannot decode {p} as an image: pass a JPEG, PNG, BMP or WebP file.")
-    if image.dtype != np.uint8:
-        image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(image.max())))
+    if image.shape[0] * image.shape[1] > max_pixels():  # cv2 was imported before edgecnn set the limit
+        raise _too_large(p)
+    return _to_8bit(image)
+
+
+def _to_8bit(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8:  # 16-bit PNG/TIFF, float TIFF/EXR: stretch so the brightest value is 255
+        values = np.nan_to_num(image.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        image = cv2.convertScaleAbs(values, alpha=255.0 / max(1.0, float(np.abs(values).max())))
+    if image.ndim == 3:
+        channels = image.shape[2]
+        if channels == 1 or channels == 2:  # gray, gray + alpha
+            image = np.ascontiguousarray(image[:, :, 0])
+        elif channels == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        elif channels != 3:
+            raise InputError(f"An image with {channels} channels is not a photo: pass gray, BGR or BGRA.")
     return image
 
 

@@ -9,6 +9,7 @@ zip of associated files, normalization from the input tensor's quantization.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,10 +17,13 @@ from typing import Any
 
 from edgecnn.errors import InputError, ModelError
 from edgecnn.modelfile import ModelFile, with_metadata
+from edgecnn.safeio import FileKind, read_text
 
 METADATA_NAME = "edgecnn"
 SCHEMA_VERSION = 1
 COLOUR_ORDERS = ("RGB", "BGR", "GRAY")
+CROP_CHOICES = ("center", "none")
+OUTPUT_KINDS = ("probabilities", "logits", "auto")
 
 
 @dataclass
@@ -56,18 +60,48 @@ class ModelMetadata:
             )
         if (self.mean is None) != (self.std is None):
             raise ModelError("Model metadata sets only one of mean/std; set both or neither.")
+        if self.labels is not None and (
+            not isinstance(self.labels, list) or not all(isinstance(x, str) for x in self.labels)
+        ):
+            raise ModelError("Model metadata labels are not a list of strings. Re-run `edgecnn convert`.")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            values = value if isinstance(value, list) else [value]
+            if value is not None and not (
+                values
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+                and all(math.isfinite(v) for v in values)
+                and (name == "mean" or all(v != 0 for v in values))
+            ):
+                raise ModelError(
+                    f"Model metadata {name} {value!r} is not a finite number (or list of them)"
+                    + (", or is 0" if name == "std" else "")
+                    + ". Re-run `edgecnn convert`."
+                )
+        if not isinstance(self.resize, str) or not isinstance(self.cpu_twin, (str, type(None))):
+            raise ModelError("Model metadata resize/cpu_twin are not strings. Re-run `edgecnn convert`.")
+        if not isinstance(self.provenance, dict):
+            raise ModelError("Model metadata provenance is not an object. Re-run `edgecnn convert`.")
+        if self.crop not in CROP_CHOICES or self.outputs not in OUTPUT_KINDS:
+            raise ModelError(
+                f"Model metadata has crop {self.crop!r} / outputs {self.outputs!r}; expected one of "
+                f"{CROP_CHOICES} / {OUTPUT_KINDS}. Re-run `edgecnn convert`."
+            )
 
 
 def _from_json(raw: bytes) -> ModelMetadata:
     try:
         data = json.loads(raw.decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: also 5000-digit ints
         raise ModelError(
-            f"The model's edgecnn metadata is not valid JSON ({exc}). Re-run `edgecnn convert`."
+            f"The model's edgecnn metadata is not valid JSON ({type(exc).__name__}). Re-run `edgecnn convert`."
         ) from exc
     if not isinstance(data, dict):
         raise ModelError("The model's edgecnn metadata is not a JSON object. Re-run `edgecnn convert`.")
-    if int(data.get("schema", 1)) > SCHEMA_VERSION:
+    schema = data.get("schema", 1)
+    if not isinstance(schema, int) or isinstance(schema, bool):
+        raise ModelError(f"The model's metadata schema {schema!r} is not a number. Re-run `edgecnn convert`.")
+    if schema > SCHEMA_VERSION:
         raise ModelError(
             f"The model's metadata is schema {data['schema']}, newer than this edgecnn understands "
             f"({SCHEMA_VERSION}). Upgrade edgecnn: pip install -U edgecnn."
@@ -111,15 +145,12 @@ def parse_labels(text: str) -> list[str]:
 
 
 def read_labels_file(path: str | os.PathLike[str]) -> list[str]:
+    """Labels from a user's file: a regular UTF-8 text file of at most a few MB; empty is an error."""
     p = Path(path)
-    try:
-        return parse_labels(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError(f"Labels file not found: {p}. Check the --labels path.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"Cannot read labels file {p}: {exc}. Pass a UTF-8 text file, one label per line."
-        ) from exc
+    labels = parse_labels(read_text(p, FileKind.LABELS))
+    if not any(labels):
+        raise InputError(f"Labels file {p} is empty: pass a text file with one label per line.")
+    return labels
 
 
 def read_metadata(model_file: ModelFile) -> ModelMetadata:

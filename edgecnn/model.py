@@ -23,6 +23,7 @@ from edgecnn.metadata import ModelMetadata, read_labels_file, read_metadata
 from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, read_model
 from edgecnn.preprocess import InputSpec, to_tensor
 from edgecnn.runtime import Runtime, get_runtime
+from edgecnn.sanity import check_finite, check_labels
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class Classifier:
             self.interpreter.invoke()
         except RuntimeError as exc:
             raise ModelInvokeError(f"Inference failed in {self.model_file.path}: {_first_line(exc)}") from exc
-        scores = adapters.output_scores(self.interpreter)
+        scores = check_finite(adapters.output_scores(self.interpreter), self.model_file.path)
         if self._probabilities is None:
             if self.meta.outputs in ("probabilities", "logits"):
                 self._probabilities = self.meta.outputs == "probabilities"
@@ -158,6 +159,9 @@ def open_classifier(
         raise ModelInvokeError(f"Cannot prepare {model_file.path}: {_first_line(exc)}") from exc
 
     label_list = read_labels_file(labels) if labels else meta.labels
+    classes = int(np.prod(interpreter.get_output_details()[0]["shape"]))
+    source = f"Labels file {labels}" if labels else f"The labels embedded in {model_file.path}"
+    label_list = check_labels(label_list, classes, source=source, user_file=bool(labels))
     details = interpreter.get_input_details()
     if len(details) != 1:
         raise ModelError(

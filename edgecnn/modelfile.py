@@ -7,6 +7,7 @@ Also reads labels that TFLite Support metadata embeds: such files end with a zip
 from __future__ import annotations
 
 import io
+import math
 import os
 import tempfile
 import zipfile
@@ -20,6 +21,7 @@ import flatbuffers
 import numpy as np
 
 from edgecnn.errors import ModelError
+from edgecnn.safeio import FileKind, read_bytes
 
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 _FILE_IDENTIFIER = b"TFL3"
@@ -111,8 +113,7 @@ class ModelFile:
 
     def metadata_entry(self, name: str) -> bytes | None:
         for entry in self.model.metadata or []:
-            entry_name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-            if entry_name == name:
+            if text(entry.name) == name:
                 buffer = self.model.buffers[entry.buffer]
                 return (
                     bytes(np.asarray(buffer.data, dtype=np.uint8).tobytes())
@@ -122,7 +123,14 @@ class ModelFile:
         return None
 
     def metadata_names(self) -> list[str]:
-        return [e.name.decode() if isinstance(e.name, bytes) else e.name for e in self.model.metadata or []]
+        return [text(e.name) for e in self.model.metadata or []]
+
+
+def text(value: Any) -> str:
+    """A flatbuffer string field as text: names in a damaged file need not be UTF-8."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return "" if value is None else str(value)
 
 
 def opcode_name(code: Any) -> tuple[str, bool]:
@@ -130,7 +138,7 @@ def opcode_name(code: Any) -> tuple[str, bool]:
     # readers must take the larger of the two.
     builtin = max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0))
     if builtin == schema.BuiltinOperator.CUSTOM:
-        custom = code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode)
+        custom = text(code.customCode)
         return custom, True
     return _BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}"), False
 
@@ -143,7 +151,7 @@ def _tensor_info(model: Any, tensor: Any) -> TensorInfo:
     if q is not None and q.scale is not None and len(q.scale) > 0:
         scale = float(q.scale[0])
         zero_point = int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) else 0
-    name = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+    name = text(tensor.name)
     return TensorInfo(
         name, shape, signature, _TENSOR_TYPES.get(tensor.type, str(tensor.type)), scale, zero_point
     )
@@ -166,20 +174,170 @@ def parse_model(data: bytes, path: Path | None = None) -> ModelFile:
             f"{where} is truncated or corrupt ({type(exc).__name__}). Copy the file again; "
             "check its size against the original."
         ) from exc
+    problem = structural_problem(model, len(data))
+    if problem:
+        raise ModelError(
+            f"{where} is not a usable TFLite model: {problem}. Re-export or copy the file again; "
+            "`edgecnn convert` writes models that pass this check."
+        )
     return ModelFile(path=path, data=data, model=model, appended=_appended_files(data))
 
 
+# More elements than this in one input or output tensor is no image model this runtime could run on a Pi
+# (a 4096x4096x3 input is 50M); it also keeps a corrupt shape from asking the interpreter for terabytes.
+MAX_IO_ELEMENTS = 1 << 26
+_TYPE_SIZES = {
+    schema.TensorType.FLOAT32: 4,
+    schema.TensorType.FLOAT16: 2,
+    schema.TensorType.INT32: 4,
+    schema.TensorType.UINT8: 1,
+    schema.TensorType.INT64: 8,
+    schema.TensorType.BOOL: 1,
+    schema.TensorType.INT16: 2,
+    schema.TensorType.INT8: 1,
+    schema.TensorType.FLOAT64: 8,
+    schema.TensorType.UINT64: 8,
+    schema.TensorType.UINT32: 4,
+    schema.TensorType.UINT16: 2,
+}
+
+
+_INTEGER_TYPES = {
+    schema.TensorType.UINT8,
+    schema.TensorType.INT8,
+    schema.TensorType.INT16,
+    schema.TensorType.INT32,
+}
+
+
+def _indices(values: Any) -> list[int]:
+    return [int(v) for v in values] if values is not None else []
+
+
+def _elements(shape: list[int]) -> int:
+    count = 1
+    for d in shape:
+        count *= d
+    return count
+
+
+def _constant_bytes(buffers: list[Any], index: int) -> int:
+    """Bytes of constant data in buffer ``index`` (stored inline or, in large models, at an offset)."""
+    if not buffers:
+        return 0
+    buffer = buffers[index]
+    if buffer.data is not None:
+        return len(buffer.data)
+    return int(buffer.size or 0) if buffer.offset else 0
+
+
+def structural_problem(model: Any, file_size: int) -> str | None:
+    """What makes ``model`` (a ``schema.ModelT``) unsafe to hand to an interpreter, or None.
+
+    The interpreter trusts the indices in the flatbuffer; an out-of-range one is an IndexError in our
+    code at best and a crash in native code at worst (subgraph outputs ``[-1]`` end in a double free at
+    exit), so everything that indexes something is checked here first, with no recursion and no
+    allocation proportional to what the file claims.
+    """
+    buffers = model.buffers or []
+    codes = model.operatorCodes or []
+    graphs = model.subgraphs or []
+    for code in codes:
+        if code is None:
+            return "an operator code is empty"
+    for b_index, buffer in enumerate(buffers):
+        offset, size = int(buffer.offset or 0), int(buffer.size or 0)
+        if offset and (offset < 0 or size < 0 or offset + size > file_size):
+            return f"buffer {b_index} points at bytes {offset}..{offset + size}, past the end of the file"
+    for g_index, graph in enumerate(graphs):
+        where = f"subgraph {g_index}"
+        tensors = graph.tensors or []
+        count = len(tensors)
+        for t_index, tensor in enumerate(tensors):
+            shape = _indices(tensor.shape)
+            if any(d < 0 for d in shape):
+                return f"{where} tensor {t_index} has a negative dimension {shape}"
+            if tensor.type not in _TENSOR_TYPES:
+                return f"{where} tensor {t_index} has unknown type {tensor.type}"
+            b = int(tensor.buffer or 0)
+            if not 0 <= b < max(1, len(buffers)):
+                return f"{where} tensor {t_index} uses buffer {b}, past the {len(buffers)} buffers"
+            size = _constant_bytes(buffers, b)
+            element = _TYPE_SIZES.get(tensor.type)
+            if size and element and tensor.sparsity is None and size != _elements(shape) * element:
+                return (
+                    f"{where} tensor {t_index} {shape} {_TENSOR_TYPES[tensor.type]} has {size} bytes of "
+                    "constant data, which does not fit its shape"
+                )
+        produced: set[int] = set()
+        for o_index, op in enumerate(graph.operators or []):
+            if not 0 <= int(op.opcodeIndex) < len(codes):
+                return (
+                    f"{where} operator {o_index} uses opcode {op.opcodeIndex}, past the "
+                    f"{len(codes)} operator codes"
+                )
+            for name, values, optional in (
+                ("input", op.inputs, True),
+                ("output", op.outputs, False),
+                ("intermediate", op.intermediates, False),
+            ):
+                for i in _indices(values):
+                    if not (-1 if optional else 0) <= i < count:
+                        return f"{where} operator {o_index} {name} {i} is not one of its {count} tensors"
+            produced.update(_indices(op.outputs))
+            options = op.builtinOptions
+            for attr in vars(options) if options is not None else ():
+                if attr.endswith("SubgraphIndex"):
+                    sub = int(getattr(options, attr) or 0)
+                    if not 0 <= sub < len(graphs):
+                        return f"{where} operator {o_index} calls subgraph {sub}, past the {len(graphs)} subgraphs"
+        inputs, outputs = _indices(graph.inputs), _indices(graph.outputs)
+        for name, values in (("input", inputs), ("output", outputs)):
+            for i in values:
+                if not 0 <= i < count:
+                    return f"{where} {name} {i} is not one of its {count} tensors"
+        if g_index:
+            continue
+        if not inputs or not outputs:
+            return f"the main subgraph has {len(inputs)} inputs and {len(outputs)} outputs; it needs at least one of each"
+        for name, values in (("input", inputs), ("output", outputs)):
+            for i in values:
+                shape = _indices(tensors[i].shape)
+                if _elements(shape) == 0:  # a scalar (shape []) holds one element
+                    return f"{name} tensor {i} has no elements (shape {shape})"
+                if _elements(shape) > MAX_IO_ELEMENTS:
+                    return f"{name} tensor {i} has shape {shape}, far larger than any image model's"
+                q = tensors[i].quantization
+                scales = [float(v) for v in q.scale] if q is not None and q.scale is not None else []
+                if tensors[i].type in _INTEGER_TYPES and any(not math.isfinite(v) or v <= 0 for v in scales):
+                    # real = scale * (q - zero_point): a scale of 0 makes every score 0 (or NaN after softmax)
+                    return f"{name} tensor {i} has quantization scale {scales[:4]}, which must be positive"
+        for i in outputs:
+            if i in inputs:
+                return f"output tensor {i} is also the input tensor: the model computes nothing"
+            if i not in produced and not _constant_bytes(buffers, int(tensors[i].buffer or 0)):
+                return f"output tensor {i} is computed by no operator"
+        for i in inputs:
+            if _constant_bytes(buffers, int(tensors[i].buffer or 0)):
+                return f"input tensor {i} is a constant"
+    for m_index, entry in enumerate(model.metadata or []):
+        if not 0 <= int(entry.buffer) < len(buffers):
+            return f"metadata entry {m_index} uses buffer {entry.buffer}, past the {len(buffers)} buffers"
+    for s_index, sig in enumerate(model.signatureDefs or []):
+        sub = int(sig.subgraphIndex or 0)
+        if not 0 <= sub < len(graphs):
+            return f"signature {s_index} names subgraph {sub}, past the {len(graphs)} subgraphs"
+        count = len(graphs[sub].tensors or [])
+        for tmap in [*(sig.inputs or []), *(sig.outputs or [])]:
+            if not 0 <= int(tmap.tensorIndex) < count:
+                return f"signature {s_index} names tensor {tmap.tensorIndex}, not one of {count}"
+    return None
+
+
 def read_model(path: str | os.PathLike[str]) -> ModelFile:
+    """Read and check a model file: a regular file within the size cap, then :func:`parse_model`."""
     p = Path(path)
-    if not p.exists():
-        raise ModelError(f"Model file not found: {p}. Check the path.")
-    if p.is_dir():
-        raise ModelError(f"{p} is a directory, not a model file. Pass the .tflite file inside it.")
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"Cannot read {p}: {exc.strerror}. Check its permissions.") from exc
-    return parse_model(data, p)
+    return parse_model(read_bytes(p, FileKind.MODEL), p)
 
 
 def _appended_files(data: bytes) -> dict[str, bytes]:
@@ -199,11 +357,7 @@ def with_metadata(model_file: ModelFile, name: str, payload: bytes) -> bytes:
     model = model_file.model
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(payload, dtype=np.uint8)
-    model.metadata = [
-        m
-        for m in (model.metadata or [])
-        if (m.name.decode() if isinstance(m.name, bytes) else m.name) != name
-    ]
+    model.metadata = [m for m in (model.metadata or []) if text(m.name) != name]
     model.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name = name

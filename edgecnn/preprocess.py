@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from edgecnn.adapters import quantize
-from edgecnn.errors import ModelError
-from edgecnn.metadata import ModelMetadata
+from edgecnn.errors import ModelError, UsageError
+from edgecnn.metadata import CROP_CHOICES, ModelMetadata
 
 _DTYPES = {"uint8": np.uint8, "int8": np.int8, "float32": np.float32, "int16": np.int16}
 _INTERPOLATION = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "nearest": cv2.INTER_NEAREST}
@@ -52,6 +52,8 @@ class InputSpec:
             raise ModelError(
                 f"Unsupported input with {channels} channels: edgecnn feeds 1 (GRAY) or 3 (RGB/BGR)."
             )
+        if crop is not None and crop.lower() not in CROP_CHOICES:
+            raise UsageError(f"--crop {crop!r} is not a choice: use {' or '.join(CROP_CHOICES)}.")
         mean = None if meta.mean is None else np.asarray(meta.mean, dtype=np.float32)
         std = None if meta.std is None else np.asarray(meta.std, dtype=np.float32)
         return cls(
@@ -65,7 +67,7 @@ class InputSpec:
             mean=mean,
             std=std,
             interpolation=_INTERPOLATION.get(meta.resize, cv2.INTER_LINEAR),
-            crop=crop or meta.crop,
+            crop=(crop or meta.crop).lower(),
         )
 
 

@@ -109,6 +109,19 @@ def digits_model(digits_run: Path) -> DigitsModel:
     return DigitsModel(Path(report.output), held_out.x_test[:200, ..., 0], held_out.y_test[:200])
 
 
+# Fuzz tests (tests/test_fuzz_*.py): a fixed seed and a bounded budget in CI, more cases locally with
+# HYPOTHESIS_PROFILE=local. No example database: a run never depends on an earlier one's files.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the dev extra is not installed: the fuzz tests skip themselves
+    pass
+else:
+    _FUZZ = {"deadline": None, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
+    settings.register_profile("ci", max_examples=60, derandomize=True, **_FUZZ)
+    settings.register_profile("local", max_examples=500, **_FUZZ)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print how often the static Edge TPU check agreed with the real compiler (tests/test_edgetpu_static_check.py)."""
     module = next((m for n, m in list(sys.modules.items()) if n.endswith("test_edgetpu_static_check")), None)

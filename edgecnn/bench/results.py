@@ -204,6 +204,11 @@ def validate(data: Any) -> list[str]:
             "results": list,
         },
     )
+    units = data.get("units")
+    if units is not None and (
+        not isinstance(units, dict) or not all(isinstance(v, str) for v in units.values())
+    ):
+        errors.append("units must be an object of strings")
     if errors:
         return errors
     _check(errors, "machine", data["machine"], {"name": str})
@@ -282,17 +287,8 @@ def save_result(result: BenchResult, path: str | os.PathLike[str]) -> Path:
 
 
 def load_result(path: str | os.PathLike[str]) -> BenchResult:
+    from edgecnn.safeio import FileKind, loads_json, read_text
+
     p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise InputError(f"Bench result not found: {p}. Check the path.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"Cannot read {p}: {exc}.") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{p} is not JSON ({exc}): pass files written by `edgecnn bench MODEL --save FILE`."
-        ) from exc
+    data = loads_json(read_text(p, FileKind.JSON), p)
     return BenchResult.from_dict(data, source=str(p))

@@ -75,6 +75,27 @@ def run_command(
         "--serve",
         help="HOST:PORT for /healthz /latest /metrics /stream.mjpg (PORT alone binds 127.0.0.1).",
     ),
+    serve_token: str | None = typer.Option(
+        None,
+        "--serve-token",
+        metavar="TOKEN",
+        envvar="EDGECNN_SERVE_TOKEN",
+        show_envvar=True,
+        help="Token that /, /latest and /stream.mjpg require (Bearer header, or open /?token=TOKEN once). "
+        "Needed to --serve anything but loopback.",
+    ),
+    serve_token_file: Path | None = typer.Option(
+        None,
+        "--serve-token-file",
+        metavar="FILE",
+        help="Read the serve token from the first line of FILE (what `edgecnn service install` writes).",
+    ),
+    serve_token_all: bool | None = typer.Option(
+        None, "--serve-token-all", help="Require the token for /healthz and /metrics too."
+    ),
+    serve_insecure: bool | None = typer.Option(
+        None, "--serve-insecure", help="Allow --serve on a non-loopback address without a token."
+    ),
     reconnect: bool | None = typer.Option(
         None,
         "--reconnect/--no-reconnect",
@@ -201,6 +222,10 @@ def run_command(
             "every": every,
             "on_change": on_change,
             "serve": serve,
+            "serve_token": serve_token,
+            "serve_token_file": serve_token_file,
+            "serve_token_all": serve_token_all,
+            "serve_insecure": serve_insecure,
             "reconnect": reconnect,
             "max_frames": max_frames,
             "duration": duration,

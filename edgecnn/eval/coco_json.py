@@ -15,6 +15,7 @@ from typing import Any
 
 from edgecnn.errors import InputError
 from edgecnn.eval.groundtruth import EDGE_TOLERANCE_PX, DetectionDataset, DetectionSample, GroundTruthBox
+from edgecnn.safeio import FileKind, read_bytes
 
 
 def _require(path: Path, entry: str, obj: Any, key: str, kinds: tuple[type, ...]) -> Any:
@@ -41,7 +42,9 @@ def read_coco(
     path = Path(annotations)
     image_dir = Path(images) if images is not None else None
     try:
-        doc = json.loads(path.read_bytes())
+        doc = json.loads(read_bytes(path, FileKind.ANNOTATIONS))
+    except RecursionError:
+        raise InputError(f"{path} nests too deeply for a COCO annotation file: fix the file.") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg}): fix the file.") from None
     except UnicodeDecodeError:

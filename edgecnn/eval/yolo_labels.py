@@ -15,6 +15,7 @@ from typing import Any
 from edgecnn.errors import InputError, RuntimeMissing
 from edgecnn.eval.groundtruth import DetectionDataset, DetectionSample, NormalizedBox
 from edgecnn.images import IMAGE_SUFFIXES
+from edgecnn.safeio import FileKind, read_bytes, read_text
 
 # Normalized coordinates a little outside 0..1 are rounding in the exporter, not a wrong box.
 _TOLERANCE = 1e-3
@@ -27,7 +28,7 @@ def is_yolo_dataset(path: Path) -> bool:
 def _read_names(root: Path) -> dict[int, str] | None:
     classes = root / "classes.txt"
     if classes.is_file():
-        names = [line.strip() for line in classes.read_text(encoding="utf-8").splitlines()]
+        names = [line.strip() for line in read_text(classes, FileKind.LABELS).splitlines()]
         while names and not names[-1]:
             names.pop()
         return dict(enumerate(names))
@@ -46,7 +47,9 @@ def _yaml_names(path: Path) -> dict[int, str]:
             f"Reading {path} needs PyYAML: pip install 'edgecnn[eval]' (or write the class names to classes.txt)."
         ) from exc
     try:
-        doc: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc: Any = yaml.safe_load(read_text(path, FileKind.LABELS))
+    except RecursionError:
+        raise InputError(f"{path} nests too deeply for a dataset file: fix the file.") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{path} is not valid YAML ({' '.join(str(exc).split())}): fix the file.") from exc
     names = doc.get("names") if isinstance(doc, dict) else None
@@ -99,7 +102,7 @@ def _parse_line(path: Path, number: int, line: str, names: dict[int, str] | None
 
 def read_label_file(path: Path, names: dict[int, str] | None = None) -> tuple[NormalizedBox, ...]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bytes(path, FileKind.ANNOTATIONS).decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(
             f"{path} is not a text label file: YOLO labels are lines of 'class cx cy w h'."

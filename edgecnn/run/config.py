@@ -31,12 +31,13 @@ from typing import Any
 
 from edgecnn.errors import ConfigError, EdgecnnError, UsageError
 from edgecnn.run.options import CONFIG_KEYS, MQTT_KEYS, RunOptions
+from edgecnn.safeio import FileKind, check_file, loads_toml, read_text
 
-_PATH_KEYS = ("model", "labels")
+_PATH_KEYS = ("model", "labels", "serve_token_file")
 _INT_KEYS = ("camera", "threads", "top_k", "width", "height", "every", "max_frames")
 _FLOAT_KEYS = ("fps", "min_score", "duration", "stall_timeout")
-_BOOL_KEYS = ("realtime", "loop", "on_change", "reconnect", "quiet")
-_STR_KEYS = ("model", "source", "device", "labels", "crop", "jsonl", "serve")
+_BOOL_KEYS = ("realtime", "loop", "on_change", "reconnect", "quiet", "serve_token_all", "serve_insecure")
+_STR_KEYS = ("model", "source", "device", "labels", "crop", "jsonl", "serve", "serve_token_file")
 CROP_CHOICES = ("center", "none")
 _MQTT_PATH_KEYS = ("ca", "password_file")
 
@@ -107,23 +108,14 @@ def load_run_config(path: str | os.PathLike[str]) -> RunOptions:
     effects: it opens no camera, model or socket.
     """
     try:
-        import tomllib
+        import tomllib  # noqa: F401
     except ImportError:  # Python 3.10
         raise ConfigError(
             f"Reading {path} needs Python 3.11 or newer (tomllib); pass the options as flags instead."
         ) from None
     file = Path(path)
     where = f"{file}: "
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"Config file {file} not found: check the --config path.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read config file {file}: {exc}.") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}not valid TOML: {exc}.") from None
+    data = loads_toml(read_text(file, FileKind.CONFIG), file)
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key not in CONFIG_KEYS:
@@ -210,8 +202,8 @@ def validate_run_options(
 
     if check_model:
         _check_model(opts, fail)
-    if opts.labels is not None and not Path(opts.labels).is_file():
-        raise fail("labels", f"labels file {opts.labels} not found.")
+    if opts.labels is not None:
+        _check_regular(opts.labels, FileKind.LABELS, "labels", fail)
     if check_source:
         try:
             parse_source(opts.source, camera=opts.camera)
@@ -224,7 +216,7 @@ def validate_run_options(
         raise fail("device", str(exc)) from None
     if opts.serve is not None:
         try:
-            parse_serve(opts.serve)
+            serve_access(opts)
         except EdgecnnError as exc:
             raise fail("serve", str(exc).replace("Bad --serve address", "bad address")) from None
     if opts.crop is not None and opts.crop.lower() not in CROP_CHOICES:
@@ -272,12 +264,35 @@ def _check_model(opts: RunOptions, fail: Callable[[str, str], EdgecnnError]) -> 
                 f'{opts.config_path}: no model: set model = "/path/to/model.tflite" in the file or pass MODEL.'
             )
         raise UsageError("No model: pass MODEL (a .tflite file) or --config FILE with a model key.")
-    model = Path(opts.model)
-    if not model.is_file():
-        raise fail(
-            "model",
-            f"model file {model} not found" + (" (it is a directory)" if model.is_dir() else "") + ".",
-        )
+    _check_regular(opts.model, FileKind.MODEL, "model", fail)
+
+
+def _check_regular(
+    path: str | os.PathLike[str], kind: FileKind, key: str, fail: Callable[[str, str], EdgecnnError]
+) -> None:
+    """A regular file within the kind's size cap (a FIFO or a device is refused by name, never opened)."""
+    if not os.path.lexists(path):
+        raise fail(key, f"{kind.what} {path} not found.")
+    try:
+        check_file(path, kind)
+    except EdgecnnError as exc:
+        raise fail(key, str(exc)) from None
+
+
+def serve_access(opts: RunOptions) -> Any:
+    """The :class:`~edgecnn.run.access.Access` rule for ``opts.serve`` (a UsageError without a needed token)."""
+    from edgecnn.run.access import resolve_access
+
+    assert opts.serve is not None
+    host, _port = parse_serve(opts.serve)
+    return resolve_access(
+        host,
+        token=opts.serve_token,
+        token_file=opts.serve_token_file,
+        token_all=opts.serve_token_all,
+        insecure=opts.serve_insecure,
+        serve=opts.serve,
+    )
 
 
 def parse_serve(value: str) -> tuple[str, int]:

@@ -2,7 +2,8 @@
 
 The pipeline writes, HTTP handler threads read; one lock guards it all and every operation is O(1), so
 serving never slows inference. The preview JPEG is encoded on demand by the first stream client that
-wants a frame and shared with the others, so nobody pays for encoding when nobody watches.
+wants a frame and shared with the others (exactly one encode per frame: the others wait for it), so nobody
+pays for encoding when nobody watches and five viewers cost what one does.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class LiveState:
         self._image: np.ndarray | None = None
         self._seq = 0
         self._jpeg: tuple[int, bytes] | None = None
+        self._encoding = threading.Lock()  # one encode per frame, however many viewers ask at once
         self._last_frame: float | None = None
         self._times: deque[float] = deque(maxlen=1000)
         self.frames = 0
@@ -142,10 +144,15 @@ class LiveState:
                 return None
             seq, image, result = self._seq, self._image, self._result
             cached = self._jpeg
-        if cached is not None and cached[0] == seq:
+        if cached is not None and cached[0] >= seq:
             return cached
-        jpeg = (seq, render_preview(image, result))
-        with self._lock:
-            if self._jpeg is None or self._jpeg[0] < seq:
-                self._jpeg = jpeg
+        with self._encoding:  # the first viewer encodes; the others wait here and take its JPEG
+            with self._lock:
+                cached = self._jpeg
+            if cached is not None and cached[0] >= seq:
+                return cached
+            jpeg = (seq, render_preview(image, result))
+            with self._lock:
+                if self._jpeg is None or self._jpeg[0] < seq:
+                    self._jpeg = jpeg
         return jpeg

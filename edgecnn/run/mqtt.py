@@ -251,12 +251,9 @@ def _import_paho() -> Any:
 
 
 def _read_password(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"Cannot read the MQTT password file {path}: {exc}. Check it exists and that this user may read it."
-        ) from None
+    from edgecnn.safeio import FileKind, read_text
+
+    text = read_text(path, FileKind.SECRET)
     lines = text.splitlines()
     return lines[0] if lines else ""
 

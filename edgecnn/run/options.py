@@ -27,6 +27,9 @@ CONFIG_KEYS = (
     "every",
     "on_change",
     "serve",
+    "serve_token_file",
+    "serve_token_all",
+    "serve_insecure",
     "reconnect",
     "max_frames",
     "duration",
@@ -77,6 +80,10 @@ class RunOptions:
     every: int = 1
     on_change: bool = False
     serve: str | None = None  # HOST:PORT, ":PORT" or "PORT" (host 127.0.0.1)
+    serve_token: str | None = None  # --serve-token (CLI only: a config file names a file instead)
+    serve_token_file: Path | None = None  # first line is the token (service install writes one)
+    serve_token_all: bool = False  # also protect /healthz and /metrics
+    serve_insecure: bool = False  # allow a non-loopback bind without a token
     reconnect: bool = False
     max_frames: int | None = None
     duration: float | None = None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from edgecnn.devices.sources import FrameSource, SourceEnded, open_source, parse_source
 from edgecnn.errors import SourceError
 from edgecnn.model import Classifier, open_classifier
-from edgecnn.run.config import option_error, parse_serve, validate_run_options
+from edgecnn.run.config import option_error, parse_serve, serve_access, validate_run_options
 from edgecnn.run.live import LiveState
 from edgecnn.run.mqtt import MqttSink, open_mqtt_sink
 from edgecnn.run.notify import Notifier
@@ -32,6 +32,7 @@ from edgecnn.run.stats import RunStats, RunSummary
 
 if TYPE_CHECKING:
     from edgecnn.run.metrics import RunMetrics
+    from edgecnn.run.server import ServerLimits
 
 log = logging.getLogger("edgecnn.run")
 
@@ -58,8 +59,10 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         stop_event: threading.Event | None = None,
         env: Mapping[str, str] | None = None,
+        server_limits: ServerLimits | None = None,
     ) -> None:
         self.options = options
+        self._server_limits = server_limits
         self.clock = clock
         self.stop_event = stop_event or threading.Event()
         self.serving = threading.Event()
@@ -129,7 +132,9 @@ class Pipeline:
                 host, port = parse_serve(opts.serve)
                 if mqtt is not None:
                     metrics.watch_mqtt(mqtt.counts)
-                server = RunServer(host, port, self.live, metrics)
+                server = RunServer(
+                    host, port, self.live, metrics, access=serve_access(opts), limits=self._server_limits
+                )
                 server.start()
                 self.server_address = server.address
                 log.info("serving %s  (/healthz /latest /metrics /stream.mjpg)", server.url)

@@ -3,22 +3,51 @@
 Endpoints: ``/healthz`` (200 while frames flow, 503 while starting, stalled or reconnecting), ``/latest``
 (the last result as JSON; 503 before the first), ``/metrics`` (Prometheus text format from this run's
 registry), ``/stream.mjpg`` (``multipart/x-mixed-replace`` JPEGs with the label drawn) and ``/`` (a page
-showing both). The standard library's threading server is enough for a handful of clients; it binds
-127.0.0.1 unless told otherwise, since there is no authentication.
+showing both).
+
+A device on a network meets clients that connect and say nothing, send half a request, vanish mid-response
+or arrive fifty at once. The standard library's ``ThreadingHTTPServer`` starts a thread per connection with
+no limit (1,000 idle sockets are 1,000 threads, an outage on a 1 GB Pi), has no read timeout and a listen
+backlog of 5. So the HTTP parsing stays the standard library's (:class:`_Handler` is a
+``BaseHTTPRequestHandler``) and only the connection handling in front of it is ours:
+
+- one thread accepts and *parks* connections in a selector until their request head has arrived
+  (:class:`_Parked`), so idle sockets and half-sent requests cost a file descriptor, not a thread; a
+  silent socket is closed after :data:`IDLE_TIMEOUT_S`, a partial request :data:`READ_TIMEOUT_S` after
+  its first byte, and past ``max_connections`` the oldest waiting one is closed to make room (it has no
+  complete request, so nothing is lost), which keeps ``/healthz`` answering while a thousand idle
+  sockets are open;
+- a fixed pool of worker threads runs the handlers on requests already read, each socket with a
+  :data:`READ_TIMEOUT_S` send timeout, so a stalled reader ends instead of holding a worker forever;
+- at most ``max_viewers`` ``/stream.mjpg`` clients (they hold a worker each); beyond that, and when every
+  worker is busy and the queue is full, the answer is ``503`` with ``Retry-After``;
+- a client that disconnects early is a debug line, not a traceback.
+
+Access control (:mod:`edgecnn.run.access`): with a token, ``/``, ``/latest`` and ``/stream.mjpg`` (and with
+``token_all`` every path) need ``Authorization: Bearer TOKEN``, the ``edgecnn_token`` cookie, or a
+``?token=`` link that sets the cookie.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import queue
+import selectors
 import socket
+import socketserver
 import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any
 
 from edgecnn.errors import UsageError
+from edgecnn.run.access import Access
 from edgecnn.run.live import LiveState
 from edgecnn.run.metrics import CONTENT_TYPE, RunMetrics
 
@@ -29,46 +58,232 @@ BOUNDARY = "edgecnnframe"
 PAGE = resources.files("edgecnn.run").joinpath("page.html").read_text(encoding="utf-8")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # stream clients must not keep the process alive on shutdown
+READ_TIMEOUT_S = 5.0  # a request must arrive, and a response be taken, within this (per socket operation)
+IDLE_TIMEOUT_S = 10.0  # a connection that sends nothing for this long is closed without a thread
+RETRY_AFTER_S = 2
+_DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one ``--serve`` endpoint may hold at once; the defaults fit a 1 GB Pi and a few dashboards."""
+
+    workers: int = 8  # threads for ordinary requests (/latest, /metrics, /healthz, /)
+    max_viewers: int = 8  # /stream.mjpg clients; each holds a thread of its own while it watches
+    queue_size: int = 64  # requests read and waiting for a worker
+    max_connections: int = 1024  # sockets open at once, parked ones included
+    backlog: int = 128  # the kernel's listen queue (the stdlib's 5 drops SYNs under 50 clients)
+
+
+MAX_HEAD_BYTES = 16 * 1024  # request line + headers; a GET from a browser is well under 2 KB
+
+
+class _Parked:
+    """A connection waiting for its request head, read without a thread as bytes arrive.
+
+    Only the framing is looked at here (the blank line that ends a GET's head, which has no body); the
+    request itself is parsed by ``BaseHTTPRequestHandler`` from these bytes. A head must complete within
+    :data:`READ_TIMEOUT_S` of its first byte (slowloris), a silent connection within :data:`IDLE_TIMEOUT_S`.
+    """
+
+    __slots__ = ("address", "deadline", "head")
+
+    def __init__(self, address: Any, deadline: float) -> None:
+        self.address, self.deadline, self.head = address, deadline, bytearray()
+
+    def receive(self, conn: socket.socket) -> bool | None:
+        """True: head complete; False: give up (closed, reset, too long); None: wait for more."""
+        try:
+            data = conn.recv(MAX_HEAD_BYTES)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return False
+        if not data:
+            return False
+        if not self.head:
+            self.deadline = min(self.deadline, time.monotonic() + READ_TIMEOUT_S)
+        self.head += data
+        if b"\r\n\r\n" in self.head or b"\n\n" in self.head:
+            return True
+        return False if len(self.head) > MAX_HEAD_BYTES else None
+
+
+class _Server(socketserver.TCPServer):
+    """Binds and listens like the standard library; :meth:`serve` replaces its thread-per-request loop."""
+
     allow_reuse_address = True
 
     def __init__(
-        self, address: tuple[str, int], live: LiveState, metrics: RunMetrics, stream_fps: float
+        self,
+        address: tuple[str, int],
+        live: LiveState,
+        metrics: RunMetrics,
+        stream_fps: float,
+        limits: ServerLimits,
+        access: Access,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        self.live, self.metrics = live, metrics
+        self.request_queue_size = limits.backlog
+        self.live, self.metrics, self.limits, self.access = live, metrics, limits, access
         self.stream_interval = 1.0 / stream_fps
         self.stopping = threading.Event()
-        super().__init__(address, _Handler)
+        self.viewers = threading.BoundedSemaphore(limits.max_viewers)
+        self._work: queue.Queue[tuple[socket.socket, _Parked] | None] = queue.Queue(limits.queue_size)
+        self._threads: list[threading.Thread] = []
+        super().__init__(address, _Handler)  # type: ignore[arg-type]  # built by _worker, with the head
+
+    # -- connection handling -------------------------------------------------------------------------
+    def serve(self) -> None:
+        """Accept and park connections; hand each to the worker pool once its request head has arrived."""
+        for i in range(self.limits.workers + self.limits.max_viewers):
+            thread = threading.Thread(target=self._worker, name=f"http-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        parked: OrderedDict[socket.socket, _Parked] = OrderedDict()  # oldest first
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ, None)
+            while not self.stopping.is_set():
+                for key, _ in selector.select(timeout=0.1):
+                    if key.data is None:
+                        self._accept(selector, parked)
+                        continue
+                    conn = key.fileobj
+                    assert isinstance(conn, socket.socket)
+                    state = parked[conn]
+                    done = state.receive(conn)
+                    if done is not None:
+                        selector.unregister(conn)
+                        parked.pop(conn)
+                        if done:
+                            self._dispatch(conn, state)
+                        else:
+                            conn.close()
+                now = time.monotonic()
+                for conn in [c for c, state in parked.items() if state.deadline <= now]:
+                    state = parked.pop(conn)
+                    log.debug("http %s: no complete request in time, closed", state.address[0])
+                    selector.unregister(conn)
+                    conn.close()
+            for conn in parked:
+                conn.close()
+        for _ in self._threads:
+            self._work.put(None)
+
+    def _accept(self, selector: selectors.BaseSelector, parked: OrderedDict[socket.socket, _Parked]) -> None:
+        try:
+            conn, address = self.socket.accept()
+        except OSError:  # the client gave up between select and accept; or out of descriptors
+            return
+        if len(parked) >= self.limits.max_connections:
+            old, state = parked.popitem(last=False)
+            log.debug("http %s: closed the oldest waiting connection to make room", state.address[0])
+            selector.unregister(old)
+            old.close()
+        conn.setblocking(False)
+        selector.register(conn, selectors.EVENT_READ, address)
+        parked[conn] = _Parked(address, time.monotonic() + IDLE_TIMEOUT_S)
+
+    def _dispatch(self, conn: socket.socket, state: _Parked) -> None:
+        conn.setblocking(True)
+        try:
+            self._work.put_nowait((conn, state))
+        except queue.Full:
+            # Every worker busy and the queue full: answer 503 from this thread (the request is already
+            # read, so this cannot block for more than a send timeout), or drop the connection.
+            conn.settimeout(0.2)
+            try:
+                _Busy(conn, state.address, self, bytes(state.head))
+            except Exception as exc:  # a client that cannot even take a 503
+                log.debug("http %s: overloaded, dropped (%s)", state.address[0], exc)
+            finally:
+                self.shutdown_request(conn)
+
+    def _worker(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            conn, state = item
+            try:
+                _Handler(conn, state.address, self, bytes(state.head))
+            except Exception:  # handle_error decides how loud
+                self.handle_error(conn, state.address)
+            finally:
+                self.shutdown_request(conn)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is routine; anything else is one warning (traceback with EDGECNN_DEBUG)."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, _DISCONNECTS) or (isinstance(exc, OSError) and exc.errno in (32, 104, 110)):
+            log.debug("http %s: client went away (%s)", client_address[0], type(exc).__name__)
+        else:
+            log.warning("http %s: %s: %s", client_address[0], type(exc).__name__, exc)
+            log.debug("traceback", exc_info=True)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=1.0)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "edgecnn"
     protocol_version = "HTTP/1.0"
+    timeout = READ_TIMEOUT_S  # StreamRequestHandler sets it on the socket: a stalled reader ends
+
+    def __init__(self, request: socket.socket, address: Any, server: _Server, head: bytes) -> None:
+        self._head = head  # read by the server's parking loop; BaseRequestHandler handles in __init__
+        super().__init__(request, address, server)
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = io.BytesIO(self._head)  # the whole request (GET/HEAD have no body)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http %s " + format, self.client_address[0], *args)
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _json(self, status: int, data: Any) -> None:
-        self._send(status, (json.dumps(data) + "\n").encode(), "application/json")
+    def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, (json.dumps(data) + "\n").encode(), "application/json", headers)
+
+    def _busy(self, what: str) -> None:
+        self._json(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            {"error": f"{what}; try again shortly"},
+            {"Retry-After": str(RETRY_AFTER_S)},
+        )
 
     def do_HEAD(self) -> None:
         self.do_GET()
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
+        decision = self.server.access.check(path, query, self.headers)
+        if not decision.allowed:
+            self._json(HTTPStatus.UNAUTHORIZED, {"error": decision.reason}, decision.headers)
+            return
+        if decision.redirect is not None:  # a ?token= login: set the cookie, drop the token from the URL
+            self._send(
+                HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": decision.redirect, **decision.headers}
+            )
+            return
         live = self.server.live
         if path == "/healthz":
             healthy, body = live.health()
@@ -82,7 +297,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/metrics":
             self._send(HTTPStatus.OK, self.server.metrics.exposition(), CONTENT_TYPE)
         elif path == "/stream.mjpg":
-            self._stream()
+            if not self.server.viewers.acquire(blocking=False):
+                self._busy(f"at most {self.server.limits.max_viewers} preview viewers at once")
+                return
+            try:
+                self._stream()
+            finally:
+                self.server.viewers.release()
         elif path in ("/", "/index.html"):
             page = PAGE.replace("__SOURCE__", _escape(live.source))
             self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
@@ -115,10 +336,20 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 self.wfile.write(head + jpeg + b"\r\n")
                 self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError, OSError):
-                return  # the viewer went away
+            except OSError:
+                log.debug("http %s: preview viewer went away", self.client_address[0])
+                return
             if stopping.wait(self.server.stream_interval):
                 break
+
+
+class _Busy(_Handler):
+    """Reads the request (briefly) and answers 503 with Retry-After: the server's way of saying "full"."""
+
+    timeout = 0.2
+
+    def do_GET(self) -> None:
+        self._busy("the server is at its connection limit")
 
 
 def _escape(text: str) -> str:
@@ -129,18 +360,26 @@ class RunServer:
     """The HTTP endpoint in a background thread; ``address`` is the bound (host, port) (port 0 picks one)."""
 
     def __init__(
-        self, host: str, port: int, live: LiveState, metrics: RunMetrics, *, stream_fps: float = 15.0
+        self,
+        host: str,
+        port: int,
+        live: LiveState,
+        metrics: RunMetrics,
+        *,
+        stream_fps: float = 15.0,
+        limits: ServerLimits | None = None,
+        access: Access | None = None,
     ) -> None:
         try:
-            self._server = _Server((host, port), live, metrics, stream_fps)
+            self._server = _Server(
+                (host, port), live, metrics, stream_fps, limits or ServerLimits(), access or Access()
+            )
         except OSError as exc:
             raise UsageError(
                 f"Cannot serve on {host}:{port}: {exc.strerror or exc}. Pick a free port (--serve 127.0.0.1:8081) "
                 "or stop what is using it."
             ) from exc
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="http", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve, name="http", daemon=True)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -156,9 +395,8 @@ class RunServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.stopping.set()
         self._server.live.close()
-        if self._thread.is_alive():
-            self._server.shutdown()  # blocks until serve_forever returns: only call it when it runs
+        self._server.stopping.set()
+        self._thread.join(timeout=2.0)
+        self._server.stop()
         self._server.server_close()
-        self._thread.join(timeout=1.0)

@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from edgecnn.errors import ConfigError, EdgecnnError, ServiceError, UsageError
+from edgecnn.safeio import FileKind, read_bytes
 from edgecnn.service import systemctl
 from edgecnn.service.layout import (
     CONFIG_DIR,
@@ -137,7 +138,7 @@ def _check_model(opts: Any) -> Any:
     if opts.model is None or str(opts.model) == "":
         raise UsageError('No model: pass --model FILE.tflite (or set model = "..." in the --config file).')
     model = Path(opts.model).expanduser().absolute()
-    if not model.is_file():
+    if not os.path.lexists(model):
         raise _fail(opts, "model", f"model file {model} not found.")
     try:
         return read_model(model)
@@ -176,9 +177,9 @@ def _keys_in(config: str | os.PathLike[str] | None) -> set[str]:
     """Keys a config file sets (it parsed already: load_run_config checked it)."""
     if config is None:
         return set()
-    import tomllib
+    from edgecnn.safeio import loads_toml, read_text
 
-    return set(tomllib.loads(Path(config).read_text(encoding="utf-8")))
+    return set(loads_toml(read_text(config, FileKind.CONFIG), config))
 
 
 def _live_source(opts: Any) -> bool:
@@ -333,13 +334,13 @@ def install_service(
     target_model = PurePosixPath()
     for index, path in enumerate(_model_copies(opts, model_file, opts.device)):
         target = models_dir / path.name
-        _write(layout.host(target), path.read_bytes(), written)
+        _write(layout.host(target), read_bytes(path, FileKind.MODEL), written)
         if index == 0:
             target_model = target
     changes: dict[str, Any] = {"model": target_model}
     if opts.labels is not None:
         labels_target = models_dir / f"{Path(opts.labels).name}"
-        _write(layout.host(labels_target), Path(opts.labels).read_bytes(), written)
+        _write(layout.host(labels_target), read_bytes(opts.labels, FileKind.LABELS), written)
         changes["labels"] = labels_target
     final = dataclasses.replace(opts, **changes)
     config_target = layout.config(name)

@@ -38,7 +38,7 @@ from typing import Any
 import ai_edge_litert.schema_py_generated as schema
 import numpy as np
 
-from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, opcode_name
+from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, opcode_name, text
 
 _TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 _QUANTIZED = ("INT8", "UINT8")
@@ -566,7 +566,7 @@ def _is_constant(model: Any, tensor: Any) -> bool:
 
 
 def _name(tensor: Any) -> str:
-    return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+    return text(tensor.name)
 
 
 def _product(values: list[int]) -> int:

@@ -1,0 +1,151 @@
+"""Who may see the preview: a token for anything that leaves loopback.
+
+``--serve 0.0.0.0:8080`` publishes the camera picture and the results to the whole network, so binding
+anything but loopback needs a token (``--serve-token``, ``EDGECNN_SERVE_TOKEN``, or ``serve_token_file`` in
+the config, which ``edgecnn service install`` generates) or an explicit ``--serve-insecure``. With a token,
+``/``, ``/latest`` and ``/stream.mjpg`` (and with ``--serve-token-all`` also ``/healthz`` and
+``/metrics``, which monitoring usually scrapes without credentials) need one of:
+
+- ``Authorization: Bearer TOKEN`` (curl, scripts);
+- the ``edgecnn_token`` cookie, which a browser gets by opening ``/?token=TOKEN`` once (the answer is a
+  redirect that sets the cookie and drops the token from the address bar).
+
+Comparison is constant-time (:func:`hmac.compare_digest`). Parsing uses the standard library
+(``http.cookies``, ``urllib.parse``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass, field
+from email.message import Message
+from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode
+
+from edgecnn.errors import ConfigError, UsageError
+from edgecnn.safeio import FileKind, read_text
+
+COOKIE = "edgecnn_token"
+TOKEN_ENV = "EDGECNN_SERVE_TOKEN"
+OPEN_PATHS = ("/healthz", "/metrics")  # open unless token_all: monitoring scrapes them
+MIN_TOKEN_CHARS = 16
+
+
+def new_token() -> str:
+    """A fresh token: 32 random bytes, URL-safe (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: whatever it resolves to may be reachable from elsewhere
+
+
+def read_token_file(path: str | os.PathLike[str]) -> str:
+    """The token in ``path``: its first line, stripped; a file that is empty or too short is an error."""
+    lines = read_text(path, FileKind.SECRET).splitlines()
+    token = lines[0].strip() if lines else ""
+    return check_token(token, f"the token in {path}")
+
+
+def check_token(token: str, where: str) -> str:
+    if len(token) < MIN_TOKEN_CHARS or any(c.isspace() or not c.isprintable() for c in token):
+        raise UsageError(
+            f"{where} must be at least {MIN_TOKEN_CHARS} printable characters without spaces; make one with "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+        )
+    return token
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    redirect: str | None = None  # answer 303 to this location (after a ?token= login)
+
+
+@dataclass(frozen=True)
+class Access:
+    """The endpoint's access rule; ``Access()`` (no token) lets everyone in, for loopback or --serve-insecure."""
+
+    token: str | None = None
+    token_all: bool = False
+
+    def _matches(self, candidate: str | None) -> bool:
+        assert self.token is not None
+        return candidate is not None and hmac.compare_digest(candidate.encode(), self.token.encode())
+
+    def check(self, path: str, query: str, headers: Message) -> Decision:
+        if self.token is None or (path in OPEN_PATHS and not self.token_all):
+            return Decision(True)
+        auth = headers.get("Authorization", "")
+        scheme, _, credentials = auth.partition(" ")
+        if scheme.lower() == "bearer" and self._matches(credentials.strip()):
+            return Decision(True)
+        try:
+            cookie = SimpleCookie(headers.get("Cookie", ""))
+        except CookieError:
+            cookie = SimpleCookie()
+        if COOKIE in cookie and self._matches(cookie[COOKIE].value):
+            return Decision(True)
+        params = parse_qs(query, keep_blank_values=True)
+        given = params.pop("token", [None])[-1]
+        if self._matches(given):
+            rest = urlencode(params, doseq=True)
+            set_cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"
+            return Decision(
+                True, headers={"Set-Cookie": set_cookie}, redirect=path + (f"?{rest}" if rest else "")
+            )
+        return Decision(
+            False,
+            "this endpoint needs the serve token: send 'Authorization: Bearer TOKEN', or open /?token=TOKEN "
+            "once in a browser",
+            {"WWW-Authenticate": 'Bearer realm="edgecnn"'},
+        )
+
+
+def resolve_access(
+    host: str,
+    *,
+    token: str | None,
+    token_file: str | os.PathLike[str] | None,
+    token_all: bool,
+    insecure: bool,
+    serve: str,
+) -> Access:
+    """The access rule for ``--serve HOST:...``, or :class:`UsageError` for a non-loopback bind with no token.
+
+    ``token`` (the flag) wins over ``token_file`` (the config), which wins over ``EDGECNN_SERVE_TOKEN``.
+    """
+    if token:
+        value: str | None = check_token(token, "--serve-token")
+    elif token_file:
+        if not Path(token_file).exists():
+            raise ConfigError(
+                f"serve_token_file {token_file} not found: `edgecnn service install` writes one."
+            )
+        value = read_token_file(token_file)
+    elif os.environ.get(TOKEN_ENV, "").strip():
+        value = check_token(os.environ[TOKEN_ENV].strip(), TOKEN_ENV)
+    else:
+        value = None
+    if value is None and token_all:
+        raise UsageError(
+            "--serve-token-all needs a token: pass --serve-token TOKEN (or set serve_token_file)."
+        )
+    if value is None and not is_loopback(host) and not insecure:
+        raise UsageError(
+            f"serving on {serve} makes the camera preview and results reachable from the network: protect them with "
+            f"--serve-token TOKEN (or {TOKEN_ENV}, or serve_token_file in the config; `edgecnn service install` "
+            "generates one), or pass --serve-insecure to accept the risk."
+        )
+    return Access(token=value, token_all=token_all)

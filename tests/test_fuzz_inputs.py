@@ -1,0 +1,180 @@
+"""Property-based fuzzing of images, TOML configs and bench JSON files, in-process (they never reach native
+code that a malformed file could crash except OpenCV's decoders, which return None or raise).
+
+Contract: a sane result or the typed error of the kind of file; never another exception.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+
+import numpy as np
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import event, given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from edgecnn.errors import ConfigError, EdgecnnError, InputError  # noqa: E402
+from tests.conftest import CAT, MOBILENET  # noqa: E402
+
+
+def _encoded(ext: str) -> bytes:
+    import cv2
+
+    image = cv2.imread(str(CAT), cv2.IMREAD_COLOR)
+    small = cv2.resize(image, (48, 32))
+    ok, data = cv2.imencode(ext, small)
+    assert ok
+    return data.tobytes()
+
+
+IMAGES = {ext: _encoded(ext) for ext in (".png", ".jpg", ".bmp", ".webp", ".tiff")}
+
+
+@given(
+    ext=st.sampled_from(sorted(IMAGES)),
+    cut=st.one_of(st.none(), st.floats(0, 1)),
+    # Headers (where width, height, bit depth and channel count live) are in the first few dozen bytes.
+    flips=st.lists(st.tuples(st.integers(0, 63), st.integers(0, 255)), max_size=6),
+    far=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=4),
+)
+def test_mutated_images_decode_or_fail_with_input_error(tmp_path_factory, ext, cut, flips, far):
+    from edgecnn.images import max_pixels, read_image
+
+    raw = bytearray(IMAGES[ext])
+    for at, value in flips:
+        raw[at % len(raw)] = value
+    for where, value in far:
+        raw[min(len(raw) - 1, int(where * len(raw)))] = value
+    if cut is not None:
+        raw = raw[: int(cut * len(raw))]
+    path = tmp_path_factory.mktemp("img") / f"fuzzed{ext}"
+    path.write_bytes(bytes(raw))
+    try:
+        image = read_image(path)
+    except InputError as exc:
+        event(f"refused: {str(exc).split(':')[-1][:40]}")
+        return
+    event("decoded")
+    assert image.dtype == np.uint8 and image.ndim in (2, 3)
+    assert image.ndim == 2 or image.shape[2] == 3
+    assert image.shape[0] * image.shape[1] <= max_pixels()
+
+
+# TOML: structured documents built from the real keys (values of every type, tables, arrays, nesting),
+# plus raw text, plus deep nesting.
+KEYS = st.sampled_from(
+    ["model", "source", "camera", "device", "top_k", "serve", "mqtt", "labels", "threads", "x"]
+)
+SCALARS = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.text(string.printable, max_size=20),
+)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return (
+            "nan"
+            if value != value
+            else ("inf" if value == float("inf") else "-inf" if value == -float("inf") else repr(value))
+        )
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)  # a TOML basic string is JSON-compatible for printable text
+
+
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=3)),
+    max_leaves=8,
+)
+DOCS = st.dictionaries(KEYS, VALUES, max_size=6).map(
+    lambda d: "".join(f"{k} = {_toml_value(v)}\n" for k, v in d.items())
+)
+DEEP = st.tuples(st.integers(1, 3000), st.sampled_from(["[", "{a = "])).map(
+    lambda t: "x = " + t[1] * t[0] + "1" + ("]" if t[1] == "[" else "}") * t[0] + "\n"
+)
+
+
+@given(text=st.one_of(DOCS, st.text(max_size=200), DEEP), with_model=st.booleans())
+def test_configs_load_or_fail_with_config_error(tmp_path_factory, text, with_model):
+    from edgecnn.run.config import load_run_config, validate_run_options
+
+    folder = tmp_path_factory.mktemp("cfg")
+    path = folder / "run.toml"
+    path.write_text((f'model = "{MOBILENET}"\n' if with_model else "") + text, encoding="utf-8")
+    try:
+        opts = load_run_config(path)
+        validate_run_options(opts, check_model=with_model)
+    except (ConfigError, EdgecnnError) as exc:
+        event(f"refused: {type(exc).__name__}")
+        return
+    event("accepted")
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@pytest.fixture(scope="module")
+def bench_json(coral, tmp_path_factory) -> dict:
+    """A real bench result (2 runs on the Coral MobileNet), as the dict the fuzzer mutates."""
+    from edgecnn.bench.results import save_result
+    from edgecnn.bench.runner import run_bench
+
+    result = run_bench(MOBILENET, runs=2, warmup=1)
+    path = save_result(result, tmp_path_factory.mktemp("bench") / "r.json")
+    return json.loads(path.read_text())
+
+
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 1000), JSON_VALUES), max_size=4),
+    raw=st.one_of(st.none(), st.none(), st.none(), st.text(max_size=100), DEEP.map(lambda s: s[4:])),
+)
+def test_bench_files_load_or_fail_with_input_error(bench_json, tmp_path_factory, edits, raw):
+    from edgecnn.bench.report import build_report, format_report
+
+    doc = json.loads(json.dumps(bench_json))
+    for at, value in edits:  # replace one value somewhere in the tree, keeping the rest real
+        node = doc
+        for _ in range(3):
+            keys = (
+                list(node)
+                if isinstance(node, dict)
+                else list(range(len(node)))
+                if isinstance(node, list)
+                else []
+            )
+            if not keys:
+                break
+            key = keys[at % len(keys)]
+            if not isinstance(node[key], (dict, list)) or at % 3 == 0:
+                node[key] = value
+                break
+            node = node[key]
+    path = tmp_path_factory.mktemp("bj") / "r.json"
+    path.write_text(raw if raw is not None else json.dumps(doc), encoding="utf-8")
+    try:
+        report = build_report([path, path], reference=path)
+    except InputError:
+        event("refused")
+        return
+    event("reported")
+    assert format_report(report) and format_report(report, markdown=True)
+    json.dumps(report.to_dict(), default=str)
