@@ -276,3 +276,14 @@ def test_dequantize_is_a_data_type_problem_like_the_compiler_says():
     y = g.unary("QUANTIZE", f)
     check = predict_compilation(g.model([g.unary("RELU", y, version=2)]))
     assert ("DEQUANTIZE", 1, sc.DATA_TYPE) in check.log_table()
+
+
+def test_fully_connected_must_give_a_one_dimensional_output():
+    g = Graph()
+    x = g.input([1, 4, 8])
+    w = g.tensor([16, 8], const=[0] * 128)
+    y = g.tensor([1, 4, 16])
+    g.op("FULLY_CONNECTED", [x, w], [y], version=4, options=schema.FullyConnectedOptionsT())
+    check = predict_compilation(g.model([y]))
+    assert check.log_table() == [("FULLY_CONNECTED", 1, sc.LIMITATION)]
+    assert "Flatten before Dense" in check.advice[0]

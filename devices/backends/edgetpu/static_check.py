@@ -169,7 +169,7 @@ class EdgeTPUCheck:
         lines.extend(
             f"  {name} v{version} x{count}  {where}" for (name, version, where), count in groups.items()
         )
-        if not self.compiled:
+        if not self.compiled and not self.compatible:  # when all maps, the lines above say it; --json has it
             lines.append("  as edgetpu_compiler -s would log it:")
             lines.append(f"  {'Operator':<30} {'Count':<10} Status")
             lines.extend(f"  {name:<30} {count:<10} {status}" for name, count, status in self.log_table())
@@ -508,6 +508,12 @@ def _constraint(
                 f"input {shape} is not one-dimensional with at most {table.limits['softmax_max_elements']} elements",
                 "SOFTMAX: flatten to one dimension first, or apply softmax on the CPU after the model",
             )
+    if name == "FULLY_CONNECTED" and outs and len([d for d in _shape(graph.tensors[outs[0]]) if d != 1]) > 1:
+        return (
+            LIMITATION,
+            f"output {_shape(graph.tensors[outs[0]])} is not one-dimensional",
+            "FULLY_CONNECTED: flatten its input first (Flatten before Dense) so the output is one-dimensional",
+        )
     if name == "FULLY_CONNECTED" and options is not None and (options.weightsFormat or 0) != 0:
         return (
             LIMITATION,
