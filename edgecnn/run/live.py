@@ -2,8 +2,8 @@
 
 The pipeline writes, HTTP handler threads read; one lock guards it all and every operation is O(1), so
 serving never slows inference. The preview JPEG is encoded on demand by the first stream client that
-wants a frame and shared with the others (exactly one encode per frame: the others wait for it), so nobody
-pays for encoding when nobody watches and five viewers cost what one does.
+wants a frame and shared with all of them (one encoder thread, one encode per frame), so nobody pays for
+encoding when nobody watches and five viewers cost what one does.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ class LiveState:
         self._image: np.ndarray | None = None
         self._seq = 0
         self._jpeg: tuple[int, bytes] | None = None
-        self._encoding = threading.Lock()  # one encode per frame, however many viewers ask at once
+        self._encoder: threading.Thread | None = None  # encodes previews while viewers wait
+        self._waiting = 0  # viewers waiting for a newer JPEG
         self._last_frame: float | None = None
         self._times: deque[float] = deque(maxlen=1000)
         self.frames = 0
@@ -127,23 +128,40 @@ class LiveState:
         return data
 
     def wait_preview(self, after: int, timeout: float) -> tuple[int, bytes] | None:
-        """Wait for a frame newer than sequence number ``after``; return (seq, jpeg) or None on timeout/close."""
+        """Wait for a JPEG of a frame newer than sequence number ``after``: (seq, jpeg), or None on timeout
+        or close. Viewers only wait; one encoder thread (started by the first viewer) encodes each frame
+        once, and only while someone waits, so N viewers cost one encode and one thread's buffers."""
+        deadline = time.monotonic() + timeout
         with self._lock:
-            if self._seq <= after and not self.closed:
-                self._lock.wait(timeout)
-            if self.closed or self._seq <= after or self._image is None:
-                return None
-            seq, image, result = self._seq, self._image, self._result
-            cached = self._jpeg
-        if cached is not None and cached[0] >= seq:
-            return cached
-        with self._encoding:  # the first viewer encodes; the others wait here and take its JPEG
+            if self._encoder is None and not self.closed:
+                self._encoder = threading.Thread(target=self._encode_loop, name="preview-jpeg", daemon=True)
+                self._encoder.start()
+            self._waiting += 1
+            try:
+                while not self.closed and (self._jpeg is None or self._jpeg[0] <= after):
+                    self._lock.notify_all()  # wake the encoder: someone wants a frame
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    self._lock.wait(left)
+                return None if self.closed else self._jpeg
+            finally:
+                self._waiting -= 1
+
+    def _encode_loop(self) -> None:
+        encoded = 0
+        while True:
             with self._lock:
-                cached = self._jpeg
-            if cached is not None and cached[0] >= seq:
-                return cached
-            jpeg = (seq, render_preview(image, result))
+                while not self.closed and not (
+                    self._waiting and self._seq > encoded and self._image is not None
+                ):
+                    self._lock.wait(1.0)
+                if self.closed:
+                    return
+                seq, image, result = self._seq, self._image, self._result
+            assert image is not None
+            jpeg = render_preview(image, result)
+            encoded = seq
             with self._lock:
-                if self._jpeg is None or self._jpeg[0] < seq:
-                    self._jpeg = jpeg
-        return jpeg
+                self._jpeg = (seq, jpeg)
+                self._lock.notify_all()
