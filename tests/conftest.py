@@ -140,13 +140,28 @@ def detectors(tmp_path_factory: pytest.TempPathFactory):
     """Real detectors in every layout, trained once per session on generated shapes (about a minute).
 
     See ``tests/detectors.py``: ``detectors["yolo_int8"]`` is a path, ``detectors.held_out`` scenes with
-    their boxes, ``detectors.classes`` the label names. ``EDGECNN_TEST_DETECTORS=DIR`` keeps the built
-    files in DIR across sessions (handy while iterating; the default is a fresh build per session).
+    their boxes, ``detectors.classes`` the label names. The files are built once per machine and kept in
+    the user's cache folder under a name derived from ``tests/detectors.py`` and the TensorFlow version
+    (so any change to how they are made builds them afresh); ``EDGECNN_TEST_DETECTORS=DIR`` puts them in
+    DIR instead, ``EDGECNN_TEST_DETECTORS=fresh`` builds them in this session's temporary folder.
     """
+    import contextlib
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
     from tests.detectors import build_detectors
 
-    cache = os.environ.get("EDGECNN_TEST_DETECTORS")
-    return build_detectors(Path(cache) if cache else tmp_path_factory.mktemp("detectors"))
+    where = os.environ.get("EDGECNN_TEST_DETECTORS")
+    if where == "fresh":
+        return build_detectors(tmp_path_factory.mktemp("detectors"))
+    if where:
+        return build_detectors(Path(where))
+    source = (ROOT / "tests" / "detectors.py").read_bytes()
+    for dist in ("tensorflow", "tensorflow-cpu", "keras"):
+        with contextlib.suppress(PackageNotFoundError):
+            source += f"{dist} {version(dist)}".encode()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgecnn-tests"
+    return build_detectors(base / f"detectors-{hashlib.sha256(source).hexdigest()[:12]}")
 
 
 @pytest.fixture(scope="session")

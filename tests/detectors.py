@@ -439,8 +439,10 @@ def build_detectors(folder: Path, *, train_count: int = 2000, epochs: int = 20, 
             "".join(f"{i}  {n}\n" for i, n in enumerate(CLASSES)),
         ),
     }
-    for name, data in built.items():
-        result.models[name].write_bytes(data)
+    for name, data in built.items():  # each file whole or not at all: a cache must never hold half a model
+        tmp = result.models[name].with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(result.models[name])
     return result
 
 

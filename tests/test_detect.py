@@ -373,3 +373,21 @@ def test_fleet_status_shows_the_task_summary():
     latest = {"task": "detect", "objects": [], "summary": "2 objects: car, person (best 0.91)"}
     assert _describe_result(latest) == "2 objects: car, person (best 0.91)"
     assert _describe_result({"classes": [{"label": "tiger cat", "score": 0.71}]}) == "tiger cat 0.71"
+
+
+@pytest.mark.parametrize(
+    ("shape", "layout"),
+    [
+        ((1, 84, 8400), "yolo"),  # YOLOv8/11 COCO export
+        ((1, 8400, 84), "yolo-channels-last"),
+        ((1, 300, 6), "e2e"),  # YOLOv10/26 end-to-end
+        ((1, 1, 17, 3), None),  # pose keypoints
+        ((1, 1001), None),  # classifier scores
+        ((1, 4, 4), None),
+    ],
+)
+def test_output_shapes_pick_the_detection_layout(shape, layout):
+    from edgecnn.modelfile import TensorInfo
+    from edgecnn.tasks.detect import _yolo_layout
+
+    assert _yolo_layout([TensorInfo("out", shape, shape, "FLOAT32")]) == layout
