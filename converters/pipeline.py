@@ -26,7 +26,6 @@ from typing import Any
 
 from edgecnn import __version__
 from edgecnn.converters.calibration import ModelInput, check_source, prepare_data, representative_dataset
-from edgecnn.converters.edgetpu_check import EdgeTPUCheck, check_edgetpu
 from edgecnn.converters.keras_to_tflite import (
     IOType,
     Quantization,
@@ -38,6 +37,7 @@ from edgecnn.converters.keras_to_tflite import (
     to_tflite,
 )
 from edgecnn.converters.verify import Verification, compare, keras_scores, runtime_scores
+from edgecnn.devices.backends.edgetpu.static_check import EdgeTPUCheck, predict_compilation
 from edgecnn.digest import sha256_file
 from edgecnn.errors import ConversionError, UsageError
 from edgecnn.metadata import ModelMetadata, embed_metadata, read_labels_file
@@ -130,7 +130,7 @@ def convert(
     if calibration is not None:
         check_source(calibration)  # a typo or an empty folder fails before TensorFlow loads
     if edgetpu:
-        from edgecnn.converters.edgetpu_compile import find_compiler
+        from edgecnn.devices.backends.edgetpu.compiler import find_compiler
 
         find_compiler()  # before minutes of work: the error says how to install it
 
@@ -208,6 +208,7 @@ def convert(
         std=norm_std,
         resize=resize,
         outputs="probabilities" if ends_with_softmax(keras_model) else "logits",
+        task="classify",  # edgecnn convert takes Keras classifiers; runtimes read the task from here
         provenance={
             "tool": f"edgecnn {__version__}",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -289,13 +290,15 @@ def _edgetpu(
     cpu_model: bytes, meta: ModelMetadata, out_path: Path
 ) -> tuple[EdgeTPUResult, dict[Path, bytes]]:
     """Static check, then compile; returns the files to write (nothing is written here)."""
-    from edgecnn.converters.edgetpu_compile import compile_model
+    from edgecnn.devices.backends.edgetpu.compiler import compile_model
 
-    check = check_edgetpu(parse_model(cpu_model))
+    check = predict_compilation(parse_model(cpu_model))
     if not check.compatible:
+        change = " Change: " + "; ".join(check.advice) + "." if check.advice else ""
         raise ConversionError(
             "The model is not Edge TPU compatible: "
             + " ".join(check.problems)
+            + change
             + f" {out_path.name} was not written."
         )
     with tempfile.TemporaryDirectory(prefix="edgecnn-edgetpu-") as tmp:

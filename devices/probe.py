@@ -21,13 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgecnn.devices.backends.edgetpu.bus import EdgeTPUDevice, find_edgetpus
+
 log = logging.getLogger(__name__)
 
-# Coral USB Accelerator: Global Unichip's ID until the runtime loads the firmware, Google's after.
-EDGETPU_USB_IDS = {
-    ("1a6e", "089a"): "unprogrammed",  # before first use: no firmware loaded yet
-    ("18d1", "9302"): "ready",  # after libedgetpu has pushed the firmware
-}
 VCGENCMD_TIMEOUT_S = 5.0
 
 # Bits of ``vcgencmd get_throttled`` (Raspberry Pi firmware documentation).
@@ -71,21 +68,6 @@ def _read_line(path: Path) -> str | None:
         return None
     # device-tree strings end with NUL
     return text.replace("\x00", "").strip() or None
-
-
-@dataclass(frozen=True)
-class EdgeTPUDevice:
-    """One Edge TPU seen on the bus (not necessarily usable: see the ``edgetpu_runtime`` diagnosis)."""
-
-    kind: str  # "usb" or "pci"
-    path: str  # sysfs folder of the USB device, or the /dev/apex_N node
-    vendor_id: str | None = None
-    product_id: str | None = None
-    state: str | None = None  # usb: "unprogrammed" (1a6e:089a) or "ready" (18d1:9302)
-    usb_speed_mbps: int | None = None  # 5000 = USB 3; 480 = USB 2, which runs the Coral several times slower
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -135,7 +117,8 @@ class DeviceProbe:
     throttling: Throttling | None
     edgetpus: list[EdgeTPUDevice] = field(default_factory=list)
     cameras: list[Camera] = field(default_factory=list)
-    edgetpu_runtime: dict[str, Any] | None = None  # libedgetpu diagnosis (edgecnn.devices.edgetpu)
+    edgetpu_runtime: dict[str, Any] | None = None  # libedgetpu diagnosis (the Edge TPU backend's)
+    backends: list[str] = field(default_factory=list)  # the registry's keys (edgecnn.devices.backends)
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -293,33 +276,6 @@ def read_throttling(vcgencmd: str | None) -> Throttling | None:
     return decode_throttled(int(match.group(1), 0))
 
 
-def find_edgetpus(sysfs_root: Path = Path("/sys"), dev_root: Path = Path("/dev")) -> list[EdgeTPUDevice]:
-    """Edge TPUs on this machine, from the bus alone (nothing is opened or loaded).
-
-    USB: every ``<sysfs_root>/bus/usb/devices/*`` whose ``idVendor:idProduct`` is ``1a6e:089a`` (a Coral USB
-    Accelerator before the runtime first loaded its firmware) or ``18d1:9302`` (after). PCIe/M.2: the
-    ``<dev_root>/apex_*`` nodes the gasket/apex driver creates. Order: USB by sysfs name, then PCIe.
-    Reusable by anything that must say which TPU hardware exists before trying libedgetpu.
-    """
-    found: list[EdgeTPUDevice] = []
-    usb_root = sysfs_root / "bus" / "usb" / "devices"
-    for dev in sorted(usb_root.glob("*")):
-        vendor = (_read_line(dev / "idVendor") or "").lower()
-        product = (_read_line(dev / "idProduct") or "").lower()
-        state = EDGETPU_USB_IDS.get((vendor, product))
-        if state is None:
-            continue
-        speed = _read_line(dev / "speed")
-        try:
-            speed_mbps = int(float(speed)) if speed else None
-        except ValueError:
-            speed_mbps = None
-        found.append(EdgeTPUDevice("usb", str(dev), vendor, product, state, speed_mbps))
-    for node in sorted(dev_root.glob("apex_*")):
-        found.append(EdgeTPUDevice("pci", str(node)))
-    return found
-
-
 def _video_index(path: Path) -> int:
     digits = path.name[len("video") :]
     return int(digits) if digits.isdigit() else 1 << 30
@@ -349,51 +305,23 @@ def _runtime_fields() -> tuple[str | None, str | None, str | None]:
     return runtime.describe(), runtime.name, runtime.version
 
 
-def _library_loads() -> dict[str, Any]:
-    """Fallback when the full diagnosis module is absent: does ``dlopen(libedgetpu)`` succeed?"""
-    import ctypes
+def backend_diagnoses(sysfs_root: Path, dev_root: Path) -> dict[str, dict[str, Any]]:
+    """What each registered backend says about itself here (the Edge TPU: libedgetpu and its pairing)."""
+    from edgecnn.devices.backends import BACKENDS, get_backend
 
-    from edgecnn.devices.delegates import edgetpu_library
-    from edgecnn.errors import DeviceError
-
-    try:
-        library = edgetpu_library()
-    except DeviceError as exc:
-        return {"library": None, "loads": False, "error": str(exc)}
-    try:
-        ctypes.CDLL(library)
-    except OSError as exc:
-        return {"library": library, "loads": False, "error": str(exc)}
-    return {"library": library, "loads": True, "error": None}
+    found = {key: get_backend(key).diagnose(sysfs_root, dev_root) for key in BACKENDS}
+    return {key: value for key, value in found.items() if value is not None}
 
 
 def edgetpu_runtime_diagnosis(sysfs_root: Path, dev_root: Path) -> dict[str, Any] | None:
-    """libedgetpu's state from ``edgecnn.devices.edgetpu.diagnose_edgetpu`` (whether it loads, version, pairing)."""
-    try:
-        from edgecnn.devices import edgetpu
-    except ImportError:
-        edgetpu = None
-    diagnose = getattr(edgetpu, "diagnose_edgetpu", None)
-    if diagnose is None:
-        return _library_loads()
-    import inspect
+    """libedgetpu's state, as the Edge TPU backend diagnoses itself (loads? version? pairing?)."""
+    return backend_diagnoses(sysfs_root, dev_root).get("edgetpu")
 
-    params = inspect.signature(diagnose).parameters
-    kwargs: dict[str, Any] = {}
-    if "sysfs_root" in params:
-        kwargs["sysfs_root"] = sysfs_root
-    if "dev_root" in params:
-        kwargs["dev_root"] = dev_root
-    from edgecnn.errors import EdgecnnError
 
-    try:
-        result = diagnose(**kwargs)
-    except ImportError as exc:  # a part of the diagnosis is not installed: say at least whether it loads
-        log.debug("Edge TPU diagnosis unavailable: %s", exc)
-        return _library_loads()
-    except EdgecnnError as exc:
-        return {"error": str(exc)}
-    return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+def _backend_keys() -> list[str]:
+    from edgecnn.devices.backends import BACKENDS
+
+    return list(BACKENDS)
 
 
 def probe_device(
@@ -455,6 +383,7 @@ def probe_device(
         edgetpus=edgetpus,
         cameras=find_cameras(dev_root, sysfs_root),
         edgetpu_runtime=diagnosis,
+        backends=_backend_keys(),
         warnings=warnings,
     )
 
@@ -493,6 +422,8 @@ def format_probe(probe: DeviceProbe) -> str:
         lines.append("edge tpu     none (looked for USB 1a6e:089a / 18d1:9302 and /dev/apex_*)")
     if probe.edgetpu_runtime is not None:
         lines.append(f"libedgetpu   {_summarize_diagnosis(probe.edgetpu_runtime)}")
+    if probe.backends:
+        lines.append(f"backends     {', '.join(probe.backends)} (--device auto picks one per model)")
     if probe.cameras:
         for cam in probe.cameras:
             lines.append(f"camera       {cam.path} {cam.name or ''}".rstrip())

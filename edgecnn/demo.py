@@ -28,6 +28,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections import deque
@@ -228,8 +229,8 @@ def demo(
     say.line(
         f"edgetpu_compiler found at {compiler}: `edgecnn convert --edgetpu` compiles the model"
         if compiler
-        else "edgetpu_compiler is not installed here (x86-64 Linux only): this is the static check; "
-        "`edgecnn convert --edgetpu` compiles where it is"
+        else "edgetpu_compiler is not on this machine (Coral ships it for x86-64 Debian/Ubuntu only), so "
+        "this was the static check; `edgecnn convert --edgetpu` compiles, and prints the install steps"
     )
 
     say.step(4, "bench", "benchmarking float32 vs int8 on this machine (edgecnn bench)")
@@ -239,8 +240,17 @@ def demo(
     probe = probe_device()
     runs, warmup = (30, 3) if quick else (BENCH_RUNS, BENCH_WARMUP)
     figures: dict[str, FormatFigures] = {}
+    # The bench's own progress line would repeat what say.line() prints below: one line per bench.
+    bench_log = logging.getLogger("edgecnn.bench.runner")
     for name, conv in (("float32", f32), ("int8", int8)):
-        result = run_bench(conv.output, devices="cpu", threads=(1,), runs=runs, warmup=warmup, probe=probe)
+        level = bench_log.level
+        bench_log.setLevel(logging.WARNING)
+        try:
+            result = run_bench(
+                conv.output, devices="cpu", threads=(1,), runs=runs, warmup=warmup, probe=probe
+            )
+        finally:
+            bench_log.setLevel(level)
         save_result(result, out / f"bench_{name}.json")
         cfg = result.results[0]
         figures[name] = FormatFigures(
@@ -396,7 +406,7 @@ def run_on_video(
             f"{log_path}); check `ip addr show lo`, or try a longer --seconds."
         )
     say.line(f"GET {url}/healthz -> {json.dumps(healthz)}")
-    say.line(f"GET {url}/latest  -> {json.dumps(latest)[:160]}")
+    say.line(f"GET {url}/latest  -> {textwrap.shorten(json.dumps(latest), 160, placeholder=' …')}")
     return score_jsonl(
         jsonl, labels, video=video, seconds=seconds, healthz=healthz, latest=latest, url=url + "/"
     )
@@ -596,7 +606,10 @@ def format_report(report: DemoReport) -> str:
         *(
             f"  {Path(path).name:<30} {what}"
             for path, what in (
-                (report.files["model_keras"], "trained Keras model (+ labels.txt, metrics.json, curves.png)"),
+                (
+                    report.files["model_keras"],
+                    "trained Keras model (+ labels.txt, metrics.json, curves.png, samples/)",
+                ),
                 (report.files["model_int8"], "int8 TFLite with metadata: the one to deploy"),
                 (report.files["model_float32"], "float32 TFLite, for comparison"),
                 (report.files["conversion_report"], "conversion and verification details"),
@@ -608,9 +621,10 @@ def format_report(report: DemoReport) -> str:
         ),
         "",
         "next: watch it live with",
-        f"  edgecnn run {report.files['model_int8']} --source {report.files['video']} --realtime "
+        f"  edgecnn run {report.files['model_int8']} --source {report.files['video']} --realtime --loop "
         "--crop center --serve 127.0.0.1:8080",
-        "  and open http://127.0.0.1:8080/ (on a Raspberry Pi: --camera 0 instead of --source)",
+        "  and open http://127.0.0.1:8080/; it serves until Ctrl-C (on a Raspberry Pi: --camera 0 instead of "
+        "--source ... --loop)",
     ]
     return "\n".join(lines)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import RuntimeMissing, UsageError
-from edgecnn.metadata import read_metadata
+from edgecnn.metadata import ModelMetadata, read_metadata
 from edgecnn.modelfile import ModelFile, OperatorInfo, TensorInfo, read_model
 from edgecnn.runtime import get_runtime
 
@@ -30,12 +30,20 @@ class ModelReport:
     appended_files: list[str]
     runtime: str
     extra: dict[str, Any] = field(default_factory=dict)  # target checks add their findings here
+    task: str = ""  # classify, detect; or "unsupported: <why>"
+    decoder: str = ""  # how predict/run will read the outputs
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("inputs", "outputs"):
             for t, info in zip(data[key], getattr(self, key), strict=True):
                 t["dynamic"] = info.dynamic
+        for (
+            key,
+            value,
+        ) in self.extra.items():  # target checks serialise themselves (the predicted compiler log)
+            if callable(getattr(value, "to_dict", None)):
+                data["extra"][key] = value.to_dict()
         return data
 
 
@@ -51,6 +59,7 @@ def inspect_model(model: str | os.PathLike[str], *, target: str | None = None) -
         runtime = "none"
     meta_dict = {k: v for k, v in asdict(meta).items() if k not in ("labels", "source")}
     labels = meta.labels or []
+    task, decoder = _task_and_decoder(mf, meta, runtime != "none")
     return ModelReport(
         path=str(mf.path),
         size_bytes=len(mf.data),
@@ -67,15 +76,42 @@ def inspect_model(model: str | os.PathLike[str], *, target: str | None = None) -
         appended_files=sorted(mf.appended),
         runtime=runtime,
         extra=_target_checks(mf, target),
+        task=task,
+        decoder=decoder,
     )
+
+
+def _task_and_decoder(mf: ModelFile, meta: ModelMetadata, have_runtime: bool) -> tuple[str, str]:
+    """The task and the decoder predict/run would use. The decoder needs the interpreter (the SSD op's
+    output shapes are only known after allocation), so it is opened on the CPU when it can be."""
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.tasks import choose_task
+
+    try:
+        task = choose_task(mf, meta)
+    except EdgecnnError as exc:
+        return f"unsupported: {exc}", "none"
+    if not have_runtime:
+        return task, "unknown (no TFLite runtime here)"
+    if mf.is_edgetpu:
+        return task, "known when run with the Edge TPU (the CPU cannot allocate a compiled model)"
+    from edgecnn.model import open_model
+    from edgecnn.nativelog import native_chatter_filtered
+
+    try:
+        with native_chatter_filtered():
+            model = open_model(mf, device="cpu", threads=1)
+    except EdgecnnError as exc:
+        return task, f"cannot open: {exc}"
+    return task, model.decoder.name
 
 
 def _target_checks(mf: ModelFile, target: str | None) -> dict[str, Any]:
     if target != "edgetpu":
         return {}
-    from edgecnn.converters.edgetpu_check import check_edgetpu
+    from edgecnn.devices.backends.edgetpu.static_check import predict_compilation
 
-    return {"edgetpu": check_edgetpu(mf)}
+    return {"edgetpu": predict_compilation(mf)}
 
 
 def _tensor_line(t: TensorInfo) -> str:
@@ -88,6 +124,7 @@ def format_report(report: ModelReport) -> str:
     lines = [
         f"{Path(report.path).name}  {report.size_bytes / 1024:.1f} KiB  runtime: {report.runtime}",
         f"compiled for Edge TPU: {'yes' if report.edgetpu_compiled else 'no'}",
+        f"task: {report.task}" + (f"  (decoder: {report.decoder})" if report.decoder else ""),
         "inputs:",
         *(_tensor_line(t) for t in report.inputs),
         "outputs:",
@@ -96,9 +133,31 @@ def format_report(report: ModelReport) -> str:
         *(f"  {op.name} v{op.version} x{op.count}" for op in report.operators),
         f"labels: {report.labels_count} ({report.metadata_source})"
         + (f", first: {', '.join(report.labels_first)}" if report.labels_first else ""),
-        "metadata: " + ", ".join(f"{k}={v}" for k, v in report.metadata.items() if v not in (None, {}, "")),
+        "metadata: "
+        + ", ".join(
+            f"{k}={v}" for k, v in report.metadata.items() if k != "provenance" and v not in (None, {}, "")
+        ),
+        *_provenance_lines(report.metadata.get("provenance")),
     ]
     for key, value in report.extra.items():
         render = getattr(value, "format_lines", None)  # checks render themselves (e.g. EdgeTPUCheck)
         lines.extend(render() if callable(render) else [f"{key}: {value}"])
     return "\n".join(lines)
+
+
+def _provenance_lines(provenance: Any, indent: str = "  ") -> list[str]:
+    """Where the model came from, one ``key: value`` per line, nested tables indented (not a Python dict)."""
+    if not isinstance(provenance, dict) or not provenance:
+        return []
+
+    def walk(data: dict[str, Any], pad: str) -> list[str]:
+        out = []
+        for key, value in data.items():
+            if isinstance(value, dict):
+                out.append(f"{pad}{key}:")
+                out.extend(walk(value, pad + "  "))
+            elif value not in (None, ""):
+                out.append(f"{pad}{key}: {value}")
+        return out
+
+    return ["provenance:", *walk(provenance, indent)]

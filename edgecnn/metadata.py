@@ -2,12 +2,14 @@
 
 edgecnn stores one JSON document in the flatbuffer's ``metadata`` list under the name ``edgecnn``
 (the list is part of the TFLite schema; interpreters ignore unknown entries, and ``edgetpu_compiler``
-keeps them). Third-party models get the same view from what they carry: labels from a TFLite Support
-zip of associated files, normalization from the input tensor's quantization.
+keeps them). Third-party models get the same view from what they carry: Ultralytics' export metadata
+(a ``metadata.json`` in the zip appended to the file: class names, image size, task), labels from a TFLite
+Support zip of associated files, normalization from the input tensor's quantization.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -43,9 +45,11 @@ class ModelMetadata:
     resize: str = "bilinear"
     crop: str = "none"
     outputs: str = "auto"  # "probabilities", "logits" or "auto" (detected from values)
+    task: str | None = None  # "classify", "detect", ...; None: inferred from the outputs (edgecnn.tasks)
+    letterbox: bool | None = None  # keep aspect and pad instead of stretching; None: the task decides
     cpu_twin: str | None = None  # for an Edge TPU model: file name of the same model for the CPU
     provenance: dict[str, Any] = field(default_factory=dict)
-    source: str = "edgecnn"  # where this view came from: edgecnn, tflite-support, defaults
+    source: str = "edgecnn"  # where this view came from: edgecnn, ultralytics, tflite-support, defaults
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> bytes:
@@ -153,6 +157,56 @@ def read_labels_file(path: str | os.PathLike[str]) -> list[str]:
     return labels
 
 
+ULTRALYTICS_TASKS = {
+    "detect": "detect",
+    "classify": "classify",
+}  # others (pose, segment, obb) keep their name
+
+
+def ultralytics_metadata(files: dict[str, bytes]) -> dict[str, Any] | None:
+    """The metadata dict Ultralytics' TFLite export appends (``metadata.json``; older exports wrote a
+    Python-literal dict as a text file), recognised by its ``names`` and ``author``/``task`` keys."""
+    for name in sorted(files, key=lambda n: n != "metadata.json"):
+        text = files[name].decode("utf-8", errors="replace").strip()
+        if not text.startswith("{"):
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                data = ast.literal_eval(text)  # literals only: never executes code
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                continue
+        if (
+            isinstance(data, dict)
+            and "names" in data
+            and ("task" in data or "Ultralytics" in str(data.get("author")))
+        ):
+            return data
+    return None
+
+
+def _ultralytics_names(names: Any, where: str) -> list[str]:
+    """Ultralytics names: {0: "person", ...} (JSON turns the keys into strings) or a list."""
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    if not isinstance(names, dict):
+        raise ModelError(
+            f"{where}: Ultralytics metadata 'names' is neither a list nor a dict. Re-export the model."
+        )
+    try:
+        pairs = sorted((int(k), str(v)) for k, v in names.items())
+    except (TypeError, ValueError) as exc:
+        raise ModelError(
+            f"{where}: Ultralytics metadata 'names' has a non-integer class id. Re-export the model."
+        ) from exc
+    size = pairs[-1][0] + 1 if pairs else 0
+    labels = [str(i) for i in range(size)]
+    for i, label in pairs:
+        labels[i] = label
+    return labels
+
+
 def read_metadata(model_file: ModelFile) -> ModelMetadata:
     """edgecnn's metadata if present, else what a third-party model carries, else defaults."""
     raw = model_file.metadata_entry(METADATA_NAME)
@@ -160,9 +214,20 @@ def read_metadata(model_file: ModelFile) -> ModelMetadata:
         meta = _from_json(raw)
         meta.source = "edgecnn"
         return meta
-    labels = labels_from_associated_files(model_file.appended)
     inp = model_file.inputs[0]
-    meta = ModelMetadata(labels=labels, source="tflite-support" if labels else "defaults")
+    ultra = ultralytics_metadata(model_file.appended)
+    if ultra is not None:
+        task = str(ultra.get("task") or "detect")
+        meta = ModelMetadata(
+            labels=_ultralytics_names(ultra["names"], str(model_file.path or "model")),
+            task=ULTRALYTICS_TASKS.get(task, task),
+            letterbox=True,
+            source="ultralytics",
+            provenance={k: ultra[k] for k in ("description", "version", "imgsz", "stride") if k in ultra},
+        )
+    else:
+        labels = labels_from_associated_files(model_file.appended)
+        meta = ModelMetadata(labels=labels, source="tflite-support" if labels else "defaults")
     if inp.dtype == "FLOAT32":
         # No way to know a float model's normalization without metadata: [0, 1] is the common convention.
         meta.mean, meta.std = 0.0, 255.0

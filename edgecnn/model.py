@@ -1,7 +1,9 @@
-"""Open a model for inference: parse it, read its metadata, pick the delegate, build the interpreter.
+"""Open a model for inference: parse it, read its metadata, pick the delegate, build the interpreter,
+and pick the task decoder (:mod:`edgecnn.tasks`) its outputs need.
 
-:func:`open_classifier` is the one way the runtime (predict, run, bench) gets an interpreter, so every
-command reports the same errors for the same bad input.
+:func:`open_model` (also spelled :func:`open_classifier`, its older name) is the one way the runtime
+(predict, run, bench, eval) gets an interpreter, so every command reports the same errors for the same
+bad input. :meth:`Model.process` is the per-frame call: preprocess, invoke, decode, each timed.
 """
 
 from __future__ import annotations
@@ -17,20 +19,22 @@ import numpy as np
 
 from edgecnn import adapters
 from edgecnn.adapters import Class
-from edgecnn.devices.delegates import DeviceKind, DeviceSpec, load_edgetpu_delegate, parse_device
-from edgecnn.devices.tpu_probe import check_edgetpu
-from edgecnn.errors import DeviceError, EdgeTPUNotFound, ModelError, ModelInvokeError
+from edgecnn.devices.backends import DeviceSpec, parse_device, select_backend
+from edgecnn.errors import EdgeTPUNotFound, ModelError, ModelInvokeError
 from edgecnn.metadata import ModelMetadata, read_labels_file, read_metadata
 from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, read_model
-from edgecnn.preprocess import InputSpec, to_tensor
+from edgecnn.preprocess import InputSpec, Transform, prepare
 from edgecnn.runtime import Runtime, get_runtime
-from edgecnn.sanity import check_finite, check_labels
+from edgecnn.sanity import check_labels
+from edgecnn.tasks import DecodeOptions, Decoder, TaskResult, open_decoder
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Prediction:
+    """A classification with its timings (:meth:`Model.classify`)."""
+
     classes: list[Class]
     preprocess_ms: float
     inference_ms: float
@@ -40,27 +44,27 @@ class Prediction:
         return self.classes[0]
 
 
+@dataclass(frozen=True)
+class Inference:
+    """One frame through :meth:`Model.process`: the task's result and the time of each stage."""
+
+    result: TaskResult
+    transform: Transform
+    preprocess_ms: float  # frame -> input tensor
+    inference_ms: float  # set input + invoke()
+    postprocess_ms: float  # outputs -> result (dequantize, NMS, box mapping, top-k)
+
+
 def cpu_twin_path(model_file: ModelFile, meta: ModelMetadata) -> Path | None:
-    """The CPU build beside an Edge TPU model: named in metadata, or NAME.tflite beside NAME_edgetpu.tflite."""
-    if model_file.path is None:
-        return None
-    folder = model_file.path.parent
-    names = []
-    if meta.cpu_twin:
-        names.append(meta.cpu_twin)
-    stem = model_file.path.stem
-    if stem.endswith("_edgetpu"):
-        names.append(stem[: -len("_edgetpu")] + model_file.path.suffix)
-    for name in names:
-        candidate = folder / name
-        if candidate.is_file():
-            return candidate
-    return None
+    """The CPU build beside an Edge TPU model (the Edge TPU backend's fallback rule)."""
+    from edgecnn.devices.backends.edgetpu.backend import cpu_twin
+
+    return cpu_twin(model_file, meta)
 
 
 @dataclass
-class Classifier:
-    """A ready-to-run model: call :meth:`classify` per frame."""
+class Model:
+    """A ready-to-run model: call :meth:`process` per frame (any task), or :meth:`classify` for a classifier."""
 
     model_file: ModelFile
     meta: ModelMetadata
@@ -72,31 +76,55 @@ class Classifier:
     load_ms: float
     spec: InputSpec
     crop: str | None = None
-    _probabilities: bool | None = field(default=None, repr=False)
+    decoder: Decoder = field(default=None, repr=False)  # type: ignore[assignment]  # set by open_model
 
     @property
     def path(self) -> Path | None:
         return self.model_file.path
 
-    def preprocess(self, frame_bgr: np.ndarray) -> np.ndarray:
-        return to_tensor(frame_bgr, self.spec)
+    @property
+    def task(self) -> str:
+        return self.decoder.task
 
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
-        """Run one inference and return scores as probabilities."""
+    def prepare(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, Transform]:
+        """Input tensor and the transform that maps input pixels back to ``frame_bgr``'s."""
+        return prepare(frame_bgr, self.spec)
+
+    def preprocess(self, frame_bgr: np.ndarray) -> np.ndarray:
+        return prepare(frame_bgr, self.spec)[0]
+
+    def invoke(self, tensor: np.ndarray) -> None:
         adapters.set_input(self.interpreter, tensor)
         try:
             self.interpreter.invoke()
         except RuntimeError as exc:
             raise ModelInvokeError(f"Inference failed in {self.model_file.path}: {_first_line(exc)}") from exc
-        scores = check_finite(adapters.output_scores(self.interpreter), self.model_file.path)
-        if self._probabilities is None:
-            if self.meta.outputs in ("probabilities", "logits"):
-                self._probabilities = self.meta.outputs == "probabilities"
-            else:
-                self._probabilities = (
-                    self.model_file.output_from_softmax() or adapters.looks_like_probabilities(scores)
-                )
-        return scores if self._probabilities else adapters.softmax(scores)
+
+    def process(self, frame_bgr: np.ndarray) -> Inference:
+        """Preprocess, invoke, decode one frame: the task's result, boxes in ``frame_bgr``'s pixels."""
+        t0 = time.perf_counter()
+        tensor, transform = prepare(frame_bgr, self.spec)
+        t1 = time.perf_counter()
+        self.invoke(tensor)
+        t2 = time.perf_counter()
+        result = self.decoder.decode(self.interpreter, transform)
+        t3 = time.perf_counter()
+        return Inference(result, transform, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+
+    def _scores_decoder(self) -> Any:
+        probabilities = getattr(self.decoder, "probabilities", None)
+        if probabilities is None:
+            raise ModelError(
+                f"{self.model_file.path} is a {self.decoder.task} model, not a classifier: "
+                "use Model.process (edgecnn predict/run handle every task)."
+            )
+        return self.decoder
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """Classifiers: run one inference and return the scores as probabilities."""
+        decoder = self._scores_decoder()
+        self.invoke(tensor)
+        return decoder.probabilities(self.interpreter)  # type: ignore[no-any-return]
 
     def classify(self, frame_bgr: np.ndarray, top_k: int = 1) -> Prediction:
         t0 = time.perf_counter()
@@ -105,6 +133,9 @@ class Classifier:
         scores = self.infer(tensor)
         t2 = time.perf_counter()
         return Prediction(adapters.top_k(scores, top_k, self.labels), (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+
+
+Classifier = Model  # the name before detection: kept for callers and tests
 
 
 def _first_line(exc: BaseException) -> str:
@@ -129,43 +160,31 @@ def open_classifier(
     crop: str | None = None,
     runtime: Runtime | None = None,
     probe: bool = True,
-) -> Classifier:
+    decode: DecodeOptions | None = None,
+) -> Model:
     """Load ``model`` on ``device`` (cpu, edgetpu[:usb|:pci|...], auto).
 
     ``auto`` uses the Edge TPU for a model compiled for it when one works, otherwise it warns and runs the
-    CPU twin beside the file; ``probe=False`` skips the crash-containing Edge TPU probe.
+    CPU twin beside the file; ``probe=False`` skips the crash-containing Edge TPU probe. ``decode`` holds
+    the task options (top-k; detection threshold, maximum, classes).
     """
     start = time.perf_counter()
     model_file = model if isinstance(model, ModelFile) else read_model(model)
     spec_device = parse_device(device)
     meta = read_metadata(model_file)
     runtime = runtime or get_runtime()
-    delegates: list[Any] = []
-    used = "cpu"
-    wants_tpu = spec_device.kind is DeviceKind.EDGETPU or (
-        spec_device.kind is DeviceKind.AUTO and model_file.is_edgetpu
-    )
-    if wants_tpu:
-        try:
-            delegates = [_edgetpu_delegate(model_file, spec_device, runtime, probe=probe)]
-            used = str(DeviceSpec(DeviceKind.EDGETPU, spec_device.tpu))
-        except DeviceError as exc:
-            if spec_device.kind is not DeviceKind.AUTO:
-                raise
-            twin = cpu_twin_path(model_file, meta)
-            if twin is None:
-                raise EdgeTPUNotFound(
-                    f"{model_file.path} is compiled for the Edge TPU and no Edge TPU works here ({exc}). "
-                    "Attach a Coral, or pass the CPU model (the same name without _edgetpu)."
-                ) from exc
-            log.warning(
-                "--device auto: no Edge TPU works here, running the CPU model %s instead. %s", twin, exc
-            )
-            return open_classifier(
-                twin, device="cpu", threads=threads, labels=labels, crop=crop, runtime=runtime
-            )
-    elif spec_device.kind is DeviceKind.EDGETPU and not model_file.is_edgetpu:
-        log.warning("%s is not compiled for the Edge TPU: it will run on the CPU.", model_file.path)
+    selection = select_backend(model_file, spec_device, runtime=runtime, meta=meta, probe=probe)
+    if selection.fallback is not None:  # auto: the accelerator failed, its CPU twin runs instead
+        return open_classifier(
+            selection.fallback,
+            device="cpu",
+            threads=threads,
+            labels=labels,
+            crop=crop,
+            runtime=runtime,
+            decode=decode,
+        )
+    delegates, used = selection.delegates, selection.device
 
     try:
         interpreter = runtime.interpreter_class(
@@ -191,20 +210,21 @@ def open_classifier(
         raise ModelInvokeError(f"Cannot prepare {model_file.path}: {_first_line(exc)}") from exc
 
     label_list = read_labels_file(labels) if labels else meta.labels
-    classes = int(np.prod(interpreter.get_output_details()[0]["shape"]))
-    source = f"Labels file {labels}" if labels else f"The labels embedded in {model_file.path}"
-    label_list = check_labels(label_list, classes, source=source, user_file=bool(labels))
     details = interpreter.get_input_details()
     if len(details) != 1:
         raise ModelError(
-            f"{model_file.path} has {len(details)} inputs; edgecnn classifies single-input models."
+            f"{model_file.path} has {len(details)} inputs; edgecnn runs single-input image models."
         )
-    spec = InputSpec.from_details(details[0], meta, crop=crop)
-    out = interpreter.get_output_details()
-    if np.dtype(out[0]["dtype"]).name not in ("uint8", "int8", "float32", "int16"):
-        raise ModelError(f"Unsupported output dtype {np.dtype(out[0]['dtype']).name} in {model_file.path}.")
+    for out in interpreter.get_output_details():
+        if np.dtype(out["dtype"]).name not in ("uint8", "int8", "float32", "int16"):
+            raise ModelError(f"Unsupported output dtype {np.dtype(out['dtype']).name} in {model_file.path}.")
+    decoder = open_decoder(model_file, meta, interpreter, label_list, decode)
+    # Only the task knows how many classes its outputs hold (a detector's output 0 is boxes).
+    source = f"Labels file {labels}" if labels else f"The labels embedded in {model_file.path}"
+    check_labels(label_list, decoder.class_count, source=source, user_file=bool(labels))
+    spec = InputSpec.from_details(details[0], meta, crop=crop, letterbox=decoder.letterbox)
     load_ms = (time.perf_counter() - start) * 1e3
-    return Classifier(
+    return Model(
         model_file=model_file,
         meta=meta,
         labels=label_list,
@@ -215,14 +235,8 @@ def open_classifier(
         load_ms=load_ms,
         spec=spec,
         crop=crop,
+        decoder=decoder,
     )
 
 
-def _edgetpu_delegate(model_file: ModelFile, spec: DeviceSpec, runtime: Runtime, *, probe: bool) -> Any:
-    """Seam for crash containment: unless ``probe`` is False, a child process loads the delegate, allocates
-    the model and runs it once before this process loads libedgetpu (skipped when that passed before for
-    this library, runtime and model), so a library that segfaults kills the child, not us."""
-    if probe:
-        twin = cpu_twin_path(model_file, read_metadata(model_file)) if model_file.is_edgetpu else None
-        check_edgetpu(model_file, spec.tpu, runtime, cpu_model=twin)
-    return load_edgetpu_delegate(runtime, spec.tpu)
+open_model = open_classifier

@@ -84,6 +84,20 @@ class ModelFile:
             result.append(OperatorInfo(name=name, version=int(code.version or 1), custom=custom, count=count))
         return result
 
+    def signature_outputs(self) -> dict[str, int]:
+        """Output names of the first signature -> position among the graph's outputs ({} without one)."""
+        sigs = self.model.signatureDefs or []
+        if not sigs:
+            return {}
+        graph = self.model.subgraphs[0]
+        positions = {int(t): i for i, t in enumerate(graph.outputs if graph.outputs is not None else [])}
+        names = {}
+        for item in sigs[0].outputs or []:
+            name = item.name.decode() if isinstance(item.name, bytes) else str(item.name)
+            if int(item.tensorIndex) in positions:
+                names[name] = positions[int(item.tensorIndex)]
+        return names
+
     def output_from_softmax(self) -> bool:
         """True when the first output is produced by SOFTMAX/LOGISTIC, looking through shape-only ops."""
         graph = self.model.subgraphs[0]

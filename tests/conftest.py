@@ -11,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,3 +120,53 @@ else:
     settings.register_profile("ci", max_examples=60, derandomize=True, **_FUZZ)
     settings.register_profile("local", max_examples=500, **_FUZZ)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print how often the static Edge TPU check agreed with the real compiler (tests/test_edgetpu_static_check.py)."""
+    module = next((m for n, m in list(sys.modules.items()) if n.endswith("test_edgetpu_static_check")), None)
+    agreement = getattr(module, "AGREEMENT", None)
+    if agreement:
+        exact = sum(agreement.values())
+        terminalreporter.write_line(
+            f"edgetpu static check vs edgetpu_compiler: {exact} of {len(agreement)} corpus entries exact"
+        )
+        for name, ok in sorted(agreement.items()):
+            terminalreporter.write_line(f"  {'exact' if ok else 'DIFFERS'}  {name}")
+
+
+@pytest.fixture(scope="session")
+def detectors(tmp_path_factory: pytest.TempPathFactory):
+    """Real detectors in every layout, trained once per session on generated shapes (about a minute).
+
+    See ``tests/detectors.py``: ``detectors["yolo_int8"]`` is a path, ``detectors.held_out`` scenes with
+    their boxes, ``detectors.classes`` the label names. The files are built once per machine and kept in
+    the user's cache folder under a name derived from ``tests/detectors.py`` and the TensorFlow version
+    (so any change to how they are made builds them afresh); ``EDGECNN_TEST_DETECTORS=DIR`` puts them in
+    DIR instead, ``EDGECNN_TEST_DETECTORS=fresh`` builds them in this session's temporary folder.
+    """
+    import contextlib
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    from tests.detectors import build_detectors
+
+    where = os.environ.get("EDGECNN_TEST_DETECTORS")
+    if where == "fresh":
+        return build_detectors(tmp_path_factory.mktemp("detectors"))
+    if where:
+        return build_detectors(Path(where))
+    source = (ROOT / "tests" / "detectors.py").read_bytes()
+    for dist in ("tensorflow", "tensorflow-cpu", "keras"):
+        with contextlib.suppress(PackageNotFoundError):
+            source += f"{dist} {version(dist)}".encode()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgecnn-tests"
+    return build_detectors(base / f"detectors-{hashlib.sha256(source).hexdigest()[:12]}")
+
+
+@pytest.fixture(scope="session")
+def odd_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Models whose outputs fit no task (pose, two heads), or an embedding, or a NaN YOLO output."""
+    from tests.detectors import build_odd_models
+
+    return build_odd_models(tmp_path_factory.mktemp("odd_models"))

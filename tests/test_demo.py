@@ -39,7 +39,7 @@ def test_quick_demo_writes_every_artifact(quick_demo):
         MARKER, "model.keras", "labels.txt", "metrics.json", "curves.png", "model_int8.tflite",
         "model_float32.tflite", "conversion_report.json", "conversion_report_float32.json",
         "bench_float32.json", "bench_int8.json", "digits.avi", "digits_video.json", "run.jsonl", "run.log",
-        "demo.json",
+        "demo.json", "samples",
     ]  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == sorted(expected)
     assert json.loads((out / "demo.json").read_text()) == json.loads(json.dumps(report.to_dict()))
@@ -170,6 +170,13 @@ def test_cli_reruns_into_the_same_folder_with_json(quick_demo, tmp_path):
     assert not (out / "stale.txt").exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in first_out.iterdir())
     assert "[6/6]" in result.stderr and "[6/6]" not in result.stdout
+    # Each bench is reported once (the demo's own line, not also the bench's progress line).
+    assert result.stderr.count("float32  p50") == 1 and result.stderr.count("int8     p50") == 1
+    assert "thread: median" not in result.stderr, result.stderr
+    latest = next(line for line in result.stderr.splitlines() if "/latest  -> " in line)
+    shown = latest.split("/latest  -> ", 1)[1]
+    assert shown.endswith("…") or json.loads(shown), latest  # cut at a word, and says so
+    assert "INFO: Created TensorFlow Lite" not in result.stderr
 
 
 def test_cli_refuses_a_foreign_folder_in_one_line(tmp_path):
@@ -187,3 +194,10 @@ def test_python_m_edgecnn_demo_is_the_cli_command():
     )
     assert proc.returncode == 0, proc.stderr
     assert "--out" in proc.stdout and "Example: edgecnn demo" in proc.stdout
+
+
+def test_suggested_live_command_serves_until_stopped(quick_demo):
+    report, _, _ = quick_demo
+    text = format_report(report)
+    suggested = next(line for line in text.splitlines() if line.strip().startswith("edgecnn run "))
+    assert "--loop" in suggested and "--serve 127.0.0.1:8080" in suggested and "Ctrl-C" in text

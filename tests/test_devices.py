@@ -219,7 +219,7 @@ def test_devices_json_here_reports_no_edgetpu_and_names_runtime():
     # This CI machine has no Coral: no USB ids, no /dev/apex_*, and libedgetpu is not installed.
     assert data["edgetpus"] == []
     diagnosis = data["edgetpu_runtime"]
-    if "verdict" in diagnosis:  # edgecnn.devices.edgetpu.diagnose_edgetpu
+    if "verdict" in diagnosis:  # edgecnn.devices.backends.edgetpu.pairing.diagnose_edgetpu
         assert diagnosis["verdict"] == "not-installed" and diagnosis["library_loads"] is False
         assert diagnosis["tflite_runtime"] == "ai-edge-litert" and diagnosis["devices"] == []
     else:  # the probe's own fallback: does dlopen(libedgetpu) work
@@ -236,10 +236,10 @@ def test_devices_text_output():
 
 def test_edgetpu_diagnosis_sees_the_fake_bus(tmp_path):
     """The libedgetpu diagnosis is pointed at the same fake tree, so it reports the Coral found there."""
-    from edgecnn.devices import edgetpu
+    from edgecnn.devices.backends.edgetpu import pairing as edgetpu
 
     if not hasattr(edgetpu, "diagnose_edgetpu"):
-        pytest.skip("edgecnn.devices.edgetpu has no diagnose_edgetpu yet")
+        pytest.skip("edgecnn.devices.backends.edgetpu.pairing has no diagnose_edgetpu yet")
     root = build_pi5(tmp_path / "pi5")
     probe = probe_device(root, path_env=str(tmp_path / "nobin"))
     assert probe.edgetpu_runtime is not None

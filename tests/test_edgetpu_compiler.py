@@ -18,8 +18,8 @@ import ai_edge_litert.schema_py_generated as schema
 import numpy as np
 import pytest
 
-from edgecnn.converters.edgetpu_check import check_edgetpu, supported_ops
-from edgecnn.converters.edgetpu_compile import compile_model, find_compiler, parse_size, parse_summary
+from edgecnn.devices.backends.edgetpu.compiler import compile_model, find_compiler, parse_size, parse_summary
+from edgecnn.devices.backends.edgetpu.static_check import predict_compilation, supported_ops
 from edgecnn.errors import ConversionError, RuntimeMissing
 from edgecnn.metadata import read_metadata
 from edgecnn.modelfile import parse_model, read_model, write_atomic
@@ -59,7 +59,7 @@ def dynamic_int8(digits_run, tmp_path_factory) -> Path:
 
 
 def test_seed_int8_model_passes_the_static_check(digits_model):
-    check = check_edgetpu(read_model(digits_model.tflite))
+    check = predict_compilation(read_model(digits_model.tflite))
     assert check.compatible and not check.compiled and not check.problems
     assert (check.mapped, check.cpu) == (8, 0)
     assert all(op.edgetpu for op in check.operators)
@@ -68,7 +68,7 @@ def test_seed_int8_model_passes_the_static_check(digits_model):
 def test_dynamic_batch_model_fails_with_the_op_named(dynamic_int8):
     mf = read_model(dynamic_int8)
     assert {"SHAPE", "STRIDED_SLICE", "PACK"} <= {op.name for op in mf.operators()}
-    check = check_edgetpu(mf)
+    check = predict_compilation(mf)
     assert not check.compatible
     text = " ".join(check.problems)
     assert "dynamic shapes" in text
@@ -95,7 +95,7 @@ def test_float_model_fails_naming_float_tensors(digits_run):
             fixed_batch(load_keras_model(digits_run / "model.keras")), quantize="float32", io_type="float32"
         )
     )
-    check = check_edgetpu(mf)
+    check = predict_compilation(mf)
     assert not check.compatible and check.mapped == 0
     assert "CONV_2D v1 (ops 0, 2) cannot run on the Edge TPU: works on FLOAT32 tensors" in check.problems[0]
 
@@ -104,7 +104,7 @@ def test_op_version_newer_than_the_compiler_is_rejected(digits_model):
     mf = read_model(digits_model.tflite)
     conv = next(code for code in mf.model.operatorCodes if code.builtinCode == 3)  # CONV_2D
     conv.version = 6
-    check = check_edgetpu(mf)
+    check = predict_compilation(mf)
     assert not check.compatible
     assert "op version 6 is newer than edgetpu_compiler 16.0.384591198 accepts (max v5)" in check.problems[0]
     assert supported_ops().max_versions["TRANSPOSE_CONV"] == 3  # v4 is rejected, as the issue says

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from edgecnn.devices import edgetpu as diag
-from edgecnn.devices.delegates import EDGETPU_LIB_ENV
-from edgecnn.devices.tpu_probe import check_edgetpu, inspect_library, probe_timeout
+from edgecnn.devices.backends.edgetpu import pairing as diag
+from edgecnn.devices.backends.edgetpu.delegate import EDGETPU_LIB_ENV
+from edgecnn.devices.backends.edgetpu.probe import inspect_library, probe_edgetpu, probe_timeout
 from edgecnn.errors import DelegateCrashed, EdgeTPUNotFound, UsageError
 from edgecnn.model import open_classifier
 from edgecnn.modelfile import read_model
@@ -237,7 +237,7 @@ def test_parent_survives_and_raises_typed_errors(coral, fakes, monkeypatch, tmp_
         open_classifier(MOBILENET_EDGETPU, device="edgetpu")
     monkeypatch.setenv(EDGETPU_LIB_ENV, str(fakes["null"]))
     with pytest.raises(EdgeTPUNotFound, match="No Edge TPU could be opened"):
-        check_edgetpu(read_model(MOBILENET_EDGETPU), "usb", get_runtime())
+        probe_edgetpu(read_model(MOBILENET_EDGETPU), "usb", get_runtime())
 
 
 def test_probe_runs_once_per_process_and_the_cache_follows_the_library_file(
@@ -248,14 +248,14 @@ def test_probe_runs_once_per_process_and_the_cache_follows_the_library_file(
     shutil.copy(fakes["works"], lib)
     monkeypatch.setenv(EDGETPU_LIB_ENV, str(lib))
     model, runtime = read_model(MOBILENET), get_runtime()
-    check_edgetpu(model, None, runtime)  # passes: the working stand-in runs the CPU model
+    probe_edgetpu(model, None, runtime)  # passes: the working stand-in runs the CPU model
     # Swap a crashing library in under the same name. This process already passed the probe for that name,
     # so it does not probe again; without the cache, or in a new process (new sha256), the crash is caught.
     shutil.copy(fakes["segv"], tmp_path / "swap.so")
     os.replace(tmp_path / "swap.so", lib)
-    check_edgetpu(model, None, runtime)
+    probe_edgetpu(model, None, runtime)
     with pytest.raises(DelegateCrashed):
-        check_edgetpu(model, None, runtime, use_cache=False)
+        probe_edgetpu(model, None, runtime, use_cache=False)
     result = cli("predict", MOBILENET, CAT, "--device", "edgetpu", lib=lib, cache_home=tmp_path / "cache")
     assert result.code == 5 and "SIGSEGV" in only_error(result)
 

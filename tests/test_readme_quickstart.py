@@ -56,6 +56,9 @@ def check_convert(out: str, work: Path) -> None:
 def check_inspect(out: str, work: Path) -> None:
     assert "labels: 10 (edgecnn)" in out and "compiled for Edge TPU: no" in out, out
     assert "edgetpu: compatible: all 8 ops map to the Edge TPU" in out, out
+    # provenance reads as indented key: value lines, not a Python dict
+    assert re.search(r"^provenance:\n  architecture: seed\n", out, re.MULTILINE), out
+    assert re.search(r"^  verification:\n    accuracy_drop_pp: ", out, re.MULTILINE) and "{'" not in out, out
 
 
 def check_predict_samples(out: str, work: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecnn.errors import ConfigError, SourceError, UsageError
+from edgecnn.errors import ConfigError, UsageError
 from edgecnn.run.config import load_run_config, merge_cli, parse_serve, validate_run_options
 from edgecnn.run.options import CONFIG_KEYS, RunOptions
 from tests.conftest import MOBILENET, error_lines, run_cli
@@ -140,7 +140,7 @@ def test_cli_flags_override_the_file(layout, coral):
     assert merged.top_k == 1 and merged.camera == 2 and merged.source is None and merged.quiet is False
     assert merged.model == layout / "model.tflite" and merged.every == 2
     bad = merge_cli(base, {"source": str(layout / "missing.avi")})
-    with pytest.raises(SourceError, match=r"^--source: "):
+    with pytest.raises(UsageError, match=r"^--source: "):
         validate_run_options(bad)
 
 

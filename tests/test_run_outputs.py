@@ -64,6 +64,7 @@ def test_jsonl_file_is_appended_one_object_per_line(tmp_path):
         "capture_wait": 0.5,
         "preprocess": 0.2,
         "inference": 0.1,
+        "postprocess": 0.0,
         "total": 0.9,
         "age": 3.0,
     }
@@ -98,6 +99,12 @@ def test_summary_fps_and_stages():
     stats.dropped, stats.reconnects = 4, 1
     s = stats.summary(model="m", device="cpu", source="demo", end=13.0, stopped="duration")
     assert s.fps == pytest.approx(10.0) and s.first_frame_s == 1.0 and s.duration_s == 3.0
-    assert s.mean_ms == {"capture_wait": 2.0, "preprocess": 1.0, "inference": 3.0, "other": 0.5}
+    assert s.mean_ms == {
+        "capture_wait": 2.0,
+        "preprocess": 1.0,
+        "inference": 3.0,
+        "postprocess": 0.0,
+        "other": 0.5,
+    }
     text = format_summary(s)
     assert "11 frames in 3.0 s (10.0 fps)" in text and "dropped 4  reconnects 1" in text

@@ -62,7 +62,14 @@ def test_digits_video_is_classified_frame_by_frame(digits_model, digits_video, t
     assert [r["frame"] for r in records] == list(range(len(labels)))
     assert [int(r["classes"][0]["label"]) for r in records] == labels
     assert all(len(r["classes"]) == 3 for r in records)
-    assert set(records[0]["latency_ms"]) == {"capture_wait", "preprocess", "inference", "total", "age"}
+    assert set(records[0]["latency_ms"]) == {
+        "capture_wait",
+        "preprocess",
+        "inference",
+        "postprocess",
+        "total",
+        "age",
+    }
     assert summary.frames == len(labels) and summary.stopped == "end of source" and summary.dropped == 0
     assert summary.latency_ms["p50"] > 0 and summary.inference_ms["p99"] >= summary.inference_ms["p50"]
 

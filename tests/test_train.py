@@ -128,8 +128,8 @@ def test_image_folder_rgb_run_converts_and_predicts_through_the_runtime(tmp_path
 
 def test_mobile_architecture_maps_to_the_edge_tpu():
     from edgecnn.converters.calibration import representative_dataset
-    from edgecnn.converters.edgetpu_check import check_edgetpu
     from edgecnn.converters.keras_to_tflite import fixed_batch, to_tflite
+    from edgecnn.devices.backends.edgetpu.static_check import predict_compilation
     from edgecnn.modelfile import parse_model
     from edgecnn.train.architectures import build_model
 
@@ -140,7 +140,7 @@ def test_mobile_architecture_maps_to_the_edge_tpu():
     )
     names = {op.name for op in mf.operators()}
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX"} <= names
-    check = check_edgetpu(mf)
+    check = predict_compilation(mf)
     assert check.compatible and check.cpu == 0, check.problems
 
 
@@ -210,7 +210,7 @@ def test_image_folder_errors(tmp_path):
 
 def test_training_modules_import_without_tensorflow():
     probe = (
-        "import sys, edgecnn.train, edgecnn.converters.pipeline, edgecnn.converters.edgetpu_check, "
+        "import sys, edgecnn.train, edgecnn.converters.pipeline, edgecnn.devices.backends.edgetpu.static_check, "
         "edgecnn.cli.train, edgecnn.cli.convert\n"
         "print(sorted(m for m in ('tensorflow', 'keras', 'sklearn', 'matplotlib') if m in sys.modules))"
     )

@@ -51,7 +51,7 @@ def test_wheel_contains_subpackages_and_data(wheel):
     for expected in (
         "edgecnn/cli/__init__.py",
         "edgecnn/converters/__init__.py",
-        "edgecnn/devices/delegates.py",
+        "edgecnn/devices/backends/edgetpu/delegate.py",
         "edgecnn/systemd/__init__.py",
         "edgecnn/devices/sources/demo_digits.png",
     ):

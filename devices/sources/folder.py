@@ -14,11 +14,13 @@ log = logging.getLogger("edgecnn.sources")
 
 
 class FolderGrabber:
-    def __init__(self, folder: Path, fps: float | None = None) -> None:
+    def __init__(self, folder: Path, fps: float | None = None, *, loop: bool = False) -> None:
         self.folder = folder
+        self.loop = loop
         self._fps = fps
         self._files: list[Path] = []
         self._next = 0
+        self._read_any = False  # read at least one image since the last start of the folder
 
     @property
     def fps(self) -> float | None:
@@ -30,16 +32,27 @@ class FolderGrabber:
         except InputError as exc:
             raise SourceError(str(exc)) from exc
         self._next = 0
+        self._read_any = False
 
     def grab(self) -> np.ndarray | None:
-        """The next readable image; an unreadable file is skipped with a warning, not fatal."""
-        while self._next < len(self._files):
-            path = self._files[self._next]
-            self._next += 1
-            try:
-                return read_image(path)
-            except InputError as exc:
-                log.warning("skipping %s", exc)
+        """The next readable image; an unreadable file is skipped with a warning, not fatal.
+
+        With ``loop`` the folder starts again at its end, unless a whole pass read nothing.
+        """
+        for _ in range(2 if self.loop else 1):
+            while self._next < len(self._files):
+                path = self._files[self._next]
+                self._next += 1
+                try:
+                    image = read_image(path)
+                except InputError as exc:
+                    log.warning("skipping %s", exc)
+                    continue
+                self._read_any = True
+                return image
+            if not self.loop or not self._read_any:  # with loop, a pass that read nothing stops it
+                return None
+            self._next, self._read_any = 0, False
         return None
 
     def close(self) -> None:

@@ -85,9 +85,11 @@ class CaptureGrabber:
         width: int | None = None,
         height: int | None = None,
         fps: float | None = None,
+        loop: bool = False,
     ) -> None:
         self.target = target
         self.kind = kind
+        self.loop = loop and kind == "file"
         self.width, self.height, self.requested_fps = width, height, fps
         self.cap: cv2.VideoCapture | None = None
         self._fps: float | None = None
@@ -163,6 +165,14 @@ class CaptureGrabber:
         if self.kind == "file":
             if self.frames == 0:
                 raise SourceError(f"{self.target} opened but no frame could be decoded from it.")
+            if self.loop:  # rewind; some containers cannot seek, so reopen when that fails
+                if not self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
+                    self.close()
+                    self.open()
+                ok, image = self.cap.read() if self.cap is not None else (False, None)
+                if ok and image is not None:
+                    self.frames += 1
+                    return image
             return None
         if self.kind == "camera":
             raise SourceError(

@@ -113,12 +113,14 @@ def open_source(
     height: int | None = None,
     fps: float | None = None,
     realtime: bool = False,
+    loop: bool = False,
 ) -> FrameSource:
     """Build the (not yet opened) frame source for ``spec``; call ``open()`` on it to start capturing.
 
     Live sources keep only the newest frame. Files and folders deliver every frame in order, unless
     ``realtime``: then they are paced at their own frame rate (folders: ``fps``, default 30) and behave
-    like a live source, dropping what the consumer cannot keep up with.
+    like a live source, dropping what the consumer cannot keep up with. ``loop`` starts a file or folder
+    again at its end (other sources never end on their own).
     """
     from edgecnn.devices.sources.base import ThreadedSource
 
@@ -141,7 +143,7 @@ def open_source(
 
         return ThreadedSource(
             name,
-            lambda: CaptureGrabber(spec.target, "file"),
+            lambda: CaptureGrabber(spec.target, "file", loop=loop),
             live=False,
             mode="latest" if realtime else "ordered",
             pace_fps=fps if realtime else None,
@@ -152,7 +154,7 @@ def open_source(
 
         return ThreadedSource(
             name,
-            lambda: FolderGrabber(Path(spec.target), fps),
+            lambda: FolderGrabber(Path(spec.target), fps, loop=loop),
             live=False,
             mode="latest" if realtime else "ordered",
             pace_fps=(fps or 30.0) if realtime else None,

@@ -9,13 +9,18 @@ Needs the ``[train]`` extra (TensorFlow converts); the timing itself uses only t
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("float32", "float16", "dynamic", "int8")
 
@@ -98,16 +103,20 @@ def _compare(
     folder.mkdir(parents=True, exist_ok=True)
     probe = probe_device(diagnose_edgetpu=False)
     measured = []
-    for fmt in formats:
+    for number, fmt in enumerate(formats, 1):
         out = folder / f"{source.stem}_{fmt}.tflite"
-        conversion = convert(
-            source,
-            output=out,
-            quantize=fmt,
-            calibration=dataset,
-            verification_samples=verification_samples,
-            report=folder / f"{source.stem}_{fmt}_conversion.json",
-        )
+        log.info("[%d/%d] %s: converting %s and timing %s", number, len(formats), fmt, source.name, out.name)
+        # Converting one Keras model four times makes TensorFlow warn about tf.function retracing: expected
+        # here, and not something the user can act on.
+        with _tensorflow_warnings_hidden():
+            conversion = convert(
+                source,
+                output=out,
+                quantize=fmt,
+                calibration=dataset,
+                verification_samples=verification_samples,
+                report=folder / f"{source.stem}_{fmt}_conversion.json",
+            )
         bench = run_bench(out, threads=[threads], runs=runs, warmup=warmup, probe=probe)
         measured.append((fmt, out, conversion, bench))
 
@@ -188,3 +197,18 @@ def format_formats(report: FormatsReport) -> str:
     if kept:
         lines.append("kept: " + ", ".join(kept))
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _tensorflow_warnings_hidden() -> Iterator[None]:
+    """TensorFlow's Python-level WARNING records (retracing) off for the block, unless EDGECNN_DEBUG is set."""
+    if os.environ.get("EDGECNN_DEBUG"):
+        yield
+        return
+    tf_log = logging.getLogger("tensorflow")
+    previous = tf_log.level
+    tf_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        tf_log.setLevel(previous)

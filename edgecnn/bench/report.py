@@ -353,6 +353,7 @@ def plot_report(report: BenchReport, out: str | os.PathLike[str]) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=120)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600: a chart is as readable as any file we write
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

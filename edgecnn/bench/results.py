@@ -33,6 +33,7 @@ FORMAT = "edgecnn-bench"
 SCHEMA_VERSION = 1
 UNITS = {
     "latency_ms": "milliseconds per interpreter.invoke(), timed with time.perf_counter_ns",
+    "postprocess_ms": "milliseconds per decode of the outputs into a result (top-k, NMS), apart from invoke()",
     "load_ms": "milliseconds from file to an allocated interpreter (delegate included)",
     "first_inference_ms": "milliseconds for the first invoke() after loading (before warm-up)",
     "throughput_ips": "inferences per second over the timed loop (sequential, one input at a time)",
@@ -72,6 +73,10 @@ class ConfigResult:
     throttling_before: str | None = None  # raw vcgencmd get_throttled value on a Pi
     throttling_after: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # Decoding outputs into a result (top-k; NMS and box mapping for detectors), timed apart from invoke():
+    # the LatencyStats keys (min, mean, p50, p90, p99, max, stdev) in ms. None in files from before it.
+    postprocess_ms: dict[str, float] | None = None
+    task: str | None = None  # classify, detect
 
 
 @dataclass

@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from edgecnn.bench.results import (
     LatencyStats,
     ModelInfo,
 )
-from edgecnn.devices.delegates import parse_device
+from edgecnn.devices.backends import parse_device
 from edgecnn.devices.probe import DeviceProbe, Throttling, probe_device, read_temperature, read_throttling
 from edgecnn.errors import UsageError
 from edgecnn.modelfile import read_model
@@ -218,6 +219,7 @@ def bench_configuration(
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensors[i % len(tensors)])
         interpreter.invoke()
     samples, wall = time_invokes(interpreter, tensors, runs=runs, duration_s=duration_s)
+    post = time_postprocess(clf, frames[0] if frames else None, runs=min(int(samples.size), 200), seed=seed)
     temp_after = read_temperature(sysfs_root)
     throttle_after = read_throttling(vcgencmd)
     rss = peak_rss_mb()
@@ -254,7 +256,37 @@ def bench_configuration(
         throttling_before=throttle_before.raw if throttle_before else None,
         throttling_after=throttle_after.raw if throttle_after else None,
         warnings=warnings,
+        postprocess_ms=asdict(latency_stats(post)) if post.size else None,
+        task=clf.task,
     )
+
+
+def time_postprocess(
+    model: Any,
+    frame: np.ndarray | None,
+    *,
+    runs: int,
+    seed: int = 0,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> np.ndarray:
+    """Time the task decoder alone (outputs -> result: top-k, or dequantize + NMS + box mapping) ``runs``
+    times on the outputs of one invoke, in ns. The same work ``run`` and ``predict`` do per frame after
+    ``invoke()``; a detector's figure depends on how many candidates pass the threshold, so pass real
+    ``--images`` for a representative number."""
+    if frame is None:
+        spec = model.spec
+        rng = np.random.default_rng(seed)
+        shape = (spec.height, spec.width) if spec.channels == 1 else (spec.height, spec.width, 3)
+        frame = rng.integers(0, 256, shape, dtype=np.uint8)
+    tensor, transform = model.prepare(frame)
+    model.invoke(tensor)
+    decode, interpreter = model.decoder.decode, model.interpreter
+    samples = []
+    for _ in range(max(0, runs)):
+        t0 = clock()
+        decode(interpreter, transform)
+        samples.append(clock() - t0)
+    return np.asarray(samples, dtype=np.int64)
 
 
 def model_info(model_path: Path) -> ModelInfo:
@@ -311,7 +343,7 @@ def run_bench(
     from edgecnn.model import open_classifier
 
     for device in device_list:
-        if parse_device(device).kind.value != "cpu":
+        if parse_device(device).key != "cpu":
             open_classifier(model_path, device=device, threads=thread_list[0])
 
     results = []
@@ -331,7 +363,8 @@ def run_bench(
                 vcgencmd=vcgencmd,
             )
             log.info(
-                "%s x%d thread%s: median %.3f ms, p99 %.3f ms (%d runs)",
+                "%s: %s x%d thread%s: median %.3f ms, p99 %.3f ms (%d runs)",
+                model_path.name,
                 result.device_used,
                 n,
                 "" if n == 1 else "s",
@@ -410,6 +443,13 @@ def format_result(result: BenchResult) -> str:
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("latency in ms per invoke(); inputs: " + result.settings.input)
+    for r in result.results:
+        if r.postprocess_ms:
+            p = r.postprocess_ms
+            lines.append(
+                f"postprocess ({r.task or 'decode'}, apart from invoke) on {r.device_used} x{r.threads}: "
+                f"p50 {p['p50']:.3f} ms  p99 {p['p99']:.3f} ms  ({p['p50'] / max(r.latency_ms.p50, 1e-9):.2f}x invoke p50)"
+            )
     seen = set()
     for r in result.results:
         for w in r.warnings:

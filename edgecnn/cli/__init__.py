@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click  # type: ignore[no-redef]
 
 from edgecnn.cli._app import app
-from edgecnn.errors import EdgecnnError, UsageError
+from edgecnn.errors import EdgecnnError
 
 # One module per command (or command group); each registers itself on ``app`` when imported.
 COMMAND_MODULES = (
@@ -73,21 +73,6 @@ def usage_line(exc: click.UsageError) -> str:
     return f"edgecnn: error: {message} (see '{path} --help')"
 
 
-def command_path(argv: list[str]) -> str:
-    """``edgecnn bench report`` for ``["bench", "report", "a.json", ...]``: the sub-commands named in ``argv``."""
-    import typer.main
-
-    command: object = typer.main.get_command(app)
-    path = ["edgecnn"]
-    for token in argv:
-        children = getattr(command, "commands", None)
-        if not children or token not in children:
-            break
-        command = children[token]
-        path.append(token)
-    return " ".join(path)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the app; every error (ours, or Click's usage errors) leaves as one line and an exit code."""
     setup_logging()
@@ -113,8 +98,6 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         message = " ".join(str(exc).split())
-        if isinstance(exc, UsageError):  # a bad flag value the library found: point at the same help
-            message += f" (see '{command_path(sys.argv[1:] if argv is None else argv)} --help')"
         typer.echo(f"edgecnn: error: {message}", err=True)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):

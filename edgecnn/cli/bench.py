@@ -35,7 +35,9 @@ app.add_typer(bench_app, name="bench")
 
 @bench_app.command("run")
 def bench_run_command(
-    model: Path | None = typer.Argument(None, help="Path to a .tflite model.", show_default=False),
+    model: Path | None = typer.Argument(
+        None, metavar="MODEL", help="Path to a .tflite model.", show_default=False
+    ),
     model_opt: Path | None = model_option(),
     device: str = typer.Option(
         "cpu", "--device", help="Comma list of devices: cpu, edgetpu (edgetpu:usb, edgetpu:pci:N), auto."

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import typer
 
-from edgecnn.cli._app import _default, app, echo_json
+from edgecnn.cli._app import _default, app, echo_json, model_option, pick_model
 
 
 @app.command("eval")
 def eval_command(
-    model: Path = typer.Argument(..., help="Path to a .tflite model."),
-    data: Path = typer.Argument(
-        ...,
+    model: Path | None = typer.Argument(None, help="Path to a .tflite model.", show_default=False),
+    data: Path | None = typer.Argument(
+        None,
+        show_default=False,
         help="Labelled images: DATA/<label>/*.jpg (classification), a YOLO folder (images/, labels/) or a COCO .json.",
     ),
     against: Path | None = typer.Option(
@@ -68,6 +69,7 @@ def eval_command(
         help="Skip the child-process check that libedgetpu loads without crashing (edgetpu/auto only).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    model_opt: Path | None = model_option(),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Measure a model on labelled images: accuracy (top-1, top-k, per class, confusion) or mAP.
@@ -76,14 +78,19 @@ def eval_command(
     """
     from rich.console import Console
 
-    from edgecnn.errors import EdgecnnError
+    from edgecnn.errors import EdgecnnError, UsageError
     from edgecnn.eval.evaluate import check_gate, evaluate
     from edgecnn.eval.progress import progress_bar
     from edgecnn.modelfile import write_atomic
 
+    if model_opt is not None and data is None:  # with -m, the one argument is DATA
+        model, data = None, model
+    chosen = pick_model(model, model_opt)
+    if data is None:
+        raise UsageError("No DATA: pass a folder of labelled images or a COCO .json after the model.")
     with progress_bar(f"eval {data.name}", enabled=not quiet) as progress:
         report = evaluate(
-            model,
+            chosen,
             data,
             against=against,
             against_device=against_device,

@@ -11,7 +11,9 @@ from edgecnn.cli._app import app, echo_json, model_option, pick_model
 
 @app.command("inspect")
 def inspect_command(
-    model: Path | None = typer.Argument(None, help="Path to a .tflite model.", show_default=False),
+    model: Path | None = typer.Argument(
+        None, metavar="MODEL", help="Path to a .tflite model.", show_default=False
+    ),
     model_opt: Path | None = model_option(),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     target: str | None = typer.Option(

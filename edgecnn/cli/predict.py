@@ -11,9 +11,12 @@ from edgecnn.cli._app import app, echo_json, model_option, pick_model
 
 @app.command("predict")
 def predict_command(
-    model: Path | None = typer.Argument(None, help="Path to a .tflite model.", show_default=False),
+    model: Path | None = typer.Argument(
+        None, metavar="MODEL", help="Path to a .tflite model.", show_default=False
+    ),
     images: list[Path] | None = typer.Argument(
         None,
+        metavar="IMAGE|DIR",
         show_default=False,
         help="Image files (jpg, png, bmp, ...) or folders of them (read in name order).",
     ),
@@ -39,12 +42,25 @@ def predict_command(
     ),
     model_opt: Path | None = model_option(),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    min_score: float = typer.Option(
+        0.4, "--min-score", min=0.0, max=1.0, help="Detectors: keep objects scoring at least this."
+    ),
+    max_detections: int = typer.Option(
+        100, "--max-detections", min=1, max=10000, help="Detectors: at most this many objects per image."
+    ),
+    classes: str | None = typer.Option(
+        None, "--classes", help="Detectors: keep only these labels, comma-separated (person,car)."
+    ),
 ) -> None:
-    """Classify images: top-k labels and scores per image, with inference time.
+    """Classify images (top-k labels and scores) or detect objects (label, score, box in pixels).
+
+    The task comes from the model.
 
     Example: edgecnn predict mobilenet_v1_0.25_128_quant.tflite cat.bmp --top-k 3
 
     Example: edgecnn predict runs/digits/model_int8.tflite runs/digits/samples
+
+    Example (a detector): edgecnn predict ssd_mobilenet_v2_coco_quant_postprocess.tflite street.jpg --classes person,car
     """
     from edgecnn.images import expand_images
     from edgecnn.predict import format_report, predict
@@ -53,6 +69,8 @@ def predict_command(
     if model_opt is not None and model is not None:  # with -m, every argument is an image
         paths.insert(0, model)
         model = None
+    if not paths:
+        raise typer.BadParameter("give at least one image file or folder", param_hint="'IMAGE|DIR...'")
     report = predict(
         pick_model(model, model_opt),
         list(expand_images(list(paths))),
@@ -62,6 +80,9 @@ def predict_command(
         labels=labels,
         crop=crop,
         probe=not no_probe,
+        min_score=min_score,
+        max_detections=max_detections,
+        classes=classes,
     )
     if json_out:
         echo_json(report.to_dict())

@@ -12,7 +12,10 @@ from edgecnn.cli._app import app, model_option
 @app.command("run")
 def run_command(
     model: Path | None = typer.Argument(
-        None, help="Path to a .tflite model (may come from --config instead).", show_default=False
+        None,
+        metavar="MODEL",
+        help="Path to a .tflite model (may come from --config instead).",
+        show_default=False,
     ),
     model_opt: Path | None = model_option(),
     camera: int | None = typer.Option(
@@ -57,15 +60,35 @@ def run_command(
         "--realtime/--no-realtime",
         help="Play files at their frame rate, dropping frames like a camera.",
     ),
+    loop: bool | None = typer.Option(
+        None, "--loop/--no-loop", help="Start a video file or image folder again at its end, until stopped."
+    ),
     jsonl: str | None = typer.Option(
         None, "--jsonl", help="Write one JSON object per result to FILE (appended), or '-' for stdout."
     ),
     min_score: float | None = typer.Option(
-        None, "--min-score", min=0.0, max=1.0, help="Only output results whose top score is at least this."
+        None,
+        "--min-score",
+        min=0.0,
+        max=1.0,
+        help="Only output results whose score (top class, best object) is at least this; detectors also "
+        "drop objects below it (default 0.4 for them).",
+    ),
+    max_detections: int | None = typer.Option(
+        None,
+        "--max-detections",
+        min=1,
+        max=10000,
+        help="Detectors: at most this many objects per frame (100).",
+    ),
+    classes: str | None = typer.Option(
+        None, "--classes", help="Detectors: keep only these labels, comma-separated (person,car)."
     ),
     every: int | None = typer.Option(None, "--every", min=1, help="Only output every Nth classified frame."),
     on_change: bool | None = typer.Option(
-        None, "--on-change/--no-on-change", help="Only output when the top label changes."
+        None,
+        "--on-change/--no-on-change",
+        help="Only output when the top label (detectors: the set of labels present) changes.",
     ),
     serve: str | None = typer.Option(
         None,
@@ -170,7 +193,8 @@ def run_command(
         help="Results kept while the broker is unreachable (default 1000); older ones are dropped and counted.",
     ),
 ) -> None:
-    """Classify frames from a camera, video, stream or folder until stopped; print a summary on exit.
+    """Classify frames or detect objects (the model's task) from a camera, video, stream or folder until
+    stopped; print a summary on exit.
 
     Example: edgecnn run digits_int8.tflite --camera 0 --serve 127.0.0.1:8080 --jsonl results.jsonl
 
@@ -187,6 +211,16 @@ def run_command(
     from edgecnn.run.pipeline import run
     from edgecnn.run.signals import stop_on_signals
 
+    if source is not None:
+        # A source named on the command line that cannot be opened exits 6 (SourceError), as when it fails
+        # later; `service install` validates the same option as a usage error instead.
+        from edgecnn.devices.sources.spec import parse_source
+        from edgecnn.errors import SourceError
+
+        try:
+            parse_source(source)
+        except SourceError as exc:
+            raise SourceError(f"--source: {exc}") from None
     base = load_run_config(config) if config is not None else RunOptions()
     options = merge_cli(
         base,
@@ -203,8 +237,11 @@ def run_command(
             "fps": fps,
             "crop": crop,
             "realtime": realtime,
+            "loop": loop,
             "jsonl": jsonl,
             "min_score": min_score,
+            "max_detections": max_detections,
+            "classes": None if classes is None else [c.strip() for c in classes.split(",") if c.strip()],
             "every": every,
             "on_change": on_change,
             "serve": serve,

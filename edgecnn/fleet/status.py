@@ -86,6 +86,9 @@ def _metrics(text: str) -> dict[str, float]:
 def _describe_result(latest: Any) -> str | None:
     if not isinstance(latest, dict):
         return None
+    summary = latest.get("summary")
+    if isinstance(summary, str) and summary:  # the task's own one-line text (classes, objects, ...)
+        return summary + (f" @ {latest['time']}" if latest.get("time") else "")
     classes = latest.get("classes") or latest.get("top") or []
     if classes and isinstance(classes[0], dict):
         top = classes[0]

@@ -29,14 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import ConfigError, EdgecnnError, SourceError, UsageError
+from edgecnn.errors import ConfigError, EdgecnnError, UsageError
 from edgecnn.run.options import CONFIG_KEYS, MQTT_KEYS, RunOptions
 from edgecnn.safeio import FileKind, check_file, loads_toml, read_text
 
 _PATH_KEYS = ("model", "labels", "serve_token_file")
-_INT_KEYS = ("camera", "threads", "top_k", "width", "height", "every", "max_frames")
+_INT_KEYS = ("camera", "threads", "top_k", "width", "height", "every", "max_frames", "max_detections")
 _FLOAT_KEYS = ("fps", "min_score", "duration", "stall_timeout")
-_BOOL_KEYS = ("realtime", "on_change", "reconnect", "quiet", "serve_token_all", "serve_insecure")
+_BOOL_KEYS = ("realtime", "loop", "on_change", "reconnect", "quiet", "serve_token_all", "serve_insecure")
 _STR_KEYS = ("model", "source", "device", "labels", "crop", "jsonl", "serve", "serve_token_file")
 CROP_CHOICES = ("center", "none")
 _MQTT_PATH_KEYS = ("ca", "password_file")
@@ -77,6 +77,11 @@ def _check_type(key: str, value: Any, where: str) -> Any:
                     f"{where}mqtt.{sub} must be {names[expected]}, got {_type_name(sub_value)} {sub_value!r}."
                 )
         return value
+    if key == "classes":  # detectors' label filter: "person,car" or ["person", "car"]
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise bad('a list of label names (["person", "car"]) or a comma-separated string')
+        return [i.strip() for i in items if i.strip()] or None
     if key == "source" and isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # source = 0 means camera 0
     if key in _BOOL_KEYS:
@@ -194,7 +199,7 @@ def validate_run_options(
     ``check_model``/``check_source`` off skip the model and source checks (a caller that injects an
     opened model or its own frame source).
     """
-    from edgecnn.devices.delegates import parse_device
+    from edgecnn.devices.backends import parse_device
     from edgecnn.devices.sources.spec import parse_source
 
     def fail(key: str, problem: str) -> EdgecnnError:
@@ -209,8 +214,6 @@ def validate_run_options(
             parse_source(opts.source, camera=opts.camera)
         except EdgecnnError as exc:
             key = "camera" if opts.source is None else "source"
-            if key in opts.from_cli:  # a source named on the command line that cannot be opened: exit 6
-                raise SourceError(f"{flag(key)}: {exc}") from None
             raise fail(key, str(exc)) from None
     try:
         parse_device(opts.device)
@@ -235,6 +238,7 @@ def validate_run_options(
         ("height", 1, 16384),
         ("fps", 0.001, 1000),
         ("min_score", 0.0, 1.0),
+        ("max_detections", 1, 10_000),
         ("every", 1, 1_000_000),
         ("max_frames", 1, 10**12),
         ("duration", 0.001, 10**9),

@@ -23,18 +23,10 @@ FPS_WINDOW_S = 5.0
 
 
 def render_preview(image: np.ndarray, result: FrameResult | None, quality: int = 80) -> bytes:
-    """JPEG of ``image`` with the top label and score drawn in a bar across the top."""
+    """JPEG of ``image`` with the result drawn by its task (a label bar, boxes and labels)."""
     frame = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3].copy()
     if result is not None:
-        text = f"{result.top.label}  {result.top.score:.2f}"
-        _h, w = frame.shape[:2]
-        scale = max(0.5, w / 800)
-        thickness = max(1, round(scale * 2))
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        cv2.rectangle(frame, (0, 0), (min(w, tw + 16), th + base + 12), (0, 0, 0), -1)
-        cv2.putText(
-            frame, text, (8, th + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 255, 0), thickness, cv2.LINE_AA
-        )
+        result.output.draw(frame)
     ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:  # pragma: no cover - imencode fails only on invalid arrays
         raise ValueError("JPEG encoding failed")
@@ -45,9 +37,16 @@ class LiveState:
     """Shared state of a running pipeline. ``clock`` is the pipeline's clock (monotonic seconds)."""
 
     def __init__(
-        self, *, source: str, stall_timeout: float, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        source: str,
+        stall_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        model: str = "",
+        device: str = "",
     ) -> None:
         self.source = source
+        self.model, self.device = model, device  # shown by /healthz and the preview page
         self.stall_timeout = stall_timeout
         self.clock = clock
         self._lock = threading.Condition()
@@ -107,6 +106,8 @@ class LiveState:
             body: dict[str, Any] = {
                 "status": status,
                 "source": self.source,
+                "model": self.model,
+                "device": self.device,
                 "last_frame_age_s": None if age is None else round(age, 3),
                 "frames": self.frames,
                 "dropped": self.dropped,
@@ -122,7 +123,7 @@ class LiveState:
             result = self._result
         if result is None:
             return None
-        data = result.to_dict()
+        data = result.to_dict()  # carries "summary", the task's one-line text the page shows
         data["source"] = self.source
         return data
 

@@ -61,7 +61,23 @@ class RunMetrics:
             "Unix time of the last classified frame's capture.",
             registry=r,
         )
-        self.top_score = Gauge("edgecnn_top_score", "Score of the top class of the last frame.", registry=r)
+        self.top_score = Gauge(
+            "edgecnn_top_score",
+            "Score of the last frame's result: its top class, or its best object (0 with none).",
+            registry=r,
+        )
+        self.objects = Counter(
+            "edgecnn_objects",
+            "Things seen per label: each detected object, or the top class of a classified frame.",
+            ["label"],
+            registry=r,
+        )
+        self.postprocess = Histogram(
+            "edgecnn_postprocess_seconds",
+            "Time decoding outputs into a result: top-k, or NMS and box mapping for detectors.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         Info("edgecnn_run", "What this run classifies with.", registry=r).info(
             {"model": model, "device": device, "source": source, "version": __version__}
         )
@@ -70,8 +86,11 @@ class RunMetrics:
         self.frames.inc()
         self.inference.observe(result.inference_ms / 1e3)
         self.frame_time.observe(result.total_ms / 1e3)
+        self.postprocess.observe(result.postprocess_ms / 1e3)
         self.last_frame.set(result.timestamp)
-        self.top_score.set(result.top.score)
+        self.top_score.set(result.score)
+        for label in result.output.labels():
+            self.objects.labels(label).inc()
 
     def watch_mqtt(self, counts: Callable[[], MqttCounts]) -> None:
         """Expose the MQTT sink's counts (read at scrape time from its threads' own counters)."""

@@ -21,8 +21,11 @@ CONFIG_KEYS = (
     "fps",
     "crop",
     "realtime",
+    "loop",
     "jsonl",
     "min_score",
+    "max_detections",
+    "classes",
     "every",
     "on_change",
     "serve",
@@ -73,8 +76,11 @@ class RunOptions:
     fps: float | None = None
     crop: str | None = None
     realtime: bool = False
+    loop: bool = False  # files and folders start again at the end (a demo clip served until Ctrl-C)
     jsonl: str | None = None  # "-" for stdout, or a file path (appended to)
-    min_score: float = 0.0
+    min_score: float = 0.0  # results below are not output; for detectors also the object threshold (0: 0.4)
+    max_detections: int = 100  # detectors: at most this many objects per frame
+    classes: list[str] | None = None  # detectors: keep only these labels
     every: int = 1
     on_change: bool = False
     serve: str | None = None  # HOST:PORT, ":PORT" or "PORT" (host 127.0.0.1)

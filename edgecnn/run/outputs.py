@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Hashable
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
@@ -84,30 +85,33 @@ class ResultSink(Protocol):
 
 
 class ResultFilter:
-    """``--every N`` (every Nth classified frame), then ``--min-score``, then ``--on-change`` (top label differs
-    from the last one emitted)."""
+    """``--every N`` (every Nth processed frame), then ``--min-score`` (the result's score: top class, best
+    object), then ``--on-change`` (the result's key differs from the last one emitted: the top label, the
+    set of labels present)."""
+
+    _UNSET = object()
 
     def __init__(self, *, every: int = 1, min_score: float = 0.0, on_change: bool = False) -> None:
         self.every, self.min_score, self.on_change = every, min_score, on_change
-        self._last_label: str | None = None
+        self._last_key: Hashable = self._UNSET
 
     def accept(self, result: FrameResult) -> bool:
         if self.every > 1 and result.n % self.every:
             return False
-        if result.top.score < self.min_score:
+        if result.score < self.min_score:
             return False
         if self.on_change:
-            if result.top.label == self._last_label:
+            key = result.key
+            if key == self._last_key:
                 return False
-            self._last_label = result.top.label
+            self._last_key = key
         return True
 
 
 def format_line(result: FrameResult, fps: float | None = None, skipped: int = 0) -> str:
-    classes = "  ".join(f"{c.label} {c.score:.2f}" for c in result.classes)
     rate = f"  {fps:.1f} fps" if fps else ""
     more = f"  (+{skipped} not shown)" if skipped else ""
-    return f"#{result.n} frame {result.frame}: {classes}   infer {result.inference_ms:.2f} ms{rate}{more}"
+    return f"#{result.n} frame {result.frame}: {result.output.line()}   infer {result.inference_ms:.2f} ms{rate}{more}"
 
 
 class HumanSink:

@@ -1,4 +1,4 @@
-"""The ``edgecnn run`` loop: frames in, classifications out, observable and restartable.
+"""The ``edgecnn run`` loop: frames in, task results (classes, objects) out, observable and restartable.
 
 Capture runs in the source's own thread (see ``edgecnn.devices.sources``), so decoding the next frame
 overlaps inference on this one. This loop owns everything else: the reconnect policy (capped exponential
@@ -29,6 +29,7 @@ from edgecnn.run.options import RunOptions
 from edgecnn.run.outputs import OutputClosed, ResultFilter, ResultSink, build_sinks
 from edgecnn.run.results import FrameResult
 from edgecnn.run.stats import RunStats, RunSummary
+from edgecnn.tasks import DecodeOptions
 
 if TYPE_CHECKING:
     from edgecnn.run.metrics import RunMetrics
@@ -87,16 +88,27 @@ class Pipeline:
             threads=opts.threads,
             labels=opts.labels,
             crop=crop,
+            decode=decode_options(opts),
         )
         model_name = Path(clf.path).name if clf.path else str(opts.model)
         source = self._source
         if source is None:
             spec = parse_source(opts.source, camera=opts.camera)
             source = open_source(
-                spec, width=opts.width, height=opts.height, fps=opts.fps, realtime=opts.realtime
+                spec,
+                width=opts.width,
+                height=opts.height,
+                fps=opts.fps,
+                realtime=opts.realtime,
+                loop=opts.loop,
             )
         log.info(
-            "classifying %s with %s on %s (%s)", source.name, model_name, clf.device, clf.runtime.describe()
+            "%s: %s with %s on %s (%s)",
+            clf.task,
+            source.name,
+            model_name,
+            clf.device,
+            clf.runtime.describe(),
         )
 
         sinks: list[ResultSink] = [*build_sinks(opts), *self._extra_sinks]
@@ -114,7 +126,13 @@ class Pipeline:
                 from edgecnn.run.metrics import RunMetrics
                 from edgecnn.run.server import RunServer
 
-                self.live = LiveState(source=source.name, stall_timeout=opts.stall_timeout, clock=clock)
+                self.live = LiveState(
+                    source=source.name,
+                    stall_timeout=opts.stall_timeout,
+                    clock=clock,
+                    model=model_name,
+                    device=clf.device,
+                )
                 metrics = RunMetrics(
                     model=model_name, device=clf.device, source=source.name, fps=self.live.fps
                 )
@@ -252,19 +270,20 @@ class Pipeline:
             failures = 0
             last_message = ""
             t_got = time.perf_counter()
-            pred = clf.classify(frame.image, top_k=opts.top_k)
+            pred = clf.process(frame.image)
             t_done = time.perf_counter()
             n = stats.frames + 1
             result = FrameResult(
                 n=n,
                 frame=frame.index,
                 timestamp=frame.timestamp,
-                classes=pred.classes,
+                output=pred.result,
                 capture_wait_ms=(t_got - wait_start) * 1e3,
                 preprocess_ms=pred.preprocess_ms,
                 inference_ms=pred.inference_ms,
                 total_ms=(t_done - wait_start) * 1e3,
                 age_ms=(t_done - frame.captured) * 1e3,
+                postprocess_ms=pred.postprocess_ms,
             )
             dropped = getattr(source, "dropped", 0)
             if dropped != stats.dropped:
@@ -295,9 +314,10 @@ class Pipeline:
                 total_ms=result.total_ms,
                 busy_ms=(t_end - t_got) * 1e3,
                 age_ms=result.age_ms,
+                postprocess_ms=pred.postprocess_ms,
             )
             if n == 1:
-                notifier.ready(f"classifying {source.name}")
+                notifier.ready(f"{clf.decoder.verb} {source.name}")
                 last_status = now
             if watchdog_every is not None and now - last_watchdog >= watchdog_every:
                 notifier.watchdog()
@@ -312,6 +332,17 @@ class Pipeline:
             if opts.max_frames is not None and n >= opts.max_frames:
                 return "max-frames"
             wait_start = time.perf_counter()
+
+
+def decode_options(opts: RunOptions) -> DecodeOptions:
+    """The task options of a run: ``--top-k`` for classifiers; ``--min-score`` (when set; else the
+    detector's default 0.4), ``--max-detections`` and ``--classes`` for detectors."""
+    return DecodeOptions(
+        top_k=opts.top_k,
+        min_score=opts.min_score or None,
+        max_detections=opts.max_detections,
+        classes=tuple(opts.classes) if opts.classes else None,
+    )
 
 
 def run(

@@ -1,39 +1,106 @@
-"""One classified frame, as every output (lines, JSONL, /latest, MQTT) sees it."""
+"""One processed frame, as every output (lines, JSONL, /latest, MQTT) sees it, whatever the task.
+
+The task's result (:class:`edgecnn.tasks.TaskResult`) carries its own JSON keys (``classes`` or
+``objects``), score, change key and one-line summary; this record adds where the frame came from and how
+long each stage took.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from edgecnn.adapters import Class
+from edgecnn.tasks import TaskResult
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class FrameResult:
-    n: int  # 1-based count of classified frames in this run
+    n: int  # 1-based count of processed frames in this run
     frame: int  # the frame's index in its source (file frame number; gaps = dropped live frames)
     timestamp: float  # wall clock when the frame was captured (Unix seconds)
-    classes: list[Class]
+    output: TaskResult  # the task's result (a list of classes is taken as a classification)
     capture_wait_ms: float  # time the pipeline waited for this frame
     preprocess_ms: float
     inference_ms: float
-    total_ms: float  # wait + preprocess + inference + bookkeeping for this frame
+    total_ms: float  # wait + preprocess + inference + postprocess + bookkeeping for this frame
     age_ms: float  # capture to result: the latency a viewer of a live source sees
+    postprocess_ms: float = 0.0  # outputs -> result (top-k; NMS and box mapping for detectors)
+
+    def __init__(
+        self,
+        n: int,
+        frame: int,
+        timestamp: float,
+        output: TaskResult | list[Class] | None = None,
+        capture_wait_ms: float = 0.0,
+        preprocess_ms: float = 0.0,
+        inference_ms: float = 0.0,
+        total_ms: float = 0.0,
+        age_ms: float = 0.0,
+        postprocess_ms: float = 0.0,
+        *,
+        classes: list[Class] | None = None,
+    ) -> None:
+        """``classes=[...]`` (the keyword from before tasks) or a list as ``output`` is a classification."""
+        if output is None or isinstance(output, list):
+            from edgecnn.tasks.classify import Classification
+
+            output = Classification(list(output if output is not None else classes or []))
+        values = {
+            "n": n,
+            "frame": frame,
+            "timestamp": timestamp,
+            "output": output,
+            "capture_wait_ms": capture_wait_ms,
+            "preprocess_ms": preprocess_ms,
+            "inference_ms": inference_ms,
+            "total_ms": total_ms,
+            "age_ms": age_ms,
+            "postprocess_ms": postprocess_ms,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     @property
-    def top(self) -> Class:
-        return self.classes[0]
+    def task(self) -> str:
+        return self.output.task
+
+    @property
+    def top(self) -> Any:
+        return self.output.top
+
+    @property
+    def classes(self) -> list[Class]:
+        """The classes of a classification (empty for other tasks)."""
+        return list(getattr(self.output, "classes", []))
+
+    @property
+    def score(self) -> float:
+        return self.output.score
+
+    @property
+    def key(self) -> Hashable:
+        return self.output.key
+
+    def summary(self) -> str:
+        """One line of human text for this frame (the preview page shows it)."""
+        return self.output.summary()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "timestamp": round(self.timestamp, 6),
             "n": self.n,
             "frame": self.frame,
-            "classes": [{"id": c.id, "label": c.label, "score": round(c.score, 6)} for c in self.classes],
+            "task": self.output.task,
+            **self.output.to_json(),
+            "summary": self.output.summary(),
             "latency_ms": {
                 "capture_wait": round(self.capture_wait_ms, 3),
                 "preprocess": round(self.preprocess_ms, 3),
                 "inference": round(self.inference_ms, 3),
+                "postprocess": round(self.postprocess_ms, 3),
                 "total": round(self.total_ms, 3),
                 "age": round(self.age_ms, 3),
             },

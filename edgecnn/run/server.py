@@ -43,6 +43,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
+from importlib import resources
 from typing import Any
 
 from edgecnn.errors import UsageError
@@ -53,21 +54,8 @@ from edgecnn.run.metrics import CONTENT_TYPE, RunMetrics
 log = logging.getLogger("edgecnn.run")
 
 BOUNDARY = "edgecnnframe"
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>edgecnn run</title>
-<style>body{font-family:sans-serif;margin:1em;background:#111;color:#eee}img{max-width:100%}
-pre{background:#222;padding:.5em}</style></head>
-<body><h1>edgecnn run</h1><p>source: __SOURCE__</p>
-<img src="stream.mjpg" alt="live preview">
-<pre id="latest">waiting for the first result...</pre>
-<p><a href="healthz">/healthz</a> <a href="latest">/latest</a> <a href="metrics">/metrics</a></p>
-<script>
-async function poll(){try{const r=await fetch('latest');if(r.ok){const d=await r.json();
-document.getElementById('latest').textContent=d.classes.map(c=>c.label+'  '+c.score.toFixed(3)).join('\\n')
-+'\\nframe '+d.frame+'  inference '+d.latency_ms.inference+' ms';}}catch(e){}setTimeout(poll,1000);}
-poll();
-</script></body></html>
-"""
+# The page is a package data file (edgecnn/run/page.html), read once; ``__SOURCE__`` is filled per request.
+PAGE = resources.files("edgecnn.run").joinpath("page.html").read_text(encoding="utf-8")
 
 
 READ_TIMEOUT_S = 5.0  # a request must arrive, and a response be taken, within this (per socket operation)

@@ -60,7 +60,7 @@ class RunSummary:
     first_frame_s: float | None  # run start to first classified frame
     latency_ms: dict[str, float]  # capture to result, p50/p90/p99
     inference_ms: dict[str, float]  # infer() alone: p50/p90/p99
-    mean_ms: dict[str, float]  # mean per stage: capture_wait, preprocess, inference, other (Python overhead)
+    mean_ms: dict[str, float]  # mean per stage: capture_wait, preprocess, inference, postprocess, other
     stopped: str  # why the run ended: end of source, max-frames, duration, signal, output closed, error
     mqtt: dict[str, Any] | None = None  # with --mqtt: published, dropped, queued, connects, connected
 
@@ -82,6 +82,7 @@ class RunStats:
         self.inference = Reservoir()
         self.wait_sum = 0.0
         self.preprocess_sum = 0.0
+        self.postprocess_sum = 0.0
         self.other_sum = 0.0
 
     def add(
@@ -94,9 +95,10 @@ class RunStats:
         total_ms: float,
         busy_ms: float,
         age_ms: float,
+        postprocess_ms: float = 0.0,
     ) -> None:
-        """One classified frame. ``busy_ms``: time from having the frame to being ready for the next one
-        (preprocess, inference, top-k, outputs); what is not preprocess or inference is Python overhead."""
+        """One processed frame. ``busy_ms``: time from having the frame to being ready for the next one
+        (preprocess, inference, postprocess, outputs); what is not one of those stages is Python overhead."""
         self.frames += 1
         if self.first_result is None:
             self.first_result = now
@@ -105,7 +107,8 @@ class RunStats:
         self.inference.add(inference_ms)
         self.wait_sum += wait_ms
         self.preprocess_sum += preprocess_ms
-        self.other_sum += max(0.0, busy_ms - preprocess_ms - inference_ms)
+        self.postprocess_sum += postprocess_ms
+        self.other_sum += max(0.0, busy_ms - preprocess_ms - inference_ms - postprocess_ms)
 
     def fps(self) -> float:
         if self.frames < 2 or self.first_result is None or self.last_result is None:
@@ -140,6 +143,7 @@ class RunStats:
                 "capture_wait": round(self.wait_sum / n, 3),
                 "preprocess": round(self.preprocess_sum / n, 3),
                 "inference": round(self.inference.mean, 3),
+                "postprocess": round(self.postprocess_sum / n, 3),
                 "other": round(self.other_sum / n, 3),
             },
             stopped=stopped,

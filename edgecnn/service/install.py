@@ -191,15 +191,19 @@ def _live_source(opts: Any) -> bool:
 
 def _model_copies(opts: Any, model_file: Any, device: str) -> list[Path]:
     """The model, plus its CPU twin when the device may fall back to the CPU (``auto``)."""
-    from edgecnn.devices.delegates import DeviceKind, parse_device
+    from edgecnn.devices.backends import DeviceKind, backends_for, parse_device
     from edgecnn.metadata import read_metadata
-    from edgecnn.model import cpu_twin_path
 
     copies = [Path(model_file.path)]
-    if model_file.is_edgetpu and parse_device(device).kind is DeviceKind.AUTO:
-        twin = cpu_twin_path(model_file, read_metadata(model_file))
-        if twin is not None:
-            copies.append(twin)
+    if parse_device(device).key == DeviceKind.AUTO.value:
+        for backend in backends_for(device):
+            twin = (
+                backend.cpu_fallback(model_file, read_metadata(model_file))
+                if backend.claims(model_file)
+                else None
+            )
+            if twin is not None and twin not in copies:
+                copies.append(twin)
     return copies
 
 
@@ -380,6 +384,8 @@ def install_service(
     unit_text = render_unit(settings)
 
     # Everything is checked: write. Models first, so a config never names a model that is not there.
+    folders = _candidate_folders(layout, name)
+    existed = {folder for folder in folders if folder.exists()}
     written: list[str] = []
     models_dir = layout.models(name)
     target_model = PurePosixPath()
@@ -417,7 +423,8 @@ def install_service(
     started = False
     if layout.offline:
         systemctl.enable(unit, root=layout.root)
-    else:
+    _record_created(layout, [f for f in folders if f not in existed and f.is_dir()])
+    if not layout.offline:
         systemctl.daemon_reload()
         if edgetpu:
             _reload_udev()
@@ -459,9 +466,10 @@ def _reload_udev() -> None:
 
 
 def _instance_needs_edgetpu(layout: Layout, name: str) -> bool:
-    return layout.host(layout.dropin(name)).is_file() and "char-usb_device" in layout.host(
-        layout.dropin(name)
-    ).read_text(encoding="utf-8")
+    from edgecnn.devices.backends.edgetpu.sandbox import DROPIN_MARKER
+
+    dropin = layout.host(layout.dropin(name))
+    return dropin.is_file() and DROPIN_MARKER in dropin.read_text(encoding="utf-8")
 
 
 def _remove(path: Path, removed: list[str]) -> None:
@@ -471,6 +479,50 @@ def _remove(path: Path, removed: list[str]) -> None:
     elif path.is_dir():
         shutil.rmtree(path)
         removed.append(str(path))
+
+
+# The folders installs created that were not there before (one host path per line), so the last
+# uninstall removes them again when empty; folders that existed (/etc/udev/rules.d) are never listed.
+CREATED_RECORD = CONFIG_DIR / ".created-folders"
+
+
+def _candidate_folders(layout: Layout, name: str) -> list[Path]:
+    """Every folder an install of ``name`` may create, outer ones included (up to the root)."""
+    targets = [
+        layout.models(name) / "x",
+        layout.config(name),
+        layout.template,
+        layout.dropin(name),
+        layout.udev_rule,
+        layout.wants_link(name),
+    ]
+    root = layout.host(PurePosixPath("/"))
+    found: list[Path] = []
+    for target in targets:
+        for folder in layout.host(target).parents:
+            if folder == root or root not in folder.parents:
+                break
+            if folder not in found:
+                found.append(folder)
+    return found
+
+
+def _record_created(layout: Layout, created: list[Path]) -> None:
+    if not created:
+        return
+    record = layout.host(CREATED_RECORD)
+    known = _read_created(layout)
+    lines = sorted({str(p) for p in [*known, *created]})
+    _write(record, ("\n".join(lines) + "\n").encode(), [])
+
+
+def _read_created(layout: Layout) -> list[Path]:
+    record = layout.host(CREATED_RECORD)
+    try:
+        text = record.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [Path(line) for line in text.splitlines() if line.strip()]
 
 
 def _rmdir_if_empty(path: Path, removed: list[str]) -> None:
@@ -529,10 +581,14 @@ def uninstall_service(name: str, *, root: str | os.PathLike[str] | None = None) 
     _remove(layout.host(layout.models(name)), removed)
     others = [n for n in layout.instance_names() if n != name]
     if not others:
+        created = _read_created(layout)
+        _remove(layout.host(CREATED_RECORD), removed)
         _remove(layout.host(layout.template), removed)
         _rmdir_if_empty(layout.host(MODELS_DIR), removed)
         _rmdir_if_empty(layout.host(STATE_DIR), removed)
         _rmdir_if_empty(layout.host(CONFIG_DIR), removed)
+        for folder in sorted(created, key=lambda p: len(p.parts), reverse=True):
+            _rmdir_if_empty(folder, removed)  # folders the installs made (in an image: etc/udev/...)
     if not any(_instance_needs_edgetpu(layout, n) for n in others):
         _remove(layout.host(layout.udev_rule), removed)
     if not layout.offline:

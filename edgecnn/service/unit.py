@@ -36,7 +36,13 @@ def read_template() -> str:
 
 
 def read_udev_rule() -> str:
-    return resources.files("edgecnn.devices").joinpath(UDEV_RULE_NAME).read_text(encoding="utf-8")
+    """The Coral udev rule, as the Edge TPU backend ships it (``edgecnn.devices``)."""
+    from edgecnn.devices.backends import get_backend
+
+    text = get_backend("edgetpu").sandbox().udev_rule_text
+    if text is None:  # pragma: no cover - the Edge TPU backend always ships its rule
+        raise ServiceError(f"{UDEV_RULE_NAME} is missing from the installed package.")
+    return text
 
 
 def default_executable() -> Path:
@@ -177,12 +183,12 @@ def token_path(name: str) -> PurePosixPath:
 
 
 def uses_edgetpu(device: str | None) -> bool:
-    """Whether an instance may open a Coral: ``edgetpu``, ``edgetpu:...`` or ``auto``."""
+    """Whether an instance may open a Coral: ``edgetpu``, ``edgetpu:...`` or ``auto`` (per the registry)."""
     if not device:
         return False
-    from edgecnn.devices.delegates import DeviceKind, parse_device
+    from edgecnn.devices.backends import backends_for
 
-    return parse_device(device).kind in (DeviceKind.EDGETPU, DeviceKind.AUTO)
+    return any(backend.key == "edgetpu" for backend in backends_for(device))
 
 
 def render_dropin(
@@ -212,15 +218,10 @@ def render_dropin(
             "RestrictAddressFamilies=",
             "RestrictAddressFamilies=AF_UNIX",
         ]
-    if edgetpu:
-        lines += [
-            "# Coral Edge TPU: USB through libusb (which needs netlink for its hotplug monitor), PCIe as",
-            "# /dev/apex_N; 99-edgecnn-coral.rules gives both to the plugdev group.",
-            "SupplementaryGroups=plugdev",
-            "DeviceAllow=char-usb_device rw",
-            "DeviceAllow=char-apex rw",
-            "RestrictAddressFamilies=AF_NETLINK",
-        ]
+    if edgetpu:  # what the Edge TPU backend says its devices need (edgecnn.devices.backends.edgetpu.sandbox)
+        from edgecnn.devices.backends import get_backend
+
+        lines += get_backend("edgetpu").sandbox().dropin
     ips = [check_ip(v) for v in allow_ip]
     if ips:
         lines += [

@@ -39,9 +39,10 @@ COMPILE_TIMEOUT_S = 600
 MAPPED = "Mapped to Edge TPU"
 INSTALL_HINT = (
     "It ships only for x86-64 Debian/Ubuntu: add Coral's apt repository "
-    "(curl https://packages.cloud.google.com/apt/doc/apt-key.gpg | sudo apt-key add -; "
-    'echo "deb https://packages.cloud.google.com/apt coral-edgetpu-stable main" | '
-    "sudo tee /etc/apt/sources.list.d/coral-edgetpu.list; sudo apt-get update), then "
+    "(curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg | "
+    "sudo gpg --dearmor -o /usr/share/keyrings/coral-edgetpu.gpg; "
+    'echo "deb [signed-by=/usr/share/keyrings/coral-edgetpu.gpg] https://packages.cloud.google.com/apt '
+    'coral-edgetpu-stable main" | sudo tee /etc/apt/sources.list.d/coral-edgetpu.list; sudo apt-get update), then '
     "sudo apt-get install edgetpu-compiler. Elsewhere compile on such a machine (or Coral's Colab "
     "notebook) and copy the _edgetpu.tflite back"
 )

@@ -3,9 +3,9 @@
 A libedgetpu built for another TensorFlow Lite version does not raise an exception: it kills the process
 with a segmentation fault when the delegate is created or on the first invoke, and a systemd service
 restarts into the same crash forever. So before the first Edge TPU delegate load in a process,
-:func:`check_edgetpu` runs ``python -m edgecnn.devices.tpu_probe probe ...`` (same interpreter, same
+:func:`probe_edgetpu` runs ``python -m edgecnn.devices.backends.edgetpu.probe probe ...`` (same interpreter, same
 environment, same runtime), which loads the delegate through the production loader
-(:func:`edgecnn.devices.delegates.load_edgetpu_delegate`) with the chosen device string, allocates the
+(:func:`edgecnn.devices.backends.edgetpu.delegate.load_edgetpu_delegate`) with the chosen device string, allocates the
 model and runs one inference. When the child dies by a signal, hangs past the timeout or fails, the parent
 raises one typed error saying what happened and what to do (:class:`~edgecnn.errors.DelegateCrashed`,
 :class:`~edgecnn.errors.EdgeTPUNotFound`); the parent itself never touches the library.
@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgecnn.devices.delegates import EDGETPU_LIB_ENV, edgetpu_library, load_edgetpu_delegate
-from edgecnn.devices.edgetpu import EdgeTPUDiagnosis, LibraryInfo, diagnose_edgetpu
+from edgecnn.devices.backends.edgetpu.delegate import EDGETPU_LIB_ENV, edgetpu_library, load_edgetpu_delegate
+from edgecnn.devices.backends.edgetpu.pairing import EdgeTPUDiagnosis, LibraryInfo, diagnose_edgetpu
 from edgecnn.digest import sha256_file
 from edgecnn.errors import DelegateCrashed, DeviceError, EdgeTPUNotFound, ModelInvokeError, UsageError
 from edgecnn.runtime import get_runtime
@@ -135,7 +136,7 @@ def _probe(model: str, tpu: str | None, emit: Callable[..., None]) -> None:
 
 
 def _child_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edgecnn.devices.tpu_probe")
+    parser = argparse.ArgumentParser(prog="python -m edgecnn.devices.backends.edgetpu.probe")
     parser.add_argument("mode", choices=["library", "probe"])
     parser.add_argument("--report-fd", type=int, required=True)
     parser.add_argument("--library")
@@ -223,10 +224,17 @@ def _read_all(fd: int) -> bytes:
 
 
 def run_child(args: list[str], *, timeout: float, env: dict[str, str] | None = None) -> ChildOutcome:
-    """Run ``python -m edgecnn.devices.tpu_probe ARGS`` and collect its report, however it ends."""
+    """Run ``python -m edgecnn.devices.backends.edgetpu.probe ARGS`` and collect its report, however it ends."""
     read_fd, write_fd = os.pipe()
     try:
-        argv = [sys.executable, "-m", "edgecnn.devices.tpu_probe", *args, "--report-fd", str(write_fd)]
+        argv = [
+            sys.executable,
+            "-m",
+            "edgecnn.devices.backends.edgetpu.probe",
+            *args,
+            "--report-fd",
+            str(write_fd),
+        ]
         try:
             proc = subprocess.Popen(
                 argv,
@@ -394,7 +402,7 @@ def _crash_message(sig: str, stage: str, d: EdgeTPUDiagnosis, cpu_hint: str) -> 
     )
 
 
-def check_edgetpu(
+def probe_edgetpu(
     model_file: ModelFile,
     tpu: str | None,
     runtime: Runtime,
@@ -474,8 +482,27 @@ def check_edgetpu(
     cls = DeviceError if model_file.is_edgetpu else ModelInvokeError
     raise cls(
         f"The Edge TPU failed while {STAGES.get(stage, stage)} ({model_file.path or 'model from memory'}): "
-        f"{str(detail).rstrip('.')}. Update libedgetpu or recompile the model for it, or {hint}."
+        f"{str(detail).rstrip('.')}. {runtime_fix(str(detail))}, or {hint}."
     )
+
+
+_RUNTIME_MISMATCH = re.compile(
+    r"requires runtime version \((\d+)\), which is newer than this runtime version \((\d+)\)"
+)
+
+
+def runtime_fix(detail: str) -> str:
+    """What to do about a failed Edge TPU prepare: for libedgetpu's "Package requires runtime version (14),
+    which is newer than this runtime version (13)" the ``-m`` to recompile with, else the general advice."""
+    match = _RUNTIME_MISMATCH.search(detail)
+    if match:
+        needs, have = match.groups()
+        return (
+            f"The model was compiled for Edge TPU runtime {needs} and this libedgetpu is runtime {have}: "
+            f"recompile with edgetpu_compiler -m {have} (edgecnn inspect --target edgetpu says whether its ops "
+            "allow that), or install a newer libedgetpu"
+        )
+    return "Update libedgetpu or recompile the model for it"
 
 
 def _run_probe(model_file: ModelFile, tpu: str | None, runtime: Runtime, timeout: float) -> ChildOutcome:

@@ -1,7 +1,9 @@
-"""Delegates by name: ``cpu``, ``edgetpu`` (with pycoral's device grammar) and ``auto``.
+"""The Edge TPU delegate: which library to open (pycoral's per-OS names, ``EDGECNN_EDGETPU_LIB``) and loading it.
 
-The Edge TPU library is loaded lazily and only through :func:`load_edgetpu_delegate`, so that the crash
-containment in ``edgecnn.devices.tpu_probe`` guards the one path production uses.
+The library is loaded lazily and only through :func:`load_edgetpu_delegate`, so that the crash
+containment in ``edgecnn.devices.backends.edgetpu.probe`` guards the one path production uses. The
+``--device`` grammar (``edgetpu:usb:0``) is the registry's (``edgecnn.devices.backends``) and the
+backend's (``edgetpu.backend``).
 """
 
 from __future__ import annotations
@@ -9,12 +11,9 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
-import re
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
-from edgecnn.errors import DeviceError, EdgeTPUNotFound, UsageError
+from edgecnn.errors import DeviceError, EdgeTPUNotFound
 
 # pycoral/utils/edgetpu.py: the library name per OS.
 EDGETPU_SHARED_LIB = {
@@ -23,46 +22,6 @@ EDGETPU_SHARED_LIB = {
     "Windows": "edgetpu.dll",
 }
 EDGETPU_LIB_ENV = "EDGECNN_EDGETPU_LIB"
-_TPU_DEVICE = re.compile(r"^(usb|pci)?(:\d+)?$")
-
-
-class DeviceKind(str, Enum):
-    CPU = "cpu"
-    EDGETPU = "edgetpu"
-    AUTO = "auto"
-
-
-@dataclass(frozen=True)
-class DeviceSpec:
-    """A parsed ``--device`` value: ``cpu``, ``auto``, ``edgetpu`` or ``edgetpu:usb``/``:usb:0``/``:pci:1``/``::0``."""
-
-    kind: DeviceKind
-    tpu: str | None = None  # pycoral device string: usb, usb:N, pci, pci:N, :N, or None for the first
-
-    def __str__(self) -> str:
-        return self.kind.value if self.tpu is None else f"{self.kind.value}:{self.tpu}"
-
-
-def parse_device(value: str | DeviceKind | DeviceSpec) -> DeviceSpec:
-    if isinstance(value, DeviceSpec):
-        return value
-    if isinstance(value, DeviceKind):
-        return DeviceSpec(value)
-    text = value.strip().lower()
-    name, _, rest = text.partition(":")
-    try:
-        kind = DeviceKind(name)
-    except ValueError:
-        raise UsageError(
-            f"Unknown device {value!r}: use cpu, edgetpu, auto, or edgetpu:usb, edgetpu:usb:N, edgetpu:pci, edgetpu:pci:N."
-        ) from None
-    if not rest:
-        return DeviceSpec(kind)
-    if kind is DeviceKind.CPU or not _TPU_DEVICE.match(rest) or rest == "":
-        raise UsageError(
-            f"Bad Edge TPU device {value!r}: after 'edgetpu:' use usb, usb:N, pci, pci:N or :N (pycoral's grammar)."
-        )
-    return DeviceSpec(kind, rest)
 
 
 def edgetpu_library() -> str:

@@ -3,7 +3,7 @@
 libedgetpu is compiled against one TensorFlow Lite version. Coral's own package (``libedgetpu1-std`` 16.0)
 was built against TF 2.5 and crashes the process when loaded into a TFLite runtime newer than 2.11; the
 fix is a libedgetpu and a runtime built from the same TensorFlow. This module finds the library exactly
-the way :func:`edgecnn.devices.delegates.load_edgetpu_delegate` does (per-OS name, ``EDGECNN_EDGETPU_LIB``
+the way :func:`edgecnn.devices.backends.edgetpu.delegate.load_edgetpu_delegate` does (per-OS name, ``EDGECNN_EDGETPU_LIB``
 overrides it), asks dpkg which package installed it, asks the library itself (``edgetpu_version()``, called
 in a child process so a broken library never takes this one down) and looks the pair up in
 ``edgetpu_pairings.json``: a table of public reports shipped as package data, not if-chains in code.
@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edgecnn.devices.delegates import EDGETPU_LIB_ENV, edgetpu_library
+from edgecnn.devices.backends.edgetpu.delegate import EDGETPU_LIB_ENV, edgetpu_library
 from edgecnn.errors import DeviceError, RuntimeMissing
 from edgecnn.runtime import Runtime, get_runtime
 
@@ -37,7 +37,7 @@ _RUNTIME_VERSION = re.compile(r"RuntimeVersion\((\d+)\)")
 
 @dataclass(frozen=True)
 class LibraryInfo:
-    """What a child process found when it opened the library (see ``edgecnn.devices.tpu_probe``)."""
+    """What a child process found when it opened the library (see ``edgecnn.devices.backends.edgetpu.probe``)."""
 
     requested: str  # the name or path the loader opens
     path: str | None = None  # the file the dynamic linker picked
@@ -90,7 +90,9 @@ class EdgeTPUDiagnosis:
     fix: str | None
     sources: list[str]
     known_good: list[str]  # the pairs the table knows to work, for the user picking one
-    devices: list[dict[str, Any]]  # Edge TPUs seen on the bus (edgecnn.devices.probe.find_edgetpus)
+    devices: list[
+        dict[str, Any]
+    ]  # Edge TPUs seen on the bus (edgecnn.devices.backends.edgetpu.bus.find_edgetpus)
     summary: str = ""
 
     def describe_library(self) -> str:
@@ -116,7 +118,11 @@ class EdgeTPUDiagnosis:
 @functools.cache
 def load_pairings() -> dict[str, Any]:
     """The shipped table (``edgecnn/devices/edgetpu_pairings.json``)."""
-    text = resources.files("edgecnn.devices").joinpath(PAIRINGS_FILE).read_text(encoding="utf-8")
+    text = (
+        resources.files("edgecnn.devices.backends.edgetpu")
+        .joinpath(PAIRINGS_FILE)
+        .read_text(encoding="utf-8")
+    )
     table: dict[str, Any] = json.loads(text)
     return table
 
@@ -277,11 +283,9 @@ def _run(argv: list[str]) -> str | None:
 
 def edgetpus_on_bus(sysfs_root: Path, dev_root: Path) -> list[dict[str, Any]]:
     """Edge TPUs the bus shows (a hint for messages; the library decides what actually works)."""
-    try:
-        from edgecnn.devices.probe import find_edgetpus
-    except ImportError:
-        return []
-    return [d.to_dict() if hasattr(d, "to_dict") else dict(d) for d in find_edgetpus(sysfs_root, dev_root)]
+    from edgecnn.devices.backends.edgetpu.bus import find_edgetpus
+
+    return [d.to_dict() for d in find_edgetpus(sysfs_root, dev_root)]
 
 
 def _summary(d: EdgeTPUDiagnosis) -> str:
@@ -313,7 +317,7 @@ def diagnose_edgetpu(
     """
     from_env = library is None and bool(os.environ.get(EDGETPU_LIB_ENV))
     if library_info is None:
-        from edgecnn.devices.tpu_probe import inspect_library
+        from edgecnn.devices.backends.edgetpu.probe import inspect_library
 
         try:
             requested = library or edgetpu_library()

@@ -1,0 +1,640 @@
+"""What ``edgetpu_compiler`` would do with a ``.tflite`` model, predicted without the compiler.
+
+The compiler (x86-64 only, frozen at 16.0) prints one status per op; this module predicts the same
+statuses, in the same words, so a user can hold the check next to a compiler log line by line:
+
+- ``Mapped to Edge TPU``;
+- ``Operation not supported``: the op type is not in the Edge TPU's list (``edgetpu_ops.json``);
+- ``Operation version not supported``: a newer op version than the compiler maps;
+- ``Operation is working on an unsupported data type``: float (or int32 output) tensors;
+- ``Tensor has unsupported rank (up to 3 innermost dimensions mapped)``;
+- ``Operation is otherwise supported, but not mapped due to some unspecified limitation``: a per-op
+  constraint (resize size and factor, fused activation on pooling, dilation, softmax size, ...);
+- ``More than one subgraph is not supported``: a supported op that depends on an op already on the CPU.
+
+Partitioning, learned from Coral's compiled pairs (``google-coral/test_data``; measured by
+``benchmarks/edgetpu_check_agreement.py``) and users' logs: the compiler maps one Edge TPU subgraph.
+Every CPU op on a path starts a new segment (two ops in one segment never have a CPU op between them);
+the compiler keeps the segment with the most ops and puts the supported ops of every other segment on
+the CPU as "More than one subgraph is not supported". So CPU ops at the start do not stop mapping
+(movenet's leading CAST/QUANTIZE), ops after a CPU op in the middle go to the CPU while independent
+branches keep mapping (deeplab's ops after its 1x1->33x33 resize; movenet's heads beside its float
+DEQUANTIZE), and a few supported ops before a CPU op near the input can lose to the larger rest
+(google-coral/edgetpu #461). Some inputs make the compiler stop with no output at all: an op
+version its own TFLite cannot parse (CONV_2D v6), dynamic shapes, or a model with nothing quantized.
+
+Reads the flatbuffer only: no TensorFlow, no interpreter, usable on the device.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from typing import Any
+
+import ai_edge_litert.schema_py_generated as schema
+import numpy as np
+
+from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, opcode_name, text
+
+_TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+_QUANTIZED = ("INT8", "UINT8")
+_ALLOWED_OTHER = ("INT32", "INT64", "BOOL")  # biases, shapes, axes: constants the compiler folds
+FLOAT_IO = "float input/output conversion"
+DYNAMIC = "dynamic-shaped tensors"
+
+# The compiler's own status strings (its "Operator / Count / Status" table).
+MAPPED = "Mapped to Edge TPU"
+NOT_SUPPORTED = "Operation not supported"
+VERSION = "Operation version not supported"
+DATA_TYPE = "Operation is working on an unsupported data type"
+RANK = "Tensor has unsupported rank (up to 3 innermost dimensions mapped)"
+LIMITATION = "Operation is otherwise supported, but not mapped due to some unspecified limitation"
+SUBGRAPH = "More than one subgraph is not supported"
+NOT_COMPILED = "Not compiled: the compiler stops before mapping"  # ours: the compiler prints no table then
+STATUSES = (MAPPED, NOT_SUPPORTED, VERSION, DATA_TYPE, RANK, LIMITATION, SUBGRAPH)
+
+
+@dataclass(frozen=True)
+class SupportedOps:
+    """``edgetpu_ops.json``: which ops and versions compiler 16 maps, and the limits learned for it."""
+
+    compiler: str
+    default_runtime: int
+    max_versions: dict[str, int]
+    runtimes: dict[str, int]
+    notes: dict[str, str]
+    parse_limits: dict[str, int]
+    limits: dict[str, int]
+    data_type_only: frozenset[str] = frozenset()
+
+
+@functools.cache
+def supported_ops() -> SupportedOps:
+    """The table shipped as ``edgecnn/devices/backends/edgetpu/edgetpu_ops.json``."""
+    package = resources.files("edgecnn.devices.backends.edgetpu")
+    data = json.loads(package.joinpath("edgetpu_ops.json").read_text(encoding="utf-8"))
+    ops = data["operators"]
+    return SupportedOps(
+        compiler=str(data["compiler"]),
+        default_runtime=int(data["default_runtime"]),
+        max_versions={name: int(spec["max_version"]) for name, spec in ops.items()},
+        runtimes={name: int(spec.get("runtime", 10)) for name, spec in ops.items()},
+        notes={name: str(spec.get("notes", "")) for name, spec in ops.items()},
+        parse_limits={k: int(v) for k, v in data["parse_limits"].items() if not k.startswith("_")},
+        limits={k: int(v) for k, v in data["limits"].items() if not k.startswith("_")},
+        data_type_only=frozenset(data.get("data_type_only", {}).get("ops", [])),
+    )
+
+
+@dataclass(frozen=True)
+class OpStatus:
+    index: int
+    name: str
+    version: int
+    edgetpu: bool
+    reason: str = ""  # why it stays on the CPU; empty when mapped
+    status: str = MAPPED  # the compiler's words for it
+    advice: str = ""  # what to change so it maps
+    subgraph: int = 0
+
+
+@dataclass
+class EdgeTPUCheck:
+    """Outcome of :func:`predict_compilation`: ``compatible`` means the compiler maps the whole model.
+
+    ``failure`` is set when the compiler would stop without writing a model (then nothing maps);
+    ``runtime`` is the Edge TPU runtime the compiled model needs with the compiler's defaults and
+    ``min_runtime`` the lowest ``-m`` value its mapped ops allow.
+    """
+
+    compatible: bool
+    compiled: bool  # already an Edge TPU model (holds edgetpu-custom-op)
+    problems: list[str]
+    operators: list[OpStatus]
+    mapped: int
+    cpu: int
+    compiler: str
+    notes: list[str] = field(default_factory=list)
+    failure: str | None = None
+    runtime: int | None = None
+    min_runtime: int | None = None
+    advice: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["log"] = [{"operator": o, "count": c, "status": s} for o, c, s in self.log_table()]
+        return data
+
+    def cpu_ops(self) -> Counter[str]:
+        """Op names the compiler would leave on the CPU (what stays beside edgetpu-custom-op)."""
+        return Counter(op.name for op in self.operators if not op.edgetpu)
+
+    def log_table(self) -> list[tuple[str, int, str]]:
+        """``(operator, count, status)`` rows in the compiler log's order (first appearance)."""
+        rows: dict[tuple[str, str], int] = {}
+        for op in self.operators:
+            rows[(op.name, op.status)] = rows.get((op.name, op.status), 0) + 1
+        return [(name, count, status) for (name, status), count in rows.items()]
+
+    def format_lines(self) -> list[str]:
+        """Text for ``edgecnn inspect --target edgetpu`` and ``edgecnn convert --edgetpu``."""
+        if self.compiled:
+            head = "edgetpu: already compiled for the Edge TPU"
+        elif self.compatible:
+            head = (
+                f"edgetpu: compatible: all {self.mapped} ops map to the Edge TPU "
+                f"(static check against edgetpu_compiler {self.compiler}'s rules)"
+            )
+        else:
+            head = f"edgetpu: NOT fully compatible: {self.mapped} ops on the Edge TPU, {self.cpu} on the CPU"
+        lines = [head]
+        if self.failure:
+            lines.append(f"  compiler: stops without output: {self.failure}")
+        lines.extend(f"  problem: {p}" for p in self.problems)
+        lines.extend(f"  change: {a}" for a in self.advice)
+        lines.extend(f"  note: {n}" for n in self.notes)
+        if self.runtime is not None and not self.compiled:
+            needs = f"  runtime: the compiled model needs Edge TPU runtime {self.runtime} (libedgetpu 16.0)"
+            if self.min_runtime is not None and self.min_runtime < self.runtime:
+                needs += f"; compile with -m {self.min_runtime} for an older libedgetpu"
+            lines.append(needs)
+        groups: dict[tuple[str, int, str], int] = {}
+        for op in self.operators:
+            key = (op.name, op.version, "Edge TPU" if op.edgetpu else f"CPU: {op.reason}")
+            groups[key] = groups.get(key, 0) + 1
+        lines.extend(
+            f"  {name} v{version} x{count}  {where}" for (name, version, where), count in groups.items()
+        )
+        if not self.compiled and not self.compatible:  # when all maps, the lines above say it; --json has it
+            lines.append("  as edgetpu_compiler -s would log it:")
+            lines.append(f"  {'Operator':<30} {'Count':<10} Status")
+            lines.extend(f"  {name:<30} {count:<10} {status}" for name, count, status in self.log_table())
+        return lines
+
+
+POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+POSTPROCESS_NOTE = (
+    f"{POSTPROCESS_OP} (box decoding and NMS) runs on the CPU at the end of the graph: this is expected, "
+    "as in Coral's own SSD models; the ops before it are what the Edge TPU runs."
+)
+
+
+def _expected_on_cpu(st: OpStatus) -> bool:
+    """A detector's postprocess op: a CPU custom op by design, never a problem to report or fix."""
+    return st.name == POSTPROCESS_OP
+
+
+def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
+    """Predict ``edgetpu_compiler``'s per-op statuses for ``model_file`` (see the module docstring)."""
+    table = supported_ops()
+    model = model_file.model
+    if model_file.is_edgetpu:
+        ops = [
+            OpStatus(i, op.name, op.version, op.name == EDGETPU_CUSTOM_OP)
+            for i, op in enumerate(model_file.operators())
+        ]
+        compiled_notes = [POSTPROCESS_NOTE] if any(_expected_on_cpu(o) for o in ops) else []
+        return EdgeTPUCheck(
+            True, True, [], ops, sum(o.edgetpu for o in ops), 0, table.compiler, compiled_notes
+        )
+    graph = model.subgraphs[0]
+    problems: list[str] = []
+    notes: list[str] = []
+    failures: list[str] = []
+    for tensor in model_file.inputs:
+        if tensor.shape and tensor.shape[0] != 1:
+            problems.append(f"input {tensor.name} has batch {tensor.shape[0]}: the Edge TPU needs batch 1.")
+    dynamic = sorted(
+        {_name(graph.tensors[i]) for i in range(len(graph.tensors)) if _is_dynamic(graph.tensors[i])}
+    )
+    if dynamic:
+        problems.append(
+            f"dynamic shapes on {len(dynamic)} tensor(s) (e.g. {dynamic[0]}): re-export with a fixed batch of 1 "
+            "(edgecnn convert does)."
+        )
+        failures.append(
+            "Attempting to use a delegate that only supports static-sized tensors with a graph that has "
+            "dynamic-sized tensors"
+        )
+    if not any(_TYPE_NAMES.get(t.type) in _QUANTIZED for g in model.subgraphs for t in g.tensors or []):
+        failures.append("Model not quantized")
+    for code in model.operatorCodes or []:
+        name, custom = opcode_name(code)
+        version = int(code.version or 1)
+        if not custom and name in table.parse_limits and version > table.parse_limits[name]:
+            failures.append(
+                f"Didn't find op for builtin opcode '{name}' version '{version}' (Model could not be parsed)"
+            )
+
+    statuses = _partition(table, model, graph, failures)
+    if len(model.subgraphs) > 1:
+        problems.append(f"{len(model.subgraphs)} subgraphs (control flow): the Edge TPU runs one subgraph.")
+        for s, sub in enumerate(model.subgraphs[1:], start=1):
+            for index, op in enumerate(sub.operators or []):
+                name, _ = opcode_name(model.operatorCodes[op.opcodeIndex])
+                version = int(model.operatorCodes[op.opcodeIndex].version or 1)
+                statuses.append(
+                    OpStatus(index, name, version, False, f"in subgraph {s}", SUBGRAPH, _SUBGRAPH_ADVICE, s)
+                )
+
+    unsupported: dict[tuple[str, int, str], list[int]] = {}
+    for st in statuses:
+        if st.edgetpu or st.reason in (FLOAT_IO, DYNAMIC) or st.status in (SUBGRAPH, NOT_COMPILED):
+            continue
+        if _expected_on_cpu(st):
+            continue
+        unsupported.setdefault((st.name, st.version, st.reason), []).append(st.index)
+    for (name, version, reason), indices in unsupported.items():
+        where = f"op {indices[0]}" if len(indices) == 1 else "ops " + ", ".join(map(str, indices))
+        problems.append(f"{name} v{version} ({where}) cannot run on the Edge TPU: {reason}.")
+    main = [st for st in statuses if st.subgraph == 0 and not _expected_on_cpu(st)]
+    first_cpu = _first_blocking(main, failures)
+    if first_cpu is not None:
+        after = sum(
+            1 for st in main if st.index > first_cpu.index and not st.edgetpu and st.reason != FLOAT_IO
+        )
+        problems.append(
+            f"the compiler stops mapping at {first_cpu.name} (op {first_cpu.index}): it and {after} later "
+            "op(s) run on the CPU."
+        )
+    if any(st.reason == FLOAT_IO for st in statuses):
+        notes.append(
+            "float input/output: QUANTIZE/DEQUANTIZE at the ends run on the CPU (convert with --io int8 or uint8 to avoid it)."
+        )
+    if any(_expected_on_cpu(st) for st in statuses):
+        notes.append(POSTPROCESS_NOTE)
+    failure = "; ".join(dict.fromkeys(failures)) or None
+    if failure:
+        problems.append(f"edgetpu_compiler would stop without writing a model: {failure}.")
+    mapped_ops = [st for st in statuses if st.edgetpu]
+    min_runtime = max([10, *(table.runtimes.get(st.name, 10) for st in mapped_ops)]) if mapped_ops else None
+    return EdgeTPUCheck(
+        compatible=not problems,
+        compiled=False,
+        problems=_unique(problems),
+        operators=statuses,
+        mapped=len(mapped_ops),
+        cpu=len(statuses) - len(mapped_ops),
+        compiler=table.compiler,
+        notes=notes,
+        failure=failure,
+        runtime=table.default_runtime if mapped_ops else None,
+        min_runtime=min_runtime,
+        advice=_advice(statuses, first_cpu),
+    )
+
+
+def _advice(statuses: list[OpStatus], first_cpu: OpStatus | None) -> list[str]:
+    """One ``change:`` line per op to fix; ops that only sit in another Edge TPU segment are summed up."""
+    lines = [
+        st.advice
+        for st in statuses
+        if not st.edgetpu and st.advice and st.status != SUBGRAPH and not _expected_on_cpu(st)
+    ]
+    for where in ("before", "after"):
+        group = [
+            st
+            for st in statuses
+            if st.status == SUBGRAPH and st.subgraph == 0 and st.reason.startswith(where)
+        ]
+        if not group:
+            continue
+        names = ", ".join(f"{n} x{c}" for n, c in Counter(st.name for st in group).items())
+        splitter = group[0].reason[len(where) + 1 :]
+        verb = "follow" if where == "after" else "come before"
+        lines.append(
+            f"{len(group)} op(s) ({names}) run on the CPU only because they {verb} {splitter} and the compiler "
+            "maps one Edge TPU subgraph: once it maps (or moves to the end of the model), they map too"
+        )
+    lines += [st.advice for st in statuses if st.status == SUBGRAPH and st.subgraph > 0]
+    return _unique(lines)
+
+
+_SUBGRAPH_ADVICE = (
+    "ops in a second subgraph (WHILE/IF bodies) run on the CPU: unroll the loop or move it out of the model"
+)
+
+
+def _partition(table: SupportedOps, model: Any, graph: Any, failures: list[str]) -> list[OpStatus]:
+    """Statuses for subgraph 0: each op's own verdict, then the one Edge TPU subgraph the compiler keeps.
+
+    Every CPU op on a path starts a new segment: an op's segment is the largest number of CPU ops on any
+    path from the graph inputs to it, so no segment has a TPU -> CPU -> TPU path inside it. The compiler
+    maps one segment, the one with the most ops (the earliest on a tie: Coral's models, and users' logs
+    where a few supported ops near the input stay on the CPU beside a large mapped rest); supported ops
+    in the other segments get "More than one subgraph is not supported".
+    """
+    graph_inputs = {int(i) for i in graph.inputs}
+    graph_outputs = {int(i) for i in graph.outputs}
+    depth_of_tensor: dict[int, int] = {}
+    rows: list[
+        tuple[int, str, int, int, tuple[str, str, str] | None]
+    ] = []  # index, name, version, depth, verdict
+    for index, op in enumerate(graph.operators or []):
+        code = model.operatorCodes[op.opcodeIndex]
+        name, custom = opcode_name(code)
+        version = int(code.version or 1)
+        ins = [int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0]
+        outs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
+        verdict = _op_verdict(table, name, custom, version, graph, model, op, ins, outs)
+        boundary = (name == "QUANTIZE" and set(ins) <= graph_inputs and _all_float(graph, ins)) or (
+            name == "DEQUANTIZE" and set(outs) <= graph_outputs and _all_float(graph, outs)
+        )
+        if boundary and verdict is not None:
+            verdict = (
+                DATA_TYPE,
+                FLOAT_IO,
+                "convert with --io int8 (or uint8) so the model takes and gives integers",
+            )
+        depth = max([depth_of_tensor.get(i, 0) for i in ins], default=0)
+        for i in outs:
+            depth_of_tensor[i] = depth + (verdict is not None)
+        rows.append((index, name, version, depth, verdict))
+    if failures:
+        return [
+            OpStatus(i, n, v, False, vd[1], vd[0], vd[2])
+            if vd
+            else OpStatus(i, n, v, False, f"not compiled: {failures[0]}", NOT_COMPILED)
+            for i, n, v, _, vd in rows
+        ]
+    sizes = Counter(depth for _, _, _, depth, verdict in rows if verdict is None)
+    chosen = min(sizes, key=lambda d: (-sizes[d], d)) if sizes else -1
+    splitters = {}  # segment -> the first CPU op that ends it (and so separates it from the next)
+    for i, n, _, depth, verdict in rows:
+        if verdict is not None and depth not in splitters:
+            splitters[depth] = (n, i)
+    statuses = []
+    for i, n, v, depth, verdict in rows:
+        if verdict is not None:
+            statuses.append(OpStatus(i, n, v, False, verdict[1], verdict[0], verdict[2]))
+        elif depth == chosen:
+            statuses.append(OpStatus(i, n, v, True))
+        else:
+            where, (op_name, op_index) = (
+                ("after", splitters[chosen]) if depth > chosen else ("before", splitters[depth])
+            )
+            statuses.append(OpStatus(i, n, v, False, f"{where} {op_name} (op {op_index})", SUBGRAPH))
+    return statuses
+
+
+def _first_blocking(statuses: list[OpStatus], failures: list[str]) -> OpStatus | None:
+    """The op where the Edge TPU subgraph ends: the first CPU op that depends on mapped ops."""
+    if failures:
+        return next((st for st in statuses if not st.edgetpu and st.reason != FLOAT_IO), None)
+    seen_tpu = False
+    for st in statuses:
+        seen_tpu = seen_tpu or st.edgetpu
+        if seen_tpu and not st.edgetpu and st.reason != FLOAT_IO and st.status != SUBGRAPH:
+            return st
+    return None
+
+
+def _op_verdict(
+    table: SupportedOps,
+    name: str,
+    custom: bool,
+    version: int,
+    graph: Any,
+    model: Any,
+    op: Any,
+    ins: list[int],
+    outs: list[int],
+) -> tuple[str, str, str] | None:
+    """``(status, reason, advice)`` when the op cannot map by itself, else ``None``."""
+    if custom:
+        return (
+            NOT_SUPPORTED,
+            f"custom op {name!r} is not an Edge TPU operation",
+            f"{name} runs on the CPU: keep it at the end of the model (post-processing) so everything before maps",
+        )
+    if name in table.data_type_only:
+        return (
+            DATA_TYPE,
+            f"{name} produces float tensors (the Edge TPU runs int8/uint8 only)",
+            f"{name} turns integers into floats: keep the model integer to the end (--io int8), or do the "
+            "float maths on the CPU after the model",
+        )
+    if name not in table.max_versions:
+        return (
+            NOT_SUPPORTED,
+            "not in the Edge TPU's supported operations",
+            f"{name} is not an Edge TPU op: replace it with supported ops, or move it to the end of the model "
+            "(after the last Edge TPU op) so only it runs on the CPU",
+        )
+    if version > table.max_versions[name]:
+        return (
+            VERSION,
+            f"op version {version} is newer than edgetpu_compiler {table.compiler} accepts (max v{table.max_versions[name]})",
+            f"{name} v{version} was written by a newer TensorFlow Lite converter: re-convert with one that "
+            f"writes {name} v{table.max_versions[name]} or older (TensorFlow 2.5-2.8, or "
+            "converter.experimental_new_converter = False)",
+        )
+    for i in ins + outs:
+        tensor = graph.tensors[i]
+        type_name = _TYPE_NAMES.get(tensor.type, str(tensor.type))
+        if type_name == "INT16" and tensor.isVariable:
+            continue  # an LSTM's cell state: the compiler maps UNIDIRECTIONAL_SEQUENCE_LSTM with it
+        if type_name not in _QUANTIZED and type_name not in _ALLOWED_OTHER:
+            return (
+                DATA_TYPE,
+                f"works on {type_name} tensors (the Edge TPU runs int8/uint8 only: convert with --quantize int8)",
+                f"{name} works on {type_name}: quantize the whole model to int8 (edgecnn convert --quantize int8), "
+                "or move float post-processing out of the model",
+            )
+        if type_name in ("INT32", "INT64") and i in outs:
+            return (
+                DATA_TYPE,
+                f"produces {type_name} tensors (the Edge TPU runs int8/uint8 only)",
+                f"{name} produces {type_name}: do it on the CPU after the model",
+            )
+    for i in ins + outs:
+        tensor = graph.tensors[i]
+        if _is_dynamic(tensor):
+            return (NOT_COMPILED, DYNAMIC, "re-export with a fixed batch of 1 (edgecnn convert does)")
+        shape = _shape(tensor)
+        if len(shape) > 3 and _product(shape[:-3]) > 1 and not _is_constant(model, tensor):
+            return (
+                RANK,
+                f"tensor {_name(tensor)} {shape} uses more than the 3 innermost dimensions",
+                f"{name}: keep tensors to batch 1 and at most 3 dimensions larger than 1 (reshape before it)",
+            )
+    return _constraint(table, name, graph, model, op, ins, outs)
+
+
+def _constraint(
+    table: SupportedOps, name: str, graph: Any, model: Any, op: Any, ins: list[int], outs: list[int]
+) -> tuple[str, str, str] | None:
+    """The documented per-op limits (coral.ai models-intro "supported operations"), as LIMITATION."""
+    options = op.builtinOptions
+    activation = getattr(options, "fusedActivationFunction", 0) or 0
+    if name in ("AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION") and activation:
+        return (
+            LIMITATION,
+            "has a fused activation function, which the Edge TPU does not support on it",
+            f"{name}: apply the activation as its own op (RELU after {name}), not fused into it",
+        )
+    if (
+        name in ("CONV_2D", "DEPTHWISE_CONV_2D")
+        and options is not None
+        and (options.dilationHFactor or 1) != (options.dilationWFactor or 1)
+    ):
+        return (
+            LIMITATION,
+            f"dilation {options.dilationHFactor}x{options.dilationWFactor} differs in x and y",
+            f"{name}: use the same dilation in x and y",
+        )
+    if name in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR") and ins and outs:
+        src, dst = _shape(graph.tensors[ins[0]]), _shape(graph.tensors[outs[0]])
+        if len(src) == 4 and len(dst) == 4:
+            why = _resize_limit(table, src[1:3], dst[1:3])
+            if why:
+                return (
+                    LIMITATION,
+                    why,
+                    f"{name} {src[1]}x{src[2]} -> {dst[1]}x{dst[2]} exceeds what the Edge TPU maps: resize on the "
+                    "CPU after the model, or use a smaller output or an integer factor of "
+                    f"{table.limits['resize_max_scale']} or less",
+                )
+    if name == "SOFTMAX" and ins:
+        shape = _shape(graph.tensors[ins[0]])
+        big = [d for d in shape if d != 1]
+        if len(big) > 1 or _product(shape) > table.limits["softmax_max_elements"]:
+            return (
+                LIMITATION,
+                f"input {shape} is not one-dimensional with at most {table.limits['softmax_max_elements']} elements",
+                "SOFTMAX: flatten to one dimension first, or apply softmax on the CPU after the model",
+            )
+    if name == "FULLY_CONNECTED" and outs and len([d for d in _shape(graph.tensors[outs[0]]) if d != 1]) > 1:
+        return (
+            LIMITATION,
+            f"output {_shape(graph.tensors[outs[0]])} is not one-dimensional",
+            "FULLY_CONNECTED: flatten its input first (Flatten before Dense) so the output is one-dimensional",
+        )
+    if name == "FULLY_CONNECTED" and options is not None and (options.weightsFormat or 0) != 0:
+        return (
+            LIMITATION,
+            "uses a shuffled weights format",
+            "FULLY_CONNECTED: convert with the default weights format",
+        )
+    if name == "STRIDED_SLICE" and options is not None:
+        strides = _constant(model, graph, ins[3]) if len(ins) > 3 else None
+        if (
+            (options.ellipsisMask or 0)
+            or (options.newAxisMask or 0)
+            or (strides is not None and any(s != 1 for s in strides))
+        ):
+            return (
+                LIMITATION,
+                "strides other than 1, or an ellipsis/new-axis mask",
+                "STRIDED_SLICE: slice with stride 1 (a plain SLICE) and no ellipsis or new-axis mask",
+            )
+    axis_ops = {"MEAN": 1, "SUM": 1, "REDUCE_MAX": 1, "REDUCE_MIN": 1, "SPLIT": 0}
+    if name in axis_ops and len(ins) > axis_ops[name]:
+        axes = _constant(model, graph, ins[axis_ops[name]])
+        rank = len(_shape(graph.tensors[ins[1 - axis_ops[name]]]))
+        if axes is not None and any(a % max(rank, 1) == 0 for a in axes) and rank == 4:
+            return (
+                LIMITATION,
+                "works along the batch dimension",
+                f"{name}: reduce or split along height, width or channels, not the batch",
+            )
+    if name == "PAD" and len(ins) > 1:
+        pads = _constant(model, graph, ins[1])
+        if pads is not None and len(pads) >= 8 and any(pads[:2]):
+            return (LIMITATION, "pads the batch dimension", "PAD: pad height, width or channels only")
+    return None
+
+
+def _resize_limit(table: SupportedOps, src: list[int], dst: list[int]) -> str | None:
+    scale, side = table.limits["resize_max_scale"], table.limits["resize_max_output_side"]
+    for a, b in zip(src, dst, strict=True):
+        if a <= 0 or b <= 0:
+            return None
+        big, small = max(a, b), min(a, b)
+        if big % small:
+            return f"output {dst[0]}x{dst[1]} is not an integer multiple of input {src[0]}x{src[1]}"
+        if big // small > scale:
+            return f"scales {src[0]}x{src[1]} by {big // small}, more than the {scale}x the Edge TPU maps"
+    if max(dst) > side and dst != src:
+        return f"output {dst[0]}x{dst[1]} is larger than the {side} pixels a side the Edge TPU resizes"
+    return None
+
+
+def _constant(model: Any, graph: Any, index: int) -> list[int] | None:
+    """A small int32 constant (axes, paddings, strides) through numpy, or ``None`` when not constant."""
+    tensor = graph.tensors[index]
+    if not _is_constant(model, tensor) or _TYPE_NAMES.get(tensor.type) != "INT32":
+        return None
+    data = np.asarray(model.buffers[tensor.buffer].data, dtype=np.uint8).tobytes()
+    return [int(v) for v in np.frombuffer(data, dtype="<i4")]
+
+
+def _shape(tensor: Any) -> list[int]:
+    return [int(d) for d in (tensor.shape if tensor.shape is not None else [])]
+
+
+def _all_float(graph: Any, indices: list[int]) -> bool:
+    return all(_TYPE_NAMES.get(graph.tensors[i].type) == "FLOAT32" for i in indices)
+
+
+def _is_dynamic(tensor: Any) -> bool:
+    return tensor.shapeSignature is not None and any(int(d) < 0 for d in tensor.shapeSignature)
+
+
+def _is_constant(model: Any, tensor: Any) -> bool:
+    buffer = model.buffers[tensor.buffer] if tensor.buffer < len(model.buffers) else None
+    return buffer is not None and buffer.data is not None and len(buffer.data) > 0
+
+
+def _name(tensor: Any) -> str:
+    return text(tensor.name)
+
+
+def _product(values: list[int]) -> int:
+    result = 1
+    for v in values:
+        result *= v
+    return result
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The check against a model the real compiler made: CPU ops (by name) only one of them names."""
+
+    exact: bool
+    check_cpu_count: int
+    compiler_cpu_count: int
+    check_only: dict[str, int]
+    compiler_only: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compiled_cpu_ops(compiled: ModelFile) -> Counter[str]:
+    """Ops the compiler left on the CPU: every op of the compiled file besides edgetpu-custom-op.
+
+    By name only: the compiler rewrites the op versions of what it leaves (movenet's MUL v2 comes back v1).
+    """
+    return Counter({op.name: op.count for op in compiled.operators() if op.name != EDGETPU_CUSTOM_OP})
+
+
+def agreement_with_compiled(source: ModelFile, compiled: ModelFile) -> Agreement:
+    """Compare :func:`predict_compilation` on ``source`` with what the compiler left in ``compiled``."""
+    predicted = predict_compilation(source).cpu_ops()
+    actual = compiled_cpu_ops(compiled)
+    return Agreement(
+        exact=predicted == actual,
+        check_cpu_count=sum(predicted.values()),
+        compiler_cpu_count=sum(actual.values()),
+        check_only=dict(predicted - actual),
+        compiler_only=dict(actual - predicted),
+    )

@@ -1,0 +1,450 @@
+"""Object detection: raw outputs -> objects with a label, a score and a box in pixels of the original frame.
+
+Three layouts, each a decoder chosen once per model from its outputs:
+
+- **SSD / EfficientDet-Lite** with the ``TFLite_Detection_PostProcess`` op (Coral's zoo, TF Model Maker):
+  four float outputs, boxes normalised (ymin, xmin, ymax, xmax), NMS done by the op. The outputs come in
+  the three orders pycoral's ``get_objects`` knows: by signature names, TF1 order (boxes, classes,
+  scores, count) and TF2 order (scores, boxes, count, classes). Only the first ``count`` rows are read.
+- **Ultralytics YOLOv8/YOLO11**: one output ``[1, 4+nc, N]`` (cx, cy, w, h, class scores; boxes
+  normalised to the input size by the TFLite export), float32 or full int8 with one quantization for
+  boxes and scores. edgecnn does the NMS with OpenCV (``cv2.dnn.NMSBoxesBatched``: per class by default).
+  The input is letterboxed, as Ultralytics does.
+- **End-to-end** ``[1, N, 6]`` (x1, y1, x2, y2, score, class): NMS already done in the model.
+
+Labels: whatever the model carries (edgecnn or Ultralytics metadata, a TFLite Support label file) or
+``--labels``. A label file whose first line is ``???`` follows the TF Object Detection API convention
+(line 0 is the background the op never reports) and is shifted by one; Coral's id-prefixed files with
+gaps are understood by the label parser.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgecnn.adapters import dequantize
+from edgecnn.errors import ModelError, ModelInvokeError, UsageError
+from edgecnn.metadata import ModelMetadata
+from edgecnn.modelfile import ModelFile, TensorInfo
+from edgecnn.preprocess import Transform
+from edgecnn.tasks import DecodeOptions, shapes
+
+NAME = "detect"
+POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+DEFAULT_MIN_SCORE = 0.4  # Frigate's default threshold
+BOX_SLACK = 0.5  # normalised boxes may overshoot the image a little; more means the outputs are misread
+
+_PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
+            (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0),
+            (147, 69, 52), (255, 115, 100), (236, 24, 0), (255, 56, 132), (133, 0, 82), (255, 56, 203)]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Object:
+    id: int
+    label: str
+    score: float
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the original frame
+
+
+@dataclass(frozen=True)
+class Detections:
+    objects: list[Object]  # best first
+    task: str = field(default=NAME, init=False)
+
+    @property
+    def top(self) -> Object | None:
+        return self.objects[0] if self.objects else None
+
+    @property
+    def score(self) -> float:
+        return self.objects[0].score if self.objects else 0.0
+
+    @property
+    def key(self) -> Hashable:
+        return tuple(sorted({o.label for o in self.objects}))
+
+    def labels(self) -> list[str]:
+        return [o.label for o in self.objects]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "objects": [
+                {
+                    "id": o.id,
+                    "label": o.label,
+                    "score": round(o.score, 6),
+                    "box": [round(v, 1) for v in o.box],
+                }
+                for o in self.objects
+            ]
+        }
+
+    def summary(self) -> str:
+        if not self.objects:
+            return "no objects"
+        counts: dict[str, int] = {}
+        for o in self.objects:
+            counts[o.label] = counts.get(o.label, 0) + 1
+        seen = ", ".join(f"{n} {label}" if n > 1 else label for label, n in counts.items())
+        return f"{len(self.objects)} object{'s' if len(self.objects) != 1 else ''}: {seen} (best {self.score:.2f})"
+
+    def line(self) -> str:
+        return self.summary()
+
+    def lines(self) -> list[str]:
+        if not self.objects:
+            return ["  no objects"]
+        return [
+            f"  {o.score:7.4f}  {o.id:>5}  {o.label:<16} box {', '.join(f'{v:.0f}' for v in o.box)}"
+            for o in self.objects
+        ]
+
+    def draw(self, image: np.ndarray) -> None:
+        h, w = image.shape[:2]
+        scale = max(0.4, min(w, h) / 900)
+        thickness = max(1, round(min(w, h) / 300))
+        for o in self.objects:
+            colour = _PALETTE[o.id % len(_PALETTE)]
+            x1, y1, x2, y2 = (round(v) for v in o.box)
+            cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness)
+            text = f"{o.label} {o.score:.2f}"
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            ty = y1 - 2 if y1 - th - base - 2 >= 0 else y1 + th + base + 2
+            cv2.rectangle(image, (x1, ty - th - base), (x1 + tw + 4, ty + 1), colour, -1)
+            cv2.putText(image, text, (x1 + 2, ty - base + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                        cv2.LINE_AA)  # fmt: skip
+
+
+# --- which layout ------------------------------------------------------------------------------------
+
+
+def _has_postprocess_op(model_file: ModelFile) -> bool:
+    return any(op.name == POSTPROCESS_OP for op in model_file.operators())
+
+
+def _yolo_layout(outputs: list[TensorInfo]) -> str | None:
+    """ "yolo" for [1, 4+nc, N] (or [1, N, 4+nc]), "e2e" for [1, N, 6], None otherwise."""
+    if len(outputs) != 1 or len(outputs[0].shape) != 3 or outputs[0].shape[0] != 1:
+        return None
+    _, a, b = outputs[0].shape
+    if b == 6 and a > 6:
+        return "e2e"
+    if a >= 5 and b > a:
+        return "yolo"
+    if b >= 5 and a > b:
+        return "yolo-channels-last"
+    return None
+
+
+def claims(model_file: ModelFile, meta: ModelMetadata) -> bool:
+    return _has_postprocess_op(model_file) or _yolo_layout(model_file.outputs) is not None
+
+
+def detection_labels(labels: list[str] | None) -> list[str] | None:
+    """Drop the TF Object Detection API's leading ``???`` (background) line: the op's class 0 is line 1."""
+    if labels and labels[0].strip() == "???":
+        return labels[1:]
+    return labels
+
+
+class _Base:
+    task = NAME
+    letterbox = False
+    class_count = 0  # class ids come with each object; labels are checked against them per decoder
+    verb = "detecting"
+    name = ""
+
+    def __init__(self, model_file: ModelFile, labels: list[str] | None, options: DecodeOptions) -> None:
+        self.where = str(model_file.path or "the model")
+        self.labels = detection_labels(labels)
+        self.min_score = DEFAULT_MIN_SCORE if options.min_score is None else float(options.min_score)
+        self.max_detections = options.max_detections
+        self.options = options
+        self.keep: set[int] | None = None
+        if options.classes:
+            known = {label: i for i, label in enumerate(self.labels or [])}
+            missing = [c for c in options.classes if c not in known]
+            if missing:
+                shown = ", ".join((self.labels or [])[:20]) or "none: the model has no labels"
+                raise UsageError(
+                    f"--classes {','.join(missing)}: not a label of {self.where} (labels: {shown}). "
+                    "Use the model's label names."
+                )
+            self.keep = {known[c] for c in options.classes}
+
+    def _label(self, class_id: int) -> str:
+        if self.labels is None:
+            return str(class_id)
+        if not 0 <= class_id < len(self.labels):
+            raise ModelInvokeError(
+                f"{self.where} reported class id {class_id} but its labels have {len(self.labels)} entries: "
+                "pass a complete labels file with --labels (one line per class)."
+            )
+        return self.labels[class_id]
+
+    def _objects(
+        self, xyxy: np.ndarray, scores: np.ndarray, ids: np.ndarray, transform: Transform
+    ) -> Detections:
+        """Input-pixel boxes -> frame-pixel objects, best first, filtered and capped."""
+        if not np.all(np.isfinite(scores)) or not np.all(np.isfinite(xyxy)):
+            raise ModelInvokeError(
+                f"{self.where} produced NaN or infinite scores or boxes: the model is broken or was "
+                "converted wrongly; re-export it and check it on an image with `edgecnn predict`."
+            )
+        if self.keep is not None and len(ids):
+            mask = np.isin(ids, list(self.keep))
+            xyxy, scores, ids = xyxy[mask], scores[mask], ids[mask]
+        order = np.argsort(-scores, kind="stable")[: self.max_detections]
+        boxes = transform.to_frame(xyxy[order]) if len(order) else xyxy[:0]
+        return Detections(
+            [
+                Object(int(ids[i]), self._label(int(ids[i])), float(scores[i]), tuple(float(v) for v in box))  # type: ignore[arg-type]
+                for i, box in zip(order, boxes, strict=True)
+            ]
+        )
+
+    def _check_normalised(self, boxes: np.ndarray) -> None:
+        if boxes.size and (float(boxes.min()) < -BOX_SLACK or float(boxes.max()) > 1 + BOX_SLACK):
+            raise ModelInvokeError(
+                f"{self.where} produced boxes out of range ({float(boxes.min()):.3g}..{float(boxes.max()):.3g}, "
+                "expected normalised 0..1): its outputs are in an order edgecnn does not know. "
+                "Re-export it with the standard TFLite_Detection_PostProcess outputs."
+            )
+
+
+def _view(interpreter: Any, tensor_index: int) -> np.ndarray:
+    """The output tensor without a copy where the runtime offers it (``Interpreter.tensor``), else a copy."""
+    tensor = getattr(interpreter, "tensor", None)
+    return tensor(tensor_index)() if tensor is not None else interpreter.get_tensor(tensor_index)  # type: ignore[no-any-return]
+
+
+def _read(interpreter: Any, index: int) -> np.ndarray:
+    """Output tensor ``index`` as float32 (dequantized when integer)."""
+    details = interpreter.get_output_details()[index]
+    raw = interpreter.get_tensor(details["index"])
+    scale, zero_point = details["quantization"]
+    if np.issubdtype(raw.dtype, np.integer) and scale:
+        return dequantize(raw, scale, zero_point)
+    return raw.astype(np.float32, copy=False)
+
+
+# --- SSD with TFLite_Detection_PostProcess ---------------------------------------------------------------
+
+
+def _ssd_order(
+    model_file: ModelFile, outputs: list[tuple[int, ...]]
+) -> tuple[tuple[int, int, int, int], str]:
+    """(indices of boxes, classes, scores, count among the outputs, how they were found).
+
+    ``outputs`` are the shapes after ``allocate_tensors()``: the op's outputs often have none in the file.
+    """
+    where = model_file.path or "the model"
+    unknown = ModelError(
+        f"{where} has the TFLite_Detection_PostProcess op but outputs {[list(o) for o in outputs]} in an order edgecnn "
+        "does not know (expected boxes [1,K,4], classes [1,K], scores [1,K], count [1]). "
+        "Re-export it with the TF Object Detection API's TFLite export."
+    )
+    if len(outputs) != 4:
+        raise unknown
+    names = model_file.signature_outputs()
+    if names and len(names) == 4:
+        by_name: dict[str, int] = {}
+        for name, position in names.items():
+            low = name.lower()
+            for role, needles in (("boxes", ("box",)), ("classes", ("class",)), ("scores", ("score",)),
+                                  ("count", ("num", "count"))):  # fmt: skip
+                if any(n in low for n in needles):
+                    by_name[role] = position
+        if len(by_name) < 4 and set(names) == {"output_0", "output_1", "output_2", "output_3"}:
+            # TF2 object-detection export: output_0 count, output_1 scores, output_2 classes, output_3 boxes.
+            by_name = {
+                "count": names["output_0"],
+                "scores": names["output_1"],
+                "classes": names["output_2"],
+                "boxes": names["output_3"],
+            }
+        if len(set(by_name.values())) == 4 and len(by_name) == 4:
+            order = (by_name["boxes"], by_name["classes"], by_name["scores"], by_name["count"])
+            if _ssd_shapes_fit(outputs, order):
+                return order, "signature names"
+    for order, how in (((0, 1, 2, 3), "TF1 order"), ((1, 3, 0, 2), "TF2 order")):
+        if _ssd_shapes_fit(outputs, order):
+            return order, how
+    raise unknown
+
+
+def _ssd_shapes_fit(outputs: list[tuple[int, ...]], order: tuple[int, int, int, int]) -> bool:
+    boxes, classes, scores, count = (outputs[i] for i in order)
+    return (
+        len(boxes) == 3
+        and boxes[-1] == 4
+        and math.prod(count) == 1
+        and math.prod(classes) == math.prod(scores) == boxes[1]
+    )
+
+
+class SSDDecoder(_Base):
+    def __init__(
+        self, model_file: ModelFile, interpreter: Any, labels: list[str] | None, options: DecodeOptions
+    ) -> None:
+        super().__init__(model_file, labels, options)
+        out_shapes = [tuple(int(d) for d in o["shape"]) for o in interpreter.get_output_details()]
+        self.order, how = _ssd_order(model_file, out_shapes)
+        self.name = f"{POSTPROCESS_OP} outputs ({how})"
+
+    def decode(self, interpreter: Any, transform: Transform) -> Detections:
+        ib, ic, iscore, icount = self.order
+        boxes = _read(interpreter, ib)[0]
+        classes = _read(interpreter, ic).reshape(-1)
+        scores = _read(interpreter, iscore).reshape(-1)
+        count_value = float(_read(interpreter, icount).reshape(-1)[0])
+        if not math.isfinite(count_value):
+            count_value = -1
+        count = int(count_value)
+        if not 0 <= count <= len(scores):
+            raise ModelInvokeError(
+                f"{self.where} reported {count_value:g} detections but has room for {len(scores)}: its outputs are "
+                "in an order edgecnn does not know. Re-export it with the standard postprocess outputs."
+            )
+        boxes, classes, scores = boxes[:count], classes[:count], scores[:count]
+        keep = scores >= self.min_score
+        boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
+        self._check_normalised(boxes)
+        w, h = transform.input_width, transform.input_height
+        xyxy = np.stack([boxes[:, 1] * w, boxes[:, 0] * h, boxes[:, 3] * w, boxes[:, 2] * h], axis=-1)
+        return self._objects(xyxy, scores, np.rint(classes).astype(np.int64), transform)
+
+
+# --- Ultralytics YOLO ------------------------------------------------------------------------------------
+
+
+class YoloDecoder(_Base):
+    """``[1, 4+nc, N]``: class scores share one quantization with the boxes, so an int8 model's threshold
+    test runs on the raw integers (``q >= threshold / scale + zero_point``) and only candidates are
+    dequantized: a whole 84x8400 tensor is never converted."""
+
+    letterbox = True
+
+    def __init__(
+        self,
+        model_file: ModelFile,
+        interpreter: Any,
+        labels: list[str] | None,
+        options: DecodeOptions,
+        *,
+        channels_last: bool,
+    ) -> None:
+        super().__init__(model_file, labels, options)
+        self._details = interpreter.get_output_details()[0]
+        self.channels_last = channels_last
+        shape = model_file.outputs[0].shape
+        self.classes = (shape[2] if channels_last else shape[1]) - 4
+        self.name = (
+            f"YOLO {list(shape)} (cx, cy, w, h + {self.classes} class scores) + OpenCV NMS"
+            f" ({'class-agnostic' if options.agnostic else 'per class'}, IoU {options.iou:g})"
+        )
+        if self.labels is not None and len(self.labels) < self.classes:
+            raise ModelError(
+                f"{self.where} scores {self.classes} classes but its labels have {len(self.labels)} entries: "
+                "pass a complete labels file with --labels (one line per class)."
+            )
+
+    def decode(self, interpreter: Any, transform: Transform) -> Detections:
+        details = self._details
+        # A view of the output buffer (no copy of a 2.8 MB [84, 8400] tensor); everything kept below is a
+        # copy made by indexing, so nothing refers to the buffer after decode returns.
+        raw = _view(interpreter, details["index"])[0]
+        if self.channels_last:
+            raw = raw.T
+        scale, zero_point = details["quantization"]
+        quantized = np.issubdtype(raw.dtype, np.integer) and bool(scale)
+        class_rows = raw[4:]
+        # max over classes first (a fast row-wise reduction), argmax only for the few candidates.
+        best = class_rows.max(axis=0)
+        if quantized:
+            threshold = math.ceil(self.min_score / scale + zero_point)
+            candidates = np.flatnonzero(best >= threshold)
+            boxes = dequantize(raw[:4, candidates], scale, zero_point).T
+            scores = dequantize(best[candidates], scale, zero_point)
+        else:
+            # NaN fails every comparison: keep NaN columns as candidates so _objects reports them.
+            candidates = np.flatnonzero(~(best < self.min_score))
+            scores = best[candidates].astype(np.float32)
+            boxes = raw[:4, candidates].T.astype(np.float32)
+        ids = class_rows[:, candidates].argmax(axis=0) if len(candidates) else np.zeros(0, np.int64)
+        if boxes.size and float(np.abs(boxes).max()) <= 2.0:  # normalised (Ultralytics' TFLite export)
+            boxes = boxes * np.array([transform.input_width, transform.input_height] * 2, dtype=np.float32)
+        xyxy = np.empty_like(boxes)
+        xyxy[:, :2] = boxes[:, :2] - boxes[:, 2:] / 2
+        xyxy[:, 2:] = boxes[:, :2] + boxes[:, 2:] / 2
+        if len(candidates) and np.all(np.isfinite(scores)) and np.all(np.isfinite(xyxy)):
+            tlwh = np.concatenate([xyxy[:, :2], boxes[:, 2:]], axis=1)
+            if self.options.agnostic:
+                found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.min_score, self.options.iou,
+                                        top_k=self.max_detections)  # fmt: skip
+            else:
+                found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.min_score,
+                                               self.options.iou, top_k=self.max_detections)  # fmt: skip
+            kept = np.asarray(found, dtype=np.int64).reshape(-1)
+            xyxy, scores, ids = xyxy[kept], scores[kept], ids[kept]
+        return self._objects(xyxy, scores, ids, transform)
+
+
+class EndToEndDecoder(_Base):
+    letterbox = True
+
+    def __init__(self, model_file: ModelFile, labels: list[str] | None, options: DecodeOptions) -> None:
+        super().__init__(model_file, labels, options)
+        self.name = (
+            f"end-to-end {list(model_file.outputs[0].shape)} (x1, y1, x2, y2, score, class; NMS in the model)"
+        )
+
+    def decode(self, interpreter: Any, transform: Transform) -> Detections:
+        rows = _read(interpreter, 0)[0]
+        scores = rows[:, 4]
+        keep = ~(scores < self.min_score)  # NaN stays in, to be reported
+        rows = rows[keep]
+        xyxy = rows[:, :4].copy()
+        if xyxy.size and np.all(np.isfinite(xyxy)) and float(np.abs(xyxy).max()) <= 2.0:
+            xyxy *= np.array([transform.input_width, transform.input_height] * 2, dtype=np.float32)
+        ids = np.rint(np.nan_to_num(rows[:, 5])).astype(np.int64)
+        return self._objects(xyxy, rows[:, 4], ids, transform)
+
+
+def decoder(
+    model_file: ModelFile,
+    meta: ModelMetadata,
+    interpreter: Any,
+    labels: list[str] | None,
+    options: DecodeOptions,
+) -> _Base:
+    if options.max_detections < 1:
+        raise UsageError("--max-detections must be at least 1.")
+    if options.min_score is not None and not 0.0 <= options.min_score <= 1.0:
+        raise UsageError(f"--min-score {options.min_score:g} is out of range: use 0 to 1.")
+    if _has_postprocess_op(model_file):
+        dec: _Base = SSDDecoder(model_file, interpreter, labels, options)
+    else:
+        layout = _yolo_layout(model_file.outputs)
+        if layout == "e2e":
+            dec = EndToEndDecoder(model_file, labels, options)
+        elif layout in ("yolo", "yolo-channels-last"):
+            dec = YoloDecoder(
+                model_file, interpreter, labels, options, channels_last=layout == "yolo-channels-last"
+            )
+        else:
+            raise ModelError(
+                f"{model_file.path or 'the model'} is declared a detector but its outputs {shapes(model_file.outputs)} "
+                "fit no detection layout edgecnn reads (TFLite_Detection_PostProcess; YOLO [1, 4+nc, N]; "
+                "[1, N, 6]). Re-export it in one of these."
+            )
+    if meta.letterbox is not None:
+        dec.letterbox = bool(meta.letterbox)
+    return dec
