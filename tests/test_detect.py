@@ -79,8 +79,8 @@ def test_three_ssd_orders_decode_to_the_same_objects(detectors):
     assert found[0] and found[0] == found[1] == found[2]
 
 
-def test_unknown_ssd_order_is_one_clear_error(detectors):
-    image = detectors.folder / "one.png"
+def test_unknown_ssd_order_is_one_clear_error(detectors, tmp_path):
+    image = tmp_path / "one.png"
     cv2.imwrite(str(image), detectors.held_out[0].image)
     result = run_cli("predict", detectors["ssd_scrambled"], image)
     assert result.code == 3, result.stderr
