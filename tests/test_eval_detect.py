@@ -201,7 +201,7 @@ def test_against_reports_both_and_agreement(scenes, both):
     assert report.comparison is not None
     assert report.comparison.map50_difference_pts == pytest.approx(report.model.map50_pct - 100.0)
     assert 0 < report.comparison.agreement_pct < 100
-    assert check_gate(report, fail_under=report.model.map50_pct + 1)[0].message.startswith("mAP@0.5 ")
+    assert check_gate(report, fail_under=report.model.map50_95_pct + 1)[0].message.startswith("mAP@0.5:0.95 ")
     same = evaluate_detection(read_detection_dataset(both[0]), perfect, against=perfect)
     assert same.comparison.agreement_pct == 100.0
 
@@ -301,5 +301,5 @@ def test_evaluate_injects_a_detector_for_a_coco_file(scenes, both):
         "unused.tflite", both[1], detector=_detector(scenes), progress=lambda d, t: calls.append((d, t))
     )
     assert calls == [(n, 12) for n in range(1, 13)]
-    assert report.task == "detect" and report.headline == ("mAP@0.5", 100.0)
+    assert report.task == "detect" and report.headline == ("mAP@0.5:0.95", 100.0)
     assert report.format == "coco"  # type: ignore[attr-defined]
