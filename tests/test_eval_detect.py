@@ -303,3 +303,13 @@ def test_evaluate_injects_a_detector_for_a_coco_file(scenes, both):
     assert calls == [(n, 12) for n in range(1, 13)]
     assert report.task == "detect" and report.headline == ("mAP@0.5:0.95", 100.0)
     assert report.format == "coco"  # type: ignore[attr-defined]
+
+
+def test_a_fifo_as_label_file_is_an_error_not_a_hang(scenes, tmp_path):
+    import os
+
+    data = _write_yolo(tmp_path / "y", scenes[:2])
+    (data / "labels" / "s00.txt").unlink()
+    os.mkfifo(data / "labels" / "s00.txt")
+    with pytest.raises(InputError, match=r"s00\.txt is a FIFO"):
+        read_yolo(data)
