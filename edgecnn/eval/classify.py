@@ -57,12 +57,23 @@ class ClassificationScore:
 
 
 @dataclass(frozen=True)
+class Disagreement:
+    """An image on which the two models' top-1 labels differ: the ones to look at first."""
+
+    image: str
+    folder: str
+    model: str  # the evaluated model's top-1 label
+    against: str  # the --against model's top-1 label
+
+
+@dataclass(frozen=True)
 class ClassificationComparison:
     """Image-by-image comparison of the evaluated model with the ``--against`` model."""
 
     agreement_pct: float  # images where both models' top-1 labels are the same
     top1_difference_pts: float  # evaluated minus against, in percentage points
     disagreements: int
+    disagreeing_images: list[Disagreement]
 
 
 @dataclass(frozen=True)
@@ -204,11 +215,16 @@ def evaluate_classification(
         )
     comparison = None
     if against is not None:
-        same = sum(1 for a, b in zip(ranked[0], ranked[1], strict=True) if a[0] == b[0])
+        differ = [
+            Disagreement(str(item.path), item.label, a[0], b[0])
+            for item, a, b in zip(dataset.images, ranked[0], ranked[1], strict=True)
+            if a[0] != b[0]
+        ]
         comparison = ClassificationComparison(
-            agreement_pct=_pct(same, total),
+            agreement_pct=_pct(total - len(differ), total),
             top1_difference_pts=round(scores[0].top1_pct - scores[1].top1_pct, 4),
-            disagreements=total - same,
+            disagreements=len(differ),
+            disagreeing_images=differ,
         )
     return ClassificationReport(
         task="classify",
