@@ -313,3 +313,17 @@ def test_a_fifo_as_label_file_is_an_error_not_a_hang(scenes, tmp_path):
     os.mkfifo(data / "labels" / "s00.txt")
     with pytest.raises(InputError, match=r"s00\.txt is a FIFO"):
         read_yolo(data)
+
+
+def test_coco_images_folder_can_be_elsewhere(scenes, both, tmp_path):
+    moved = tmp_path / "annotations" / "val.json"
+    moved.parent.mkdir()
+    moved.write_text(both[1].read_text())
+    with pytest.raises(InputError, match="pass --images DIR"):
+        read_detection_dataset(moved)
+    dataset = read_detection_dataset(moved, images=both[1].parent / "images")
+    assert [s.image for s in dataset.samples] == [
+        both[1].parent / "images" / f"s{i:02d}.png" for i in range(12)
+    ]
+    with pytest.raises(UsageError, match="--images is for COCO"):
+        read_detection_dataset(both[0], images=both[1].parent / "images")
