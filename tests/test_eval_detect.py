@@ -327,3 +327,11 @@ def test_coco_images_folder_can_be_elsewhere(scenes, both, tmp_path):
     ]
     with pytest.raises(UsageError, match="--images is for COCO"):
         read_detection_dataset(both[0], images=both[1].parent / "images")
+
+
+def test_eval_is_a_regular_package_so_the_wheel_ships_it():
+    import edgecnn.eval
+
+    assert (
+        edgecnn.eval.__file__ is not None
+    )  # a namespace package (no __init__.py) is left out by find_packages
