@@ -82,6 +82,32 @@ def test_every_config_key_is_a_cli_flag():
         assert "--" + key.replace("_", "-") in flags, key
 
 
+def test_cli_ranges_and_help_are_the_declared_ones():
+    """The run command's flags take their range and help from edgecnn.run.options, so they cannot drift
+    from the config file's checks (a range stated twice was how the two disagreed)."""
+    from typer.main import get_command
+
+    from edgecnn.cli import app
+    from edgecnn.run.options import MqttOptions, declared
+
+    run = get_command(app).commands["run"]
+    by_flag = {opt: param for param in run.params for opt in param.opts}
+    declarations = [*declared(RunOptions).values(), *declared(MqttOptions).values()]
+    ranged = 0
+    for opt in declarations:
+        if opt.key in ("model", "mqtt", "port"):  # MODEL argument; [mqtt] table; port: part of --mqtt
+            continue
+        param = by_flag[opt.flag]
+        assert param.help == opt.spec.help, opt.key  # type: ignore[attr-defined]
+        if opt.spec.low is not None:
+            bounds = (param.min, param.max)  # type: ignore[attr-defined]
+            assert bounds == (opt.spec.low, opt.spec.high), opt.key
+            ranged += 1
+    assert ranged == 14  # 12 run options, mqtt.qos and mqtt.queue_size
+    with pytest.raises(UsageError, match="--every: must be between 1 and 1e"):
+        validate_run_options(merge_cli(RunOptions(model=MOBILENET), {"every": 10**7}), check_source=False)
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [

@@ -3,195 +3,75 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from edgecnn.cli._app import app, model_option
+from edgecnn.run.options import run_option
+
+
+def _help(key: str) -> str:
+    return run_option(key).spec.help
+
+
+def _option(key: str, **extra: Any) -> Any:
+    """The typer option of a declared run option (edgecnn.run.options): flags, range and help from there;
+    the default is None (not given), so a --config file's value stands unless the flag is passed."""
+    opt = run_option(key)
+    return typer.Option(None, *opt.flags, min=opt.spec.low, max=opt.spec.high, help=opt.spec.help, **extra)
+
+
+def _mqtt_option(key: str, **extra: Any) -> Any:
+    return _option(f"mqtt.{key}", rich_help_panel="MQTT output", **extra)
 
 
 @app.command("run")
 def run_command(
-    model: Path | None = typer.Argument(
-        None,
-        metavar="MODEL",
-        help="Path to a .tflite model (may come from --config instead).",
-        show_default=False,
-    ),
+    model: Path | None = typer.Argument(None, metavar="MODEL", help=_help("model"), show_default=False),
     model_opt: Path | None = model_option(),
-    camera: int | None = typer.Option(
-        None, "--camera", min=0, max=1000, help="Camera index (V4L2 /dev/videoN on Linux). Default: 0."
-    ),
-    source: str | None = typer.Option(
-        None,
-        "--source",
-        help="Video file, image folder, stream URL (rtsp://, http:// MJPEG), picamera2[:N], or demo.",
-    ),
+    camera: int | None = _option("camera"),
+    source: str | None = _option("source"),
     config: Path | None = typer.Option(
         None, "--config", help="TOML file with the same keys as these flags (flags override it)."
     ),
-    device: str | None = typer.Option(
-        None, "--device", help="cpu (default), edgetpu (or edgetpu:usb, edgetpu:pci:N), or auto."
+    device: str | None = _option("device"),
+    threads: int | None = _option("threads"),
+    labels: Path | None = _option("labels"),
+    top_k: int | None = _option("top_k"),
+    width: int | None = _option("width"),
+    height: int | None = _option("height"),
+    fps: float | None = _option("fps"),
+    crop: str | None = _option("crop"),
+    realtime: bool | None = _option("realtime"),
+    loop: bool | None = _option("loop"),
+    jsonl: str | None = _option("jsonl"),
+    min_score: float | None = _option("min_score"),
+    max_detections: int | None = _option("max_detections"),
+    classes: str | None = _option("classes"),
+    every: int | None = _option("every"),
+    on_change: bool | None = _option("on_change"),
+    serve: str | None = _option("serve"),
+    serve_token: str | None = _option(
+        "serve_token", metavar="TOKEN", envvar="EDGECNN_SERVE_TOKEN", show_envvar=True
     ),
-    threads: int | None = typer.Option(
-        None, "--threads", min=1, max=64, help="CPU threads for the interpreter."
-    ),
-    labels: Path | None = typer.Option(
-        None, "--labels", help="Labels file (one per line): overrides embedded labels."
-    ),
-    top_k: int | None = typer.Option(
-        None, "--top-k", "-k", min=1, max=1000, help="Classes per result (default 1)."
-    ),
-    width: int | None = typer.Option(
-        None, "--width", min=1, max=16384, help="Frame width to request from the camera."
-    ),
-    height: int | None = typer.Option(None, "--height", min=1, max=16384, help="Frame height to request."),
-    fps: float | None = typer.Option(
-        None,
-        "--fps",
-        min=0.001,
-        max=1000,
-        help="Frame rate to request (camera) or to pace at (--realtime, demo).",
-    ),
-    crop: str | None = typer.Option(
-        None, "--crop", help="'center' to crop to the model's aspect before resizing."
-    ),
-    realtime: bool | None = typer.Option(
-        None,
-        "--realtime/--no-realtime",
-        help="Play files at their frame rate, dropping frames like a camera.",
-    ),
-    loop: bool | None = typer.Option(
-        None, "--loop/--no-loop", help="Start a video file or image folder again at its end, until stopped."
-    ),
-    jsonl: str | None = typer.Option(
-        None, "--jsonl", help="Write one JSON object per result to FILE (appended), or '-' for stdout."
-    ),
-    min_score: float | None = typer.Option(
-        None,
-        "--min-score",
-        min=0.0,
-        max=1.0,
-        help="Only output results whose score (top class, best object) is at least this; detectors also "
-        "drop objects below it (default 0.4 for them).",
-    ),
-    max_detections: int | None = typer.Option(
-        None,
-        "--max-detections",
-        min=1,
-        max=10000,
-        help="Detectors: at most this many objects per frame (100).",
-    ),
-    classes: str | None = typer.Option(
-        None, "--classes", help="Detectors: keep only these labels, comma-separated (person,car)."
-    ),
-    every: int | None = typer.Option(None, "--every", min=1, help="Only output every Nth classified frame."),
-    on_change: bool | None = typer.Option(
-        None,
-        "--on-change/--no-on-change",
-        help="Only output when the top label (detectors: the set of labels present) changes.",
-    ),
-    serve: str | None = typer.Option(
-        None,
-        "--serve",
-        help="HOST:PORT for /healthz /latest /metrics /stream.mjpg (PORT alone binds 127.0.0.1).",
-    ),
-    serve_token: str | None = typer.Option(
-        None,
-        "--serve-token",
-        metavar="TOKEN",
-        envvar="EDGECNN_SERVE_TOKEN",
-        show_envvar=True,
-        help="Token that /, /latest and /stream.mjpg require (Bearer header, or open /?token=TOKEN once). "
-        "Needed to --serve anything but loopback.",
-    ),
-    serve_token_file: Path | None = typer.Option(
-        None,
-        "--serve-token-file",
-        metavar="FILE",
-        help="Read the serve token from the first line of FILE (what `edgecnn service install` writes).",
-    ),
-    serve_token_all: bool | None = typer.Option(
-        None, "--serve-token-all", help="Require the token for /healthz and /metrics too."
-    ),
-    serve_insecure: bool | None = typer.Option(
-        None, "--serve-insecure", help="Allow --serve on a non-loopback address without a token."
-    ),
-    reconnect: bool | None = typer.Option(
-        None,
-        "--reconnect/--no-reconnect",
-        help="Retry a source that fails or stops (capped backoff) instead of exiting.",
-    ),
-    max_frames: int | None = typer.Option(
-        None, "--max-frames", min=1, help="Stop after N classified frames."
-    ),
-    duration: float | None = typer.Option(None, "--duration", min=0.001, help="Stop after S seconds."),
-    stall_timeout: float | None = typer.Option(
-        None,
-        "--stall-timeout",
-        min=0.05,
-        max=3600,
-        help="Seconds without a frame before the source counts as stalled (default 5).",
-    ),
-    quiet: bool | None = typer.Option(
-        None, "--quiet/--no-quiet", "-q", help="No per-result lines; summary only."
-    ),
-    mqtt: str | None = typer.Option(
-        None,
-        "--mqtt",
-        rich_help_panel="MQTT output",
-        metavar="HOST[:PORT]",
-        help="Publish results to this MQTT broker (port 1883, 8883 with TLS); needs pip install 'edgecnn\\[mqtt]'.",
-    ),
-    mqtt_topic: str | None = typer.Option(
-        None,
-        "--mqtt-topic",
-        rich_help_panel="MQTT output",
-        help="Topic prefix: PREFIX/result, PREFIX/availability, PREFIX/stats. Default: edgecnn/HOSTNAME "
-        "(edgecnn/HOSTNAME/NAME with --config NAME.toml).",
-    ),
-    mqtt_tls: bool | None = typer.Option(
-        None,
-        "--mqtt-tls/--no-mqtt-tls",
-        rich_help_panel="MQTT output",
-        help="TLS to the broker (the system's CAs unless --mqtt-ca).",
-    ),
-    mqtt_ca: Path | None = typer.Option(
-        None,
-        "--mqtt-ca",
-        rich_help_panel="MQTT output",
-        help="CA certificate (PEM) that signed the broker's certificate; implies --mqtt-tls.",
-    ),
-    mqtt_username: str | None = typer.Option(
-        None, "--mqtt-username", rich_help_panel="MQTT output", help="Username for the broker."
-    ),
-    mqtt_password_file: Path | None = typer.Option(
-        None,
-        "--mqtt-password-file",
-        rich_help_panel="MQTT output",
-        help="File whose first line is the broker password (keeps it out of ps and shell history).",
-    ),
-    mqtt_client_id: str | None = typer.Option(
-        None,
-        "--mqtt-client-id",
-        rich_help_panel="MQTT output",
-        help="MQTT client id (default edgecnn-HOSTNAME[-NAME]-PID).",
-    ),
-    mqtt_qos: int | None = typer.Option(
-        None,
-        "--mqtt-qos",
-        rich_help_panel="MQTT output",
-        min=0,
-        max=1,
-        help="1: at least once (default); 0: at most once.",
-    ),
-    mqtt_queue_size: int | None = typer.Option(
-        None,
-        "--mqtt-queue-size",
-        rich_help_panel="MQTT output",
-        min=1,
-        max=1_000_000,
-        help="Results kept while the broker is unreachable (default 1000); older ones are dropped and counted.",
-    ),
+    serve_token_file: Path | None = _option("serve_token_file", metavar="FILE"),
+    serve_token_all: bool | None = _option("serve_token_all"),
+    serve_insecure: bool | None = _option("serve_insecure"),
+    reconnect: bool | None = _option("reconnect"),
+    max_frames: int | None = _option("max_frames"),
+    duration: float | None = _option("duration"),
+    stall_timeout: float | None = _option("stall_timeout"),
+    quiet: bool | None = _option("quiet"),
+    mqtt: str | None = _mqtt_option("host", metavar="HOST[:PORT]"),
+    mqtt_topic: str | None = _mqtt_option("topic"),
+    mqtt_tls: bool | None = _mqtt_option("tls"),
+    mqtt_ca: Path | None = _mqtt_option("ca"),
+    mqtt_username: str | None = _mqtt_option("username"),
+    mqtt_password_file: Path | None = _mqtt_option("password_file"),
+    mqtt_client_id: str | None = _mqtt_option("client_id"),
+    mqtt_qos: int | None = _mqtt_option("qos"),
+    mqtt_queue_size: int | None = _mqtt_option("queue_size"),
 ) -> None:
     """Classify frames or detect objects (the model's task) from a camera, video, stream or folder until
     stopped; print a summary on exit.

@@ -30,24 +30,25 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import ConfigError, EdgecnnError, UsageError
-from edgecnn.run.options import CONFIG_KEYS, MQTT_KEYS, RunOptions
+from edgecnn.run.options import (
+    CONFIG_KEYS,
+    MqttOptions,
+    RunOptions,
+    declared,
+    out_of_range,
+    run_option,
+    type_mismatch,
+)
 from edgecnn.safeio import FileKind, check_file, loads_toml, read_text
 
-_PATH_KEYS = ("model", "labels", "serve_token_file")
-_INT_KEYS = ("camera", "threads", "top_k", "width", "height", "every", "max_frames", "max_detections")
-_FLOAT_KEYS = ("fps", "min_score", "duration", "stall_timeout")
-_BOOL_KEYS = ("realtime", "loop", "on_change", "reconnect", "quiet", "serve_token_all", "serve_insecure")
-_STR_KEYS = ("model", "source", "device", "labels", "crop", "jsonl", "serve", "serve_token_file")
+_PATH_KEYS = tuple(k for k, o in declared(RunOptions).items() if o.kind is Path)
 CROP_CHOICES = ("center", "none")
 _MQTT_PATH_KEYS = ("ca", "password_file")
 
 
 def flag(key: str) -> str:
     """The CLI flag of a config key; ``mqtt.topic`` -> ``--mqtt-topic``, ``mqtt.host``/``mqtt.port`` -> ``--mqtt``."""
-    if key.startswith("mqtt."):
-        sub = key[len("mqtt.") :]
-        return "--mqtt" if sub in ("host", "port") else "--mqtt-" + sub.replace("_", "-")
-    return "MODEL" if key == "model" else "--" + key.replace("_", "-")
+    return run_option(key).flag
 
 
 def _type_name(value: Any) -> str:
@@ -63,18 +64,18 @@ def _check_type(key: str, value: Any, where: str) -> Any:
     if key == "mqtt":
         if not isinstance(value, dict):
             raise bad("a table ([mqtt])")
+        mqtt_keys = declared(MqttOptions)
         for sub, sub_value in value.items():
-            if sub not in MQTT_KEYS:
-                close = difflib.get_close_matches(sub, MQTT_KEYS, n=1)
+            if sub not in mqtt_keys:
+                close = difflib.get_close_matches(sub, mqtt_keys, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ConfigError(
-                    f"{where}unknown key {sub!r} in [mqtt]{hint}; known keys: {', '.join(MQTT_KEYS)}."
+                    f"{where}unknown key {sub!r} in [mqtt]{hint}; known keys: {', '.join(mqtt_keys)}."
                 )
-            expected = MQTT_KEYS[sub]
-            if not isinstance(sub_value, expected) or (expected is int and isinstance(sub_value, bool)):
-                names = {str: "a string", int: "an integer", bool: "true or false"}
+            expected = type_mismatch(mqtt_keys[sub], sub_value)
+            if expected is not None:
                 raise ConfigError(
-                    f"{where}mqtt.{sub} must be {names[expected]}, got {_type_name(sub_value)} {sub_value!r}."
+                    f"{where}mqtt.{sub} must be {expected}, got {_type_name(sub_value)} {sub_value!r}."
                 )
         return value
     if key == "classes":  # detectors' label filter: "person,car" or ["person", "car"]
@@ -84,23 +85,11 @@ def _check_type(key: str, value: Any, where: str) -> Any:
         return [i.strip() for i in items if i.strip()] or None
     if key == "source" and isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # source = 0 means camera 0
-    if key in _BOOL_KEYS:
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if key in _INT_KEYS:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an integer")
-        return value
-    if key in _FLOAT_KEYS:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad("a number")
-        return float(value)
-    if key in _STR_KEYS:
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
-    raise ConfigError(f"{where}{key} is not a known key.")  # pragma: no cover - CONFIG_KEYS covers all
+    opt = declared(RunOptions)[key]
+    expected = type_mismatch(opt, value)
+    if expected is not None:
+        raise bad(expected)
+    return float(value) if opt.kind is float else value
 
 
 def load_run_config(path: str | os.PathLike[str]) -> RunOptions:
@@ -230,24 +219,12 @@ def validate_run_options(
         parent = Path(opts.jsonl).expanduser().parent
         if not parent.is_dir():
             raise fail("jsonl", f"folder {parent} does not exist: create it or pass --jsonl - for stdout.")
-    ranges: list[tuple[str, float, float]] = [
-        ("camera", 0, 1000),
-        ("threads", 1, 64),
-        ("top_k", 1, 1000),
-        ("width", 1, 16384),
-        ("height", 1, 16384),
-        ("fps", 0.001, 1000),
-        ("min_score", 0.0, 1.0),
-        ("max_detections", 1, 10_000),
-        ("every", 1, 1_000_000),
-        ("max_frames", 1, 10**12),
-        ("duration", 0.001, 10**9),
-        ("stall_timeout", 0.05, 3600),
-    ]
-    for key, low, high in ranges:
+    for key, opt in declared(RunOptions).items():
+        if opt.spec.low is None and opt.spec.high is None:
+            continue
         value = getattr(opts, key)
-        if value is not None and not low <= value <= high:
-            raise fail(key, f"must be between {low:g} and {high:g}, got {value!r}.")
+        if out_of_range(opt, value):
+            raise fail(key, f"must be between {opt.spec.low:g} and {opt.spec.high:g}, got {value!r}.")
     from edgecnn.run.mqtt import mqtt_settings  # light: paho is imported only when a run starts
 
     mqtt_settings(opts, fail)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecnn.errors import ConfigError, EdgecnnError, RuntimeMissing
-from edgecnn.run.options import MQTT_KEYS
+from edgecnn.run.options import MqttOptions, declared, out_of_range, type_mismatch
 
 if TYPE_CHECKING:
     from edgecnn.run.options import RunOptions
@@ -47,7 +47,7 @@ log = logging.getLogger("edgecnn.run.mqtt")
 
 DEFAULT_PORT = 1883
 DEFAULT_TLS_PORT = 8883
-DEFAULT_QUEUE_SIZE = 1000
+DEFAULT_QUEUE_SIZE: int = declared(MqttOptions)["queue_size"].default
 MAX_IN_FLIGHT = 20  # results handed to paho and not yet acknowledged
 STATS_EVERY_S = 10.0
 ONLINE, OFFLINE = "online", "offline"
@@ -148,6 +148,10 @@ def parse_broker(value: str) -> tuple[str, int | None]:
     return host, None if port_text is None else int(port_text)
 
 
+def _range(opt: Any) -> str:
+    return f"{opt.spec.low:d} and {opt.spec.high:d}"
+
+
 def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
     """Check ``opts.mqtt`` (the ``[mqtt]`` table merged with the ``--mqtt*`` flags); ``None`` when MQTT is off.
 
@@ -158,15 +162,13 @@ def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
     table = dict(opts.mqtt or {})
     if not table:
         return None
+    keys = declared(MqttOptions)
     for key, value in table.items():
-        if key not in MQTT_KEYS:
-            raise fail(f"mqtt.{key}", f"unknown key; the [mqtt] table takes {', '.join(MQTT_KEYS)}.")
-        expected = MQTT_KEYS[key]
-        if value is not None and (
-            not isinstance(value, expected) or (expected is int and isinstance(value, bool))
-        ):
-            names = {str: "a string", int: "an integer", bool: "true or false"}
-            raise fail(f"mqtt.{key}", f"must be {names[expected]}, got {value!r}.")
+        if key not in keys:
+            raise fail(f"mqtt.{key}", f"unknown key; the [mqtt] table takes {', '.join(keys)}.")
+        expected = None if value is None else type_mismatch(keys[key], value)
+        if expected is not None:
+            raise fail(f"mqtt.{key}", f"must be {expected}, got {value!r}.")
     host_value = table.get("host")
     if not host_value:
         cli_keys = sorted(k for k in opts.from_cli if k.startswith("mqtt."))
@@ -182,8 +184,8 @@ def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
         if port is not None and port != table["port"]:
             raise fail("mqtt.port", f"{table['port']} contradicts the port in host {host_value!r}: keep one.")
         port = table["port"]
-        if not 1 <= port <= 65535:
-            raise fail("mqtt.port", f"must be between 1 and 65535, got {port}.")
+        if out_of_range(keys["port"], port):
+            raise fail("mqtt.port", f"must be between {_range(keys['port'])}, got {port}.")
     ca = Path(table["ca"]).expanduser() if table.get("ca") else None
     if ca is not None and not ca.is_file():
         raise fail(
@@ -212,12 +214,12 @@ def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
             raise fail(
                 "mqtt.password_file", f"{password_file} not found: write the password into it (one line)."
             )
-    qos = table.get("qos", 1)
-    if qos not in (0, 1):
+    qos = table.get("qos", keys["qos"].default)
+    if out_of_range(keys["qos"], qos):
         raise fail("mqtt.qos", f"use 0 (at most once) or 1 (at least once), got {qos}.")
     queue_size = table.get("queue_size", DEFAULT_QUEUE_SIZE)
-    if not 1 <= queue_size <= 1_000_000:
-        raise fail("mqtt.queue_size", f"must be between 1 and 1000000, got {queue_size}.")
+    if out_of_range(keys["queue_size"], queue_size):
+        raise fail("mqtt.queue_size", f"must be between {_range(keys['queue_size'])}, got {queue_size}.")
     client_id = table.get("client_id")
     if client_id is None:
         # The pid keeps two runs of one instance from kicking each other off the broker in turn.

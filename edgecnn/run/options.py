@@ -1,58 +1,98 @@
-"""Everything ``edgecnn run`` can be told, as one dataclass shared by the CLI, config files and tests."""
+"""Everything ``edgecnn run`` can be told, declared once: each field of :class:`RunOptions` (and of
+:class:`MqttOptions`, the ``[mqtt]`` table) carries its type (the annotation), default, range, help and CLI
+flag in its metadata (:class:`OptionSpec`).
+
+The CLI (``edgecnn.cli.run``) takes its ranges, help and flags from here, the TOML loader
+(``edgecnn.run.config``) its keys, types and ranges, the MQTT settings (``edgecnn.run.mqtt``) the ``[mqtt]``
+keys, and ``service install`` the keys worth writing. Adding an option is one field here plus its use.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Keys a config file may set: the CLI flags' long names with '_' for '-'. ``mqtt`` is a table with
-# MQTT_KEYS (the ``--mqtt*`` flags; see edgecnn.run.mqtt).
-CONFIG_KEYS = (
-    "model",
-    "source",
-    "camera",
-    "device",
-    "threads",
-    "labels",
-    "top_k",
-    "width",
-    "height",
-    "fps",
-    "crop",
-    "realtime",
-    "loop",
-    "jsonl",
-    "min_score",
-    "max_detections",
-    "classes",
-    "every",
-    "on_change",
-    "serve",
-    "serve_token_file",
-    "serve_token_all",
-    "serve_insecure",
-    "reconnect",
-    "max_frames",
-    "duration",
-    "stall_timeout",
-    "quiet",
-    "mqtt",
-)
 
-# Keys of the ``[mqtt]`` table and the type each must have in TOML.
-MQTT_KEYS: dict[str, type] = {
-    "host": str,  # HOST or HOST:PORT (the --mqtt flag)
-    "port": int,
-    "topic": str,
-    "tls": bool,
-    "ca": str,
-    "username": str,
-    "password_file": str,
-    "client_id": str,
-    "qos": int,
-    "queue_size": int,
-}
+@dataclass(frozen=True)
+class OptionSpec:
+    """How one option is told: its range (inclusive; ``None``: open), help text and CLI flags.
+
+    ``config`` False: the option is CLI-only (a secret that a file names by path instead) or internal.
+    """
+
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    flags: tuple[str, ...] = ()  # CLI spellings; empty: --KEY-WITH-DASHES
+    config: bool = True
+
+
+@dataclass(frozen=True)
+class Option:
+    """One declared option as the readers see it: key, TOML/CLI value type and :class:`OptionSpec`."""
+
+    key: str
+    kind: type  # bool, int, float, str, Path, list (of str) or dict (a table)
+    default: Any
+    spec: OptionSpec
+    flag_prefix: str = "--"
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """What typer.Option takes (``--realtime/--no-realtime``, ``-k``)."""
+        return self.spec.flags or (self.flag_prefix + self.key.replace("_", "-"),)
+
+    @property
+    def flag(self) -> str:
+        """The one spelling error messages name (``--realtime``, ``MODEL``, ``--mqtt-topic``)."""
+        return self.flags[0].split("/")[0]
+
+
+def option(default: Any = None, help: str = "", **spec: Any) -> Any:
+    """A dataclass field whose metadata declares the option (see :class:`OptionSpec`)."""
+    return field(default=default, metadata={"option": OptionSpec(help=help, **spec)})
+
+
+@dataclass
+class MqttOptions:
+    """The ``[mqtt]`` table / ``--mqtt*`` flags; checked and resolved by :func:`edgecnn.run.mqtt.mqtt_settings`.
+
+    ``RunOptions.mqtt`` holds these as a plain dict (only the keys that were set), so a file's table and the
+    flags merge key by key.
+    """
+
+    host: str | None = option(
+        help="Publish results to this MQTT broker (port 1883, 8883 with TLS); needs pip install 'edgecnn\\[mqtt]'.",
+        flags=("--mqtt",),
+    )  # HOST or HOST:PORT
+    port: int | None = option(low=1, high=65535, flags=("--mqtt",))
+    topic: str | None = option(
+        help="Topic prefix: PREFIX/result, PREFIX/availability, PREFIX/stats. Default: edgecnn/HOSTNAME "
+        "(edgecnn/HOSTNAME/NAME with --config NAME.toml)."
+    )
+    tls: bool | None = option(
+        help="TLS to the broker (the system's CAs unless --mqtt-ca).", flags=("--mqtt-tls/--no-mqtt-tls",)
+    )
+    ca: str | None = option(
+        help="CA certificate (PEM) that signed the broker's certificate; implies --mqtt-tls."
+    )
+    username: str | None = option(help="Username for the broker.")
+    password_file: str | None = option(
+        help="File whose first line is the broker password (keeps it out of ps and shell history)."
+    )
+    client_id: str | None = option(help="MQTT client id (default edgecnn-HOSTNAME[-NAME]-PID).")
+    qos: int = option(1, "1: at least once (default); 0: at most once.", low=0, high=1)
+    queue_size: int = option(
+        1000,
+        "Results kept while the broker is unreachable (default 1000); older ones are dropped and counted.",
+        low=1,
+        high=1_000_000,
+    )
 
 
 @dataclass
@@ -64,39 +104,160 @@ class RunOptions:
     :func:`~edgecnn.run.config.validate_run_options`.
     """
 
-    model: Path | None = None
-    source: str | None = None  # video file, image folder, URL, "picamera2[:N]", "demo"; None: camera
-    camera: int | None = None  # camera index (default 0 when neither camera nor source is set)
-    device: str = "cpu"
-    threads: int | None = None
-    labels: Path | None = None
-    top_k: int = 1
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    crop: str | None = None
-    realtime: bool = False
-    loop: bool = False  # files and folders start again at the end (a demo clip served until Ctrl-C)
-    jsonl: str | None = None  # "-" for stdout, or a file path (appended to)
-    min_score: float = 0.0  # results below are not output; for detectors also the object threshold (0: 0.4)
-    max_detections: int = 100  # detectors: at most this many objects per frame
-    classes: list[str] | None = None  # detectors: keep only these labels
-    every: int = 1
-    on_change: bool = False
-    serve: str | None = None  # HOST:PORT, ":PORT" or "PORT" (host 127.0.0.1)
-    serve_token: str | None = None  # --serve-token (CLI only: a config file names a file instead)
-    serve_token_file: Path | None = None  # first line is the token (service install writes one)
-    serve_token_all: bool = False  # also protect /healthz and /metrics
-    serve_insecure: bool = False  # allow a non-loopback bind without a token
-    reconnect: bool = False
-    max_frames: int | None = None
-    duration: float | None = None
-    stall_timeout: float = 5.0  # seconds without a frame before a source counts as stalled
-    quiet: bool = False
-    mqtt: dict[str, Any] | None = None  # the [mqtt] table / --mqtt* flags (MQTT_KEYS); None or {}: off
+    model: Path | None = option(
+        help="Path to a .tflite model (may come from --config instead).", flags=("MODEL",)
+    )
+    # video file, image folder, URL, "picamera2[:N]", "demo"; None: camera
+    source: str | None = option(
+        help="Video file, image folder, stream URL (rtsp://, http:// MJPEG), picamera2[:N], or demo."
+    )
+    # camera index (default 0 when neither camera nor source is set)
+    camera: int | None = option(
+        help="Camera index (V4L2 /dev/videoN on Linux). Default: 0.", low=0, high=1000
+    )
+    device: str = option("cpu", "cpu (default), edgetpu (or edgetpu:usb, edgetpu:pci:N), or auto.")
+    threads: int | None = option(help="CPU threads for the interpreter.", low=1, high=64)
+    labels: Path | None = option(help="Labels file (one per line): overrides embedded labels.")
+    top_k: int = option(1, "Classes per result (default 1).", low=1, high=1000, flags=("--top-k", "-k"))
+    width: int | None = option(help="Frame width to request from the camera.", low=1, high=16384)
+    height: int | None = option(help="Frame height to request.", low=1, high=16384)
+    fps: float | None = option(
+        help="Frame rate to request (camera) or to pace at (--realtime, demo).", low=0.001, high=1000
+    )
+    crop: str | None = option(help="'center' to crop to the model's aspect before resizing.")
+    realtime: bool = option(
+        False,
+        "Play files at their frame rate, dropping frames like a camera.",
+        flags=("--realtime/--no-realtime",),
+    )
+    # files and folders start again at the end (a demo clip served until Ctrl-C)
+    loop: bool = option(
+        False,
+        "Start a video file or image folder again at its end, until stopped.",
+        flags=("--loop/--no-loop",),
+    )
+    # "-" for stdout, or a file path (appended to)
+    jsonl: str | None = option(help="Write one JSON object per result to FILE (appended), or '-' for stdout.")
+    # results below are not output; for detectors also the object threshold (0: 0.4)
+    min_score: float = option(
+        0.0,
+        "Only output results whose score (top class, best object) is at least this; detectors also "
+        "drop objects below it (default 0.4 for them).",
+        low=0.0,
+        high=1.0,
+    )
+    max_detections: int = option(
+        100, "Detectors: at most this many objects per frame (100).", low=1, high=10_000
+    )
+    classes: list[str] | None = option(
+        help="Detectors: keep only these labels, comma-separated (person,car)."
+    )
+    every: int = option(1, "Only output every Nth classified frame.", low=1, high=1_000_000)
+    on_change: bool = option(
+        False,
+        "Only output when the top label (detectors: the set of labels present) changes.",
+        flags=("--on-change/--no-on-change",),
+    )
+    # HOST:PORT, ":PORT" or "PORT" (host 127.0.0.1)
+    serve: str | None = option(
+        help="HOST:PORT for /healthz /latest /metrics /stream.mjpg (PORT alone binds 127.0.0.1)."
+    )
+    # CLI only: a config file names a file instead
+    serve_token: str | None = option(
+        help="Token that /, /latest and /stream.mjpg require (Bearer header, or open /?token=TOKEN once). "
+        "Needed to --serve anything but loopback.",
+        config=False,
+    )
+    # first line is the token (service install writes one)
+    serve_token_file: Path | None = option(
+        help="Read the serve token from the first line of FILE (what `edgecnn service install` writes)."
+    )
+    serve_token_all: bool = option(False, "Require the token for /healthz and /metrics too.")
+    serve_insecure: bool = option(False, "Allow --serve on a non-loopback address without a token.")
+    reconnect: bool = option(
+        False,
+        "Retry a source that fails or stops (capped backoff) instead of exiting.",
+        flags=("--reconnect/--no-reconnect",),
+    )
+    max_frames: int | None = option(help="Stop after N classified frames.", low=1, high=10**12)
+    duration: float | None = option(help="Stop after S seconds.", low=0.001, high=10**9)
+    # seconds without a frame before a source counts as stalled
+    stall_timeout: float = option(
+        5.0,
+        "Seconds without a frame before the source counts as stalled (default 5).",
+        low=0.05,
+        high=3600,
+    )
+    quiet: bool = option(False, "No per-result lines; summary only.", flags=("--quiet/--no-quiet", "-q"))
+    # the [mqtt] table / --mqtt* flags (MqttOptions' keys); None or {}: off
+    mqtt: dict[str, Any] | None = option(help="The [mqtt] table (see MqttOptions).")
     # Not config keys: where values came from (for error messages) and tuning knobs for tests.
     config_path: Path | None = None
     backoff_initial: float = 0.5
     backoff_max: float = 10.0
     human_interval: float = 0.5  # at most one human-readable line per this many seconds
     from_cli: frozenset[str] = field(default_factory=frozenset, repr=False)
+
+
+def _value_type(hint: Any) -> type:
+    """``int | None`` -> int, ``list[str] | None`` -> list, ``dict[str, Any] | None`` -> dict."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    origin = typing.get_origin(hint)
+    return typing.cast(type, origin or hint)
+
+
+@functools.cache
+def declared(cls: type) -> dict[str, Option]:
+    """The options declared on ``cls`` (RunOptions or MqttOptions), by key, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    prefix = "--mqtt-" if cls is MqttOptions else "--"
+    found: dict[str, Option] = {}
+    for f in dataclasses.fields(cls):
+        spec = f.metadata.get("option")
+        if spec is not None:
+            found[f.name] = Option(f.name, _value_type(hints[f.name]), f.default, spec, prefix)
+    return found
+
+
+def run_option(key: str) -> Option:
+    """The declaration of a run option (``top_k``) or of an ``[mqtt]`` key (``mqtt.qos``)."""
+    if key.startswith("mqtt."):
+        return declared(MqttOptions)[key[len("mqtt.") :]]
+    return declared(RunOptions)[key]
+
+
+# Keys a config file may set: the CLI flags' long names with '_' for '-'. ``mqtt`` is a table with
+# MQTT_KEYS (the ``--mqtt*`` flags; see edgecnn.run.mqtt).
+CONFIG_KEYS: tuple[str, ...] = tuple(k for k, o in declared(RunOptions).items() if o.spec.config)
+
+# Keys of the ``[mqtt]`` table and the type each must have in TOML.
+MQTT_KEYS: dict[str, type] = {k: o.kind for k, o in declared(MqttOptions).items()}
+
+
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a string"}
+
+
+def type_mismatch(opt: Option, value: Any) -> str | None:
+    """What a TOML value of ``opt`` must be (``"an integer"``), or ``None`` when ``value`` fits.
+
+    Paths are strings in TOML; a float option takes an integer; a bool is never a number.
+    """
+    kind = opt.kind
+    if kind is bool:
+        fits = isinstance(value, bool)
+    elif kind is int:
+        fits = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind in (str, Path):
+        fits = isinstance(value, str)
+    else:  # pragma: no cover - lists and tables are checked by their readers
+        raise TypeError(f"no TOML check for {opt.key} ({kind.__name__})")
+    return None if fits else _EXPECTED[kind]
+
+
+def out_of_range(opt: Option, value: Any) -> bool:
+    """True when ``value`` (not None) lies outside the declared range of ``opt``."""
+    low, high = opt.spec.low, opt.spec.high
+    return value is not None and ((low is not None and value < low) or (high is not None and value > high))

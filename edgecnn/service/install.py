@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from edgecnn.errors import ConfigError, EdgecnnError, ServiceError, UsageError
+from edgecnn.errors import EdgecnnError, ServiceError, UsageError
 from edgecnn.safeio import FileKind, read_bytes
 from edgecnn.service import systemctl
 from edgecnn.service.layout import (
@@ -125,12 +125,11 @@ def _options(
 
 def _fail(opts: Any, key: str, problem: str) -> EdgecnnError:
     """Same shape as edgecnn.run.config's messages: the flag for CLI values, file and key otherwise."""
-    from edgecnn.run.config import flag
+    from edgecnn.run.config import option_error
 
-    if key in opts.from_cli:
-        return UsageError(f"--{key.replace('_', '-')}: {problem}")
-    where = f"{opts.config_path}: " if opts.config_path else ""
-    return ConfigError(f"{where}{key} ({flag(key)}): {problem}")
+    if key == "model" and key in opts.from_cli:
+        return UsageError(f"--model: {problem}")  # install takes --model, not a MODEL argument
+    return option_error(opts, key, problem)
 
 
 def _check_model(opts: Any) -> Any:
