@@ -22,12 +22,13 @@ from edgecnn.devices.sources import FrameSource, SourceEnded, open_source, parse
 from edgecnn.errors import SourceError
 from edgecnn.model import Classifier, open_classifier
 from edgecnn.run.config import option_error, parse_serve, serve_access, validate_run_options
+from edgecnn.run.handler import FrameHandler
 from edgecnn.run.live import LiveState
 from edgecnn.run.mqtt import MqttSink, open_mqtt_sink
 from edgecnn.run.notify import Notifier
 from edgecnn.run.options import RunOptions
-from edgecnn.run.outputs import OutputClosed, ResultFilter, ResultSink, build_sinks
-from edgecnn.run.results import FrameResult
+from edgecnn.run.outputs import ResultSink, build_sinks
+from edgecnn.run.reconnect import SourceLink
 from edgecnn.run.stats import RunStats, RunSummary
 from edgecnn.tasks import DecodeOptions
 
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("edgecnn.run")
 
 READ_SLICE_S = 0.1  # longest wait for a frame before re-checking stop, deadline and stall
-STATUS_EVERY_S = 10.0
 
 
 class Pipeline:
@@ -186,152 +186,52 @@ class Pipeline:
         notifier: Notifier,
         metrics: RunMetrics | None,
     ) -> str:
-        """Open, read, classify, output until a stop condition; return why it stopped."""
+        """Open, read, classify, output until a stop condition; return why it stopped.
+
+        The source's open/lost/stalled state and its backoff live in :class:`SourceLink`; what happens to a
+        frame in :class:`FrameHandler`. This loop only orders them and checks the stop conditions.
+        """
         opts = self.options
-        clock, live, stop = self.clock, self.live, self.stop_event
-        result_filter = ResultFilter(every=opts.every, min_score=opts.min_score, on_change=opts.on_change)
+        clock, stop = self.clock, self.stop_event
         deadline = None if opts.duration is None else stats.start + opts.duration
-        watchdog_every = notifier.watchdog_interval
-        connected = False
-        failures = 0  # consecutive failed opens/losses: drives the backoff
-        last_message = ""
-        last_seen = clock()
-        last_watchdog = last_status = 0.0
-        wait_start = time.perf_counter()
-
-        def source_failed(exc: SourceError) -> None:
-            nonlocal failures, last_message
-            if metrics is not None:
-                metrics.source_up.set(0)
-            if not opts.reconnect:
-                raise exc
-            failures += 1
-            delay = min(opts.backoff_max, opts.backoff_initial * 2 ** (failures - 1))
-            if deadline is not None:
-                delay = max(0.0, min(delay, deadline - clock()))
-            message = " ".join(str(exc).split())
-            if message == last_message:  # the full explanation was logged on the first attempt
-                log.warning(
-                    "%s still unavailable; retrying in %.1f s (attempt %d).", source.name, delay, failures
-                )
-            else:
-                log.warning("%s Retrying in %.1f s (attempt %d, --reconnect).", message, delay, failures)
-            last_message = message
-            if live is not None:
-                live.set_status("reconnecting", message)
-            notifier.status(f"reconnecting to {source.name} (attempt {failures})")
-            stop.wait(delay)
-
+        handler = FrameHandler(
+            opts,
+            source=source,
+            clf=clf,
+            sinks=sinks,
+            stats=stats,
+            notifier=notifier,
+            metrics=metrics,
+            live=self.live,
+            clock=clock,
+        )
+        link = SourceLink(
+            source, opts, stats, notifier, metrics, self.live, clock, stop, deadline, last_seen=clock()
+        )
+        link.wait_start = time.perf_counter()
         while True:
             if stop.is_set():
                 return "signal"
             if deadline is not None and clock() >= deadline:
                 return "duration"
-            if not connected:
-                if failures:
-                    stats.reconnects += 1
-                    if metrics is not None:
-                        metrics.reconnects.inc()
-                    if live is not None:
-                        live.reconnects = stats.reconnects
-                try:
-                    source.open()
-                except SourceError as exc:
-                    source_failed(exc)
-                    continue
-                connected = True
-                if failures:
-                    log.info("%s is back after %d attempt(s)", source.name, failures)
-                if metrics is not None:
-                    metrics.source_up.set(1)
-                last_seen = clock()
-                wait_start = time.perf_counter()
+            if not link.connected:
+                link.connect()
                 continue
             try:
                 frame = source.read(READ_SLICE_S)
             except SourceEnded:
                 return "end of source"
             except SourceError as exc:
-                source.close()
-                connected = False
-                source_failed(exc)
+                link.lost(exc)
                 continue
             if frame is None:
-                if clock() - last_seen > opts.stall_timeout:
-                    source.close()
-                    connected = False
-                    source_failed(
-                        SourceError(
-                            f"No frame from {source.name} for {opts.stall_timeout:g} s: the source stalled "
-                            "(camera hung, stream stuck)."
-                        )
-                    )
+                link.check_stall()
                 continue
-            failures = 0
-            last_message = ""
-            t_got = time.perf_counter()
-            pred = clf.process(frame.image)
-            t_done = time.perf_counter()
-            n = stats.frames + 1
-            result = FrameResult(
-                n=n,
-                frame=frame.index,
-                timestamp=frame.timestamp,
-                output=pred.result,
-                capture_wait_ms=(t_got - wait_start) * 1e3,
-                preprocess_ms=pred.preprocess_ms,
-                inference_ms=pred.inference_ms,
-                total_ms=(t_done - wait_start) * 1e3,
-                age_ms=(t_done - frame.captured) * 1e3,
-                postprocess_ms=pred.postprocess_ms,
-            )
-            dropped = getattr(source, "dropped", 0)
-            if dropped != stats.dropped:
-                if metrics is not None:
-                    metrics.dropped.inc(max(0, dropped - stats.dropped))
-                stats.dropped = dropped
-            if live is not None:
-                live.dropped = dropped
-                live.publish(frame.image, result)
-            if metrics is not None:
-                metrics.observe(result)
-            output_closed = False
-            if result_filter.accept(result):
-                try:
-                    for sink in sinks:
-                        sink.emit(result)
-                except OutputClosed as closed:
-                    log.debug("%s was closed by its reader; stopping", closed)
-                    output_closed = True
-            now = clock()
-            last_seen = now
-            t_end = time.perf_counter()
-            stats.add(
-                now,
-                wait_ms=result.capture_wait_ms,
-                preprocess_ms=pred.preprocess_ms,
-                inference_ms=pred.inference_ms,
-                total_ms=result.total_ms,
-                busy_ms=(t_end - t_got) * 1e3,
-                age_ms=result.age_ms,
-                postprocess_ms=pred.postprocess_ms,
-            )
-            if n == 1:
-                notifier.ready(f"{clf.decoder.verb} {source.name}")
-                last_status = now
-            if watchdog_every is not None and now - last_watchdog >= watchdog_every:
-                notifier.watchdog()
-                last_watchdog = now
-            if notifier.enabled and now - last_status >= STATUS_EVERY_S:
-                notifier.status(
-                    f"{stats.fps():.1f} fps, {n} frames, {stats.dropped} dropped, {stats.reconnects} reconnects"
-                )
-                last_status = now
-            if output_closed:
-                return "output closed"
-            if opts.max_frames is not None and n >= opts.max_frames:
-                return "max-frames"
-            wait_start = time.perf_counter()
+            link.got_frame()
+            link.last_seen, stopped = handler.handle(frame, link.wait_start)
+            if stopped is not None:
+                return stopped
+            link.wait_start = time.perf_counter()
 
 
 def decode_options(opts: RunOptions) -> DecodeOptions:

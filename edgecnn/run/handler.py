@@ -1,0 +1,140 @@
+"""What the run loop does with one frame: infer, count, publish, output, account, tell systemd.
+
+Split out of :class:`~edgecnn.run.pipeline.Pipeline` so that the loop itself only decides *whether* there
+is a frame (see :mod:`edgecnn.run.reconnect`) and *when* to stop; this module never branches on the task or
+the backend (the classifier's decoder and the sinks do).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from edgecnn.devices.sources import FrameSource
+from edgecnn.devices.sources.base import Frame
+from edgecnn.model import Classifier, Inference
+from edgecnn.run.live import LiveState
+from edgecnn.run.notify import Notifier
+from edgecnn.run.options import RunOptions
+from edgecnn.run.outputs import OutputClosed, ResultFilter, ResultSink
+from edgecnn.run.results import FrameResult
+from edgecnn.run.stats import RunStats
+
+if TYPE_CHECKING:
+    from edgecnn.run.metrics import RunMetrics
+
+log = logging.getLogger("edgecnn.run")
+
+STATUS_EVERY_S = 10.0
+
+
+class FrameHandler:
+    """Handles each frame of one run; :meth:`handle` returns why the run must stop, or ``None``."""
+
+    def __init__(
+        self,
+        opts: RunOptions,
+        *,
+        source: FrameSource,
+        clf: Classifier,
+        sinks: list[ResultSink],
+        stats: RunStats,
+        notifier: Notifier,
+        metrics: RunMetrics | None,
+        live: LiveState | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.opts, self.source, self.clf, self.sinks = opts, source, clf, sinks
+        self.stats, self.notifier, self.metrics, self.live, self.clock = stats, notifier, metrics, live, clock
+        self.result_filter = ResultFilter(
+            every=opts.every, min_score=opts.min_score, on_change=opts.on_change
+        )
+        self.last_watchdog = self.last_status = 0.0
+
+    def handle(self, frame: Frame, wait_start: float) -> tuple[float, str | None]:
+        """Run ``frame`` through every step; return ``clock()`` after its outputs and the stop reason."""
+        t_got = time.perf_counter()
+        pred = self.clf.process(frame.image)
+        result = self._result(frame, pred, wait_start, t_got)
+        self._count_dropped()
+        if self.live is not None:
+            self.live.publish(frame.image, result)
+        if self.metrics is not None:
+            self.metrics.observe(result)
+        output_closed = self._emit(result)
+        now = self.clock()
+        self._account(now, result, pred, t_got)
+        self._notify(now, result.n)
+        if output_closed:
+            return now, "output closed"
+        if self.opts.max_frames is not None and result.n >= self.opts.max_frames:
+            return now, "max-frames"
+        return now, None
+
+    def _result(self, frame: Frame, pred: Inference, wait_start: float, t_got: float) -> FrameResult:
+        t_done = time.perf_counter()
+        return FrameResult(
+            n=self.stats.frames + 1,
+            frame=frame.index,
+            timestamp=frame.timestamp,
+            output=pred.result,
+            capture_wait_ms=(t_got - wait_start) * 1e3,
+            preprocess_ms=pred.preprocess_ms,
+            inference_ms=pred.inference_ms,
+            total_ms=(t_done - wait_start) * 1e3,
+            age_ms=(t_done - frame.captured) * 1e3,
+            postprocess_ms=pred.postprocess_ms,
+        )
+
+    def _count_dropped(self) -> None:
+        """Frames a live source dropped since the last result (it keeps only the newest)."""
+        stats = self.stats
+        dropped = getattr(self.source, "dropped", 0)
+        if dropped != stats.dropped:
+            if self.metrics is not None:
+                self.metrics.dropped.inc(max(0, dropped - stats.dropped))
+            stats.dropped = dropped
+        if self.live is not None:
+            self.live.dropped = dropped
+
+    def _emit(self, result: FrameResult) -> bool:
+        """Hand an accepted result to every sink; True when an output's reader went away (stop cleanly)."""
+        if not self.result_filter.accept(result):
+            return False
+        try:
+            for sink in self.sinks:
+                sink.emit(result)
+        except OutputClosed as closed:
+            log.debug("%s was closed by its reader; stopping", closed)
+            return True
+        return False
+
+    def _account(self, now: float, result: FrameResult, pred: Inference, t_got: float) -> None:
+        self.stats.add(
+            now,
+            wait_ms=result.capture_wait_ms,
+            preprocess_ms=pred.preprocess_ms,
+            inference_ms=pred.inference_ms,
+            total_ms=result.total_ms,
+            busy_ms=(time.perf_counter() - t_got) * 1e3,
+            age_ms=result.age_ms,
+            postprocess_ms=pred.postprocess_ms,
+        )
+
+    def _notify(self, now: float, n: int) -> None:
+        """systemd: READY after the first result, the watchdog ping, a status line every 10 s."""
+        notifier, stats = self.notifier, self.stats
+        if n == 1:
+            notifier.ready(f"{self.clf.decoder.verb} {self.source.name}")
+            self.last_status = now
+        watchdog_every = notifier.watchdog_interval
+        if watchdog_every is not None and now - self.last_watchdog >= watchdog_every:
+            notifier.watchdog()
+            self.last_watchdog = now
+        if notifier.enabled and now - self.last_status >= STATUS_EVERY_S:
+            notifier.status(
+                f"{stats.fps():.1f} fps, {n} frames, {stats.dropped} dropped, {stats.reconnects} reconnects"
+            )
+            self.last_status = now
