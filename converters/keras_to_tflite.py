@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import ConversionError, ModelError, UsageError
+from edgecnn.errors import ConversionError, ModelError, UsageError, one_line
 from edgecnn.modelfile import ModelFile, opcode_name, parse_model
 from edgecnn.nativelog import native_chatter_filtered
 from edgecnn.safeio import FileKind, check_file
@@ -69,7 +69,7 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
         with contextlib.redirect_stdout(io.StringIO()):
             return keras().models.load_model(p, compile=False)
     except Exception as exc:  # zip errors, unknown layers, h5 errors: all mean "not a model we can read"
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        reason = one_line(exc, 200)
         raise ModelError(
             f"Cannot load Keras model {p}: {reason}. Re-save it with model.save('model.keras') (Keras 3)."
         ) from exc

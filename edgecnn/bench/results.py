@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from edgecnn.atomic import write_atomic
 from edgecnn.errors import InputError
-from edgecnn.modelfile import write_atomic
 
 FORMAT = "edgecnn-bench"
 SCHEMA_VERSION = 1
