@@ -19,7 +19,6 @@ and a folder without it is never deleted. Accuracy figures are on the test split
 from __future__ import annotations
 
 import contextlib
-import http.client
 import importlib.util
 import json
 import logging
@@ -34,10 +33,18 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from edgecnn.atomic import write_atomic
 from edgecnn.errors import EdgecnnError, RuntimeMissing, UsageError
-from edgecnn.modelfile import write_atomic
+from edgecnn.httpget import http_get
+from edgecnn.texttable import render
+
+if TYPE_CHECKING:  # the stages import TensorFlow: only when the demo runs them
+    from edgecnn.converters.pipeline import ConversionReport
+    from edgecnn.devices.backends.edgetpu.static_check import EdgeTPUCheck
+    from edgecnn.devices.probe import DeviceProbe
+    from edgecnn.train.trainer import TrainReport
 
 STEPS = 6
 MARKER = ".edgecnn-demo"
@@ -166,107 +173,11 @@ def demo(
     say = _Progress(progress)
     prepare_output(out)
 
-    from edgecnn.converters.pipeline import convert
-    from edgecnn.devices.probe import probe_device
-    from edgecnn.train import train
-
     n_epochs = epochs or (QUICK_EPOCHS if quick else DEFAULT_EPOCHS)
-    say.step(1, "train", f"training the seed CNN on the bundled digits (up to {n_epochs} epochs)")
-    with contextlib.redirect_stdout(say.stream):  # Keras prints its progress to sys.stdout
-        trained = train(
-            output=out,
-            dataset="digits",
-            epochs=n_epochs,
-            augment=not quick,
-            early_stopping=not quick,
-            limit=300 if quick else None,
-            verbose="auto",
-        )
-    say.line(
-        f"test accuracy {trained.test_accuracy:.2%} on {trained.test_samples} held-out images "
-        f"after {trained.epochs_run} epochs ({trained.seconds:.0f} s)"
-    )
-
-    say.step(2, "convert", "converting to int8 TFLite with verification (and float32 for comparison)")
-    keras_path = Path(trained.model)
-    # Verification calls Keras predict on new models: after a few, TensorFlow warns about "retracing",
-    # which is expected here and would only alarm a newcomer. Errors still show.
-    tf_log = logging.getLogger("tensorflow")
-    tf_level = tf_log.level
-    tf_log.setLevel(logging.ERROR)
-    try:
-        int8 = convert(
-            keras_path,
-            output=out / "model_int8.tflite",
-            quantize="int8",
-            calibration_samples=100 if quick else 300,
-            verification_samples=120 if quick else 1000,
-            min_agreement=None if quick else MIN_AGREEMENT,  # below it: ConversionError, nothing written
-        )
-        f32 = convert(
-            keras_path,
-            output=out / "model_float32.tflite",
-            quantize="float32",
-            verification_samples=120 if quick else 1000,
-            report=out / "conversion_report_float32.json",
-        )
-    finally:
-        tf_log.setLevel(tf_level)
-    v8, v32 = int8.verification, f32.verification
-    say.line(
-        f"int8 {_kib(int8.sizes['output_bytes'])}: accuracy {_pct(v8.converted_accuracy)} vs float "
-        f"{_pct(v8.float_accuracy)}, top-1 agreement {v8.top1_agreement:.2%} on {v8.samples} held-out images"
-    )
-    say.line(f"float32 {_kib(f32.sizes['output_bytes'])}: accuracy {_pct(v32.converted_accuracy)}")
-
-    say.step(3, "edgetpu", "checking Edge TPU compatibility (edgecnn inspect --target edgetpu)")
-    from edgecnn.inspection import inspect_model
-
-    check = inspect_model(int8.output, target="edgetpu").extra["edgetpu"]
-    for text in check.format_lines():
-        say.line(text)
-    compiler = shutil.which("edgetpu_compiler")
-    say.line(
-        f"edgetpu_compiler found at {compiler}: `edgecnn convert --edgetpu` compiles the model"
-        if compiler
-        else "edgetpu_compiler is not on this machine (Coral ships it for x86-64 Debian/Ubuntu only), so "
-        "this was the static check; `edgecnn convert --edgetpu` compiles, and prints the install steps"
-    )
-
-    say.step(4, "bench", "benchmarking float32 vs int8 on this machine (edgecnn bench)")
-    from edgecnn.bench.results import save_result
-    from edgecnn.bench.runner import run_bench
-
-    probe = probe_device()
-    runs, warmup = (30, 3) if quick else (BENCH_RUNS, BENCH_WARMUP)
-    figures: dict[str, FormatFigures] = {}
-    # The bench's own progress line would repeat what say.line() prints below: one line per bench.
-    bench_log = logging.getLogger("edgecnn.bench.runner")
-    for name, conv in (("float32", f32), ("int8", int8)):
-        level = bench_log.level
-        bench_log.setLevel(logging.WARNING)
-        try:
-            result = run_bench(
-                conv.output, devices="cpu", threads=(1,), runs=runs, warmup=warmup, probe=probe
-            )
-        finally:
-            bench_log.setLevel(level)
-        save_result(result, out / f"bench_{name}.json")
-        cfg = result.results[0]
-        figures[name] = FormatFigures(
-            quantize=name,
-            path=conv.output,
-            size_bytes=int(conv.sizes["output_bytes"]),
-            test_accuracy=conv.verification.converted_accuracy,
-            latency_p50_ms=cfg.latency_ms.p50,
-            latency_p99_ms=cfg.latency_ms.p99,
-            bench_runs=cfg.runs,
-            bench_threads=cfg.threads,
-        )
-        say.line(
-            f"{name:<8} p50 {cfg.latency_ms.p50:.3f} ms  p99 {cfg.latency_ms.p99:.3f} ms  "
-            f"({cfg.runs} invokes, 1 thread, {cfg.throughput_ips:.0f} inferences/s)"
-        )
+    trained = _train_step(out, n_epochs, quick, say)
+    int8, f32 = _convert_step(out, Path(trained.model), quick, say)
+    check, compiler = _edgetpu_step(int8, say)
+    probe, figures = _bench_step(out, {"float32": f32, "int8": int8}, quick, say)
 
     say.step(5, "video", "rendering held-out digits into a 640x480 video")
     video, video_labels = render_video(out, seconds=seconds + 2.0)
@@ -306,9 +217,9 @@ def demo(
         epochs_run=trained.epochs_run,
         train_seconds=trained.seconds,
         test_samples=trained.test_samples,
-        verification_samples=v8.samples,
+        verification_samples=int8.verification.samples,
         keras_test_accuracy=trained.test_accuracy,
-        int8_agreement=v8.top1_agreement,
+        int8_agreement=int8.verification.top1_agreement,
         float32=figures["float32"],
         int8=figures["int8"],
         edgetpu={
@@ -325,6 +236,126 @@ def demo(
     )
     write_atomic(out / "demo.json", (json.dumps(report.to_dict(), indent=2) + "\n").encode())
     return report
+
+
+def _train_step(out: Path, n_epochs: int, quick: bool, say: _Progress) -> TrainReport:
+    from edgecnn.train import train
+
+    say.step(1, "train", f"training the seed CNN on the bundled digits (up to {n_epochs} epochs)")
+    with contextlib.redirect_stdout(say.stream):  # Keras prints its progress to sys.stdout
+        trained = train(
+            output=out,
+            dataset="digits",
+            epochs=n_epochs,
+            augment=not quick,
+            early_stopping=not quick,
+            limit=300 if quick else None,
+            verbose="auto",
+        )
+    say.line(
+        f"test accuracy {trained.test_accuracy:.2%} on {trained.test_samples} held-out images "
+        f"after {trained.epochs_run} epochs ({trained.seconds:.0f} s)"
+    )
+    return trained
+
+
+def _convert_step(
+    out: Path, keras_path: Path, quick: bool, say: _Progress
+) -> tuple[ConversionReport, ConversionReport]:
+    """(int8, float32) TFLite of the trained model, each verified against it."""
+    from edgecnn.converters.pipeline import convert
+
+    say.step(2, "convert", "converting to int8 TFLite with verification (and float32 for comparison)")
+    # Verification calls Keras predict on new models: after a few, TensorFlow warns about "retracing",
+    # which is expected here and would only alarm a newcomer. Errors still show.
+    tf_log = logging.getLogger("tensorflow")
+    tf_level = tf_log.level
+    tf_log.setLevel(logging.ERROR)
+    try:
+        int8 = convert(
+            keras_path,
+            output=out / "model_int8.tflite",
+            quantize="int8",
+            calibration_samples=100 if quick else 300,
+            verification_samples=120 if quick else 1000,
+            min_agreement=None if quick else MIN_AGREEMENT,  # below it: ConversionError, nothing written
+        )
+        f32 = convert(
+            keras_path,
+            output=out / "model_float32.tflite",
+            quantize="float32",
+            verification_samples=120 if quick else 1000,
+            report=out / "conversion_report_float32.json",
+        )
+    finally:
+        tf_log.setLevel(tf_level)
+    v8, v32 = int8.verification, f32.verification
+    say.line(
+        f"int8 {_kib(int8.sizes['output_bytes'])}: accuracy {_pct(v8.converted_accuracy)} vs float "
+        f"{_pct(v8.float_accuracy)}, top-1 agreement {v8.top1_agreement:.2%} on {v8.samples} held-out images"
+    )
+    say.line(f"float32 {_kib(f32.sizes['output_bytes'])}: accuracy {_pct(v32.converted_accuracy)}")
+    return int8, f32
+
+
+def _edgetpu_step(int8: ConversionReport, say: _Progress) -> tuple[EdgeTPUCheck, str | None]:
+    """The static Edge TPU check, and whether a compiler is here to go further."""
+    from edgecnn.inspection import inspect_model
+
+    say.step(3, "edgetpu", "checking Edge TPU compatibility (edgecnn inspect --target edgetpu)")
+    check = inspect_model(int8.output, target="edgetpu").extra["edgetpu"]
+    for text in check.format_lines():
+        say.line(text)
+    compiler = shutil.which("edgetpu_compiler")
+    say.line(
+        f"edgetpu_compiler found at {compiler}: `edgecnn convert --edgetpu` compiles the model"
+        if compiler
+        else "edgetpu_compiler is not on this machine (Coral ships it for x86-64 Debian/Ubuntu only), so "
+        "this was the static check; `edgecnn convert --edgetpu` compiles, and prints the install steps"
+    )
+    return check, compiler
+
+
+def _bench_step(
+    out: Path, models: dict[str, ConversionReport], quick: bool, say: _Progress
+) -> tuple[DeviceProbe, dict[str, FormatFigures]]:
+    """One ``edgecnn bench`` per model on 1 CPU thread, saved beside it; the figures for the table."""
+    from edgecnn.bench.results import save_result
+    from edgecnn.bench.runner import run_bench
+    from edgecnn.devices.probe import probe_device
+
+    say.step(4, "bench", "benchmarking float32 vs int8 on this machine (edgecnn bench)")
+    probe = probe_device()
+    runs, warmup = (30, 3) if quick else (BENCH_RUNS, BENCH_WARMUP)
+    figures: dict[str, FormatFigures] = {}
+    # The bench's own progress line would repeat what say.line() prints below: one line per bench.
+    bench_log = logging.getLogger("edgecnn.bench.runner")
+    for name, conv in models.items():
+        level = bench_log.level
+        bench_log.setLevel(logging.WARNING)
+        try:
+            result = run_bench(
+                conv.output, devices="cpu", threads=(1,), runs=runs, warmup=warmup, probe=probe
+            )
+        finally:
+            bench_log.setLevel(level)
+        save_result(result, out / f"bench_{name}.json")
+        cfg = result.results[0]
+        figures[name] = FormatFigures(
+            quantize=name,
+            path=conv.output,
+            size_bytes=int(conv.sizes["output_bytes"]),
+            test_accuracy=conv.verification.converted_accuracy,
+            latency_p50_ms=cfg.latency_ms.p50,
+            latency_p99_ms=cfg.latency_ms.p99,
+            bench_runs=cfg.runs,
+            bench_threads=cfg.threads,
+        )
+        say.line(
+            f"{name:<8} p50 {cfg.latency_ms.p50:.3f} ms  p99 {cfg.latency_ms.p99:.3f} ms  "
+            f"({cfg.runs} invokes, 1 thread, {cfg.throughput_ips:.0f} inferences/s)"
+        )
+    return probe, figures
 
 
 def prepare_output(out: Path) -> None:
@@ -520,21 +551,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-    """GET ``url`` (http://host:port/path) over a real socket: (status, lower-case headers, body) for
-    any status, 503 included; raises OSError when nothing answers."""
-    rest = url.split("://", 1)[1]
-    hostport, _, path = rest.partition("/")
-    host, port = hostport.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request("GET", "/" + path)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
 def http_get_json(url: str, timeout: float = 2.0) -> tuple[int, dict[str, Any]]:
     """GET ``url``; (status, JSON body), or (0, {}) while nothing listens yet."""
     try:
@@ -581,11 +597,7 @@ def format_report(report: DemoReport) -> str:
         ("end-to-end (edgecnn run)", "", f"{run.fps:.1f} fps (video {run.video_fps:g} fps)"),
         ("Edge TPU check", "", "compatible" if report.edgetpu["compatible"] else "NOT compatible"),
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    table = [
-        "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
-    table.insert(1, "  " + "  ".join("-" * w for w in widths))
+    table = render(rows[0], rows[1:], rule=True, indent=2).splitlines()
     quick = "  (quick mode: tiny training, figures not representative)" if report.quick else ""
     out = Path(report.output)
     lines = [

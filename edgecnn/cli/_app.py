@@ -85,4 +85,3 @@ def pick_model(positional: Path | None, option: Path | None) -> Path:
 def model_option() -> Any:
     """``-m/--model``: every command that takes a model accepts it this way (and as MODEL where it is first)."""
     return typer.Option(None, "--model", "-m", help="The model, instead of the MODEL argument.")
-
