@@ -63,7 +63,7 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
             f"{p} is not a Keras model file: pass a .keras file (edgecnn train writes model.keras)."
         )
     check_file(p, FileKind.KERAS)  # a FIFO or a device named model.keras must not hang the loader
-    from edgecnn.train.deps import keras
+    from edgecnn.ml.deps import keras
 
     try:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -121,7 +121,7 @@ def ends_with_softmax(model: Any) -> bool:
 
 def fixed_batch(model: Any) -> Any:
     """The same layers (shared weights) behind ``keras.Input(shape, batch_size=1)``: static shapes."""
-    from edgecnn.train.deps import keras
+    from edgecnn.ml.deps import keras
 
     k = keras()
     height, width, channels = image_input_shape(model)
@@ -146,7 +146,7 @@ def to_tflite(
         raise UsageError(
             f"--io {io_type.value} needs --quantize int8: {quantize.value} models take float32 input."
         )
-    from edgecnn.train.deps import tensorflow
+    from edgecnn.ml.deps import tensorflow
 
     tf = tensorflow()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)

@@ -50,8 +50,8 @@ from edgecnn.devices.backends.edgetpu.static_check import EdgeTPUCheck, predict_
 from edgecnn.digest import sha256_file
 from edgecnn.errors import ConversionError, UsageError
 from edgecnn.metadata import ModelMetadata, embed_metadata, read_labels_file
+from edgecnn.ml.runinfo import RunInfo, read_run_info
 from edgecnn.modelfile import ModelFile, parse_model
-from edgecnn.train.trainer import RunInfo, read_run_info
 
 log = logging.getLogger(__name__)
 

@@ -30,15 +30,14 @@ from edgecnn import __version__
 from edgecnn.atomic import atomic_path, write_atomic
 from edgecnn.digest import sha256_file
 from edgecnn.errors import TrainingError, UsageError
+from edgecnn.ml.datasets import Dataset, load_dataset, stratified_split, subsample
+from edgecnn.ml.runinfo import CURVES_NAME, LABELS_NAME, METRICS_NAME, MODEL_NAME, SAMPLES_NAME
 from edgecnn.train.architectures import DEFAULT_INPUT, check_architecture
-from edgecnn.train.datasets import Dataset, load_dataset, stratified_split, subsample
 
 log = logging.getLogger(__name__)
 
 MEAN, STD = 0.0, 255.0
 METRICS_SCHEMA = 1
-MODEL_NAME, LABELS_NAME, METRICS_NAME, CURVES_NAME = "model.keras", "labels.txt", "metrics.json", "curves.png"
-SAMPLES_NAME = "samples"  # held-out test images, named by their true class, to try `edgecnn predict` on
 
 
 @dataclass
@@ -138,7 +137,7 @@ def train(
     if len(data.labels) < 2:
         raise TrainingError(f"Dataset {dataset} has fewer than two classes: nothing to learn.")
 
-    from edgecnn.train.deps import keras, tensorflow
+    from edgecnn.ml.deps import keras, tensorflow
 
     tf, k = tensorflow(), keras()
     k.utils.set_random_seed(seed)
@@ -304,8 +303,8 @@ def _write_run(
     seconds: float,
 ) -> dict[str, str]:
     """The run folder: model, labels, metrics.json (what convert reads back), curves, samples."""
+    from edgecnn.ml.deps import keras, tensorflow
     from edgecnn.train.curves import plot_curves
-    from edgecnn.train.deps import keras, tensorflow
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = save_keras_atomic(model, out_dir / MODEL_NAME)
@@ -473,54 +472,3 @@ def format_report(report: TrainReport) -> str:
         f"next: edgecnn convert {report.model} -o {Path(report.output) / 'model_int8.tflite'}",
     ]
     return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What ``edgecnn convert`` needs from a training run: read from metrics.json and labels.txt."""
-
-    metrics_path: Path
-    dataset: str
-    seed: int
-    test_split: float
-    colour: str
-    mean: float
-    std: float
-    resize: str
-    labels: list[str]
-    architecture: str | None
-    model_sha256: str | None
-
-
-def read_run_info(model_path: str | os.PathLike[str]) -> RunInfo | None:
-    """The run beside ``model_path`` (``metrics.json`` written by :func:`train`), or None for foreign models."""
-    folder = Path(model_path).parent
-    metrics_path = folder / METRICS_NAME
-    if not metrics_path.is_file():
-        return None
-    try:
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        dataset, pre = metrics["dataset"], metrics["preprocessing"]
-        labels_file = folder / LABELS_NAME
-        if labels_file.is_file():
-            from edgecnn.metadata import parse_labels
-
-            labels = parse_labels(labels_file.read_text(encoding="utf-8"))
-        else:
-            labels = [str(label) for label in dataset["labels"]]
-        return RunInfo(
-            metrics_path=metrics_path,
-            dataset=str(dataset["name"]),
-            seed=int(dataset.get("seed", 0)),
-            test_split=float(dataset.get("test_split", 0.2)),
-            colour=str(pre["colour"]),
-            mean=float(pre["mean"]),
-            std=float(pre["std"]),
-            resize=str(pre.get("resize", "bilinear")),
-            labels=labels,
-            architecture=metrics.get("architecture"),
-            model_sha256=metrics.get("model_sha256"),
-        )
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        log.warning("Ignoring %s: not a metrics file written by edgecnn train (%s).", metrics_path, exc)
-        return None

@@ -196,7 +196,7 @@ def subsample(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
 
 
 def _digits(size: int) -> tuple[np.ndarray, np.ndarray]:
-    from edgecnn.train.deps import sklearn_digits
+    from edgecnn.ml.deps import sklearn_digits
 
     images, target = sklearn_digits()
     # 0..16 ink levels -> 0..255, then upscaled bilinearly like a camera frame would be resized.
@@ -235,7 +235,7 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
 
 def _keras_dataset(name: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """keras.datasets.<name>.load_data(), turning "cannot download" into instructions for the cache."""
-    from edgecnn.train.deps import keras
+    from edgecnn.ml.deps import keras
 
     loader = getattr(keras().datasets, name)
     cache = keras_cache_dir()

@@ -639,14 +639,3 @@ def format_report(report: DemoReport) -> str:
         "--source ... --loop)",
     ]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m edgecnn.demo [--out DIR] [--json] ...``: the same as ``edgecnn demo``."""
-    from edgecnn.cli import main as cli_main
-
-    cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    main()
