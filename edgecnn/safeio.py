@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import ConfigError, EdgecnnError, InputError, ModelError
+from edgecnn.errors import ConfigError, EdgecnnError, InputError, ModelError, UsageError
 
 MiB = 1 << 20
 
@@ -48,7 +48,7 @@ class FileKind(enum.Enum):
     ANNOTATIONS = _Kind("annotation file", 1024 * MiB, InputError, "pass a COCO JSON or YOLO label file")
     IMAGE = _Kind("image", 256 * MiB, InputError, "pass a JPEG, PNG, BMP or WebP file")
     SECRET = _Kind("secret file", 64 * 1024, ConfigError, "pass a file holding the secret on one line")
-    INVENTORY = _Kind("inventory", 16 * MiB, ConfigError, "pass an Ansible inventory file")
+    INVENTORY = _Kind("inventory", 16 * MiB, UsageError, "pass an Ansible inventory file or folder")
 
     @property
     def what(self) -> str:

@@ -12,6 +12,7 @@ per cell. That one trained network is exported in every layout users bring:
   normalised to the input size, as Ultralytics' TFLite export writes them), with Ultralytics metadata
   (``metadata.json`` in a zip appended to the file: names, imgsz, task). The int8 build is full-integer
   (int8 input and output, one quantization for boxes and scores).
+- ``yolo_channels_last``: the same scores transposed, ``[1, N, 4+nc]`` (float).
 - ``e2e_float``: end-to-end layout ``[1, K, 6]`` (x1, y1, x2, y2, score, class; NMS done in the graph).
 - ``ssd_tf1`` / ``ssd_tf2`` / ``ssd_signature`` (float) and ``ssd_int8`` (uint8 input): SSD with the
   ``TFLite_Detection_PostProcess`` custom op, made the way TensorFlow's object-detection export makes it
@@ -218,13 +219,15 @@ def freeze(core: Any) -> Any:
     return convert_variables_to_constants_v2(fn)
 
 
-def yolo_tflite(core: Any, scenes: list[Scene], *, int8: bool) -> bytes:
+def yolo_tflite(core: Any, scenes: list[Scene], *, int8: bool, channels_last: bool = False) -> bytes:
+    """Ultralytics' layout ``[1, 4 + nc, N]``; ``channels_last``: ``[1, N, 4 + nc]`` (some other exports)."""
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec((1, SIZE, SIZE, 3), tf.float32)])
     def yolo(x: Any) -> Any:
         boxes, scores = _decode(tf, core, x)
-        return tf.transpose(tf.concat([boxes, scores], axis=-1), (0, 2, 1))  # [1, 4 + nc, N]
+        rows = tf.concat([boxes, scores], axis=-1)  # [1, N, 4 + nc]
+        return rows if channels_last else tf.transpose(rows, (0, 2, 1))
 
     return _convert(tf, yolo.get_concrete_function(), core, int8="full" if int8 else None, scenes=scenes)
 
@@ -412,6 +415,7 @@ def build_detectors(folder: Path, *, train_count: int = 2000, epochs: int = 20, 
     names = [
         "yolo_float",
         "yolo_int8",
+        "yolo_channels_last",
         "e2e_float",
         "ssd_tf1",
         "ssd_tf2",
@@ -429,6 +433,9 @@ def build_detectors(folder: Path, *, train_count: int = 2000, epochs: int = 20, 
     built = {
         "yolo_float": with_ultralytics_metadata(yolo_tflite(core, scenes, int8=False)),
         "yolo_int8": with_ultralytics_metadata(yolo_tflite(core, scenes, int8=True)),
+        "yolo_channels_last": with_ultralytics_metadata(
+            yolo_tflite(core, scenes, int8=False, channels_last=True)
+        ),
         "e2e_float": with_ultralytics_metadata(e2e_tflite(core, scenes)),
         "ssd_tf1": with_label_file(arrange_ssd_outputs(ssd_raw, "tf1"), "???\n" + labels),
         "ssd_tf2": with_label_file(arrange_ssd_outputs(ssd_raw, "tf2"), "???\n" + labels),

@@ -23,10 +23,20 @@ from tests.conftest import error_lines, run_cli
 from tests.detectors import CLASSES, make_scenes, recall
 from tests.run_support import write_video
 
-LAYOUTS = ["yolo_float", "yolo_int8", "e2e_float", "ssd_tf1", "ssd_tf2", "ssd_signature", "ssd_int8"]
+LAYOUTS = [
+    "yolo_float",
+    "yolo_int8",
+    "yolo_channels_last",
+    "e2e_float",
+    "ssd_tf1",
+    "ssd_tf2",
+    "ssd_signature",
+    "ssd_int8",
+]
 DECODERS = {
     "yolo_float": "YOLO [1, 7, 144]",
     "yolo_int8": "YOLO [1, 7, 144]",
+    "yolo_channels_last": "YOLO [1, 144, 7]",
     "e2e_float": "end-to-end [1, 20, 6]",
     "ssd_tf1": "TFLite_Detection_PostProcess outputs (TF1 order)",
     "ssd_tf2": "TFLite_Detection_PostProcess outputs (TF2 order)",
@@ -69,8 +79,8 @@ def test_three_ssd_orders_decode_to_the_same_objects(detectors):
     assert found[0] and found[0] == found[1] == found[2]
 
 
-def test_unknown_ssd_order_is_one_clear_error(detectors):
-    image = detectors.folder / "one.png"
+def test_unknown_ssd_order_is_one_clear_error(detectors, tmp_path):
+    image = tmp_path / "one.png"
     cv2.imwrite(str(image), detectors.held_out[0].image)
     result = run_cli("predict", detectors["ssd_scrambled"], image)
     assert result.code == 3, result.stderr

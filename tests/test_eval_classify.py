@@ -117,6 +117,12 @@ def test_against_float_build_reports_agreement(digits_model, digits_float, label
     assert report.against is not None and report.comparison is not None
     assert report.comparison.agreement_pct == pytest.approx(100 * same / 40)
     assert report.comparison.disagreements == 40 - same
+    differ = {Path(d.image).name: (d.model, d.against) for d in report.comparison.disagreeing_images}
+    assert differ == {
+        f"img{i:03d}.png": (str(r[0]), str(f))
+        for i, (r, f) in enumerate(zip(ranks, float_top1, strict=True))
+        if r[0] != f
+    }
     assert report.against.top1_pct == pytest.approx(float_acc)
     assert report.comparison.top1_difference_pts == pytest.approx(report.model.top1_pct - float_acc)
     assert report.against.model.endswith("model_float32.tflite")

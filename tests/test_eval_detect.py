@@ -201,7 +201,7 @@ def test_against_reports_both_and_agreement(scenes, both):
     assert report.comparison is not None
     assert report.comparison.map50_difference_pts == pytest.approx(report.model.map50_pct - 100.0)
     assert 0 < report.comparison.agreement_pct < 100
-    assert check_gate(report, fail_under=report.model.map50_pct + 1)[0].message.startswith("mAP@0.5 ")
+    assert check_gate(report, fail_under=report.model.map50_95_pct + 1)[0].message.startswith("mAP@0.5:0.95 ")
     same = evaluate_detection(read_detection_dataset(both[0]), perfect, against=perfect)
     assert same.comparison.agreement_pct == 100.0
 
@@ -301,5 +301,37 @@ def test_evaluate_injects_a_detector_for_a_coco_file(scenes, both):
         "unused.tflite", both[1], detector=_detector(scenes), progress=lambda d, t: calls.append((d, t))
     )
     assert calls == [(n, 12) for n in range(1, 13)]
-    assert report.task == "detect" and report.headline == ("mAP@0.5", 100.0)
+    assert report.task == "detect" and report.headline == ("mAP@0.5:0.95", 100.0)
     assert report.format == "coco"  # type: ignore[attr-defined]
+
+
+def test_a_fifo_as_label_file_is_an_error_not_a_hang(scenes, tmp_path):
+    import os
+
+    data = _write_yolo(tmp_path / "y", scenes[:2])
+    (data / "labels" / "s00.txt").unlink()
+    os.mkfifo(data / "labels" / "s00.txt")
+    with pytest.raises(InputError, match=r"s00\.txt is a FIFO"):
+        read_yolo(data)
+
+
+def test_coco_images_folder_can_be_elsewhere(scenes, both, tmp_path):
+    moved = tmp_path / "annotations" / "val.json"
+    moved.parent.mkdir()
+    moved.write_text(both[1].read_text())
+    with pytest.raises(InputError, match="pass --images DIR"):
+        read_detection_dataset(moved)
+    dataset = read_detection_dataset(moved, images=both[1].parent / "images")
+    assert [s.image for s in dataset.samples] == [
+        both[1].parent / "images" / f"s{i:02d}.png" for i in range(12)
+    ]
+    with pytest.raises(UsageError, match="--images is for COCO"):
+        read_detection_dataset(both[0], images=both[1].parent / "images")
+
+
+def test_eval_is_a_regular_package_so_the_wheel_ships_it():
+    import edgecnn.eval
+
+    assert (
+        edgecnn.eval.__file__ is not None
+    )  # a namespace package (no __init__.py) is left out by find_packages

@@ -161,6 +161,7 @@ def _commands(path: Path, tmp_path: Path) -> dict[str, list]:
         "bench report": ["bench", "report", path],
         "service install model": ["service", "install", "x", "--model", path, "--root", tmp_path / "r"],
         "service install config": ["service", "install", "x", "--config", path, "--root", tmp_path / "r"],
+        "fleet status": ["fleet", "status", path],
     }
 
 

@@ -273,3 +273,34 @@ def test_token_file_problems_are_one_line(tmp_path):
     )
     assert result.code != 0 and "is a FIFO" in error_lines(result.stderr)[0]
     assert Path(fifo).exists()
+
+
+def test_a_full_queue_answers_503_with_retry_after_without_blocking():
+    """Every worker busy and the queue full: the accept thread itself answers 503 (the request is read)."""
+    import socket as socketmod
+
+    from edgecnn.run.live import LiveState
+    from edgecnn.run.metrics import RunMetrics
+    from edgecnn.run.server import _Parked, _Server
+
+    live = LiveState(source="x", stall_timeout=5)
+    metrics = RunMetrics(model="m", device="cpu", source="x", fps=live.fps)
+    server = _Server(("127.0.0.1", 0), live, metrics, 15.0, ServerLimits(queue_size=1), Access())
+    try:
+        server._work.put_nowait(None)  # no worker runs: the queue stays full
+        ours, theirs = socketmod.socketpair()
+        state = _Parked(("127.0.0.1", 1), time.monotonic() + 10)
+        state.head += b"GET /latest HTTP/1.0\r\n\r\n"
+        t0 = time.perf_counter()
+        server._dispatch(ours, state)
+        assert time.perf_counter() - t0 < 1.0
+        theirs.settimeout(2)
+        answer = b""
+        while chunk := theirs.recv(4096):
+            answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 503") and b"Retry-After: 2" in head
+        assert b"connection limit" in body
+        theirs.close()
+    finally:
+        server.server_close()

@@ -324,7 +324,9 @@ def test_install_auto_copies_cpu_twin_and_cpu_needs_no_rule(tmp_path):
     models = root / "var/lib/edgecnn/models/door"
     assert sorted(p.name for p in models.iterdir()) == sorted([MOBILENET.name, MOBILENET_EDGETPU.name])
     install_service("gate", model=MOBILENET, source="demo", root=root)
-    assert not (root / "etc/systemd/system/edgecnn@gate.service.d").exists()
+    # No Edge TPU access for a CPU instance; its only drop-in line is that it needs no network (issue 19).
+    dropin = (root / "etc/systemd/system/edgecnn@gate.service.d/50-edgecnn.conf").read_text()
+    assert "DeviceAllow" not in dropin and "PrivateNetwork=yes" in dropin
     assert tomllib.loads((root / "etc/edgecnn/gate.toml").read_text())["source"] == "demo"
     names = [i.name for i in list_services(root=root)]
     assert names == ["door", "gate"]
@@ -358,7 +360,8 @@ def test_reinstall_replaces_config_and_drops_edgetpu_access(tmp_path):
     install_service("door", model=MOBILENET, camera=2, device="cpu", root=root)
     assert tomllib.loads((root / "etc/edgecnn/door.toml").read_text())["camera"] == 2
     assert [p.name for p in (root / "var/lib/edgecnn/models/door").iterdir()] == [MOBILENET.name]
-    assert not (root / "etc/systemd/system/edgecnn@door.service.d/50-edgecnn.conf").exists()
+    dropin = (root / "etc/systemd/system/edgecnn@door.service.d/50-edgecnn.conf").read_text()
+    assert "DeviceAllow" not in dropin and "plugdev" not in dropin  # only PrivateNetwork=yes is left
     uninstall_service("door", root=root)
     assert not (root / "etc/udev/rules.d/99-edgecnn-coral.rules").exists()
     assert not (root / "var/lib/edgecnn").exists()
@@ -489,3 +492,68 @@ def test_install_as_non_root_says_run_it_as_root():
             install_service("door", model=MOBILENET, camera=0)
     finally:
         os.seteuid(0)
+
+
+# --- the --serve token and the network a service gets (issue 19) ---------------------------------------
+
+
+@needs_systemctl
+def test_install_generates_a_root_only_token_for_a_network_serve_and_status_shows_it(tmp_path):
+    from edgecnn.run.access import read_token_file
+
+    root = _image_root(tmp_path)
+    install_service("door", model=MOBILENET, camera=0, serve="0.0.0.0:8080", root=root)
+    token_file = root / "etc/edgecnn/door.token"
+    token = read_token_file(token_file)
+    assert len(token) >= 40 and (token_file.stat().st_mode & 0o777) == 0o600
+    dropin = (root / "etc/systemd/system/edgecnn@door.service.d/50-edgecnn.conf").read_text()
+    assert "LoadCredential=serve-token:/etc/edgecnn/door.token" in dropin
+    assert "PrivateNetwork" not in dropin  # it serves
+    assert token not in (root / "etc/edgecnn/door.toml").read_text()  # the config stays world-readable
+    install_service("door", model=MOBILENET, camera=0, serve="0.0.0.0:8080", root=root)
+    assert read_token_file(token_file) == token  # a reinstall keeps the token users bookmarked
+    info = service_status("door", root=root)
+    assert info.token == token and info.token_file == "/etc/edgecnn/door.token"
+    from edgecnn.service.status import format_status
+
+    assert f"/?token={token}" in format_status(info)
+    install_service("door", model=MOBILENET, camera=0, serve="127.0.0.1:8080", root=root)
+    assert not token_file.exists()  # loopback only: no token needed, none kept
+    uninstall_service("door", root=root)
+
+
+def test_service_reads_its_token_from_the_systemd_credential(tmp_path, monkeypatch):
+    from edgecnn.run.access import resolve_access
+
+    (tmp_path / "serve-token").write_text("credential-token-0123456789abcdef\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    monkeypatch.delenv("EDGECNN_SERVE_TOKEN", raising=False)
+    access = resolve_access(
+        "0.0.0.0", token=None, token_file=None, token_all=False, insecure=False, serve="0.0.0.0:8080"
+    )
+    assert access.token == "credential-token-0123456789abcdef"
+
+
+@needs_analyze
+@needs_systemctl
+def test_instance_without_network_use_gets_private_network_and_scores_better(tmp_path):
+    root = _image_root(tmp_path)
+    install_service("door", model=MOBILENET, camera=0, root=root)  # no --serve, no MQTT, a camera
+    install_service("gate", model=MOBILENET, camera=0, serve="0.0.0.0:8080", root=root)
+    scores = {}
+    for name in ("door", "gate"):
+        exposure, _band, table = _exposure(
+            [
+                SYSTEMD_ANALYZE,
+                "security",
+                "--offline=true",
+                f"--root={root}",
+                "--no-pager",
+                f"edgecnn@{name}.service",
+            ]
+        )
+        scores[name] = (exposure, table)
+    door, door_table = scores["door"]
+    gate, _ = scores["gate"]
+    assert door < gate <= EXPOSURE_TARGET, scores
+    assert "PrivateNetwork=" in door_table and "✓ PrivateNetwork=" in door_table, door_table

@@ -51,7 +51,7 @@ def eval_command(
         "--fail-under",
         min=0,
         max=100,
-        help="Exit with status 1 when top-1 accuracy (or mAP@0.5) is below this percentage (for CI).",
+        help="Exit with status 1 when top-1 accuracy (or mAP@0.5:0.95) is below this percentage (for CI).",
     ),
     min_agreement: float | None = typer.Option(
         None,

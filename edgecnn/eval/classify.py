@@ -17,7 +17,7 @@ from edgecnn.errors import InputError
 from edgecnn.eval.classfolders import ClassFolders, read_class_folders
 from edgecnn.eval.progress import ProgressFn
 from edgecnn.images import read_image
-from edgecnn.model import Classifier
+from edgecnn.model import Model
 
 OTHER = "(other)"  # confusion-matrix column for predictions outside the dataset's classes
 
@@ -57,12 +57,23 @@ class ClassificationScore:
 
 
 @dataclass(frozen=True)
+class Disagreement:
+    """An image on which the two models' top-1 labels differ: the ones to look at first."""
+
+    image: str
+    folder: str
+    model: str  # the evaluated model's top-1 label
+    against: str  # the --against model's top-1 label
+
+
+@dataclass(frozen=True)
 class ClassificationComparison:
     """Image-by-image comparison of the evaluated model with the ``--against`` model."""
 
     agreement_pct: float  # images where both models' top-1 labels are the same
     top1_difference_pts: float  # evaluated minus against, in percentage points
     disagreements: int
+    disagreeing_images: list[Disagreement]
 
 
 @dataclass(frozen=True)
@@ -126,24 +137,24 @@ def score_predictions(
     return _pct(top1, n), _pct(topk, n), per_class, ConfusionMatrix(list(classes), columns, counts)
 
 
-def _label_list(clf: Classifier) -> list[str]:
+def _label_list(clf: Model) -> list[str]:
     if clf.labels:
         return list(clf.labels)
     classes = int(clf.interpreter.get_output_details()[0]["shape"][-1])
     return [str(i) for i in range(classes)]
 
 
-def _num_classes(clf: Classifier) -> int:
+def _num_classes(clf: Model) -> int:
     return int(clf.interpreter.get_output_details()[0]["shape"][-1])
 
 
-def _labels_source(clf: Classifier, labels_flag: bool) -> str:
+def _labels_source(clf: Model, labels_flag: bool) -> str:
     if labels_flag:
         return "--labels"
     return clf.meta.source if clf.labels else "none (class ids)"
 
 
-def _check_labels(dataset: ClassFolders, clf: Classifier, which: str) -> None:
+def _check_labels(dataset: ClassFolders, clf: Model, which: str) -> None:
     known = set(_label_list(clf))
     missing = [c for c in dataset.classes if c not in known]
     if missing:
@@ -155,9 +166,9 @@ def _check_labels(dataset: ClassFolders, clf: Classifier, which: str) -> None:
 
 def evaluate_classification(
     data: str | os.PathLike[str],
-    classifier: Classifier,
+    classifier: Model,
     *,
-    against: Classifier | None = None,
+    against: Model | None = None,
     top_k: int = 5,
     labels_flag: bool = False,
     progress: ProgressFn | None = None,
@@ -204,11 +215,16 @@ def evaluate_classification(
         )
     comparison = None
     if against is not None:
-        same = sum(1 for a, b in zip(ranked[0], ranked[1], strict=True) if a[0] == b[0])
+        differ = [
+            Disagreement(str(item.path), item.label, a[0], b[0])
+            for item, a, b in zip(dataset.images, ranked[0], ranked[1], strict=True)
+            if a[0] != b[0]
+        ]
         comparison = ClassificationComparison(
-            agreement_pct=_pct(same, total),
+            agreement_pct=_pct(total - len(differ), total),
             top1_difference_pts=round(scores[0].top1_pct - scores[1].top1_pct, 4),
-            disagreements=total - same,
+            disagreements=len(differ),
+            disagreeing_images=differ,
         )
     return ClassificationReport(
         task="classify",
@@ -221,9 +237,9 @@ def evaluate_classification(
 
 def evaluate_model(
     data: str | os.PathLike[str],
-    model: Classifier,
+    model: Model,
     *,
-    against: Classifier | None,
+    against: Model | None,
     options: Any,
     progress: ProgressFn | None = None,
 ) -> ClassificationReport:

@@ -1,6 +1,6 @@
 """``edgecnn eval MODEL DATA``: measure a model (and optionally a second one) on labelled images.
 
-Models are opened exactly as ``predict`` opens them (``open_classifier``: same ``--device``, ``--threads``,
+Models are opened exactly as ``predict`` opens them (``open_model``: same ``--device``, ``--threads``,
 ``--crop``, labels and preprocessing). The model's task picks the evaluator from :data:`EVALUATORS`, one
 module per task, each with an ``evaluate_model`` function; the dataset's layout must suit that task:
 ``DATA/<label>/*.jpg`` class folders for a classifier, a YOLO folder (``images/``, ``labels/``) or a COCO
@@ -19,12 +19,18 @@ from edgecnn.errors import UsageError
 from edgecnn.eval.datasets import dataset_format, read_detection_dataset
 from edgecnn.eval.detect import DetectorUnderTest, evaluate_detection
 from edgecnn.eval.progress import ProgressFn
-from edgecnn.model import Classifier, open_classifier
+from edgecnn.model import Model, open_model
+from edgecnn.tasks import DecodeOptions
 
 # Task name -> the module that evaluates it; adding a task is one module and one line here.
 EVALUATORS: dict[str, str] = {
     "classify": "edgecnn.eval.classify",
+    "detect": "edgecnn.eval.detect",
 }
+# Detections kept for mAP: as ``yolo val`` does, nearly all of them (mAP integrates over every score
+# threshold; a 0.4 cut-off would end each precision-recall curve early) and at most COCO's 100 per image.
+EVAL_MIN_SCORE = 0.001
+EVAL_MAX_DETECTIONS = 100
 # Dataset layouts each task reads (``dataset_format``'s names), for the mismatch error.
 LAYOUTS: dict[str, tuple[str, ...]] = {"classify": ("folders",), "detect": ("yolo", "coco")}
 
@@ -83,9 +89,8 @@ def check_gate(
     return failures
 
 
-def model_task(model: Any) -> str:
-    """The task of an opened model (a model from before the task seam is a classifier)."""
-    return str(getattr(model, "task", "classify"))
+def model_task(model: Model) -> str:
+    return model.task
 
 
 def _check_layout(task: str, kind: str, model: Any, data: str | os.PathLike[str]) -> None:
@@ -119,7 +124,7 @@ def evaluate(
     images: str | os.PathLike[str] | None = None,
     probe: bool = True,
     progress: ProgressFn | None = None,
-    classifier: Classifier | None = None,
+    classifier: Model | None = None,
     detector: DetectorUnderTest | None = None,
     against_detector: DetectorUnderTest | None = None,
 ) -> EvalReport:
@@ -142,8 +147,9 @@ def evaluate(
     if detector is not None:
         dataset = read_detection_dataset(data, images=images)
         return evaluate_detection(dataset, detector, against=against_detector, progress=progress)
-    opened = classifier or open_classifier(
-        model, device=device, threads=threads, labels=labels, crop=crop, probe=probe
+    decode = DecodeOptions(top_k=top_k, min_score=EVAL_MIN_SCORE, max_detections=EVAL_MAX_DETECTIONS)
+    opened = classifier or open_model(
+        model, device=device, threads=threads, labels=labels, crop=crop, probe=probe, decode=decode
     )
     task = model_task(opened)
     _check_layout(task, kind, opened, data)
@@ -153,7 +159,9 @@ def evaluate(
 
         other_file = read_model(against)
         other_device = against_device or (device if other_file.is_edgetpu else "cpu")
-        other = open_classifier(other_file, device=other_device, threads=threads, crop=crop, probe=probe)
+        other = open_model(
+            other_file, device=other_device, threads=threads, crop=crop, probe=probe, decode=decode
+        )
         if model_task(other) != task:
             raise UsageError(
                 f"{opened.path} is a {task} model but --against {other.path} is a {model_task(other)} model: "

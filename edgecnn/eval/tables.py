@@ -97,7 +97,18 @@ def classification_tables(report: ClassificationReport) -> list[Table]:
     for i, cls in enumerate(a.per_class):
         extra = [_fmt(b.per_class[i].top1_pct)] if b else []
         per_class.add_row(cls.label, str(cls.images), _fmt(cls.top1_pct), *extra)
-    return [_summary(f"eval {report.data}: classification", rows, b is not None), per_class, _confusion(a)]
+    tables = [_summary(f"eval {report.data}: classification", rows, b is not None), per_class, _confusion(a)]
+    if report.comparison and report.comparison.disagreeing_images:
+        differ = report.comparison.disagreeing_images
+        table = Table(
+            title=f"images where the models disagree ({len(differ)}; all in --json)", title_justify="left"
+        )
+        for name in ("image", "folder", "model", "--against"):
+            table.add_column(name)
+        for d in differ[:TOP_CONFUSIONS]:
+            table.add_row(str(Path(d.image).relative_to(report.data)), d.folder, d.model, d.against)
+        tables.append(table)
+    return tables
 
 
 def detection_tables(report: DetectionReport) -> list[Table]:

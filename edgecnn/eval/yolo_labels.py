@@ -138,6 +138,6 @@ def read_yolo(data: str | os.PathLike[str]) -> DetectionDataset:
     samples = []
     for image in images:
         label = labels_dir / image.relative_to(images_dir).with_suffix(".txt")
-        boxes = read_label_file(label, names) if label.is_file() else ()
+        boxes = read_label_file(label, names) if label.exists() else ()  # a FIFO or folder: safeio says so
         samples.append(DetectionSample(image=image, annotation=label, size=None, boxes=boxes))
     return DetectionDataset(root=root, format="yolo", names=names, samples=samples)

@@ -100,6 +100,10 @@ def load_inventory(path: str | os.PathLike[str], *, limit: str | None = None) ->
         raise UsageError(
             f"Inventory {inv} not found: pass an Ansible inventory file or folder (see README 'edgecnn fleet')."
         )
+    if not inv.is_dir():  # a FIFO or a device named hosts.ini must not reach Ansible
+        from edgecnn.safeio import FileKind, check_file
+
+        check_file(inv, FileKind.INVENTORY)
     argv = [ansible_executable("ansible-inventory"), "-i", str(inv), "--list"]
     if limit:
         argv += ["--limit", limit]

@@ -40,6 +40,16 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+CREDENTIAL = "serve-token"  # the name `service install` gives it in LoadCredential=
+
+
+def credential_token_path() -> Path | None:
+    """``$CREDENTIALS_DIRECTORY/serve-token`` when systemd passed one to this service, else None."""
+    folder = os.environ.get("CREDENTIALS_DIRECTORY")
+    path = Path(folder) / CREDENTIAL if folder else None
+    return path if path is not None and path.exists() else None
+
+
 def is_loopback(host: str) -> bool:
     if host in ("localhost", "localhost.localdomain"):
         return True
@@ -124,7 +134,8 @@ def resolve_access(
 ) -> Access:
     """The access rule for ``--serve HOST:...``, or :class:`UsageError` for a non-loopback bind with no token.
 
-    ``token`` (the flag) wins over ``token_file`` (the config), which wins over ``EDGECNN_SERVE_TOKEN``.
+    ``token`` (the flag) wins over ``token_file`` (the config), then ``EDGECNN_SERVE_TOKEN``, then the
+    ``serve-token`` credential systemd passes to a service (``LoadCredential=``, set by ``service install``).
     """
     if token:
         value: str | None = check_token(token, "--serve-token")
@@ -136,6 +147,8 @@ def resolve_access(
         value = read_token_file(token_file)
     elif os.environ.get(TOKEN_ENV, "").strip():
         value = check_token(os.environ[TOKEN_ENV].strip(), TOKEN_ENV)
+    elif credential_token_path() is not None:
+        value = read_token_file(credential_token_path())  # type: ignore[arg-type]
     else:
         value = None
     if value is None and token_all:

@@ -40,6 +40,7 @@ from edgecnn.service.unit import (
     read_udev_rule,
     render_dropin,
     render_unit,
+    token_path,
     unit_settings,
     uses_edgetpu,
 )
@@ -243,6 +244,55 @@ def _write(path: Path, data: bytes, written: list[str]) -> None:
     written.append(str(path))
 
 
+def _write_secret(path: Path, text: str, written: list[str]) -> None:
+    """Write ``text`` readable by root only (systemd hands it to the service as a credential)."""
+    from edgecnn.modelfile import write_atomic
+
+    _mkdirs(path.parent)
+    write_atomic(path, (text + "\n").encode(), mode=0o600)
+    written.append(str(path))
+
+
+def _serve_token(opts: Any, layout: Layout, name: str) -> str | None:
+    """The token of an instance that serves beyond loopback: kept across reinstalls, generated once.
+
+    None when it serves on loopback only, not at all, with ``serve_insecure``, or names its own
+    ``serve_token_file``.
+    """
+    from edgecnn.run.access import is_loopback, new_token, read_token_file
+    from edgecnn.run.config import parse_serve
+
+    if opts.serve is None or opts.serve_insecure or opts.serve_token_file is not None:
+        return None
+    host, _port = parse_serve(opts.serve)
+    if is_loopback(host):
+        return None
+    existing = layout.host(token_path(name))
+    if existing.exists():
+        try:
+            return read_token_file(existing)
+        except EdgecnnError:
+            log.warning("%s does not hold a usable token: writing a new one.", existing)
+    return new_token()
+
+
+def _needs_no_network(opts: Any, edgetpu: bool) -> bool:
+    """No --serve, no MQTT and a local source: the instance can run without any network.
+
+    Not for the Edge TPU: libusb learns of the Coral's re-enumeration (1a6e:089a -> 18d1:9302) from
+    netlink uevents, which the kernel sends in the host's network namespace only.
+    """
+    from edgecnn.devices.sources.spec import SourceKind, parse_source
+
+    if opts.serve is not None or opts.mqtt or edgetpu:
+        return False
+    try:
+        kind = parse_source(opts.source, camera=opts.camera).kind
+    except EdgecnnError:
+        return False
+    return kind is not SourceKind.URL
+
+
 def _mkdirs(folder: Path) -> None:
     missing = []
     for parent in [folder, *folder.parents]:
@@ -297,7 +347,8 @@ def install_service(
     opts = _options(config=Path(config) if config is not None else None, cli=cli)
     model_file = _check_model(opts)
     check = _check_sandbox_paths(opts, layout)
-    validate_run_options(dataclasses.replace(check, model=Path(model_file.path)))
+    token = _serve_token(opts, layout, name)
+    validate_run_options(dataclasses.replace(check, model=Path(model_file.path), serve_token=token))
     if model_file.is_edgetpu and not uses_edgetpu(opts.device):
         raise _fail(
             opts,
@@ -323,7 +374,13 @@ def install_service(
             exe_host,
         )
     edgetpu = uses_edgetpu(opts.device)
-    dropin = render_dropin(name, edgetpu=edgetpu, allow_ip=allow_ip)
+    dropin = render_dropin(
+        name,
+        edgetpu=edgetpu,
+        allow_ip=allow_ip,
+        serve_token=token is not None,
+        private_network=_needs_no_network(opts, edgetpu),
+    )
     unit_text = render_unit(settings)
 
     # Everything is checked: write. Models first, so a config never names a model that is not there.
@@ -348,6 +405,11 @@ def install_service(
     for stale in layout.host(models_dir).iterdir():  # a reinstall with another model: drop the old one
         if str(stale) not in written and stale.is_file():
             stale.unlink()
+    token_file = layout.host(token_path(name))
+    if token is not None:
+        _write_secret(token_file, token, written)
+    elif token_file.exists():
+        token_file.unlink()  # reinstalled without a network --serve: no token to keep
     _write(layout.host(layout.template), unit_text.encode(), written)
     dropin_path = layout.host(layout.dropin(name))
     if dropin is not None:
@@ -515,6 +577,7 @@ def uninstall_service(name: str, *, root: str | os.PathLike[str] | None = None) 
     _remove(layout.host(layout.dropin(name)), removed)
     _rmdir_if_empty(layout.host(layout.dropin_dir(name)), removed)
     _remove(config, removed)
+    _remove(layout.host(token_path(name)), removed)
     _remove(layout.host(layout.models(name)), removed)
     others = [n for n in layout.instance_names() if n != name]
     if not others:

@@ -67,6 +67,8 @@ class ServiceInfo:
     since: str | None = None
     config_error: str | None = None
     health: Health | None = None
+    token_file: str | None = None  # the --serve token service install wrote (root-only)
+    token: str | None = None  # its value, when this user may read it
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,7 +144,10 @@ def _info(layout: Layout, name: str, *, live: bool, health: bool) -> ServiceInfo
     found = None
     if health and live and keys.get("serve"):
         found = fetch_health(healthz_url(keys["serve"]))
+    token_file, token = _token(layout, name)
     return ServiceInfo(
+        token_file=token_file,
+        token=token,
         name=name,
         unit=unit,
         config=str(layout.config(name)),
@@ -155,6 +160,19 @@ def _info(layout: Layout, name: str, *, live: bool, health: bool) -> ServiceInfo
         health=found,
         **state,
     )
+
+
+def _token(layout: Layout, name: str) -> tuple[str | None, str | None]:
+    from edgecnn.run.access import read_token_file
+    from edgecnn.service.unit import token_path
+
+    path = layout.host(token_path(name))
+    if not path.exists():
+        return None, None
+    try:
+        return str(token_path(name)), read_token_file(path)
+    except EdgecnnError:  # not root: the file is 0600
+        return str(token_path(name)), None
 
 
 def _int(value: str | None) -> int | None:
@@ -235,6 +253,15 @@ def format_status(info: ServiceInfo) -> str:
         lines.append(f"  health: {info.health.describe()}")
     elif info.serve:
         lines.append(f"  serves on {info.serve}")
+    if info.token_file and info.serve:
+        from edgecnn.run.config import parse_serve
+
+        port = parse_serve(info.serve)[1]
+        lines.append(
+            f"  token: {info.token}  (in a browser, once: http://THIS-DEVICE:{port}/?token={info.token})"
+            if info.token
+            else f"  token: in {info.token_file}, readable by root: sudo edgecnn service status {info.name}"
+        )
     if info.active == "failed" or (info.result and info.result != "success"):
         lines.append(f"  logs: journalctl -u {info.unit} -n 50")
     return "\n".join(lines)

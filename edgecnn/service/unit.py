@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from edgecnn.errors import ServiceError, UsageError
 from edgecnn.service.layout import TEMPLATE_NAME, UDEV_RULE_NAME, unit_name
@@ -174,6 +174,14 @@ def check_ip(value: str) -> str:
         ) from None
 
 
+SERVE_TOKEN_CREDENTIAL = "serve-token"
+
+
+def token_path(name: str) -> PurePosixPath:
+    """Where ``service install`` keeps an instance's serve token (mode 0600, root)."""
+    return PurePosixPath("/etc/edgecnn") / f"{name}.token"
+
+
 def uses_edgetpu(device: str | None) -> bool:
     """Whether an instance may open a Coral: ``edgetpu``, ``edgetpu:...`` or ``auto`` (per the registry)."""
     if not device:
@@ -183,9 +191,33 @@ def uses_edgetpu(device: str | None) -> bool:
     return any(backend.key == "edgetpu" for backend in backends_for(device))
 
 
-def render_dropin(name: str, *, edgetpu: bool, allow_ip: Iterable[str] = ()) -> str | None:
-    """Per-instance additions to the template, or None when the template alone is enough."""
+def render_dropin(
+    name: str,
+    *,
+    edgetpu: bool,
+    allow_ip: Iterable[str] = (),
+    serve_token: bool = False,
+    private_network: bool = False,
+) -> str | None:
+    """Per-instance additions to the template, or None when the template alone is enough.
+
+    ``serve_token``: hand ``/etc/edgecnn/NAME.token`` (root-only) to the service as the ``serve-token``
+    credential, which ``edgecnn run`` reads from ``$CREDENTIALS_DIRECTORY``. ``private_network``: the
+    instance neither serves, publishes nor reads a stream, so it gets no network at all.
+    """
     lines: list[str] = []
+    if serve_token:
+        lines += [
+            "# The --serve token (root-only file); edgecnn run reads it from $CREDENTIALS_DIRECTORY.",
+            f"LoadCredential={SERVE_TOKEN_CREDENTIAL}:{token_path(name)}",
+        ]
+    if private_network:
+        lines += [
+            "# No --serve, no MQTT, no network stream: no network (a loopback of its own), no IP sockets.",
+            "PrivateNetwork=yes",
+            "RestrictAddressFamilies=",
+            "RestrictAddressFamilies=AF_UNIX",
+        ]
     if edgetpu:  # what the Edge TPU backend says its devices need (edgecnn.devices.backends.edgetpu.sandbox)
         from edgecnn.devices.backends import get_backend
 
