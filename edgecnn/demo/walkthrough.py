@@ -42,7 +42,6 @@ from edgecnn.texttable import render
 
 if TYPE_CHECKING:  # the stages import TensorFlow: only when the demo runs them
     from edgecnn.converters.pipeline import ConversionReport
-    from edgecnn.devices.backends.edgetpu.static_check import EdgeTPUCheck
     from edgecnn.devices.probe import DeviceProbe
     from edgecnn.train.trainer import TrainReport
 
@@ -176,7 +175,7 @@ def demo(
     n_epochs = epochs or (QUICK_EPOCHS if quick else DEFAULT_EPOCHS)
     trained = _train_step(out, n_epochs, quick, say)
     int8, f32 = _convert_step(out, Path(trained.model), quick, say)
-    check, compiler = _edgetpu_step(int8, say)
+    edgetpu = _edgetpu_step(int8, say)
     probe, figures = _bench_step(out, {"float32": f32, "int8": int8}, quick, say)
 
     say.step(5, "video", "rendering held-out digits into a 640x480 video")
@@ -194,20 +193,6 @@ def demo(
     )
     say.done()
 
-    files = {
-        "model_keras": trained.model,
-        "curves": trained.files.get("curves", ""),
-        "metrics": trained.files.get("metrics", ""),
-        "model_int8": int8.output,
-        "model_float32": f32.output,
-        "conversion_report": int8.report,
-        "bench_int8": str(out / "bench_int8.json"),
-        "bench_float32": str(out / "bench_float32.json"),
-        "video": str(video),
-        "run_jsonl": str(out / "run.jsonl"),
-        "run_log": str(out / "run.log"),
-        "report": str(out / "demo.json"),
-    }
     report = DemoReport(
         output=str(out),
         seconds=round(time.perf_counter() - started, 1),
@@ -222,17 +207,10 @@ def demo(
         int8_agreement=int8.verification.top1_agreement,
         float32=figures["float32"],
         int8=figures["int8"],
-        edgetpu={
-            "compatible": check.compatible,
-            "mapped": check.mapped,
-            "cpu": check.cpu,
-            "problems": check.problems,
-            "verdict": check.format_lines()[0],
-            "compiler": compiler,
-        },
+        edgetpu=edgetpu,
         run=stream,
         steps_seconds=say.step_seconds,
-        files=files,
+        files=_artifacts(out, trained, int8, f32, video),
     )
     write_atomic(out / "demo.json", (json.dumps(report.to_dict(), indent=2) + "\n").encode())
     return report
@@ -298,7 +276,7 @@ def _convert_step(
     return int8, f32
 
 
-def _edgetpu_step(int8: ConversionReport, say: _Progress) -> tuple[EdgeTPUCheck, str | None]:
+def _edgetpu_step(int8: ConversionReport, say: _Progress) -> dict[str, Any]:
     """The static Edge TPU check, and whether a compiler is here to go further."""
     from edgecnn.inspection import inspect_model
 
@@ -313,7 +291,34 @@ def _edgetpu_step(int8: ConversionReport, say: _Progress) -> tuple[EdgeTPUCheck,
         else "edgetpu_compiler is not on this machine (Coral ships it for x86-64 Debian/Ubuntu only), so "
         "this was the static check; `edgecnn convert --edgetpu` compiles, and prints the install steps"
     )
-    return check, compiler
+    return {
+        "compatible": check.compatible,
+        "mapped": check.mapped,
+        "cpu": check.cpu,
+        "problems": check.problems,
+        "verdict": check.format_lines()[0],
+        "compiler": compiler,
+    }
+
+
+def _artifacts(
+    out: Path, trained: TrainReport, int8: ConversionReport, f32: ConversionReport, video: Path
+) -> dict[str, str]:
+    """Every file the demo leaves, by role (the report's ``files``)."""
+    return {
+        "model_keras": trained.model,
+        "curves": trained.files.get("curves", ""),
+        "metrics": trained.files.get("metrics", ""),
+        "model_int8": int8.output,
+        "model_float32": f32.output,
+        "conversion_report": int8.report,
+        "bench_int8": str(out / "bench_int8.json"),
+        "bench_float32": str(out / "bench_float32.json"),
+        "video": str(video),
+        "run_jsonl": str(out / "run.jsonl"),
+        "run_log": str(out / "run.log"),
+        "report": str(out / "demo.json"),
+    }
 
 
 def _bench_step(
