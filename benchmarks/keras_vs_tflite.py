@@ -51,7 +51,7 @@ def main() -> int:
     from edgecnn.converters.keras_to_tflite import load_keras_model
     from edgecnn.converters.pipeline import convert
     from edgecnn.devices.probe import probe_device
-    from edgecnn.train.datasets import load_dataset
+    from edgecnn.ml.datasets import load_dataset
     from edgecnn.train.trainer import normalize, train
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-kvt-") as tmp:

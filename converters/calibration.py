@@ -18,8 +18,8 @@ import numpy as np
 
 from edgecnn.errors import EdgecnnError, InputError, UsageError
 from edgecnn.images import IMAGE_SUFFIXES, list_images, read_image
-from edgecnn.train.datasets import BUILTIN, describe_dataset_choices, load_dataset, load_frame, subsample
-from edgecnn.train.trainer import RunInfo
+from edgecnn.ml.datasets import BUILTIN, describe_dataset_choices, load_dataset, load_frame, subsample
+from edgecnn.ml.runinfo import RunInfo
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import ConversionError, ModelError, UsageError
+from edgecnn.errors import ConversionError, ModelError, UsageError, one_line
 from edgecnn.modelfile import ModelFile, opcode_name, parse_model
 from edgecnn.nativelog import native_chatter_filtered
 from edgecnn.safeio import FileKind, check_file
@@ -63,13 +63,13 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
             f"{p} is not a Keras model file: pass a .keras file (edgecnn train writes model.keras)."
         )
     check_file(p, FileKind.KERAS)  # a FIFO or a device named model.keras must not hang the loader
-    from edgecnn.train.deps import keras
+    from edgecnn.ml.deps import keras
 
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             return keras().models.load_model(p, compile=False)
     except Exception as exc:  # zip errors, unknown layers, h5 errors: all mean "not a model we can read"
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        reason = one_line(exc, 200)
         raise ModelError(
             f"Cannot load Keras model {p}: {reason}. Re-save it with model.save('model.keras') (Keras 3)."
         ) from exc
@@ -121,7 +121,7 @@ def ends_with_softmax(model: Any) -> bool:
 
 def fixed_batch(model: Any) -> Any:
     """The same layers (shared weights) behind ``keras.Input(shape, batch_size=1)``: static shapes."""
-    from edgecnn.train.deps import keras
+    from edgecnn.ml.deps import keras
 
     k = keras()
     height, width, channels = image_input_shape(model)
@@ -146,7 +146,7 @@ def to_tflite(
         raise UsageError(
             f"--io {io_type.value} needs --quantize int8: {quantize.value} models take float32 input."
         )
-    from edgecnn.train.deps import tensorflow
+    from edgecnn.ml.deps import tensorflow
 
     tf = tensorflow()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)

@@ -24,8 +24,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgecnn import __version__
-from edgecnn.converters.calibration import ModelInput, check_source, prepare_data, representative_dataset
+from edgecnn.atomic import write_atomic
+from edgecnn.converters.calibration import (
+    ImageSet,
+    ModelInput,
+    check_source,
+    prepare_data,
+    representative_dataset,
+)
 from edgecnn.converters.keras_to_tflite import (
     IOType,
     Quantization,
@@ -41,8 +50,8 @@ from edgecnn.devices.backends.edgetpu.static_check import EdgeTPUCheck, predict_
 from edgecnn.digest import sha256_file
 from edgecnn.errors import ConversionError, UsageError
 from edgecnn.metadata import ModelMetadata, embed_metadata, read_labels_file
-from edgecnn.modelfile import parse_model, write_atomic
-from edgecnn.train.trainer import read_run_info
+from edgecnn.ml.runinfo import RunInfo, read_run_info
+from edgecnn.modelfile import ModelFile, parse_model
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +118,107 @@ def convert(
     ``io`` defaults to int8 for int8 models and float32 otherwise.
     """
     started = time.perf_counter()
+    quant, io_type = _check_options(
+        quantize=quantize,
+        io=io,
+        edgetpu=edgetpu,
+        min_agreement=min_agreement,
+        calibration=calibration,
+        calibration_samples=calibration_samples,
+        verification_samples=verification_samples,
+        mean=mean,
+        std=std,
+    )
+    source = Path(model)
+    out_path = _output_path(source, output, quant)
+    report_path = Path(report) if report else out_path.with_name(REPORT_NAME)
+
+    keras_model = load_keras_model(source)
+    src = _describe_source(keras_model, source, labels=labels, mean=mean, std=std)
+    data = prepare_data(
+        calibration=calibration,
+        run=src.run,
+        model_input=ModelInput(src.height, src.width, src.channels, src.colour, src.resize),
+        labels=src.labels,
+        calibration_samples=calibration_samples,
+        verification_samples=verification_samples,
+        seed=seed,
+    )
+    t0 = time.perf_counter()
+    float32_bytes, converted = _quantize(keras_model, quant, io_type, data.calibration.images, src)
+    convert_s = time.perf_counter() - t0
+    model_file = parse_model(converted)
+    static = _check_static(model_file)
+    meta = _metadata(keras_model, src, quant, io_type, data.calibration, calibration)
+
+    t1 = time.perf_counter()
+    verification = _verify(keras_model, converted, meta, data.verification, src, min_agreement, out_path)
+    verify_s = time.perf_counter() - t1
+    meta.provenance["verification"] = verification.to_dict()
+    meta.provenance["sizes"] = {"float32_tflite_bytes": len(float32_bytes)}
+    final = embed_metadata(parse_model(converted), meta)
+    meta.provenance["sizes"]["output_bytes"] = len(final)
+
+    tpu: EdgeTPUResult | None = None
+    tpu_files: dict[Path, bytes] = {}
+    if edgetpu:
+        tpu, tpu_files = _edgetpu(final, meta, out_path)
+
+    write_atomic(out_path, final)
+    for path, content in tpu_files.items():
+        write_atomic(path, content)
+    inp, out = model_file.inputs[0], model_file.outputs[0]
+    result = ConversionReport(
+        source=str(source),
+        source_sha256=src.sha256,
+        output=str(out_path),
+        report=str(report_path),
+        quantize=quant.value,
+        io=io_type.value,
+        input_shape=list(inp.shape),
+        input_dtype=inp.dtype,
+        output_dtype=out.dtype,
+        static_shapes=static,
+        operators=[
+            {"name": op.name, "version": op.version, "count": op.count} for op in model_file.operators()
+        ],
+        labels=src.labels,
+        colour=src.colour,
+        mean=src.mean,
+        std=src.std,
+        calibration={"source": data.calibration.source, "samples": len(data.calibration)},
+        verification=verification,
+        sizes={
+            "keras_bytes": source.stat().st_size,
+            "float32_tflite_bytes": len(float32_bytes),
+            "output_bytes": len(final),
+            "output_vs_float32": round(len(final) / len(float32_bytes), 4),
+        },
+        seconds={
+            "convert": round(convert_s, 2),
+            "verify": round(verify_s, 2),
+            "total": round(time.perf_counter() - started, 2),
+        },
+        edgetpu=tpu,
+        metadata=json.loads(meta.to_json()),
+    )
+    write_atomic(report_path, (json.dumps(result.to_dict(), indent=2, default=str) + "\n").encode())
+    return result
+
+
+def _check_options(
+    *,
+    quantize: str,
+    io: str | None,
+    edgetpu: bool,
+    min_agreement: float | None,
+    calibration: str | None,
+    calibration_samples: int,
+    verification_samples: int,
+    mean: float | None,
+    std: float | None,
+) -> tuple[Quantization, IOType]:
+    """Every mistake in the options, found before TensorFlow loads or minutes are spent."""
     quant = _choice(Quantization, quantize, "--quantize")
     io_type = _choice(IOType, io or ("int8" if quant is Quantization.INT8 else "float32"), "--io")
     if quant is not Quantization.INT8 and io_type is not IOType.FLOAT32:
@@ -133,8 +243,10 @@ def convert(
         from edgecnn.devices.backends.edgetpu.compiler import find_compiler
 
         find_compiler()  # before minutes of work: the error says how to install it
+    return quant, io_type
 
-    source = Path(model)
+
+def _output_path(source: Path, output: str | os.PathLike[str] | None, quant: Quantization) -> Path:
     out_path = Path(output) if output else source.with_name(f"{source.stem}_{quant.value}.tflite")
     if out_path.suffix != ".tflite":
         raise UsageError(f"Output {out_path} must end in .tflite.")
@@ -142,9 +254,35 @@ def convert(
         raise UsageError(
             f"Output {out_path} is a directory: pass a file name such as {out_path / 'model_int8.tflite'}."
         )
-    report_path = Path(report) if report else out_path.with_name(REPORT_NAME)
+    return out_path
 
-    keras_model = load_keras_model(source)
+
+@dataclass
+class _Source:
+    """What the Keras model and the run it came from say about its input, labels and preprocessing."""
+
+    name: str
+    height: int
+    width: int
+    channels: int
+    sha256: str
+    run: RunInfo | None
+    labels: list[str] | None
+    colour: str
+    mean: float
+    std: float
+    resize: str
+
+
+def _describe_source(
+    keras_model: Any,
+    source: Path,
+    *,
+    labels: str | os.PathLike[str] | None,
+    mean: float | None,
+    std: float | None,
+) -> _Source:
+    """Flags first, then the training run's metrics.json beside the model, then defaults."""
     height, width, channels = image_input_shape(keras_model)
     classes = num_classes(keras_model)
     source_sha = sha256_file(source)
@@ -160,35 +298,40 @@ def convert(
         raise UsageError(
             f"{len(label_list)} labels for a model with {classes} outputs: pass a labels file with one line per class."
         )
-    colour = "GRAY" if channels == 1 else ("RGB" if not run or run.colour == "GRAY" else run.colour)
-    norm_mean = mean if mean is not None else (run.mean if run else 0.0)
-    norm_std = std if std is not None else (run.std if run else 255.0)
-    resize = run.resize if run else "bilinear"
-
-    data = prepare_data(
-        calibration=calibration,
+    return _Source(
+        name=source.name,
+        height=height,
+        width=width,
+        channels=channels,
+        sha256=source_sha,
         run=run,
-        model_input=ModelInput(height, width, channels, colour, resize),
         labels=label_list,
-        calibration_samples=calibration_samples,
-        verification_samples=verification_samples,
-        seed=seed,
+        colour="GRAY" if channels == 1 else ("RGB" if not run or run.colour == "GRAY" else run.colour),
+        mean=mean if mean is not None else (run.mean if run else 0.0),
+        std=std if std is not None else (run.std if run else 255.0),
+        resize=run.resize if run else "bilinear",
     )
-    t0 = time.perf_counter()
+
+
+def _quantize(
+    keras_model: Any, quant: Quantization, io_type: IOType, calibration_images: np.ndarray, src: _Source
+) -> tuple[bytes, bytes]:
+    """(the float32 TFLite, the one asked for): the float32 one is the size and speed reference."""
     batch1 = fixed_batch(keras_model)
     float32_bytes = to_tflite(batch1, quantize=Quantization.FLOAT32, io_type=IOType.FLOAT32)
     if quant is Quantization.FLOAT32:
-        converted = float32_bytes
-    else:
-        converted = to_tflite(
-            batch1,
-            quantize=quant,
-            io_type=io_type,
-            representative=representative_dataset(data.calibration.images, norm_mean, norm_std),
-        )
-    convert_s = time.perf_counter() - t0
-    model_file = parse_model(converted)
-    inp, out = model_file.inputs[0], model_file.outputs[0]
+        return float32_bytes, float32_bytes
+    converted = to_tflite(
+        batch1,
+        quantize=quant,
+        io_type=io_type,
+        representative=representative_dataset(calibration_images, src.mean, src.std),
+    )
+    return float32_bytes, converted
+
+
+def _check_static(model_file: ModelFile) -> bool:
+    inp = model_file.inputs[0]
     static = not any(
         int(d) < 0
         for graph in model_file.model.subgraphs
@@ -200,90 +343,62 @@ def convert(
             f"The converted model still has dynamic shapes (input {list(inp.shape_signature)}): "
             "this TensorFlow version did not honour the batch-1 re-wrap; please report it."
         )
+    return static
 
-    meta = ModelMetadata(
-        labels=label_list,
-        colour=colour,
-        mean=norm_mean,
-        std=norm_std,
-        resize=resize,
+
+def _metadata(
+    keras_model: Any,
+    src: _Source,
+    quant: Quantization,
+    io_type: IOType,
+    calibration_set: ImageSet,
+    calibration: str | None,
+) -> ModelMetadata:
+    run = src.run
+    return ModelMetadata(
+        labels=src.labels,
+        colour=src.colour,
+        mean=src.mean,
+        std=src.std,
+        resize=src.resize,
         outputs="probabilities" if ends_with_softmax(keras_model) else "logits",
         task="classify",  # edgecnn convert takes Keras classifiers; runtimes read the task from here
         provenance={
             "tool": f"edgecnn {__version__}",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "source_model": source.name,
-            "source_sha256": source_sha,
+            "source_model": src.name,
+            "source_sha256": src.sha256,
             "dataset": _short(run.dataset) if run else _short(calibration or ""),
             "architecture": run.architecture if run else None,
             "quantization": quant.value,
             "io": io_type.value,
-            "calibration": {"source": data.calibration.source, "samples": len(data.calibration)},
+            "calibration": {"source": calibration_set.source, "samples": len(calibration_set)},
         },
     )
-    t1 = time.perf_counter()
-    float_scores = keras_scores(keras_model, data.verification.images, norm_mean, norm_std)
+
+
+def _verify(
+    keras_model: Any,
+    converted: bytes,
+    meta: ModelMetadata,
+    verification_set: ImageSet,
+    src: _Source,
+    min_agreement: float | None,
+    out_path: Path,
+) -> Verification:
+    """Float Keras and converted model on the same held-out images; below ``min_agreement`` nothing is written."""
+    float_scores = keras_scores(keras_model, verification_set.images, src.mean, src.std)
     converted_scores = runtime_scores(
-        parse_model(embed_metadata(parse_model(converted), meta)), data.verification.images, colour
+        parse_model(embed_metadata(parse_model(converted), meta)), verification_set.images, src.colour
     )
-    verification = compare(float_scores, converted_scores, data.verification.labels, data.verification.source)
-    verify_s = time.perf_counter() - t1
+    verification = compare(float_scores, converted_scores, verification_set.labels, verification_set.source)
     if min_agreement is not None and verification.top1_agreement * 100 < min_agreement:
         raise ConversionError(
             f"Top-1 agreement {verification.top1_agreement:.2%} on {verification.samples} held-out images is below "
             f"--min-agreement {min_agreement:g}%: {out_path.name} was not written. Calibrate with more or more "
             "representative images (--calibration, --calibration-samples), or use --quantize float16."
         )
-    meta.provenance["verification"] = verification.to_dict()
-    meta.provenance["sizes"] = {"float32_tflite_bytes": len(float32_bytes)}
-    final = embed_metadata(parse_model(converted), meta)
-    meta.provenance["sizes"]["output_bytes"] = len(final)
-
-    tpu: EdgeTPUResult | None = None
-    tpu_files: dict[Path, bytes] = {}
-    if edgetpu:
-        tpu, tpu_files = _edgetpu(final, meta, out_path)
-
-    write_atomic(out_path, final)
-    for path, content in tpu_files.items():
-        write_atomic(path, content)
-    sizes = {
-        "keras_bytes": source.stat().st_size,
-        "float32_tflite_bytes": len(float32_bytes),
-        "output_bytes": len(final),
-        "output_vs_float32": round(len(final) / len(float32_bytes), 4),
-    }
-    result = ConversionReport(
-        source=str(source),
-        source_sha256=source_sha,
-        output=str(out_path),
-        report=str(report_path),
-        quantize=quant.value,
-        io=io_type.value,
-        input_shape=list(inp.shape),
-        input_dtype=inp.dtype,
-        output_dtype=out.dtype,
-        static_shapes=static,
-        operators=[
-            {"name": op.name, "version": op.version, "count": op.count} for op in model_file.operators()
-        ],
-        labels=label_list,
-        colour=colour,
-        mean=norm_mean,
-        std=norm_std,
-        calibration={"source": data.calibration.source, "samples": len(data.calibration)},
-        verification=verification,
-        sizes=sizes,
-        seconds={
-            "convert": round(convert_s, 2),
-            "verify": round(verify_s, 2),
-            "total": round(time.perf_counter() - started, 2),
-        },
-        edgetpu=tpu,
-        metadata=json.loads(meta.to_json()),
-    )
-    write_atomic(report_path, (json.dumps(result.to_dict(), indent=2, default=str) + "\n").encode())
-    return result
+    return verification
 
 
 def _edgetpu(

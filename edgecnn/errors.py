@@ -78,3 +78,13 @@ class ConversionError(EdgecnnError):
 
 class ServiceError(EdgecnnError):
     exit_code = 11
+
+
+def one_line(exc: BaseException | str, limit: int | None = None) -> str:
+    """``exc`` as one line for an ``edgecnn: error:`` message or a log: whitespace (newlines from a
+    library's multi-line message included) collapsed, cut at ``limit`` characters, and the exception's
+    type name when it says nothing at all."""
+    text = " ".join(str(exc).split())
+    if limit is not None:
+        text = text[:limit]
+    return text or (type(exc).__name__ if isinstance(exc, BaseException) else "")

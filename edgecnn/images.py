@@ -47,20 +47,30 @@ def _too_large(p: Path) -> InputError:
 
 
 @contextlib.contextmanager
+def opencv_log_level(level: int) -> Iterator[None]:
+    """OpenCV's own log level lowered to ``level`` for the block, unless ``EDGECNN_DEBUG`` is set: where our
+    error message says the same thing in one line, OpenCV's WARN lines only add noise."""
+    if os.environ.get("EDGECNN_DEBUG"):
+        yield
+        return
+    logging_api = cv2.utils.logging
+    previous = logging_api.getLogLevel()
+    logging_api.setLogLevel(level)
+    try:
+        yield
+    finally:
+        logging_api.setLogLevel(previous)
+
+
+@contextlib.contextmanager
 def quiet_decoder() -> Iterator[None]:
     """A damaged file makes OpenCV log an imdecode_ line and libpng print its own: our one-line InputError
     says the same, so both stay out of the terminal (``EDGECNN_DEBUG=1`` shows them)."""
     if os.environ.get("EDGECNN_DEBUG"):
         yield
         return
-    logging_api = cv2.utils.logging
-    previous = logging_api.getLogLevel()
-    logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
-    try:
-        with decoder_chatter_filtered():
-            yield
-    finally:
-        logging_api.setLogLevel(previous)
+    with opencv_log_level(cv2.utils.logging.LOG_LEVEL_SILENT), decoder_chatter_filtered():
+        yield
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:

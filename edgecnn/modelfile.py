@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import tempfile
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import ai_edge_litert.schema_py_generated as schema
 import flatbuffers
 import numpy as np
 
+from edgecnn.atomic import write_atomic as write_atomic  # re-exported for devices/ and service/install.py
 from edgecnn.errors import ModelError
 from edgecnn.safeio import FileKind, read_bytes
 
@@ -387,25 +387,3 @@ def with_metadata(model_file: ModelFile, name: str, payload: bytes) -> bytes:
                 archive.writestr(fname, content)
         out += sink.getvalue()
     return out
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> Path:
-    """Write to a temp file beside ``path`` and rename: a crash never leaves half a model behind.
-
-    ``mode`` is set explicitly because the temp file starts as 0600, which would hide the model from a
-    service running as another user.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 # The package's own helpers (edgecnn demo uses them too): re-exported for the tests.
-from edgecnn.demo import http_get
 from edgecnn.devices.sources.synthetic import digit_frame, write_video
+from edgecnn.httpget import http_get
 
 __all__ = [
     "LineReader",

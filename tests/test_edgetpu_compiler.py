@@ -18,11 +18,12 @@ import ai_edge_litert.schema_py_generated as schema
 import numpy as np
 import pytest
 
+from edgecnn.atomic import write_atomic
 from edgecnn.devices.backends.edgetpu.compiler import compile_model, find_compiler, parse_size, parse_summary
 from edgecnn.devices.backends.edgetpu.static_check import predict_compilation, supported_ops
 from edgecnn.errors import ConversionError, RuntimeMissing
 from edgecnn.metadata import read_metadata
-from edgecnn.modelfile import parse_model, read_model, write_atomic
+from edgecnn.modelfile import parse_model, read_model
 from tests.conftest import ROOT, error_lines, run_cli
 
 FAKE = ROOT / "tests" / "fakes" / "edgetpu_compiler.py"

@@ -6,8 +6,9 @@ import stat
 
 import pytest
 
+from edgecnn.atomic import write_atomic
 from edgecnn.metadata import ModelMetadata, embed_metadata, read_metadata
-from edgecnn.modelfile import parse_model, read_model, write_atomic
+from edgecnn.modelfile import parse_model, read_model
 from tests.conftest import MOBILENET
 
 

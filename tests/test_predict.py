@@ -43,7 +43,8 @@ def test_labels_flag_overrides_embedded(coral, tmp_path):
 
 
 def test_without_labels_class_ids_are_shown(coral, tmp_path):
-    from edgecnn.modelfile import parse_model, with_metadata, write_atomic
+    from edgecnn.atomic import write_atomic
+    from edgecnn.modelfile import parse_model, with_metadata
 
     mf = parse_model(MOBILENET.read_bytes())
     mf.appended = {}

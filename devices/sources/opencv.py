@@ -13,12 +13,12 @@ import glob
 import logging
 import os
 import platform
-from collections.abc import Iterator
 
 import cv2
 import numpy as np
 
 from edgecnn.errors import SourceError
+from edgecnn.images import opencv_log_level
 
 log = logging.getLogger("edgecnn.sources")
 
@@ -27,19 +27,9 @@ STREAM_OPEN_TIMEOUT_MS = 5000
 STREAM_READ_TIMEOUT_MS = 5000
 
 
-@contextlib.contextmanager
-def quiet_opencv() -> Iterator[None]:
+def quiet_opencv() -> contextlib.AbstractContextManager[None]:
     """Silence OpenCV's own WARN lines while probing: our error message says it better, in one line."""
-    if os.environ.get("EDGECNN_DEBUG"):
-        yield
-        return
-    logging_api = cv2.utils.logging
-    previous = logging_api.getLogLevel()
-    logging_api.setLogLevel(logging_api.LOG_LEVEL_ERROR)
-    try:
-        yield
-    finally:
-        logging_api.setLogLevel(previous)
+    return opencv_log_level(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def video_devices() -> list[str]:

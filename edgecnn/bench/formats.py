@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import UsageError
+from edgecnn.texttable import render
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,6 @@ def format_formats(report: FormatsReport) -> str:
                 f"{r.speedup_vs_float32:.2f}x",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     keras_acc = report.rows[0].keras_accuracy if report.rows else None
     lines = [
         f"{Path(report.model).name} on {report.machine} ({report.runtime}), {report.threads} thread(s), "
@@ -184,14 +184,7 @@ def format_formats(report: FormatsReport) -> str:
         f"accuracy: top-1 on {report.samples} held-out images ({report.held_out}); Keras float model: {pct(keras_acc)}",
         "",
     ]
-    for i, row in enumerate(rows):
-        lines.append(
-            "  ".join(
-                c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    lines += render(header, rows[1:], right=range(1, len(header)), rule=True).splitlines()
     lines.append("agreement: same top-1 class as the Keras model; speed-up: float32 median / this median")
     kept = [r.path for r in report.rows if r.path]
     if kept:

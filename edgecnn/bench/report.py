@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgecnn.atomic import atomic_path
 from edgecnn.bench.results import BenchResult, ConfigResult, load_result
 from edgecnn.errors import InputError, RuntimeMissing, UsageError
+from edgecnn.texttable import render
 
 REGRESSION_THRESHOLD = 0.30
 NOISE_NOTE = (
@@ -276,16 +278,7 @@ def format_report(report: BenchReport, *, markdown: bool = False) -> str:
         lines.append("|" + "|".join(["---", *["---:"] * len(report.models)]) + "|")
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
     else:
-        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-        lines.append("  ".join("-" * w for w in widths))
-        for cells in body:
-            lines.append(
-                "  ".join(
-                    c.ljust(w) if i == 0 else c.rjust(w)
-                    for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-                )
-            )
+        lines += render(header, body, right=range(1, len(header)), rule=True, header_left=True).splitlines()
     lines.append("")
     lines.append("cells: median / p99 latency in ms (speed-up over the slowest configuration for that model)")
     if report.comparisons:
@@ -315,7 +308,6 @@ def plot_report(report: BenchReport, out: str | os.PathLike[str]) -> Path:
         raise RuntimeMissing(
             "The bar chart needs matplotlib: pip install edgecnn[plot] (or drop --plot)."
         ) from exc
-    import tempfile
 
     target = Path(out)
     if target.suffix.lower() != ".png":
@@ -348,14 +340,6 @@ def plot_report(report: BenchReport, out: str | os.PathLike[str]) -> Path:
         ax.set_yscale("log")
     ax.legend(fontsize="small")
     ax.grid(axis="y", alpha=0.3)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600: a chart is as readable as any file we write
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return target

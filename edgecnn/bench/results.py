@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from edgecnn.atomic import write_atomic
 from edgecnn.errors import InputError
-from edgecnn.modelfile import write_atomic
 
 FORMAT = "edgecnn-bench"
 SCHEMA_VERSION = 1
@@ -180,35 +180,90 @@ def _check(errors: list[str], where: str, obj: Any, spec: dict[str, Any]) -> Non
             )
 
 
-def validate(data: Any) -> list[str]:
-    """Every problem with ``data`` as a schema-1 bench result; an empty list means valid."""
-    errors: list[str] = []
+# The shape of a schema-1 result: key -> type(s); a tuple with NoneType marks an optional key.
+_TOP = {
+    "created": str,
+    "edgecnn_version": str,
+    "machine": dict,
+    "runtime": dict,
+    "model": dict,
+    "settings": dict,
+    "results": list,
+}
+_MACHINE = {"name": str}
+_RUNTIME = {"name": (str, type(None)), "version": (str, type(None))}
+_MODEL = {
+    "name": str,
+    "path": str,
+    "sha256": str,
+    "size_bytes": int,
+    "edgetpu_compiled": bool,
+    "input_shape": list,
+    "input_dtype": str,
+}
+_SETTINGS = {
+    "devices": list,
+    "threads": list,
+    "runs": int,
+    "warmup": int,
+    "duration_s": (*_NUMBER, type(None)),
+    "input": str,
+    "seed": int,
+}
+_RESULT = {
+    "device": str,
+    "device_used": str,
+    "threads": int,
+    "runs": int,
+    "load_ms": _NUMBER,
+    "first_inference_ms": _NUMBER,
+    "latency_ms": dict,
+    "throughput_ips": _NUMBER,
+    "peak_rss_mb": (*_NUMBER, type(None)),
+    "rss_scope": str,
+    "temperature_before_c": (*_NUMBER, type(None)),
+    "temperature_after_c": (*_NUMBER, type(None)),
+    "throttling_before": (str, type(None)),
+    "throttling_after": (str, type(None)),
+    "warnings": list,
+}
+
+
+def _header_error(data: Any) -> str | None:
+    """Whether this is a bench result this edgecnn can read at all (then nothing else is checked)."""
     if not isinstance(data, dict):
-        return ["the document must be a JSON object"]
+        return "the document must be a JSON object"
     if data.get("format") != FORMAT:
-        return [f"format is {data.get('format')!r}, expected {FORMAT!r}"]
+        return f"format is {data.get('format')!r}, expected {FORMAT!r}"
     version = data.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
-        return ["schema_version is missing or not an integer"]
+        return "schema_version is missing or not an integer"
     if version > SCHEMA_VERSION:
-        return [
+        return (
             f"schema_version {version} is newer than this edgecnn reads ({SCHEMA_VERSION}): "
             "upgrade edgecnn (pip install -U edgecnn)"
-        ]
-    _check(
-        errors,
-        "result",
-        data,
-        {
-            "created": str,
-            "edgecnn_version": str,
-            "machine": dict,
-            "runtime": dict,
-            "model": dict,
-            "settings": dict,
-            "results": list,
-        },
-    )
+        )
+    return None
+
+
+def _check_result(errors: list[str], where: str, item: Any) -> None:
+    _check(errors, where, item, _RESULT)
+    if isinstance(item, dict) and isinstance(item.get("latency_ms"), dict):
+        _check(errors, f"{where}.latency_ms", item["latency_ms"], dict.fromkeys(LATENCY_KEYS, _NUMBER))
+        lat = item["latency_ms"]
+        if all(isinstance(lat.get(k), _NUMBER) for k in ("min", "p50", "p99", "max")) and not (
+            lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
+        ):
+            errors.append(f"{where}.latency_ms must satisfy min <= p50 <= p99 <= max")
+
+
+def validate(data: Any) -> list[str]:
+    """Every problem with ``data`` as a schema-1 bench result; an empty list means valid."""
+    header = _header_error(data)
+    if header is not None:
+        return [header]
+    errors: list[str] = []
+    _check(errors, "result", data, _TOP)
     units = data.get("units")
     if units is not None and (
         not isinstance(units, dict) or not all(isinstance(v, str) for v in units.values())
@@ -216,72 +271,17 @@ def validate(data: Any) -> list[str]:
         errors.append("units must be an object of strings")
     if errors:
         return errors
-    _check(errors, "machine", data["machine"], {"name": str})
-    _check(errors, "runtime", data["runtime"], {"name": (str, type(None)), "version": (str, type(None))})
-    _check(
-        errors,
-        "model",
-        data["model"],
-        {
-            "name": str,
-            "path": str,
-            "sha256": str,
-            "size_bytes": int,
-            "edgetpu_compiled": bool,
-            "input_shape": list,
-            "input_dtype": str,
-        },
-    )
+    _check(errors, "machine", data["machine"], _MACHINE)
+    _check(errors, "runtime", data["runtime"], _RUNTIME)
+    _check(errors, "model", data["model"], _MODEL)
     sha = data["model"].get("sha256")
     if isinstance(sha, str) and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
         errors.append("model.sha256 must be 64 lowercase hex digits")
-    _check(
-        errors,
-        "settings",
-        data["settings"],
-        {
-            "devices": list,
-            "threads": list,
-            "runs": int,
-            "warmup": int,
-            "duration_s": (*_NUMBER, type(None)),
-            "input": str,
-            "seed": int,
-        },
-    )
+    _check(errors, "settings", data["settings"], _SETTINGS)
     if not data["results"]:
         errors.append("results is empty")
     for i, item in enumerate(data["results"]):
-        where = f"results[{i}]"
-        _check(
-            errors,
-            where,
-            item,
-            {
-                "device": str,
-                "device_used": str,
-                "threads": int,
-                "runs": int,
-                "load_ms": _NUMBER,
-                "first_inference_ms": _NUMBER,
-                "latency_ms": dict,
-                "throughput_ips": _NUMBER,
-                "peak_rss_mb": (*_NUMBER, type(None)),
-                "rss_scope": str,
-                "temperature_before_c": (*_NUMBER, type(None)),
-                "temperature_after_c": (*_NUMBER, type(None)),
-                "throttling_before": (str, type(None)),
-                "throttling_after": (str, type(None)),
-                "warnings": list,
-            },
-        )
-        if isinstance(item, dict) and isinstance(item.get("latency_ms"), dict):
-            _check(errors, f"{where}.latency_ms", item["latency_ms"], dict.fromkeys(LATENCY_KEYS, _NUMBER))
-            lat = item["latency_ms"]
-            if all(isinstance(lat.get(k), _NUMBER) for k in ("min", "p50", "p99", "max")) and not (
-                lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
-            ):
-                errors.append(f"{where}.latency_ms must satisfy min <= p50 <= p99 <= max")
+        _check_result(errors, f"results[{i}]", item)
     return errors
 
 

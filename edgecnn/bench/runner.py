@@ -39,6 +39,7 @@ from edgecnn.devices.backends import parse_device
 from edgecnn.devices.probe import DeviceProbe, Throttling, probe_device, read_temperature, read_throttling
 from edgecnn.errors import UsageError
 from edgecnn.modelfile import read_model
+from edgecnn.texttable import render
 
 log = logging.getLogger(__name__)
 
@@ -432,16 +433,7 @@ def format_result(result: BenchResult) -> str:
                 temps,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for i, row in enumerate(rows):
-        lines.append(
-            "  ".join(
-                cell.ljust(w) if j < 2 else cell.rjust(w)
-                for j, (cell, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    lines += render(header, rows[1:], right=range(2, len(header)), rule=True).splitlines()
     lines.append("latency in ms per invoke(); inputs: " + result.settings.input)
     for r in result.results:
         if r.postprocess_ms:

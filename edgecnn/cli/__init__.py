@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click  # type: ignore[no-redef]
 
 from edgecnn.cli._app import app
-from edgecnn.errors import EdgecnnError
+from edgecnn.errors import EdgecnnError, one_line
 
 # One module per command (or command group); each registers itself on ``app`` when imported.
 COMMAND_MODULES = (
@@ -92,12 +92,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:  # e.g. click.FileError
         if debug:
             raise
-        typer.echo(f"edgecnn: error: {' '.join(exc.format_message().split())}", err=True)
+        typer.echo(f"edgecnn: error: {one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except EdgecnnError as exc:
         if debug:
             raise
-        message = " ".join(str(exc).split())
+        message = one_line(exc)
         typer.echo(f"edgecnn: error: {message}", err=True)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):

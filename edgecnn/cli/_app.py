@@ -85,8 +85,3 @@ def pick_model(positional: Path | None, option: Path | None) -> Path:
 def model_option() -> Any:
     """``-m/--model``: every command that takes a model accepts it this way (and as MODEL where it is first)."""
     return typer.Option(None, "--model", "-m", help="The model, instead of the MODEL argument.")
-
-
-# Reused option declarations: paths that must exist, as the style guide asks.
-def model_argument(help_text: str = "Path to a .tflite model.") -> Any:
-    return typer.Argument(..., exists=True, dir_okay=False, resolve_path=True, help=help_text)

@@ -78,10 +78,10 @@ def eval_command(
     """
     from rich.console import Console
 
+    from edgecnn.atomic import write_atomic
     from edgecnn.errors import EdgecnnError, UsageError
     from edgecnn.eval.evaluate import check_gate, evaluate
     from edgecnn.eval.progress import progress_bar
-    from edgecnn.modelfile import write_atomic
 
     if model_opt is not None and data is None:  # with -m, the one argument is DATA
         model, data = None, model

@@ -43,7 +43,7 @@ class FleetBench:
 
 def name_rows_by_host(path: Path, host: str) -> None:
     """Append the inventory host to the result's machine name (idempotent), rewriting the file atomically."""
-    from edgecnn.modelfile import write_atomic
+    from edgecnn.atomic import write_atomic
 
     data = json.loads(path.read_text(encoding="utf-8"))
     machine = data.setdefault("machine", {})

@@ -174,20 +174,7 @@ def deploy(
 
     Never raises for a host: failed and unreachable hosts are in the report with their reason.
     """
-    from edgecnn.modelfile import read_model
-    from edgecnn.run.config import load_run_config
-    from edgecnn.service.layout import check_name
-
-    model_path = Path(model).absolute()
-    if not model_path.is_file():
-        raise UsageError(f"Model {model_path} not found: pass --model FILE.tflite.")
-    read_model(model_path)  # a broken model fails here, not on twenty devices
-    config_path = Path(config).absolute() if config is not None else None
-    if config_path is not None:
-        load_run_config(config_path)  # syntax and keys; paths in it are the devices' paths
-    name = check_name(name) if name else default_name(model_path, config_path)
-    if serial is not None and serial < 1:
-        raise UsageError("--serial must be at least 1 (hosts per batch).")
+    model_path, config_path, name = _check_inputs(model, config, name, serial)
     inform = say or (lambda _line: None)
     inventory = load_inventory(inventory_path, limit=limit)
 
@@ -204,46 +191,11 @@ def deploy(
             check=check,
             hosts=merge_results(inventory.names, first, {}, serial=serial is not None),
         )
-    if wheel is not None:
-        wheel_path = Path(wheel).absolute()
-        if not wheel_path.is_file():
-            raise UsageError(f"--wheel {wheel_path} not found.")
-        wheel_version(wheel_path)
-    else:
-        wheel_path = build_project_wheel(cache_dir / "wheel")
-        inform(f"wheel: built {wheel_path.name} from the checkout")
-    houses: dict[str, Wheelhouse] = {}
-    for facts_of in facts.values():
-        target = Target(
-            str(facts_of["arch"]), str(facts_of["python"]), str(facts_of.get("glibc") or "") or None
-        )
-        if target.key not in houses:
-            houses[target.key] = prepare_wheelhouse(
-                target, wheel_path, cache_dir / "wheelhouse", online=online
-            )
-            wh = houses[target.key]
-            inform(
-                f"wheelhouse {target.key}: {len(list(wh.folder.glob('*.whl')))} wheels in {wh.folder}"
-                + (" (downloaded)" if wh.downloaded else " (reused)")
-            )
-
+    wheel_path = _wheel(wheel, cache_dir, inform)
+    houses = _wheelhouses(facts, wheel_path, cache_dir / "wheelhouse", online=online, inform=inform)
     model_sha256 = sha256_file(model_path)
     config_sha256 = sha256_file(config_path) if config_path is not None else None
-    per_host: dict[str, dict[str, Any]] = {}
-    for host, facts_of in facts.items():
-        target = Target(
-            str(facts_of["arch"]), str(facts_of["python"]), str(facts_of.get("glibc") or "") or None
-        )
-        house = houses[target.key]
-        systemd_running = str(facts_of.get("systemd_running")).lower() == "true"
-        per_host[host] = {
-            "python_executable": facts_of["python_executable"],
-            "wheelhouse": str(house.archive),
-            "wheel": house.wheel.name,
-            "venv_digest": house.digest,
-            "install_digest": _digest(name, model_sha256, config_sha256, house.digest, systemd_running),
-            "systemd_running": systemd_running,
-        }
+    per_host = _host_vars(facts, houses, name, model_sha256, config_sha256)
 
     second: dict[str, HostResult] = {}
     if per_host:
@@ -279,6 +231,91 @@ def deploy(
         hosts=merge_results(inventory.names, first, second, serial=serial is not None),
         wheelhouses={k: str(v.folder) for k, v in houses.items()},
     )
+
+
+def _check_inputs(
+    model: str | os.PathLike[str],
+    config: str | os.PathLike[str] | None,
+    name: str | None,
+    serial: int | None,
+) -> tuple[Path, Path | None, str]:
+    """(model, config, service name), each checked here: a broken model fails once, not on twenty devices."""
+    from edgecnn.modelfile import read_model
+    from edgecnn.run.config import load_run_config
+    from edgecnn.service.layout import check_name
+
+    model_path = Path(model).absolute()
+    if not model_path.is_file():
+        raise UsageError(f"Model {model_path} not found: pass --model FILE.tflite.")
+    read_model(model_path)
+    config_path = Path(config).absolute() if config is not None else None
+    if config_path is not None:
+        load_run_config(config_path)  # syntax and keys; paths in it are the devices' paths
+    name = check_name(name) if name else default_name(model_path, config_path)
+    if serial is not None and serial < 1:
+        raise UsageError("--serial must be at least 1 (hosts per batch).")
+    return model_path, config_path, name
+
+
+def _wheel(wheel: str | os.PathLike[str] | None, cache_dir: Path, inform: Callable[[str], None]) -> Path:
+    """The edgecnn wheel to install: the one given, or one built from this checkout."""
+    if wheel is not None:
+        wheel_path = Path(wheel).absolute()
+        if not wheel_path.is_file():
+            raise UsageError(f"--wheel {wheel_path} not found.")
+        wheel_version(wheel_path)
+        return wheel_path
+    wheel_path = build_project_wheel(cache_dir / "wheel")
+    inform(f"wheel: built {wheel_path.name} from the checkout")
+    return wheel_path
+
+
+def _target(facts_of: dict[str, Any]) -> Target:
+    return Target(str(facts_of["arch"]), str(facts_of["python"]), str(facts_of.get("glibc") or "") or None)
+
+
+def _wheelhouses(
+    facts: dict[str, dict[str, Any]],
+    wheel_path: Path,
+    cache: Path,
+    *,
+    online: bool,
+    inform: Callable[[str], None],
+) -> dict[str, Wheelhouse]:
+    """One wheelhouse per (architecture, Python, glibc) among the hosts that answered."""
+    houses: dict[str, Wheelhouse] = {}
+    for facts_of in facts.values():
+        target = _target(facts_of)
+        if target.key not in houses:
+            houses[target.key] = wh = prepare_wheelhouse(target, wheel_path, cache, online=online)
+            inform(
+                f"wheelhouse {target.key}: {len(list(wh.folder.glob('*.whl')))} wheels in {wh.folder}"
+                + (" (downloaded)" if wh.downloaded else " (reused)")
+            )
+    return houses
+
+
+def _host_vars(
+    facts: dict[str, dict[str, Any]],
+    houses: dict[str, Wheelhouse],
+    name: str,
+    model_sha256: str,
+    config_sha256: str | None,
+) -> dict[str, dict[str, Any]]:
+    """What the playbook needs per host: its wheelhouse, and the digest that says whether to reinstall."""
+    per_host: dict[str, dict[str, Any]] = {}
+    for host, facts_of in facts.items():
+        house = houses[_target(facts_of).key]
+        systemd_running = str(facts_of.get("systemd_running")).lower() == "true"
+        per_host[host] = {
+            "python_executable": facts_of["python_executable"],
+            "wheelhouse": str(house.archive),
+            "wheel": house.wheel.name,
+            "venv_digest": house.digest,
+            "install_digest": _digest(name, model_sha256, config_sha256, house.digest, systemd_running),
+            "systemd_running": systemd_running,
+        }
+    return per_host
 
 
 def format_summary(hosts: list[FleetHost], *, title: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from edgecnn.fleet.inventory import load_inventory
 from edgecnn.fleet.runner import HostResult, Progress, run_playbook
+from edgecnn.texttable import render
 
 
 @dataclass
@@ -225,10 +226,7 @@ def format_status(report: FleetStatus) -> str:
                     _cell(i.last_result),
                 )
             )
-    widths = [max(len(r[c]) for r in rows) for c in range(len(header) - 1)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows
-    ]
+    lines = render(header, rows[1:]).splitlines()
     bad = report.failed
     lines.append(
         f"{len(report.hosts) - len(bad)} of {len(report.hosts)} host(s) answered"

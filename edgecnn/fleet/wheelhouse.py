@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgecnn.atomic import atomic_path
 from edgecnn.digest import sha256_file
 from edgecnn.errors import EdgecnnError, UsageError
 
@@ -190,14 +191,12 @@ def pack(folder: Path, digest: str) -> Path:
         return archive
     for old in folder.parent.glob(f"{folder.name}.*.tar"):
         old.unlink()
-    tmp = archive.with_suffix(".tar.tmp")
-    with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+    with atomic_path(archive) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         for wheel in sorted(folder.glob("*.whl")):
             info = tar.gettarinfo(str(wheel), arcname=wheel.name)
             info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "root", "root", 0o644
             with wheel.open("rb") as f:
                 tar.addfile(info, f)
-    os.replace(tmp, archive)
     return archive
 
 
@@ -214,9 +213,8 @@ def prepare_wheelhouse(target: Target, wheel: Path, cache: Path, *, online: bool
             old.unlink()
     placed = folder / wheel.name
     if not placed.is_file() or sha256_file(placed) != sha256_file(wheel):
-        tmp = folder / f".{wheel.name}.tmp"
-        shutil.copyfile(wheel, tmp)
-        os.replace(tmp, placed)
+        with atomic_path(placed) as tmp:
+            shutil.copyfile(wheel, tmp)
     downloaded = False
     if not online:
         requirements = wheel_requirements(wheel)

@@ -11,15 +11,15 @@ import contextlib
 import dataclasses
 import json
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import EdgecnnError, ServiceError
+from edgecnn.httpget import get
 from edgecnn.service import systemctl
 from edgecnn.service.layout import Layout, check_name, unit_name
+from edgecnn.texttable import render
 
 HEALTHZ_TIMEOUT_S = 2.0
 SHOW_PROPERTIES = (
@@ -113,16 +113,13 @@ def healthz_url(serve: str) -> str:
 def fetch_health(url: str, *, timeout: float = HEALTHZ_TIMEOUT_S) -> Health:
     """GET ``url``; a 2xx answer is healthy, any other answer or none is not (never raises)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            status, raw, ctype = response.status, response.read(65536), response.headers.get_content_type()
-    except urllib.error.HTTPError as exc:
-        status, raw, ctype = exc.code, exc.read(65536), exc.headers.get_content_type()
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Health(url, False, None, str(reason))
-    text = raw.decode("utf-8", errors="replace")
+        response = get(url, timeout=timeout, limit=65536)
+    except (OSError, ValueError) as exc:
+        return Health(url, False, None, str(exc))
+    status = response.status
+    text = response.body.decode("utf-8", errors="replace")
     body: Any = text.strip()
-    if ctype == "application/json":
+    if response.content_type == "application/json":
         with contextlib.suppress(ValueError):
             body = json.loads(text)
     return Health(url, 200 <= status < 300, status, body)
@@ -232,10 +229,7 @@ def format_list(infos: list[ServiceInfo]) -> str:
                 i.serve or "-",
             )
         )
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows
-    )
+    return render(rows[0], rows[1:])
 
 
 def format_status(info: ServiceInfo) -> str:

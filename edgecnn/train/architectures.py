@@ -64,7 +64,7 @@ ARCHITECTURES: dict[str, Callable[[Any, tuple[int, int, int], int], Any]] = {"se
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -> Any:
-    from edgecnn.train.deps import keras
+    from edgecnn.ml.deps import keras
 
     check_architecture(name, input_shape[0])
     return ARCHITECTURES[name](keras(), input_shape, num_classes)

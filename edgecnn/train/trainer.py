@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -28,18 +27,17 @@ from typing import Any
 import numpy as np
 
 from edgecnn import __version__
+from edgecnn.atomic import atomic_path, write_atomic
 from edgecnn.digest import sha256_file
 from edgecnn.errors import TrainingError, UsageError
-from edgecnn.modelfile import write_atomic
+from edgecnn.ml.datasets import Dataset, load_dataset, stratified_split, subsample
+from edgecnn.ml.runinfo import CURVES_NAME, LABELS_NAME, METRICS_NAME, MODEL_NAME, SAMPLES_NAME
 from edgecnn.train.architectures import DEFAULT_INPUT, check_architecture
-from edgecnn.train.datasets import Dataset, load_dataset, stratified_split, subsample
 
 log = logging.getLogger(__name__)
 
 MEAN, STD = 0.0, 255.0
 METRICS_SCHEMA = 1
-MODEL_NAME, LABELS_NAME, METRICS_NAME, CURVES_NAME = "model.keras", "labels.txt", "metrics.json", "curves.png"
-SAMPLES_NAME = "samples"  # held-out test images, named by their true class, to try `edgecnn predict` on
 
 
 @dataclass
@@ -139,47 +137,121 @@ def train(
     if len(data.labels) < 2:
         raise TrainingError(f"Dataset {dataset} has fewer than two classes: nothing to learn.")
 
-    from edgecnn.train.deps import keras, tensorflow
+    from edgecnn.ml.deps import keras, tensorflow
 
     tf, k = tensorflow(), keras()
     k.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
+    splits = _split(data, opts)
+    model, fitted = _fit(tf, k, data, splits, opts, verbose)
+    scores = _score(model, splits, data.labels)
+    seconds = time.perf_counter() - start
+    files = _write_run(out_dir, model, data, opts, splits, fitted, scores, seconds)
+    return TrainReport(
+        output=str(out_dir),
+        model=files["model"],
+        dataset=data.name,
+        architecture=architecture,
+        input_shape=list(data.input_shape),
+        labels=data.labels,
+        train_samples=len(splits.y_fit),
+        validation_samples=len(splits.y_val),
+        test_samples=len(splits.y_test),
+        epochs_run=fitted.epochs_run,
+        best_epoch=fitted.best_epoch,
+        train_accuracy=round(scores.train, 4),
+        validation_accuracy=_round(scores.validation),
+        test_accuracy=round(scores.test, 4),
+        per_class_accuracy=scores.per_class,
+        confusion_matrix=scores.confusion.tolist(),
+        seconds=round(seconds, 1),
+        files=files,
+    )
+
+
+@dataclass
+class _Splits:
+    """The images each stage of a run sees, normalized: fitted on, watched for early stopping, scored."""
+
+    x_fit: np.ndarray
+    y_fit: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+@dataclass
+class _Fitted:
+    history: dict[str, list[float]]
+    epochs_run: int
+    best_epoch: int
+
+
+@dataclass
+class _Scores:
+    test: float
+    train: float
+    validation: float | None
+    confusion: np.ndarray
+    per_class: dict[str, float]
+
+
+def _split(data: Dataset, opts: TrainOptions) -> _Splits:
+    """Cap the training pool at ``limit`` (stratified), carve the validation images out of it."""
     x_pool, y_pool = data.x_train, data.y_train
-    if limit is not None:
-        keep = subsample(y_pool, limit, seed)
+    if opts.limit is not None:
+        keep = subsample(y_pool, opts.limit, opts.seed)
         x_pool, y_pool = x_pool[keep], y_pool[keep]
-    if validation_split > 0:
-        idx_fit, idx_val = stratified_split(y_pool, validation_split, seed + 1)
+    if opts.validation_split > 0:
+        idx_fit, idx_val = stratified_split(y_pool, opts.validation_split, opts.seed + 1)
     else:
         idx_fit, idx_val = np.arange(len(y_pool)), np.arange(0)
-    x_fit, y_fit = normalize(x_pool[idx_fit]), y_pool[idx_fit]
-    x_val, y_val = normalize(x_pool[idx_val]), y_pool[idx_val]
-    x_test, y_test = normalize(data.x_test), data.y_test
-    if len(y_fit) == 0 or len(y_test) == 0:
+    splits = _Splits(
+        x_fit=normalize(x_pool[idx_fit]),
+        y_fit=y_pool[idx_fit],
+        x_val=normalize(x_pool[idx_val]),
+        y_val=y_pool[idx_val],
+        x_test=normalize(data.x_test),
+        y_test=data.y_test,
+    )
+    if len(splits.y_fit) == 0 or len(splits.y_test) == 0:
         raise TrainingError(
-            f"Dataset {dataset} is too small to split ({len(y_pool) + len(y_test)} images): "
+            f"Dataset {opts.dataset} is too small to split ({len(y_pool) + len(splits.y_test)} images): "
             "add images or lower --test-split/--validation-split."
         )
-    if early_stopping and len(y_val) == 0:
+    if opts.early_stopping and len(splits.y_val) == 0:
         log.warning("No validation images (--validation-split 0): early stopping is off.")
+    return splits
 
+
+def _fit(
+    tf: Any, k: Any, data: Dataset, splits: _Splits, opts: TrainOptions, verbose: int | str
+) -> tuple[Any, _Fitted]:
+    """Build and fit the model; an out-of-memory becomes advice on what to lower."""
     from edgecnn.train.architectures import build_model
 
-    model = build_model(architecture, data.input_shape, len(data.labels))
+    model = build_model(opts.architecture, data.input_shape, len(data.labels))
     model.compile(
-        optimizer=k.optimizers.Adam(learning_rate),
+        optimizer=k.optimizers.Adam(opts.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     pipeline = _pipeline(
-        tf, k, x_fit, y_fit, batch_size, seed, augmentation(k, data, seed) if augment else None
+        tf,
+        k,
+        splits.x_fit,
+        splits.y_fit,
+        opts.batch_size,
+        opts.seed,
+        augmentation(k, data, opts.seed) if opts.augment else None,
     )
     callbacks = []
-    if early_stopping and len(y_val):
+    if opts.early_stopping and len(splits.y_val):
         callbacks.append(
             k.callbacks.EarlyStopping(
-                monitor="val_loss", patience=patience, restore_best_weights=True, verbose=0
+                monitor="val_loss", patience=opts.patience, restore_best_weights=True, verbose=0
             )
         )
     if verbose == "auto":
@@ -187,8 +259,8 @@ def train(
     try:
         history = model.fit(
             pipeline,
-            validation_data=(x_val, y_val) if len(y_val) else None,
-            epochs=epochs,
+            validation_data=(splits.x_val, splits.y_val) if len(splits.y_val) else None,
+            epochs=opts.epochs,
             callbacks=callbacks,
             verbose=verbose,
             shuffle=False,  # the tf.data pipeline shuffles (seeded) itself
@@ -200,17 +272,39 @@ def train(
     hist = {key: [float(v) for v in values] for key, values in history.history.items()}
     epochs_run = len(hist.get("loss", []))
     best_epoch = int(np.argmin(hist["val_loss"])) + 1 if "val_loss" in hist and callbacks else epochs_run
+    return model, _Fitted(hist, epochs_run, best_epoch)
 
-    predict_test = _predict(model, x_test)
-    test_acc = float(np.mean(predict_test == y_test))
-    train_acc = float(np.mean(_predict(model, x_fit) == y_fit))
-    val_acc = float(np.mean(_predict(model, x_val) == y_val)) if len(y_val) else None
-    confusion = confusion_matrix(y_test, predict_test, len(data.labels))
-    per_class = {
-        label: round(float(confusion[i, i] / confusion[i].sum()), 4) if confusion[i].sum() else 0.0
-        for i, label in enumerate(data.labels)
-    }
-    seconds = time.perf_counter() - start
+
+def _score(model: Any, splits: _Splits, labels: list[str]) -> _Scores:
+    predict_test = _predict(model, splits.x_test)
+    confusion = confusion_matrix(splits.y_test, predict_test, len(labels))
+    return _Scores(
+        test=float(np.mean(predict_test == splits.y_test)),
+        train=float(np.mean(_predict(model, splits.x_fit) == splits.y_fit)),
+        validation=float(np.mean(_predict(model, splits.x_val) == splits.y_val))
+        if len(splits.y_val)
+        else None,
+        confusion=confusion,
+        per_class={
+            label: round(float(confusion[i, i] / confusion[i].sum()), 4) if confusion[i].sum() else 0.0
+            for i, label in enumerate(labels)
+        },
+    )
+
+
+def _write_run(
+    out_dir: Path,
+    model: Any,
+    data: Dataset,
+    opts: TrainOptions,
+    splits: _Splits,
+    fitted: _Fitted,
+    scores: _Scores,
+    seconds: float,
+) -> dict[str, str]:
+    """The run folder: model, labels, metrics.json (what convert reads back), curves, samples."""
+    from edgecnn.ml.deps import keras, tensorflow
+    from edgecnn.train.curves import plot_curves
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = save_keras_atomic(model, out_dir / MODEL_NAME)
@@ -218,24 +312,24 @@ def train(
     metrics = {
         "schema": METRICS_SCHEMA,
         "tool": f"edgecnn {__version__}",
-        "tensorflow": tf.__version__,
-        "keras": k.__version__,
+        "tensorflow": tensorflow().__version__,
+        "keras": keras().__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": MODEL_NAME,
         "model_sha256": sha256_file(model_path),
-        "architecture": architecture,
+        "architecture": opts.architecture,
         "params": int(model.count_params()),
         "dataset": {
             "name": data.name,
             "source": data.source,
             "labels": data.labels,
-            "train": len(y_fit),
-            "validation": len(y_val),
-            "test": len(y_test),
-            "test_split": test_split,
-            "validation_split": validation_split,
-            "seed": seed,
-            "limit": limit,
+            "train": len(splits.y_fit),
+            "validation": len(splits.y_val),
+            "test": len(splits.y_test),
+            "test_split": opts.test_split,
+            "validation_split": opts.validation_split,
+            "seed": opts.seed,
+            "limit": opts.limit,
         },
         "preprocessing": {
             "colour": data.colour,
@@ -245,46 +339,30 @@ def train(
             "input_shape": list(data.input_shape),
         },
         "options": asdict(opts),
-        "epochs_run": epochs_run,
-        "best_epoch": best_epoch,
-        "accuracy": {"train": round(train_acc, 4), "validation": _round(val_acc), "test": round(test_acc, 4)},
-        "per_class_accuracy": per_class,
-        "confusion_matrix": confusion.tolist(),
-        "history": hist,
+        "epochs_run": fitted.epochs_run,
+        "best_epoch": fitted.best_epoch,
+        "accuracy": {
+            "train": round(scores.train, 4),
+            "validation": _round(scores.validation),
+            "test": round(scores.test, 4),
+        },
+        "per_class_accuracy": scores.per_class,
+        "confusion_matrix": scores.confusion.tolist(),
+        "history": fitted.history,
         "seconds": round(seconds, 1),
     }
     metrics_path = write_atomic(out_dir / METRICS_NAME, (json.dumps(metrics, indent=2) + "\n").encode())
-    from edgecnn.train.curves import plot_curves
-
-    title = f"{architecture} on {Path(data.name).name}: test accuracy {test_acc:.2%}"
-    curves_path = write_atomic(out_dir / CURVES_NAME, plot_curves(hist, title=title, best_epoch=best_epoch))
+    title = f"{opts.architecture} on {Path(data.name).name}: test accuracy {scores.test:.2%}"
+    curves = plot_curves(fitted.history, title=title, best_epoch=fitted.best_epoch)
+    curves_path = write_atomic(out_dir / CURVES_NAME, curves)
     samples_path = write_samples(out_dir / SAMPLES_NAME, data)
-    return TrainReport(
-        output=str(out_dir),
-        model=str(model_path),
-        dataset=data.name,
-        architecture=architecture,
-        input_shape=list(data.input_shape),
-        labels=data.labels,
-        train_samples=len(y_fit),
-        validation_samples=len(y_val),
-        test_samples=len(y_test),
-        epochs_run=epochs_run,
-        best_epoch=best_epoch,
-        train_accuracy=round(train_acc, 4),
-        validation_accuracy=_round(val_acc),
-        test_accuracy=round(test_acc, 4),
-        per_class_accuracy=per_class,
-        confusion_matrix=confusion.tolist(),
-        seconds=round(seconds, 1),
-        files={
-            "model": str(model_path),
-            "labels": str(labels_path),
-            "metrics": str(metrics_path),
-            "curves": str(curves_path),
-            "samples": str(samples_path),
-        },
-    )
+    return {
+        "model": str(model_path),
+        "labels": str(labels_path),
+        "metrics": str(metrics_path),
+        "curves": str(curves_path),
+        "samples": str(samples_path),
+    }
 
 
 def write_samples(folder: Path, data: Dataset) -> Path:
@@ -376,16 +454,8 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, classes: int) -> 
 
 def save_keras_atomic(model: Any, path: Path) -> Path:
     """``model.save`` to a temporary ``.keras`` beside ``path``, then rename (Keras insists on the suffix)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            model.save(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp made it 0600: others (a service user, a colleague) must read it
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".keras") as tmp, contextlib.redirect_stdout(sys.stderr):
+        model.save(str(tmp))
     return path
 
 
@@ -402,54 +472,3 @@ def format_report(report: TrainReport) -> str:
         f"next: edgecnn convert {report.model} -o {Path(report.output) / 'model_int8.tflite'}",
     ]
     return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What ``edgecnn convert`` needs from a training run: read from metrics.json and labels.txt."""
-
-    metrics_path: Path
-    dataset: str
-    seed: int
-    test_split: float
-    colour: str
-    mean: float
-    std: float
-    resize: str
-    labels: list[str]
-    architecture: str | None
-    model_sha256: str | None
-
-
-def read_run_info(model_path: str | os.PathLike[str]) -> RunInfo | None:
-    """The run beside ``model_path`` (``metrics.json`` written by :func:`train`), or None for foreign models."""
-    folder = Path(model_path).parent
-    metrics_path = folder / METRICS_NAME
-    if not metrics_path.is_file():
-        return None
-    try:
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        dataset, pre = metrics["dataset"], metrics["preprocessing"]
-        labels_file = folder / LABELS_NAME
-        if labels_file.is_file():
-            from edgecnn.metadata import parse_labels
-
-            labels = parse_labels(labels_file.read_text(encoding="utf-8"))
-        else:
-            labels = [str(label) for label in dataset["labels"]]
-        return RunInfo(
-            metrics_path=metrics_path,
-            dataset=str(dataset["name"]),
-            seed=int(dataset.get("seed", 0)),
-            test_split=float(dataset.get("test_split", 0.2)),
-            colour=str(pre["colour"]),
-            mean=float(pre["mean"]),
-            std=float(pre["std"]),
-            resize=str(pre.get("resize", "bilinear")),
-            labels=labels,
-            architecture=metrics.get("architecture"),
-            model_sha256=metrics.get("model_sha256"),
-        )
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        log.warning("Ignoring %s: not a metrics file written by edgecnn train (%s).", metrics_path, exc)
-        return None

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgecnn.errors import InputError, TrainingError, UsageError
+from edgecnn.errors import InputError, TrainingError, UsageError, one_line
 from edgecnn.images import IMAGE_SUFFIXES, read_image
 
 log = logging.getLogger(__name__)
@@ -117,10 +117,6 @@ def describe_dataset_choices() -> str:
     return ", ".join(BUILTIN) + " or an image folder DIR/<class>/*.jpg|png"
 
 
-def is_dataset_spec(spec: str) -> bool:
-    return spec in BUILTIN or Path(spec).is_dir()
-
-
 def load_dataset(
     spec: str,
     *,
@@ -200,7 +196,7 @@ def subsample(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
 
 
 def _digits(size: int) -> tuple[np.ndarray, np.ndarray]:
-    from edgecnn.train.deps import sklearn_digits
+    from edgecnn.ml.deps import sklearn_digits
 
     images, target = sklearn_digits()
     # 0..16 ink levels -> 0..255, then upscaled bilinearly like a camera frame would be resized.
@@ -239,7 +235,7 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
 
 def _keras_dataset(name: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """keras.datasets.<name>.load_data(), turning "cannot download" into instructions for the cache."""
-    from edgecnn.train.deps import keras
+    from edgecnn.ml.deps import keras
 
     loader = getattr(keras().datasets, name)
     cache = keras_cache_dir()
@@ -249,7 +245,7 @@ def _keras_dataset(name: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.n
         with _socket_timeout(DOWNLOAD_TIMEOUT_S):
             (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as exc:
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        reason = one_line(exc, 200)
         where = "; ".join(f"{f.url} and save it as {cache / f.cache_path}" for f in (missing or files))
         state = (
             "is not in the Keras cache"

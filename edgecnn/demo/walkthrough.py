@@ -19,7 +19,6 @@ and a folder without it is never deleted. Accuracy figures are on the test split
 from __future__ import annotations
 
 import contextlib
-import http.client
 import importlib.util
 import json
 import logging
@@ -34,10 +33,17 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from edgecnn.atomic import write_atomic
 from edgecnn.errors import EdgecnnError, RuntimeMissing, UsageError
-from edgecnn.modelfile import write_atomic
+from edgecnn.httpget import http_get
+from edgecnn.texttable import render
+
+if TYPE_CHECKING:  # the stages import TensorFlow: only when the demo runs them
+    from edgecnn.converters.pipeline import ConversionReport
+    from edgecnn.devices.probe import DeviceProbe
+    from edgecnn.train.trainer import TrainReport
 
 STEPS = 6
 MARKER = ".edgecnn-demo"
@@ -166,11 +172,53 @@ def demo(
     say = _Progress(progress)
     prepare_output(out)
 
-    from edgecnn.converters.pipeline import convert
-    from edgecnn.devices.probe import probe_device
+    n_epochs = epochs or (QUICK_EPOCHS if quick else DEFAULT_EPOCHS)
+    trained = _train_step(out, n_epochs, quick, say)
+    int8, f32 = _convert_step(out, Path(trained.model), quick, say)
+    edgetpu = _edgetpu_step(int8, say)
+    probe, figures = _bench_step(out, {"float32": f32, "int8": int8}, quick, say)
+
+    say.step(5, "video", "rendering held-out digits into a 640x480 video")
+    video, video_labels = render_video(out, seconds=seconds + 2.0)
+    say.line(
+        f"{video} ({len(video_labels)} frames at {VIDEO_FPS:g} fps, "
+        f"{math.ceil(len(video_labels) / HOLD_FRAMES)} test-split digits)"
+    )
+
+    say.step(6, "run", f"edgecnn run on the video with --serve for {seconds:g} s")
+    stream = run_on_video(out, Path(int8.output), video, video_labels, seconds=seconds, say=say)
+    say.line(
+        f"{stream.classified} frames classified at {stream.fps:.1f} fps ({stream.dropped} dropped), "
+        f"{stream.correct} with the digit that was rendered"
+    )
+    say.done()
+
+    report = DemoReport(
+        output=str(out),
+        seconds=round(time.perf_counter() - started, 1),
+        machine=f"{probe.name} ({probe.arch}, {probe.cores or '?'} cores)",
+        quick=quick,
+        dataset=trained.dataset,
+        epochs_run=trained.epochs_run,
+        train_seconds=trained.seconds,
+        test_samples=trained.test_samples,
+        verification_samples=int8.verification.samples,
+        keras_test_accuracy=trained.test_accuracy,
+        int8_agreement=int8.verification.top1_agreement,
+        float32=figures["float32"],
+        int8=figures["int8"],
+        edgetpu=edgetpu,
+        run=stream,
+        steps_seconds=say.step_seconds,
+        files=_artifacts(out, trained, int8, f32, video),
+    )
+    write_atomic(out / "demo.json", (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+    return report
+
+
+def _train_step(out: Path, n_epochs: int, quick: bool, say: _Progress) -> TrainReport:
     from edgecnn.train import train
 
-    n_epochs = epochs or (QUICK_EPOCHS if quick else DEFAULT_EPOCHS)
     say.step(1, "train", f"training the seed CNN on the bundled digits (up to {n_epochs} epochs)")
     with contextlib.redirect_stdout(say.stream):  # Keras prints its progress to sys.stdout
         trained = train(
@@ -186,9 +234,16 @@ def demo(
         f"test accuracy {trained.test_accuracy:.2%} on {trained.test_samples} held-out images "
         f"after {trained.epochs_run} epochs ({trained.seconds:.0f} s)"
     )
+    return trained
+
+
+def _convert_step(
+    out: Path, keras_path: Path, quick: bool, say: _Progress
+) -> tuple[ConversionReport, ConversionReport]:
+    """(int8, float32) TFLite of the trained model, each verified against it."""
+    from edgecnn.converters.pipeline import convert
 
     say.step(2, "convert", "converting to int8 TFLite with verification (and float32 for comparison)")
-    keras_path = Path(trained.model)
     # Verification calls Keras predict on new models: after a few, TensorFlow warns about "retracing",
     # which is expected here and would only alarm a newcomer. Errors still show.
     tf_log = logging.getLogger("tensorflow")
@@ -218,10 +273,14 @@ def demo(
         f"{_pct(v8.float_accuracy)}, top-1 agreement {v8.top1_agreement:.2%} on {v8.samples} held-out images"
     )
     say.line(f"float32 {_kib(f32.sizes['output_bytes'])}: accuracy {_pct(v32.converted_accuracy)}")
+    return int8, f32
 
-    say.step(3, "edgetpu", "checking Edge TPU compatibility (edgecnn inspect --target edgetpu)")
+
+def _edgetpu_step(int8: ConversionReport, say: _Progress) -> dict[str, Any]:
+    """The static Edge TPU check, and whether a compiler is here to go further."""
     from edgecnn.inspection import inspect_model
 
+    say.step(3, "edgetpu", "checking Edge TPU compatibility (edgecnn inspect --target edgetpu)")
     check = inspect_model(int8.output, target="edgetpu").extra["edgetpu"]
     for text in check.format_lines():
         say.line(text)
@@ -232,17 +291,51 @@ def demo(
         else "edgetpu_compiler is not on this machine (Coral ships it for x86-64 Debian/Ubuntu only), so "
         "this was the static check; `edgecnn convert --edgetpu` compiles, and prints the install steps"
     )
+    return {
+        "compatible": check.compatible,
+        "mapped": check.mapped,
+        "cpu": check.cpu,
+        "problems": check.problems,
+        "verdict": check.format_lines()[0],
+        "compiler": compiler,
+    }
 
-    say.step(4, "bench", "benchmarking float32 vs int8 on this machine (edgecnn bench)")
+
+def _artifacts(
+    out: Path, trained: TrainReport, int8: ConversionReport, f32: ConversionReport, video: Path
+) -> dict[str, str]:
+    """Every file the demo leaves, by role (the report's ``files``)."""
+    return {
+        "model_keras": trained.model,
+        "curves": trained.files.get("curves", ""),
+        "metrics": trained.files.get("metrics", ""),
+        "model_int8": int8.output,
+        "model_float32": f32.output,
+        "conversion_report": int8.report,
+        "bench_int8": str(out / "bench_int8.json"),
+        "bench_float32": str(out / "bench_float32.json"),
+        "video": str(video),
+        "run_jsonl": str(out / "run.jsonl"),
+        "run_log": str(out / "run.log"),
+        "report": str(out / "demo.json"),
+    }
+
+
+def _bench_step(
+    out: Path, models: dict[str, ConversionReport], quick: bool, say: _Progress
+) -> tuple[DeviceProbe, dict[str, FormatFigures]]:
+    """One ``edgecnn bench`` per model on 1 CPU thread, saved beside it; the figures for the table."""
     from edgecnn.bench.results import save_result
     from edgecnn.bench.runner import run_bench
+    from edgecnn.devices.probe import probe_device
 
+    say.step(4, "bench", "benchmarking float32 vs int8 on this machine (edgecnn bench)")
     probe = probe_device()
     runs, warmup = (30, 3) if quick else (BENCH_RUNS, BENCH_WARMUP)
     figures: dict[str, FormatFigures] = {}
     # The bench's own progress line would repeat what say.line() prints below: one line per bench.
     bench_log = logging.getLogger("edgecnn.bench.runner")
-    for name, conv in (("float32", f32), ("int8", int8)):
+    for name, conv in models.items():
         level = bench_log.level
         bench_log.setLevel(logging.WARNING)
         try:
@@ -267,64 +360,7 @@ def demo(
             f"{name:<8} p50 {cfg.latency_ms.p50:.3f} ms  p99 {cfg.latency_ms.p99:.3f} ms  "
             f"({cfg.runs} invokes, 1 thread, {cfg.throughput_ips:.0f} inferences/s)"
         )
-
-    say.step(5, "video", "rendering held-out digits into a 640x480 video")
-    video, video_labels = render_video(out, seconds=seconds + 2.0)
-    say.line(
-        f"{video} ({len(video_labels)} frames at {VIDEO_FPS:g} fps, "
-        f"{math.ceil(len(video_labels) / HOLD_FRAMES)} test-split digits)"
-    )
-
-    say.step(6, "run", f"edgecnn run on the video with --serve for {seconds:g} s")
-    stream = run_on_video(out, Path(int8.output), video, video_labels, seconds=seconds, say=say)
-    say.line(
-        f"{stream.classified} frames classified at {stream.fps:.1f} fps ({stream.dropped} dropped), "
-        f"{stream.correct} with the digit that was rendered"
-    )
-    say.done()
-
-    files = {
-        "model_keras": trained.model,
-        "curves": trained.files.get("curves", ""),
-        "metrics": trained.files.get("metrics", ""),
-        "model_int8": int8.output,
-        "model_float32": f32.output,
-        "conversion_report": int8.report,
-        "bench_int8": str(out / "bench_int8.json"),
-        "bench_float32": str(out / "bench_float32.json"),
-        "video": str(video),
-        "run_jsonl": str(out / "run.jsonl"),
-        "run_log": str(out / "run.log"),
-        "report": str(out / "demo.json"),
-    }
-    report = DemoReport(
-        output=str(out),
-        seconds=round(time.perf_counter() - started, 1),
-        machine=f"{probe.name} ({probe.arch}, {probe.cores or '?'} cores)",
-        quick=quick,
-        dataset=trained.dataset,
-        epochs_run=trained.epochs_run,
-        train_seconds=trained.seconds,
-        test_samples=trained.test_samples,
-        verification_samples=v8.samples,
-        keras_test_accuracy=trained.test_accuracy,
-        int8_agreement=v8.top1_agreement,
-        float32=figures["float32"],
-        int8=figures["int8"],
-        edgetpu={
-            "compatible": check.compatible,
-            "mapped": check.mapped,
-            "cpu": check.cpu,
-            "problems": check.problems,
-            "verdict": check.format_lines()[0],
-            "compiler": compiler,
-        },
-        run=stream,
-        steps_seconds=say.step_seconds,
-        files=files,
-    )
-    write_atomic(out / "demo.json", (json.dumps(report.to_dict(), indent=2) + "\n").encode())
-    return report
+    return probe, figures
 
 
 def prepare_output(out: Path) -> None:
@@ -520,21 +556,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-    """GET ``url`` (http://host:port/path) over a real socket: (status, lower-case headers, body) for
-    any status, 503 included; raises OSError when nothing answers."""
-    rest = url.split("://", 1)[1]
-    hostport, _, path = rest.partition("/")
-    host, port = hostport.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request("GET", "/" + path)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
 def http_get_json(url: str, timeout: float = 2.0) -> tuple[int, dict[str, Any]]:
     """GET ``url``; (status, JSON body), or (0, {}) while nothing listens yet."""
     try:
@@ -581,11 +602,7 @@ def format_report(report: DemoReport) -> str:
         ("end-to-end (edgecnn run)", "", f"{run.fps:.1f} fps (video {run.video_fps:g} fps)"),
         ("Edge TPU check", "", "compatible" if report.edgetpu["compatible"] else "NOT compatible"),
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    table = [
-        "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
-    table.insert(1, "  " + "  ".join("-" * w for w in widths))
+    table = render(rows[0], rows[1:], rule=True, indent=2).splitlines()
     quick = "  (quick mode: tiny training, figures not representative)" if report.quick else ""
     out = Path(report.output)
     lines = [
@@ -627,14 +644,3 @@ def format_report(report: DemoReport) -> str:
         "--source ... --loop)",
     ]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m edgecnn.demo [--out DIR] [--json] ...``: the same as ``edgecnn demo``."""
-    from edgecnn.cli import main as cli_main
-
-    cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    main()
