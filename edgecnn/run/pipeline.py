@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,11 +35,20 @@ from edgecnn.tasks import DecodeOptions
 
 if TYPE_CHECKING:
     from edgecnn.run.metrics import RunMetrics
-    from edgecnn.run.server import ServerLimits
+    from edgecnn.run.server import RunServer, ServerLimits
 
 log = logging.getLogger("edgecnn.run")
 
 READ_SLICE_S = 0.1  # longest wait for a frame before re-checking stop, deadline and stall
+
+
+@dataclass
+class _Outputs:
+    """What a run started besides its sinks, so that :meth:`Pipeline._finish` stops exactly that."""
+
+    mqtt: MqttSink | None = None
+    metrics: RunMetrics | None = None
+    server: RunServer | None = None
 
 
 class Pipeline:
@@ -80,28 +90,9 @@ class Pipeline:
     def run(self) -> RunSummary:
         opts = self.options
         validate_run_options(opts, check_model=self._classifier is None, check_source=self._source is None)
-        clock = self.clock
-        crop = None if opts.crop in (None, "none") else opts.crop
-        clf = self._classifier or open_classifier(
-            opts.model,  # type: ignore[arg-type]  # validated: a model path is set
-            device=opts.device,
-            threads=opts.threads,
-            labels=opts.labels,
-            crop=crop,
-            decode=decode_options(opts),
-        )
+        clf = self._open_classifier()
         model_name = Path(clf.path).name if clf.path else str(opts.model)
-        source = self._source
-        if source is None:
-            spec = parse_source(opts.source, camera=opts.camera)
-            source = open_source(
-                spec,
-                width=opts.width,
-                height=opts.height,
-                fps=opts.fps,
-                realtime=opts.realtime,
-                loop=opts.loop,
-            )
+        source = self._open_source()
         log.info(
             "%s: %s with %s on %s (%s)",
             clf.task,
@@ -110,71 +101,123 @@ class Pipeline:
             clf.device,
             clf.runtime.describe(),
         )
-
         sinks: list[ResultSink] = [*build_sinks(opts), *self._extra_sinks]
-        stats = RunStats(clock())  # --duration and "first result after" count from here, model loaded
+        stats = RunStats(self.clock())  # --duration and "first result after" count from here, model loaded
         notifier = Notifier(self._env)
-        server = metrics = None
-        mqtt: MqttSink | None = None
+        outputs = _Outputs()
         stopped = "error"
-        summary: RunSummary | None = None
         try:
-            mqtt = open_mqtt_sink(opts, lambda key, problem: option_error(opts, key, problem))
-            if mqtt is not None:  # connects in the background: a broker that is down delays nothing
-                sinks.append(mqtt)
-            if opts.serve is not None:
-                from edgecnn.run.metrics import RunMetrics
-                from edgecnn.run.server import RunServer
-
-                self.live = LiveState(
-                    source=source.name,
-                    stall_timeout=opts.stall_timeout,
-                    clock=clock,
-                    model=model_name,
-                    device=clf.device,
-                )
-                metrics = RunMetrics(
-                    model=model_name, device=clf.device, source=source.name, fps=self.live.fps
-                )
-                host, port = parse_serve(opts.serve)
-                if mqtt is not None:
-                    metrics.watch_mqtt(mqtt.counts)
-                server = RunServer(
-                    host, port, self.live, metrics, access=serve_access(opts), limits=self._server_limits
-                )
-                server.start()
-                self.server_address = server.address
-                log.info("serving %s  (/healthz /latest /metrics /stream.mjpg)", server.url)
-                self.serving.set()
-            stopped = self._loop(source, clf, sinks, stats, notifier, metrics)
+            self._start_outputs(outputs, sinks, source, clf, model_name)
+            stopped = self._loop(source, clf, sinks, stats, notifier, outputs.metrics)
         finally:
-            notifier.stopping()
+            summary = self._finish(outputs, sinks, source, clf, model_name, stats, notifier, stopped)
+        return summary
+
+    def _open_classifier(self) -> Classifier:
+        opts = self.options
+        crop = None if opts.crop in (None, "none") else opts.crop
+        return self._classifier or open_classifier(
+            opts.model,  # type: ignore[arg-type]  # validated: a model path is set
+            device=opts.device,
+            threads=opts.threads,
+            labels=opts.labels,
+            crop=crop,
+            decode=decode_options(opts),
+        )
+
+    def _open_source(self) -> FrameSource:
+        """The injected source, or the one ``options`` name (not opened yet: the loop opens it)."""
+        if self._source is not None:
+            return self._source
+        opts = self.options
+        spec = parse_source(opts.source, camera=opts.camera)
+        return open_source(
+            spec,
+            width=opts.width,
+            height=opts.height,
+            fps=opts.fps,
+            realtime=opts.realtime,
+            loop=opts.loop,
+        )
+
+    def _start_outputs(
+        self,
+        outputs: _Outputs,
+        sinks: list[ResultSink],
+        source: FrameSource,
+        clf: Classifier,
+        model_name: str,
+    ) -> None:
+        """MQTT (connects in the background) and, with ``serve``, the live state, metrics and HTTP server."""
+        opts = self.options
+        outputs.mqtt = open_mqtt_sink(opts, lambda key, problem: option_error(opts, key, problem))
+        if outputs.mqtt is not None:  # connects in the background: a broker that is down delays nothing
+            sinks.append(outputs.mqtt)
+        if opts.serve is None:
+            return
+        from edgecnn.run.metrics import RunMetrics
+        from edgecnn.run.server import RunServer
+
+        self.live = LiveState(
+            source=source.name,
+            stall_timeout=opts.stall_timeout,
+            clock=self.clock,
+            model=model_name,
+            device=clf.device,
+        )
+        metrics = outputs.metrics = RunMetrics(
+            model=model_name, device=clf.device, source=source.name, fps=self.live.fps
+        )
+        host, port = parse_serve(opts.serve)
+        if outputs.mqtt is not None:
+            metrics.watch_mqtt(outputs.mqtt.counts)
+        server = outputs.server = RunServer(
+            host, port, self.live, metrics, access=serve_access(opts), limits=self._server_limits
+        )
+        server.start()
+        self.server_address = server.address
+        log.info("serving %s  (/healthz /latest /metrics /stream.mjpg)", server.url)
+        self.serving.set()
+
+    def _finish(
+        self,
+        outputs: _Outputs,
+        sinks: list[ResultSink],
+        source: FrameSource,
+        clf: Classifier,
+        model_name: str,
+        stats: RunStats,
+        notifier: Notifier,
+        stopped: str,
+    ) -> RunSummary:
+        """Stop whatever started (also after an error): close the source, flush, summarise, close outputs."""
+        notifier.stopping()
+        try:
+            source.close()
+        except Exception as exc:  # closing must not hide why we stopped
+            log.debug("closing source: %s", exc)
+        end = self.clock()
+        # Flush MQTT (bounded wait) before the summary so its counts are final.
+        mqtt_counts = outputs.mqtt.finish().to_dict() if outputs.mqtt is not None else None
+        summary = stats.summary(
+            model=model_name,
+            device=clf.device,
+            source=source.name,
+            end=end,
+            stopped=stopped,
+            mqtt=mqtt_counts,
+        )
+        shown = summary if (stopped != "error" or stats.frames or stats.reconnects) else None
+        if self.live is not None:
+            self.live.close()
+        for sink in sinks:
             try:
-                source.close()
-            except Exception as exc:  # closing must not hide why we stopped
-                log.debug("closing source: %s", exc)
-            end = clock()
-            # Flush MQTT (bounded wait) before the summary so its counts are final.
-            mqtt_counts = mqtt.finish().to_dict() if mqtt is not None else None
-            summary = stats.summary(
-                model=model_name,
-                device=clf.device,
-                source=source.name,
-                end=end,
-                stopped=stopped,
-                mqtt=mqtt_counts,
-            )
-            shown = summary if (stopped != "error" or stats.frames or stats.reconnects) else None
-            if self.live is not None:
-                self.live.close()
-            for sink in sinks:
-                try:
-                    sink.close(shown)
-                except Exception as exc:
-                    log.warning("closing output %s failed: %s", type(sink).__name__, exc)
-            if server is not None:
-                server.stop()
-            notifier.close()
+                sink.close(shown)
+            except Exception as exc:
+                log.warning("closing output %s failed: %s", type(sink).__name__, exc)
+        if outputs.server is not None:
+            outputs.server.stop()
+        notifier.close()
         return summary
 
     def _loop(
