@@ -84,6 +84,7 @@ def run_command(
 
     SIGTERM or Ctrl-C finish the current frame, flush outputs and print the summary (exit 0).
     """
+    flags = dict(locals())  # the parameters, by name: the declared keys (mqtt_KEY for [mqtt] keys)
     import threading
 
     from edgecnn.run.config import load_run_config, merge_cli, validate_run_options
@@ -102,55 +103,30 @@ def run_command(
         except SourceError as exc:
             raise SourceError(f"--source: {exc}") from None
     base = load_run_config(config) if config is not None else RunOptions()
-    options = merge_cli(
-        base,
-        {
-            "model": _one_model(model, model_opt),
-            "camera": camera,
-            "source": source,
-            "device": device,
-            "threads": threads,
-            "labels": labels,
-            "top_k": top_k,
-            "width": width,
-            "height": height,
-            "fps": fps,
-            "crop": crop,
-            "realtime": realtime,
-            "loop": loop,
-            "jsonl": jsonl,
-            "min_score": min_score,
-            "max_detections": max_detections,
-            "classes": None if classes is None else [c.strip() for c in classes.split(",") if c.strip()],
-            "every": every,
-            "on_change": on_change,
-            "serve": serve,
-            "serve_token": serve_token,
-            "serve_token_file": serve_token_file,
-            "serve_token_all": serve_token_all,
-            "serve_insecure": serve_insecure,
-            "reconnect": reconnect,
-            "max_frames": max_frames,
-            "duration": duration,
-            "stall_timeout": stall_timeout,
-            "quiet": quiet,
-            "mqtt": {
-                "host": mqtt,
-                "topic": mqtt_topic,
-                "tls": mqtt_tls,
-                "ca": None if mqtt_ca is None else str(mqtt_ca),
-                "username": mqtt_username,
-                "password_file": None if mqtt_password_file is None else str(mqtt_password_file),
-                "client_id": mqtt_client_id,
-                "qos": mqtt_qos,
-                "queue_size": mqtt_queue_size,
-            },
-        },
-    )
+    options = merge_cli(base, _cli_values(flags, model=_one_model(model, model_opt)))
     validate_run_options(options)
     stop = threading.Event()
     with stop_on_signals(stop):
         run(options, stop_event=stop)  # the summary is printed by the human-readable output
+
+
+def _cli_values(flags: dict[str, Any], *, model: Path | None) -> dict[str, Any]:
+    """The parameters of :func:`run_command` as merge_cli's dict: every declared run option (None: not
+    given), ``classes`` split at commas, and the ``--mqtt*`` flags as the ``mqtt`` table."""
+    from edgecnn.run.options import MqttOptions, RunOptions, declared
+
+    values = {key: flags[key] for key in declared(RunOptions) if key in flags}
+    values["model"] = model
+    classes = flags["classes"]
+    values["classes"] = None if classes is None else [c.strip() for c in classes.split(",") if c.strip()]
+    mqtt: dict[str, Any] = {}
+    for key in declared(MqttOptions):
+        if key == "port":  # part of --mqtt HOST[:PORT]
+            continue
+        value = flags["mqtt" if key == "host" else f"mqtt_{key}"]
+        mqtt[key] = str(value) if isinstance(value, Path) else value
+    values["mqtt"] = mqtt
+    return values
 
 
 def _one_model(positional: Path | None, option: Path | None) -> Path | None:

@@ -4,7 +4,8 @@ flag in its metadata (:class:`OptionSpec`).
 
 The CLI (``edgecnn.cli.run``) takes its ranges, help and flags from here, the TOML loader
 (``edgecnn.run.config``) its keys, types and ranges, the MQTT settings (``edgecnn.run.mqtt``) the ``[mqtt]``
-keys, and ``service install`` the keys worth writing. Adding an option is one field here plus its use.
+keys, and ``service install`` the keys worth writing. Adding an option is one field here, one
+``_option("key")`` parameter in ``edgecnn.cli.run``, and its use.
 """
 
 from __future__ import annotations
