@@ -179,6 +179,28 @@ def test_parse_serve_forms():
         parse_serve("localhost")
 
 
+@pytest.mark.parametrize(
+    ("text", "lone", "parts"),
+    [
+        ("8080", "port", (None, "8080")),
+        ("broker.lan", "host", ("broker.lan", None)),
+        (":8080", "port", ("", "8080")),
+        ("h:1", "host", ("h", "1")),
+        ("fe80::1", "host", ("fe80::1", None)),  # a bare IPv6 address is a broker host...
+        ("fe80::1:8080", "port", ("fe80::1", "8080")),  # ...but --serve splits at the last colon
+        (" [::1]:9 ", "port", ("::1", "9")),
+        ("[::1]", "host", ("::1", None)),
+    ],
+)
+def test_split_address_is_shared_by_serve_and_mqtt(text, lone, parts):
+    from edgecnn.run.address import BracketError, split_address
+
+    assert split_address(text, lone=lone) == parts
+    for bad in ("[::1", "[::1]x"):
+        with pytest.raises(BracketError):
+            split_address(bad, lone=lone)
+
+
 def test_cli_runs_from_config_with_overrides(layout, coral):
     config = write(layout, 'model = "model.tflite"\nsource = "clips/door.avi"\ntop_k = 2\nquiet = true\n')
     result = run_cli("run", "--config", config, "--jsonl", "-", "--top-k", "1")

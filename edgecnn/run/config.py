@@ -280,17 +280,17 @@ def serve_access(opts: RunOptions) -> Any:
 
 def parse_serve(value: str) -> tuple[str, int]:
     """``HOST:PORT``, ``[::1]:PORT``, ``:PORT`` or ``PORT`` -> (host, port); the host defaults to 127.0.0.1."""
-    text = value.strip()
-    host, port_text = "127.0.0.1", text
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0 or not text[end + 1 :].startswith(":"):
-            raise UsageError(f"Bad --serve address {value!r}: use [IPV6]:PORT, e.g. [::1]:8080.")
-        host, port_text = text[1:end], text[end + 2 :]
-    elif ":" in text:
-        host, port_text = text.rsplit(":", 1)
-        host = host or "127.0.0.1"
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    from edgecnn.run.address import BracketError, split_address
+
+    bracket = UsageError(f"Bad --serve address {value!r}: use [IPV6]:PORT, e.g. [::1]:8080.")
+    try:
+        host, port_text = split_address(value, lone="port")
+    except BracketError:
+        raise bracket from None
+    if port_text is None and value.strip().startswith("["):  # [::1] without a port
+        raise bracket
+    host = host or "127.0.0.1"
+    if port_text is None or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise UsageError(
             f"Bad --serve address {value!r}: use HOST:PORT with a port 0-65535, e.g. 127.0.0.1:8080."
         )

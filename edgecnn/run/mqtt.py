@@ -129,18 +129,13 @@ def parse_broker(value: str) -> tuple[str, int | None]:
 
     Raises ValueError with the problem; the caller names the flag or key.
     """
-    text = value.strip()
-    port_text: str | None = None
-    if text.startswith("["):
-        end = text.find("]")
-        rest = text[end + 1 :] if end >= 0 else ""
-        if end < 0 or (rest and not rest.startswith(":")):
-            raise ValueError(f"bad broker address {value!r}: use [IPV6]:PORT, e.g. [::1]:1883.")
-        host, port_text = text[1:end], (rest[1:] if rest else None)
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    else:
-        host = text  # a name, an IPv4 address or a bare IPv6 address
+    from edgecnn.run.address import BracketError, split_address
+
+    try:
+        host_part, port_text = split_address(value, lone="host")
+    except BracketError:
+        raise ValueError(f"bad broker address {value!r}: use [IPV6]:PORT, e.g. [::1]:1883.") from None
+    host = host_part or ""
     if not host or any(c.isspace() for c in host) or "/" in host:
         raise ValueError(f"bad broker address {value!r}: use HOST or HOST:PORT, e.g. broker.lan:1883.")
     if port_text is not None and not (port_text.isdigit() and 1 <= int(port_text) <= 65535):
