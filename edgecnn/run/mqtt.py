@@ -143,20 +143,8 @@ def parse_broker(value: str) -> tuple[str, int | None]:
     return host, None if port_text is None else int(port_text)
 
 
-def _range(opt: Any) -> str:
-    return f"{opt.spec.low:d} and {opt.spec.high:d}"
-
-
-def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
-    """Check ``opts.mqtt`` (the ``[mqtt]`` table merged with the ``--mqtt*`` flags); ``None`` when MQTT is off.
-
-    ``fail(key, problem)`` builds the error for a key such as ``mqtt.topic`` (it names the flag for a CLI
-    value, the file and key for a config value). No side effects: nothing is connected or imported; files
-    are only checked to exist.
-    """
-    table = dict(opts.mqtt or {})
-    if not table:
-        return None
+def _check_types(table: dict[str, Any], fail: Fail) -> None:
+    """Known keys with values of the declared type (the CLI's are typed already; a file's may not be)."""
     keys = declared(MqttOptions)
     for key, value in table.items():
         if key not in keys:
@@ -164,6 +152,10 @@ def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
         expected = None if value is None else type_mismatch(keys[key], value)
         if expected is not None:
             raise fail(f"mqtt.{key}", f"must be {expected}, got {value!r}.")
+
+
+def _broker(opts: RunOptions, table: dict[str, Any], fail: Fail) -> tuple[str, int | None]:
+    """Host and port from ``host`` (HOST[:PORT]) and ``port``, which must agree; the port may stay open."""
     host_value = table.get("host")
     if not host_value:
         cli_keys = sorted(k for k in opts.from_cli if k.startswith("mqtt."))
@@ -179,18 +171,15 @@ def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
         if port is not None and port != table["port"]:
             raise fail("mqtt.port", f"{table['port']} contradicts the port in host {host_value!r}: keep one.")
         port = table["port"]
-        if out_of_range(keys["port"], port):
-            raise fail("mqtt.port", f"must be between {_range(keys['port'])}, got {port}.")
-    ca = Path(table["ca"]).expanduser() if table.get("ca") else None
-    if ca is not None and not ca.is_file():
-        raise fail(
-            "mqtt.ca",
-            f"CA certificate {ca} not found: give the PEM file that signed the broker's certificate.",
-        )
-    tls = bool(table.get("tls")) or ca is not None
-    if port is None:
-        port = DEFAULT_TLS_PORT if tls else DEFAULT_PORT
-    topic = table.get("topic") or default_topic(opts)
+        spec = declared(MqttOptions)["port"]
+        if out_of_range(spec, port):
+            raise fail("mqtt.port", f"must be between {_range(spec)}, got {port}.")
+    return host, port
+
+
+def _topic(opts: RunOptions, table: dict[str, Any], fail: Fail) -> str:
+    """The topic prefix (default edgecnn/HOSTNAME[/NAME]): no wildcards or empty levels, under 1000 bytes."""
+    topic: str = table.get("topic") or default_topic(opts)
     if any(c in topic for c in "+#\0") or topic.startswith("/") or topic.endswith("/") or "//" in topic:
         raise fail(
             "mqtt.topic",
@@ -198,7 +187,10 @@ def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
         )
     if len(topic.encode()) > 1000:
         raise fail("mqtt.topic", "is too long (keep it under 1000 bytes).")
-    username = table.get("username") or None
+    return topic
+
+
+def _password_file(table: dict[str, Any], username: str | None, fail: Fail) -> Path | None:
     password_file = Path(table["password_file"]).expanduser() if table.get("password_file") else None
     if password_file is not None:
         if username is None:
@@ -209,19 +201,56 @@ def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
             raise fail(
                 "mqtt.password_file", f"{password_file} not found: write the password into it (one line)."
             )
+    return password_file
+
+
+def _client_id(opts: RunOptions, table: dict[str, Any], fail: Fail) -> str:
+    client_id: str | None = table.get("client_id")
+    if client_id is None:
+        # The pid keeps two runs of one instance from kicking each other off the broker in turn.
+        parts = [_segment(socket.gethostname()), *filter(None, [instance_name(opts)]), str(os.getpid())]
+        return "edgecnn-" + "-".join(_segment(p) for p in parts)
+    if not client_id or len(client_id.encode()) > 256:
+        raise fail("mqtt.client_id", "must be 1 to 256 bytes.")
+    return client_id
+
+
+def _range(opt: Any) -> str:
+    return f"{opt.spec.low:d} and {opt.spec.high:d}"
+
+
+def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
+    """Check ``opts.mqtt`` (the ``[mqtt]`` table merged with the ``--mqtt*`` flags); ``None`` when MQTT is off.
+
+    ``fail(key, problem)`` builds the error for a key such as ``mqtt.topic`` (it names the flag for a CLI
+    value, the file and key for a config value). No side effects: nothing is connected or imported; files
+    are only checked to exist.
+    """
+    table = dict(opts.mqtt or {})
+    if not table:
+        return None
+    keys = declared(MqttOptions)
+    _check_types(table, fail)
+    host, port = _broker(opts, table, fail)
+    ca = Path(table["ca"]).expanduser() if table.get("ca") else None
+    if ca is not None and not ca.is_file():
+        raise fail(
+            "mqtt.ca",
+            f"CA certificate {ca} not found: give the PEM file that signed the broker's certificate.",
+        )
+    tls = bool(table.get("tls")) or ca is not None
+    if port is None:
+        port = DEFAULT_TLS_PORT if tls else DEFAULT_PORT
+    topic = _topic(opts, table, fail)
+    username = table.get("username") or None
+    password_file = _password_file(table, username, fail)
     qos = table.get("qos", keys["qos"].default)
     if out_of_range(keys["qos"], qos):
         raise fail("mqtt.qos", f"use 0 (at most once) or 1 (at least once), got {qos}.")
     queue_size = table.get("queue_size", DEFAULT_QUEUE_SIZE)
     if out_of_range(keys["queue_size"], queue_size):
         raise fail("mqtt.queue_size", f"must be between {_range(keys['queue_size'])}, got {queue_size}.")
-    client_id = table.get("client_id")
-    if client_id is None:
-        # The pid keeps two runs of one instance from kicking each other off the broker in turn.
-        parts = [_segment(socket.gethostname()), *filter(None, [instance_name(opts)]), str(os.getpid())]
-        client_id = "edgecnn-" + "-".join(_segment(p) for p in parts)
-    elif not client_id or len(client_id.encode()) > 256:
-        raise fail("mqtt.client_id", "must be 1 to 256 bytes.")
+    client_id = _client_id(opts, table, fail)
     return MqttSettings(
         host=host,
         port=port,
