@@ -1,7 +1,7 @@
 """A clone is all the project needs: nothing refers to a folder beside the checkout.
 
-A user who clones the repository, or builds the wheel from an sdist, has no ``../shared``; test data,
-benchmarks, CI scripts and the README must use the repository's own ``tests/data``.
+A user who clones the repository, or builds the wheel from an sdist, has no folder beside the checkout:
+test data, benchmarks, CI scripts and the README must use the repository's own ``tests/data``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import pytest
 
 from tests.conftest import ROOT, TESTDATA
 
-FORBIDDEN = ("../shared", "shared/testdata", '"shared" / "testdata"', 'parent / "shared"')
+# Spelled in pieces so this file does not itself hold what it looks for (a plain grep stays clean).
+_SHARED = "sha" + "red"
+FORBIDDEN = (f"../{_SHARED}", f"{_SHARED}/testdata", f'"{_SHARED}" / "testdata"', f'parent / "{_SHARED}"')
 
 
 def tracked_files() -> list[str]:
@@ -21,7 +23,7 @@ def tracked_files() -> list[str]:
     )
     if proc.returncode != 0:
         pytest.skip("not a git checkout: nothing to scan")
-    return [name for name in proc.stdout.splitlines() if name != "tests/test_self_contained.py"]
+    return proc.stdout.splitlines()
 
 
 def test_nothing_refers_to_a_folder_beside_the_checkout():
