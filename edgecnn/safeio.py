@@ -199,11 +199,9 @@ def loads_toml(text: str, path: str | os.PathLike[str], kind: FileKind = FileKin
 
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise _error(kind, f"{path}: not valid TOML: {exc}.") from None
     except RecursionError:
         raise _nesting_error(kind, path) from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+    except ValueError as exc:  # TOMLDecodeError, or e.g. an integer of more than 4300 digits
         raise _error(kind, f"{path}: not valid TOML: {exc}.") from None
     if _too_deep(data, MAX_NESTING):
         raise _nesting_error(kind, path)
@@ -216,11 +214,9 @@ def loads_json(text: str, path: str | os.PathLike[str], kind: FileKind = FileKin
 
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _error(kind, f"{path} is not JSON ({exc}): {kind.value.hint}.") from None
     except RecursionError:
         raise _nesting_error(kind, path) from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+    except ValueError as exc:  # JSONDecodeError, or e.g. an integer of more than 4300 digits
         raise _error(kind, f"{path} is not JSON ({exc}): {kind.value.hint}.") from None
     if _too_deep(data, MAX_NESTING):
         raise _nesting_error(kind, path)
