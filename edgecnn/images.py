@@ -6,6 +6,10 @@ with more pixels than ``OPENCV_IO_MAX_IMAGE_PIXELS``, a limit it reads once when
 sets it (in ``edgecnn/__init__.py``, so it precedes every cv2 import) to :data:`DEFAULT_MAX_PIXELS` or to
 ``EDGECNN_MAX_IMAGE_PIXELS`` from the environment. Images are then normalised to 8-bit gray or BGR, whatever
 bit depth or channel count the file had.
+
+Video files, streams and cameras (``edgecnn.devices.sources.opencv``) get no help from that limit (OpenCV's
+video decoders ignore it), so they check the frame size the capture reports after opening, before the first
+frame is decoded, against the same budget and refuse with the same message (:func:`too_many_pixels`).
 """
 
 from __future__ import annotations
@@ -37,13 +41,29 @@ def max_pixels() -> int:
         return DEFAULT_MAX_PIXELS
 
 
-def _too_large(p: Path) -> InputError:
+def fits_budget(width: int, height: int) -> bool:
+    """Whether a ``width`` x ``height`` image or video frame is within :func:`max_pixels`."""
+    return width * height <= max_pixels()
+
+
+def too_many_pixels(what: str, fix: str, *, frames: tuple[int, int] | None = None) -> InputError:
+    """The one refusal for anything bigger than the pixel budget: a still image (``frames`` None: OpenCV
+    refused it from the header without saying the size), or a video, stream or camera whose frames are
+    ``frames`` = (width, height). ``fix`` is what to do about this kind of input."""
     budget = max_pixels()
+    if frames is None:
+        claim = f"has more than {budget:,} pixels, the image budget"
+    else:
+        width, height = frames
+        claim = f"has {width}x{height} frames ({width * height:,} pixels), more than the {budget:,}-pixel image budget"
     return InputError(
-        f"{p} has more than {budget:,} pixels, the image budget that keeps decoding within a 1 GB "
-        f"Raspberry Pi ({budget * 3 / 1e6:,.0f} MB as BGR): resize it first, or set "
-        "EDGECNN_MAX_IMAGE_PIXELS=N to change the budget."
+        f"{what} {claim} that keeps decoding within a 1 GB Raspberry Pi ({budget * 3 / 1e6:,.0f} MB as BGR): "
+        f"{fix}, or set EDGECNN_MAX_IMAGE_PIXELS=N to change the budget."
     )
+
+
+def _too_large(p: Path) -> InputError:
+    return too_many_pixels(str(p), "resize it first")
 
 
 @contextlib.contextmanager
@@ -86,7 +106,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise _too_large(p) from None
     if image is None or image.size == 0:
         raise InputError(f"Cannot decode {p} as an image: pass a JPEG, PNG, BMP or WebP file.")
-    if image.shape[0] * image.shape[1] > max_pixels():  # cv2 was imported before edgecnn set the limit
+    if not fits_budget(image.shape[1], image.shape[0]):  # cv2 was imported before edgecnn set the limit
         raise _too_large(p)
     return _to_8bit(image)
 

@@ -268,3 +268,64 @@ def test_odd_images_decode_to_8bit_gray_or_bgr(tmp_path):
     truncated.write_bytes((tmp_path / "16bit.png").read_bytes()[:60])
     with pytest.raises(InputError, match="Cannot decode"):
         read_image(truncated)
+
+
+# -- videos -------------------------------------------------------------------------------------------
+
+
+def _video(path: Path, width: int, height: int, frames: int) -> Path:
+    from edgecnn.devices.sources.synthetic import render_digit, write_video
+
+    return write_video(path, (render_digit(i % 10, width, height) for i in range(frames)))
+
+
+@pytest.mark.parametrize(
+    ("budget", "refused"),
+    [("76799", True), ("76800", False), ("1000", True)],
+    ids=["one-pixel-over", "exactly-the-budget", "far-over"],
+)
+def test_video_frames_over_the_pixel_budget_are_refused_before_decoding(coral, tmp_path, budget, refused):
+    """The same budget as still images, read from the capture's frame size after open (a 320x240 MJPG
+    here; an 8000x8000 one of 1.3 MB peaked at 563 MB RSS in `run` before this check, 91 MB with it)."""
+    video = _video(tmp_path / "clip.avi", 320, 240, 3)
+    result = run_cli(
+        "run", MOBILENET, "--source", video, "--jsonl", "-", env={"EDGECNN_MAX_IMAGE_PIXELS": budget}
+    )
+    if not refused:
+        assert result.code == 0, result.stderr
+        assert len([line for line in result.stdout.splitlines() if line.startswith("{")]) == 3
+        return
+    assert_one_error(
+        result,
+        str(video),
+        "320x240 frames (76,800 pixels)",
+        f"more than the {int(budget):,}-pixel image budget",
+        "EDGECNN_MAX_IMAGE_PIXELS",
+        code=4,
+    )
+    assert not result.stdout.strip()  # nothing classified, not even a partial summary of frames
+
+
+def test_a_frame_over_the_budget_mid_stream_stops_the_run_with_input_error(tmp_path, monkeypatch):
+    """A capture whose frames outgrow the budget after open (a stream that switches resolution, a
+    camera that reports no size) is refused on the decoded frame, through the capture thread, as the
+    same InputError: not a SourceError that --reconnect would retry forever."""
+    from edgecnn.devices.sources.base import SourceEnded
+    from edgecnn.devices.sources.spec import SourceKind, SourceSpec, open_source
+
+    source = open_source(SourceSpec(SourceKind.FILE, str(_video(tmp_path / "grow.avi", 320, 240, 12))))
+    source.open()  # within the default budget; the ordered buffer holds at most 4 decoded frames
+    try:
+        assert source.read(timeout=10.0) is not None
+        monkeypatch.setenv("OPENCV_IO_MAX_IMAGE_PIXELS", "1000")
+        got = 0
+        with pytest.raises(InputError, match=r"grow\.avi has 320x240 frames .* EDGECNN_MAX_IMAGE_PIXELS"):
+            for _ in range(20):
+                try:
+                    if source.read(timeout=5.0) is not None:
+                        got += 1
+                except SourceEnded:
+                    break
+        assert got <= 4, got  # at most the frames decoded before the budget changed, then the refusal
+    finally:
+        source.close()

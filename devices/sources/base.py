@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-from edgecnn.errors import SourceError
+from edgecnn.errors import EdgecnnError, SourceError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -204,7 +204,7 @@ class ThreadedSource:
             else:
                 return  # stopped by close()
             session.ended = True
-        except SourceError as exc:
+        except EdgecnnError as exc:  # already one line that says what to do (SourceError, InputError, ...)
             session.error = exc
         except Exception as exc:  # a backend bug or driver error must still reach the consumer
             session.error = SourceError(f"{self.name} failed: {type(exc).__name__}: {exc}")

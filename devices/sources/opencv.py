@@ -4,6 +4,12 @@ Opening errors are turned into one line that names the device and the likely cau
 camera by index" is what users see most on a Raspberry Pi: the user is not in the ``video`` group, another
 program holds the device, or the camera is a CSI ribbon camera that Raspberry Pi OS Bookworm only exposes
 through libcamera (``--source picamera2``).
+
+Every capture is held to the image pixel budget (``EDGECNN_MAX_IMAGE_PIXELS``, see :mod:`edgecnn.images`):
+a few-KB MJPG file can announce 8000x8000 frames, and its first ``read()`` then costs 460 MB of RSS. Opening
+costs nothing of the sort (FFmpeg learns the size from the codec headers without decoding a picture, even when
+the container's own header lies), so the size the capture reports after ``open`` is checked before the first
+frame is decoded; every decoded frame is checked too, for streams that grow later or report no size.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ import platform
 import cv2
 import numpy as np
 
-from edgecnn.errors import SourceError
-from edgecnn.images import opencv_log_level
+from edgecnn.errors import InputError, SourceError
+from edgecnn.images import fits_budget, opencv_log_level, too_many_pixels
 
 log = logging.getLogger("edgecnn.sources")
 
@@ -125,6 +131,12 @@ class CaptureGrabber:
             )
         if self.kind == "camera":
             self._request_format(cap)
+        too_large = self._size_error(
+            int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        )
+        if too_large is not None:  # refused before a single frame is decoded
+            cap.release()
+            raise too_large
         rate = cap.get(cv2.CAP_PROP_FPS)
         self._fps = float(rate) if rate and 0 < rate < 1000 else None
         self.cap = cap
@@ -145,13 +157,32 @@ class CaptureGrabber:
             )
             log.info("camera %s delivers %dx%d at %.1f fps", self.target, *got)
 
+    def _size_error(self, width: int, height: int) -> InputError | None:
+        """The refusal for frames over the pixel budget, or None (also for an unknown size, 0x0: then the
+        decoded frame is checked)."""
+        if width <= 0 or height <= 0 or fits_budget(width, height):
+            return None
+        if self.kind == "camera":
+            fix = "ask it for a smaller mode (--width 1280 --height 720)"
+        elif self.kind == "url":
+            fix = "have the stream sent at a smaller size"
+        else:
+            fix = "re-encode it smaller (ffmpeg -i IN -vf scale=1280:-2 OUT)"
+        return too_many_pixels(self._describe(), fix, frames=(width, height))
+
+    def _checked(self, image: np.ndarray) -> np.ndarray:
+        too_large = self._size_error(image.shape[1], image.shape[0])
+        if too_large is not None:
+            raise too_large
+        self.frames += 1
+        return image
+
     def grab(self) -> np.ndarray | None:
         if self.cap is None:
             raise SourceError(f"{self._describe()} is not open.")
         ok, image = self.cap.read()
         if ok and image is not None:
-            self.frames += 1
-            return image
+            return self._checked(image)
         if self.kind == "file":
             if self.frames == 0:
                 raise SourceError(f"{self.target} opened but no frame could be decoded from it.")
@@ -161,8 +192,7 @@ class CaptureGrabber:
                     self.open()
                 ok, image = self.cap.read() if self.cap is not None else (False, None)
                 if ok and image is not None:
-                    self.frames += 1
-                    return image
+                    return self._checked(image)
             return None
         if self.kind == "camera":
             raise SourceError(
