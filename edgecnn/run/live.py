@@ -22,15 +22,31 @@ from edgecnn.run.results import FrameResult
 FPS_WINDOW_S = 5.0
 
 
-def render_preview(image: np.ndarray, result: FrameResult | None, quality: int = 80) -> bytes:
-    """JPEG of ``image`` with the result drawn by its task (a label bar, boxes and labels)."""
-    frame = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3].copy()
+def render_preview(
+    image: np.ndarray, result: FrameResult | None, quality: int = 80, canvas: np.ndarray | None = None
+) -> bytes:
+    """JPEG of ``image`` with the result drawn by its task (a label bar, boxes and labels).
+
+    The drawing needs a BGR copy (the frame itself belongs to the pipeline); ``canvas``, when it has the
+    frame's shape, is that copy's memory, so an encoder reusing one canvas allocates no frame per JPEG.
+    """
+    frame = bgr_canvas(image, canvas)
+    if image.ndim == 2:
+        cv2.cvtColor(image, cv2.COLOR_GRAY2BGR, dst=frame)
+    else:
+        np.copyto(frame, image[:, :, :3])
     if result is not None:
         result.output.draw(frame)
     ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:  # pragma: no cover - imencode fails only on invalid arrays
         raise ValueError("JPEG encoding failed")
     return data.tobytes()
+
+
+def bgr_canvas(image: np.ndarray, canvas: np.ndarray | None) -> np.ndarray:
+    """``canvas`` if it can hold a BGR copy of ``image``, else a new array that can."""
+    shape = (*image.shape[:2], 3)
+    return canvas if canvas is not None and canvas.shape == shape else np.empty(shape, np.uint8)
 
 
 class LiveState:
@@ -150,6 +166,7 @@ class LiveState:
 
     def _encode_loop(self) -> None:
         encoded = 0
+        canvas: np.ndarray | None = None  # the BGR copy drawn on, reused while the frame size stays
         while True:
             with self._lock:
                 while not self.closed and not (
@@ -160,7 +177,8 @@ class LiveState:
                     return
                 seq, image, result = self._seq, self._image, self._result
             assert image is not None
-            jpeg = render_preview(image, result)
+            canvas = bgr_canvas(image, canvas)
+            jpeg = render_preview(image, result, canvas=canvas)
             encoded = seq
             with self._lock:
                 self._jpeg = (seq, jpeg)
