@@ -225,9 +225,10 @@ def validate_run_options(
         value = getattr(opts, key)
         if out_of_range(opt, value):
             raise fail(key, f"must be between {opt.spec.low:g} and {opt.spec.high:g}, got {value!r}.")
-    from edgecnn.run.mqtt import mqtt_settings  # light: paho is imported only when a run starts
+    if opts.mqtt:  # an empty table is MQTT off; edgecnn.run.mqtt (0.7 MB) stays unimported then
+        from edgecnn.run.mqtt import mqtt_settings  # light: paho is imported only when a run starts
 
-    mqtt_settings(opts, fail)
+        mqtt_settings(opts, fail)
     return opts
 
 

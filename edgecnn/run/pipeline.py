@@ -25,7 +25,6 @@ from edgecnn.model import Classifier, open_classifier
 from edgecnn.run.config import option_error, parse_serve, serve_access, validate_run_options
 from edgecnn.run.handler import FrameHandler
 from edgecnn.run.live import LiveState
-from edgecnn.run.mqtt import MqttSink, open_mqtt_sink
 from edgecnn.run.notify import Notifier
 from edgecnn.run.options import RunOptions
 from edgecnn.run.outputs import ResultSink, build_sinks
@@ -35,6 +34,7 @@ from edgecnn.tasks import DecodeOptions
 
 if TYPE_CHECKING:
     from edgecnn.run.metrics import RunMetrics
+    from edgecnn.run.mqtt import MqttSink
     from edgecnn.run.server import RunServer, ServerLimits
 
 log = logging.getLogger("edgecnn.run")
@@ -150,7 +150,10 @@ class Pipeline:
     ) -> None:
         """MQTT (connects in the background) and, with ``serve``, the live state, metrics and HTTP server."""
         opts = self.options
-        outputs.mqtt = open_mqtt_sink(opts, lambda key, problem: option_error(opts, key, problem))
+        if opts.mqtt:  # imported only for MQTT: a run without it does not pay for the module
+            from edgecnn.run.mqtt import open_mqtt_sink
+
+            outputs.mqtt = open_mqtt_sink(opts, lambda key, problem: option_error(opts, key, problem))
         if outputs.mqtt is not None:  # connects in the background: a broker that is down delays nothing
             sinks.append(outputs.mqtt)
         if opts.serve is None:
