@@ -102,3 +102,34 @@ def test_results_file_that_cannot_be_written_is_one_error_line(coral):
         "Free space or choose another output."
     ]
     assert "Traceback" not in err.text()
+
+
+def test_run_process_settings_precede_numpy_and_yield_to_the_environment(coral):
+    """`edgecnn run` sets two malloc arenas and one OpenBLAS thread before numpy loads (each numpy and
+    OpenCV import would otherwise start a BLAS thread per extra core); a value already set is kept."""
+    probe = (
+        "import os, sys\n"
+        "import edgecnn.cli\n"
+        "assert 'numpy' not in sys.modules, 'the CLI imports numpy before run can configure it'\n"
+        "from edgecnn.run.footprint import configure_process\n"
+        "print(configure_process())\n"
+        "import numpy, cv2\n"
+        "print(len(os.listdir('/proc/self/task')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "MALLOC_ARENA_MAX")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["['OPENBLAS_NUM_THREADS=1', 'MALLOC_ARENA_MAX=2']", "1"]
+    kept = {**env, "OPENBLAS_NUM_THREADS": "2", "MALLOC_ARENA_MAX": "4"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=kept, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("[]\n"), out.stderr
+
+    run = subprocess.run(
+        [sys.executable, "-m", "edgecnn", "run", str(MOBILENET), "--source", "demo", "--max-frames", "2"],
+        capture_output=True,
+        text=True,
+        env={**env, "EDGECNN_DEBUG": "1"},
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "process settings: OPENBLAS_NUM_THREADS=1 MALLOC_ARENA_MAX=2" in run.stderr

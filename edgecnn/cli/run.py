@@ -85,6 +85,9 @@ def run_command(
     SIGTERM or Ctrl-C finish the current frame, flush outputs and print the summary (exit 0).
     """
     flags = dict(locals())  # the parameters, by name: the declared keys (mqtt_KEY for [mqtt] keys)
+    from edgecnn.run.footprint import configure_process
+
+    configure_process()  # before any thread or numpy import: malloc arenas, OpenBLAS threads
     import threading
 
     from edgecnn.run.config import load_run_config, merge_cli, validate_run_options
