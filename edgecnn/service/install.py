@@ -276,15 +276,17 @@ def _serve_token(opts: Any, layout: Layout, name: str) -> str | None:
     return new_token()
 
 
-def _needs_no_network(opts: Any, edgetpu: bool) -> bool:
+def _needs_no_network(opts: Any) -> bool:
     """No --serve, no MQTT and a local source: the instance can run without any network.
 
-    Not for the Edge TPU: libusb learns of the Coral's re-enumeration (1a6e:089a -> 18d1:9302) from
-    netlink uevents, which the kernel sends in the host's network namespace only.
+    The Edge TPU too: libedgetpu finds the Coral (also after its re-enumeration 1a6e:089a -> 18d1:9302)
+    with a fresh ``libusb_init`` and device list per attempt (driver/usb/local_usb_device.cc), which
+    read sysfs rather than netlink events. libusb still opens a netlink socket for its hotplug monitor
+    at init, so the Edge TPU drop-in keeps AF_NETLINK (inside the private namespace).
     """
     from edgecnn.devices.sources.spec import SourceKind, parse_source
 
-    if opts.serve is not None or opts.mqtt or edgetpu:
+    if opts.serve is not None or opts.mqtt:
         return False
     try:
         kind = parse_source(opts.source, camera=opts.camera).kind
@@ -423,7 +425,7 @@ def _plan(
         edgetpu=edgetpu,
         allow_ip=allow_ip,
         serve_token=token is not None,
-        private_network=_needs_no_network(opts, edgetpu),
+        private_network=_needs_no_network(opts),
     )
     return _Plan(opts, model_file, token, settings, edgetpu, dropin, render_unit(settings))
 
