@@ -243,6 +243,6 @@ def _converter_failure(exc: BaseException, model: Any) -> str:
     detail = f" (ops: {', '.join(ops)})" if ops else ""
     where = f" in layer(s) {', '.join(repr(name) for name in layers)}" if layers else ""
     return (
-        f"TFLite conversion failed{where}{detail}: {' '.join(first.split())[:300]}. Use layers TFLite supports "
+        f"TFLite conversion failed{where}{detail}: {one_line(first, 300)}. Use layers TFLite supports "
         "as builtin ops (Conv2D, DepthwiseConv2D, pooling, Dense, ReLU, Softmax...)."
     )

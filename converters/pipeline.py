@@ -29,6 +29,7 @@ import numpy as np
 from edgecnn import __version__
 from edgecnn.atomic import write_atomic
 from edgecnn.converters.calibration import (
+    ConversionData,
     ImageSet,
     ModelInput,
     check_source,
@@ -144,63 +145,16 @@ def convert(
         verification_samples=verification_samples,
         seed=seed,
     )
-    t0 = time.perf_counter()
-    float32_bytes, converted = _quantize(keras_model, quant, io_type, data.calibration.images, src)
-    convert_s = time.perf_counter() - t0
-    model_file = parse_model(converted)
-    static = _check_static(model_file)
-    meta = _metadata(keras_model, src, quant, io_type, data.calibration, calibration)
+    conv = _convert_and_verify(
+        keras_model, src, data, quant, io_type, out_path, calibration=calibration, min_agreement=min_agreement
+    )
+    tpu, tpu_files = _edgetpu(conv.final, conv.meta, out_path) if edgetpu else (None, {})
 
-    t1 = time.perf_counter()
-    verification = _verify(keras_model, converted, meta, data.verification, src, min_agreement, out_path)
-    verify_s = time.perf_counter() - t1
-    meta.provenance["verification"] = verification.to_dict()
-    meta.provenance["sizes"] = {"float32_tflite_bytes": len(float32_bytes)}
-    final = embed_metadata(parse_model(converted), meta)
-    meta.provenance["sizes"]["output_bytes"] = len(final)
-
-    tpu: EdgeTPUResult | None = None
-    tpu_files: dict[Path, bytes] = {}
-    if edgetpu:
-        tpu, tpu_files = _edgetpu(final, meta, out_path)
-
-    write_atomic(out_path, final)
+    write_atomic(out_path, conv.final)
     for path, content in tpu_files.items():
         write_atomic(path, content)
-    inp, out = model_file.inputs[0], model_file.outputs[0]
-    result = ConversionReport(
-        source=str(source),
-        source_sha256=src.sha256,
-        output=str(out_path),
-        report=str(report_path),
-        quantize=quant.value,
-        io=io_type.value,
-        input_shape=list(inp.shape),
-        input_dtype=inp.dtype,
-        output_dtype=out.dtype,
-        static_shapes=static,
-        operators=[
-            {"name": op.name, "version": op.version, "count": op.count} for op in model_file.operators()
-        ],
-        labels=src.labels,
-        colour=src.colour,
-        mean=src.mean,
-        std=src.std,
-        calibration={"source": data.calibration.source, "samples": len(data.calibration)},
-        verification=verification,
-        sizes={
-            "keras_bytes": source.stat().st_size,
-            "float32_tflite_bytes": len(float32_bytes),
-            "output_bytes": len(final),
-            "output_vs_float32": round(len(final) / len(float32_bytes), 4),
-        },
-        seconds={
-            "convert": round(convert_s, 2),
-            "verify": round(verify_s, 2),
-            "total": round(time.perf_counter() - started, 2),
-        },
-        edgetpu=tpu,
-        metadata=json.loads(meta.to_json()),
+    result = _build_report(
+        source, src, data, conv, tpu, out_path=out_path, report_path=report_path, started=started
     )
     write_atomic(report_path, (json.dumps(result.to_dict(), indent=2, default=str) + "\n").encode())
     return result
@@ -399,6 +353,112 @@ def _verify(
             "representative images (--calibration, --calibration-samples), or use --quantize float16."
         )
     return verification
+
+
+@dataclass
+class _Converted:
+    """The converted model, verified and carrying its metadata: everything before a file is written."""
+
+    quant: Quantization
+    io_type: IOType
+    float32_bytes: bytes  # the float32 TFLite: the size reference
+    model_file: ModelFile  # the converter's output (its input, output and operators go in the report)
+    static: bool
+    meta: ModelMetadata
+    verification: Verification
+    final: bytes  # with the metadata embedded: what is written
+    convert_s: float
+    verify_s: float
+
+
+def _convert_and_verify(
+    keras_model: Any,
+    src: _Source,
+    data: ConversionData,
+    quant: Quantization,
+    io_type: IOType,
+    out_path: Path,
+    *,
+    calibration: str | None,
+    min_agreement: float | None,
+) -> _Converted:
+    """Convert, check the shapes, verify on held-out images, then embed the metadata with the results."""
+    t0 = time.perf_counter()
+    float32_bytes, converted = _quantize(keras_model, quant, io_type, data.calibration.images, src)
+    convert_s = time.perf_counter() - t0
+    model_file = parse_model(converted)
+    static = _check_static(model_file)
+    meta = _metadata(keras_model, src, quant, io_type, data.calibration, calibration)
+
+    t1 = time.perf_counter()
+    verification = _verify(keras_model, converted, meta, data.verification, src, min_agreement, out_path)
+    verify_s = time.perf_counter() - t1
+    meta.provenance["verification"] = verification.to_dict()
+    meta.provenance["sizes"] = {"float32_tflite_bytes": len(float32_bytes)}
+    final = embed_metadata(parse_model(converted), meta)
+    meta.provenance["sizes"]["output_bytes"] = len(final)
+    return _Converted(
+        quant=quant,
+        io_type=io_type,
+        float32_bytes=float32_bytes,
+        model_file=model_file,
+        static=static,
+        meta=meta,
+        verification=verification,
+        final=final,
+        convert_s=convert_s,
+        verify_s=verify_s,
+    )
+
+
+def _build_report(
+    source: Path,
+    src: _Source,
+    data: ConversionData,
+    conv: _Converted,
+    tpu: EdgeTPUResult | None,
+    *,
+    out_path: Path,
+    report_path: Path,
+    started: float,
+) -> ConversionReport:
+    """What ``conversion_report.json`` says; ``total`` counts up to now, the files written included."""
+    model_file, float32_bytes, final = conv.model_file, conv.float32_bytes, conv.final
+    inp, out = model_file.inputs[0], model_file.outputs[0]
+    return ConversionReport(
+        source=str(source),
+        source_sha256=src.sha256,
+        output=str(out_path),
+        report=str(report_path),
+        quantize=conv.quant.value,
+        io=conv.io_type.value,
+        input_shape=list(inp.shape),
+        input_dtype=inp.dtype,
+        output_dtype=out.dtype,
+        static_shapes=conv.static,
+        operators=[
+            {"name": op.name, "version": op.version, "count": op.count} for op in model_file.operators()
+        ],
+        labels=src.labels,
+        colour=src.colour,
+        mean=src.mean,
+        std=src.std,
+        calibration={"source": data.calibration.source, "samples": len(data.calibration)},
+        verification=conv.verification,
+        sizes={
+            "keras_bytes": source.stat().st_size,
+            "float32_tflite_bytes": len(float32_bytes),
+            "output_bytes": len(final),
+            "output_vs_float32": round(len(final) / len(float32_bytes), 4),
+        },
+        seconds={
+            "convert": round(conv.convert_s, 2),
+            "verify": round(conv.verify_s, 2),
+            "total": round(time.perf_counter() - started, 2),
+        },
+        edgetpu=tpu,
+        metadata=json.loads(conv.meta.to_json()),
+    )
 
 
 def _edgetpu(

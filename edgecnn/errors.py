@@ -80,11 +80,18 @@ class ServiceError(EdgecnnError):
     exit_code = 11
 
 
-def one_line(exc: BaseException | str, limit: int | None = None) -> str:
+def one_line(exc: BaseException | str, limit: int | None = None, *, first_line: bool = False) -> str:
     """``exc`` as one line for an ``edgecnn: error:`` message or a log: whitespace (newlines from a
     library's multi-line message included) collapsed, cut at ``limit`` characters, and the exception's
-    type name when it says nothing at all."""
-    text = " ".join(str(exc).split())
+    type name when it says nothing at all.
+
+    ``first_line`` keeps only the first non-blank line: the TFLite interpreter puts the reason there and
+    follows it with a node dump and a link, which would drown the reason in an ``edgecnn: error:`` line.
+    """
+    raw = str(exc).strip()
+    if first_line:
+        raw = raw.splitlines()[0] if raw else raw
+    text = " ".join(raw.split())
     if limit is not None:
         text = text[:limit]
     return text or (type(exc).__name__ if isinstance(exc, BaseException) else "")

@@ -20,7 +20,7 @@ import numpy as np
 from edgecnn import adapters
 from edgecnn.adapters import Class
 from edgecnn.devices.backends import DeviceSpec, parse_device, select_backend
-from edgecnn.errors import EdgeTPUNotFound, ModelError, ModelInvokeError
+from edgecnn.errors import EdgeTPUNotFound, ModelError, ModelInvokeError, one_line
 from edgecnn.metadata import ModelMetadata, read_labels_file, read_metadata
 from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, read_model
 from edgecnn.preprocess import InputSpec, Transform, prepare
@@ -98,7 +98,9 @@ class Model:
         try:
             self.interpreter.invoke()
         except RuntimeError as exc:
-            raise ModelInvokeError(f"Inference failed in {self.model_file.path}: {_first_line(exc)}") from exc
+            raise ModelInvokeError(
+                f"Inference failed in {self.model_file.path}: {one_line(exc, first_line=True)}"
+            ) from exc
 
     def process(self, frame_bgr: np.ndarray) -> Inference:
         """Preprocess, invoke, decode one frame: the task's result, boxes in ``frame_bgr``'s pixels."""
@@ -136,11 +138,6 @@ class Model:
 
 
 Classifier = Model  # the name before detection: kept for callers and tests
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _unresolved_custom_op(exc: BaseException) -> str | None:
@@ -207,7 +204,7 @@ def open_classifier(
                 f"{model_file.path} uses custom op {op!r} that {runtime.describe()} does not provide: "
                 "re-export the model with builtin ops only."
             ) from exc
-        raise ModelInvokeError(f"Cannot prepare {model_file.path}: {_first_line(exc)}") from exc
+        raise ModelInvokeError(f"Cannot prepare {model_file.path}: {one_line(exc, first_line=True)}") from exc
 
     label_list = read_labels_file(labels) if labels else meta.labels
     details = interpreter.get_input_details()

@@ -251,92 +251,134 @@ def structural_problem(model: Any, file_size: int) -> str | None:
     The interpreter trusts the indices in the flatbuffer; an out-of-range one is an IndexError in our
     code at best and a crash in native code at worst (subgraph outputs ``[-1]`` end in a double free at
     exit), so everything that indexes something is checked here first, with no recursion and no
-    allocation proportional to what the file claims.
+    allocation proportional to what the file claims. The checks run in this order and the first
+    problem found is the one reported.
     """
     buffers = model.buffers or []
     codes = model.operatorCodes or []
     graphs = model.subgraphs or []
-    for code in codes:
-        if code is None:
-            return "an operator code is empty"
+    problem = _codes_problem(codes) or _buffers_problem(buffers, file_size)
+    if problem:
+        return problem
+    for g_index, graph in enumerate(graphs):
+        where = f"subgraph {g_index}"
+        problem = (
+            _tensors_problem(where, graph.tensors or [], buffers)
+            or _operators_problem(where, graph, len(codes), len(graphs))
+            or _graph_io_problem(where, graph)
+            or (None if g_index else _main_graph_problem(graph, buffers))
+        )
+        if problem:
+            return problem
+    return _metadata_problem(model, buffers) or _signatures_problem(model, graphs)
+
+
+def _codes_problem(codes: list[Any]) -> str | None:
+    return "an operator code is empty" if any(code is None for code in codes) else None
+
+
+def _buffers_problem(buffers: list[Any], file_size: int) -> str | None:
+    """A buffer that points outside the file (data kept past the flatbuffer, as large models do)."""
     for b_index, buffer in enumerate(buffers):
         offset, size = int(buffer.offset or 0), int(buffer.size or 0)
         if offset and (offset < 0 or size < 0 or offset + size > file_size):
             return f"buffer {b_index} points at bytes {offset}..{offset + size}, past the end of the file"
-    for g_index, graph in enumerate(graphs):
-        where = f"subgraph {g_index}"
-        tensors = graph.tensors or []
-        count = len(tensors)
-        for t_index, tensor in enumerate(tensors):
-            shape = _indices(tensor.shape)
-            if any(d < 0 for d in shape):
-                return f"{where} tensor {t_index} has a negative dimension {shape}"
-            if tensor.type not in _TENSOR_TYPES:
-                return f"{where} tensor {t_index} has unknown type {tensor.type}"
-            b = int(tensor.buffer or 0)
-            if not 0 <= b < max(1, len(buffers)):
-                return f"{where} tensor {t_index} uses buffer {b}, past the {len(buffers)} buffers"
-            size = _constant_bytes(buffers, b)
-            element = _TYPE_SIZES.get(tensor.type)
-            if size and element and tensor.sparsity is None and size != _elements(shape) * element:
-                return (
-                    f"{where} tensor {t_index} {shape} {_TENSOR_TYPES[tensor.type]} has {size} bytes of "
-                    "constant data, which does not fit its shape"
-                )
-        produced: set[int] = set()
-        for o_index, op in enumerate(graph.operators or []):
-            if not 0 <= int(op.opcodeIndex) < len(codes):
-                return (
-                    f"{where} operator {o_index} uses opcode {op.opcodeIndex}, past the "
-                    f"{len(codes)} operator codes"
-                )
-            for name, values, optional in (
-                ("input", op.inputs, True),
-                ("output", op.outputs, False),
-                ("intermediate", op.intermediates, False),
-            ):
-                for i in _indices(values):
-                    if not (-1 if optional else 0) <= i < count:
-                        return f"{where} operator {o_index} {name} {i} is not one of its {count} tensors"
-            produced.update(_indices(op.outputs))
-            options = op.builtinOptions
-            for attr in vars(options) if options is not None else ():
-                if attr.endswith("SubgraphIndex"):
-                    sub = int(getattr(options, attr) or 0)
-                    if not 0 <= sub < len(graphs):
-                        return f"{where} operator {o_index} calls subgraph {sub}, past the {len(graphs)} subgraphs"
-        inputs, outputs = _indices(graph.inputs), _indices(graph.outputs)
-        for name, values in (("input", inputs), ("output", outputs)):
-            for i in values:
-                if not 0 <= i < count:
-                    return f"{where} {name} {i} is not one of its {count} tensors"
-        if g_index:
-            continue
-        if not inputs or not outputs:
-            return f"the main subgraph has {len(inputs)} inputs and {len(outputs)} outputs; it needs at least one of each"
-        for name, values in (("input", inputs), ("output", outputs)):
-            for i in values:
-                shape = _indices(tensors[i].shape)
-                if _elements(shape) == 0:  # a scalar (shape []) holds one element
-                    return f"{name} tensor {i} has no elements (shape {shape})"
-                if _elements(shape) > MAX_IO_ELEMENTS:
-                    return f"{name} tensor {i} has shape {shape}, far larger than any image model's"
-                q = tensors[i].quantization
-                scales = [float(v) for v in q.scale] if q is not None and q.scale is not None else []
-                if tensors[i].type in _INTEGER_TYPES and any(not math.isfinite(v) or v <= 0 for v in scales):
-                    # real = scale * (q - zero_point): a scale of 0 makes every score 0 (or NaN after softmax)
-                    return f"{name} tensor {i} has quantization scale {scales[:4]}, which must be positive"
-        for i in outputs:
-            if i in inputs:
-                return f"output tensor {i} is also the input tensor: the model computes nothing"
-            if i not in produced and not _constant_bytes(buffers, int(tensors[i].buffer or 0)):
-                return f"output tensor {i} is computed by no operator"
-        for i in inputs:
-            if _constant_bytes(buffers, int(tensors[i].buffer or 0)):
-                return f"input tensor {i} is a constant"
+    return None
+
+
+def _tensors_problem(where: str, tensors: list[Any], buffers: list[Any]) -> str | None:
+    """Every tensor: a non-negative shape, a known type, a real buffer, constant data that fits."""
+    for t_index, tensor in enumerate(tensors):
+        shape = _indices(tensor.shape)
+        if any(d < 0 for d in shape):
+            return f"{where} tensor {t_index} has a negative dimension {shape}"
+        if tensor.type not in _TENSOR_TYPES:
+            return f"{where} tensor {t_index} has unknown type {tensor.type}"
+        b = int(tensor.buffer or 0)
+        if not 0 <= b < max(1, len(buffers)):
+            return f"{where} tensor {t_index} uses buffer {b}, past the {len(buffers)} buffers"
+        size = _constant_bytes(buffers, b)
+        element = _TYPE_SIZES.get(tensor.type)
+        if size and element and tensor.sparsity is None and size != _elements(shape) * element:
+            return (
+                f"{where} tensor {t_index} {shape} {_TENSOR_TYPES[tensor.type]} has {size} bytes of "
+                "constant data, which does not fit its shape"
+            )
+    return None
+
+
+def _operators_problem(where: str, graph: Any, code_count: int, graph_count: int) -> str | None:
+    """Every operator: an opcode that exists, tensors of its own subgraph, subgraphs it calls that exist."""
+    count = len(graph.tensors or [])
+    for o_index, op in enumerate(graph.operators or []):
+        if not 0 <= int(op.opcodeIndex) < code_count:
+            return f"{where} operator {o_index} uses opcode {op.opcodeIndex}, past the {code_count} operator codes"
+        for name, values, optional in (
+            ("input", op.inputs, True),
+            ("output", op.outputs, False),
+            ("intermediate", op.intermediates, False),
+        ):
+            for i in _indices(values):
+                if not (-1 if optional else 0) <= i < count:
+                    return f"{where} operator {o_index} {name} {i} is not one of its {count} tensors"
+        options = op.builtinOptions
+        for attr in vars(options) if options is not None else ():
+            if attr.endswith("SubgraphIndex"):
+                sub = int(getattr(options, attr) or 0)
+                if not 0 <= sub < graph_count:
+                    return (
+                        f"{where} operator {o_index} calls subgraph {sub}, past the {graph_count} subgraphs"
+                    )
+    return None
+
+
+def _graph_io_problem(where: str, graph: Any) -> str | None:
+    count = len(graph.tensors or [])
+    for name, values in (("input", _indices(graph.inputs)), ("output", _indices(graph.outputs))):
+        for i in values:
+            if not 0 <= i < count:
+                return f"{where} {name} {i} is not one of its {count} tensors"
+    return None
+
+
+def _main_graph_problem(graph: Any, buffers: list[Any]) -> str | None:
+    """The main subgraph's inputs and outputs: real, sized, sanely quantized tensors, and distinct."""
+    tensors = graph.tensors or []
+    inputs, outputs = _indices(graph.inputs), _indices(graph.outputs)
+    if not inputs or not outputs:
+        return f"the main subgraph has {len(inputs)} inputs and {len(outputs)} outputs; it needs at least one of each"
+    for name, values in (("input", inputs), ("output", outputs)):
+        for i in values:
+            shape = _indices(tensors[i].shape)
+            if _elements(shape) == 0:  # a scalar (shape []) holds one element
+                return f"{name} tensor {i} has no elements (shape {shape})"
+            if _elements(shape) > MAX_IO_ELEMENTS:
+                return f"{name} tensor {i} has shape {shape}, far larger than any image model's"
+            q = tensors[i].quantization
+            scales = [float(v) for v in q.scale] if q is not None and q.scale is not None else []
+            if tensors[i].type in _INTEGER_TYPES and any(not math.isfinite(v) or v <= 0 for v in scales):
+                # real = scale * (q - zero_point): a scale of 0 makes every score 0 (or NaN after softmax)
+                return f"{name} tensor {i} has quantization scale {scales[:4]}, which must be positive"
+    produced = {i for op in graph.operators or [] for i in _indices(op.outputs)}
+    for i in outputs:
+        if i in inputs:
+            return f"output tensor {i} is also the input tensor: the model computes nothing"
+        if i not in produced and not _constant_bytes(buffers, int(tensors[i].buffer or 0)):
+            return f"output tensor {i} is computed by no operator"
+    for i in inputs:
+        if _constant_bytes(buffers, int(tensors[i].buffer or 0)):
+            return f"input tensor {i} is a constant"
+    return None
+
+
+def _metadata_problem(model: Any, buffers: list[Any]) -> str | None:
     for m_index, entry in enumerate(model.metadata or []):
         if not 0 <= int(entry.buffer) < len(buffers):
             return f"metadata entry {m_index} uses buffer {entry.buffer}, past the {len(buffers)} buffers"
+    return None
+
+
+def _signatures_problem(model: Any, graphs: list[Any]) -> str | None:
     for s_index, sig in enumerate(model.signatureDefs or []):
         sub = int(sig.subgraphIndex or 0)
         if not 0 <= sub < len(graphs):

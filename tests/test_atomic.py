@@ -42,6 +42,14 @@ def test_one_line_collapses_and_falls_back_to_the_type():
     assert one_line("  ") == ""
 
 
+def test_one_line_can_keep_only_the_first_line():
+    exc = RuntimeError("\n  Encountered unresolved custom op: edgetpu-custom-op.\nSee instructions: ...\n")
+    assert one_line(exc, first_line=True) == "Encountered unresolved custom op: edgetpu-custom-op."
+    assert one_line(exc) == "Encountered unresolved custom op: edgetpu-custom-op. See instructions: ..."
+    assert one_line(RuntimeError(" \n "), first_line=True) == "RuntimeError"
+    assert one_line("first\nsecond", 3, first_line=True) == "fir"
+
+
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = b"y" * 100 if self.path == "/big" else b'{"ok": false}'

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from edgecnn.errors import ModelError, ModelInvokeError, UsageError
-from edgecnn.inspection import inspect_model
+from edgecnn.inspect.contents import inspect_model
 from edgecnn.metadata import parse_labels, read_metadata
 from edgecnn.model import open_model
 from edgecnn.modelfile import read_model
-from edgecnn.predict import predict
+from edgecnn.predict.files import predict
 from edgecnn.preprocess import InputSpec, prepare
 from edgecnn.run.options import RunOptions
 from edgecnn.run.pipeline import run

@@ -22,7 +22,7 @@ from hypothesis import event, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from edgecnn.errors import EdgecnnError  # noqa: E402
-from edgecnn.inspection import inspect_model  # noqa: E402
+from edgecnn.inspect.contents import inspect_model  # noqa: E402
 from edgecnn.modelfile import ModelFile, parse_model  # noqa: E402
 from tests.conftest import CAT, MNIST_NINE, MOBILENET  # noqa: E402
 from tests.fuzz_support import Worker, check_contract  # noqa: E402

@@ -9,9 +9,9 @@ import pytest
 
 from edgecnn.errors import EdgeTPUNotFound, InputError, ModelError, ModelInvokeError, UsageError
 from edgecnn.images import read_image
-from edgecnn.inspection import inspect_model
+from edgecnn.inspect.contents import inspect_model
 from edgecnn.model import open_classifier
-from edgecnn.predict import predict
+from edgecnn.predict.files import predict
 from tests.conftest import BROKEN_MODEL, CAT, MNIST_NINE, MOBILENET, MOBILENET_EDGETPU, error_lines, run_cli
 
 

@@ -108,6 +108,29 @@ def test_cli_ranges_and_help_are_the_declared_ones():
         validate_run_options(merge_cli(RunOptions(model=MOBILENET), {"every": 10**7}), check_source=False)
 
 
+def test_service_install_run_flags_are_the_declared_ones():
+    """`service install` passes some run options straight through: their range and help are the declared
+    ones too, so installing a service never accepts or explains a value differently from `edgecnn run`."""
+    from typer.main import get_command
+
+    from edgecnn.cli import app
+    from edgecnn.run.options import declared
+
+    install = get_command(app).commands["service"].commands["install"]  # type: ignore[attr-defined]
+    declared_by_flag = {flag: opt for opt in declared(RunOptions).values() for flag in opt.flags}
+    checked = []
+    for param in install.params:
+        for flag in param.opts:
+            if flag not in declared_by_flag:
+                continue
+            opt = declared_by_flag[flag]
+            assert param.help == opt.spec.help, flag  # type: ignore[attr-defined]
+            bounds = (getattr(param, "min", None), getattr(param, "max", None))
+            assert bounds == (opt.spec.low, opt.spec.high), flag
+            checked.append(flag)
+    assert sorted(checked) == ["--camera", "--device", "--serve", "--source", "--threads"]
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [

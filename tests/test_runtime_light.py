@@ -10,8 +10,8 @@ from tests.conftest import CAT, MOBILENET
 PROBE = f"""
 import sys
 import edgecnn.cli
-from edgecnn.inspection import inspect_model
-from edgecnn.predict import predict
+from edgecnn.inspect.contents import inspect_model
+from edgecnn.predict.files import predict
 inspect_model({str(MOBILENET)!r})
 report = predict({str(MOBILENET)!r}, [{str(CAT)!r}])
 assert report.results[0].classes[0].label == "tiger cat"
@@ -44,7 +44,7 @@ import logging, sys
 sys.modules["ai_edge_litert.interpreter"] = None  # as if its interpreter were unavailable (the schema stays)
 sys.modules["tflite_runtime"] = None
 logging.basicConfig(level=logging.WARNING, format="%(message)s")
-from edgecnn.predict import predict
+from edgecnn.predict.files import predict
 report = predict({str(MOBILENET)!r}, [{str(CAT)!r}])
 print("RUNTIME", report.runtime)
 print("LABEL", report.results[0].classes[0].label)
@@ -64,7 +64,7 @@ def test_no_runtime_at_all_is_one_clear_error(coral):
         'sys.modules["tflite_runtime"] = None\nsys.modules["tensorflow"] = None',
     )
     code = code.replace(
-        "from edgecnn.predict import predict",
+        "from edgecnn.predict.files import predict",
         f"from edgecnn.cli import main\nsys.argv = ['edgecnn', 'predict', {str(MOBILENET)!r}, {str(CAT)!r}]\nmain()",
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

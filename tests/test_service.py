@@ -536,6 +536,38 @@ def test_service_reads_its_token_from_the_systemd_credential(tmp_path, monkeypat
 
 @needs_analyze
 @needs_systemctl
+def test_edgetpu_instance_without_network_use_gets_private_network_and_keeps_netlink(tmp_path):
+    # libedgetpu finds the Coral through sysfs with a fresh libusb context per attempt, so no network is
+    # needed; libusb's netlink socket is (the container test starts libusb under these very families).
+    root = _image_root(tmp_path)
+    install_service("door", model=MOBILENET_EDGETPU, camera=0, device="edgetpu", root=root)
+    dropin = (root / "etc/systemd/system/edgecnn@door.service.d/50-edgecnn.conf").read_text()
+    assert "PrivateNetwork=yes" in dropin and "DeviceAllow=char-usb_device rw" in dropin
+    families = [line for line in dropin.splitlines() if line.startswith("RestrictAddressFamilies=")]
+    assert families == [
+        "RestrictAddressFamilies=",
+        "RestrictAddressFamilies=AF_UNIX",
+        "RestrictAddressFamilies=AF_NETLINK",
+    ], dropin
+    argv = [
+        SYSTEMD_ANALYZE,
+        "security",
+        "--offline=true",
+        f"--root={root}",
+        "--no-pager",
+        "edgecnn@door.service",
+    ]
+    private, _band, table = _exposure(argv)
+    assert "✓ PrivateNetwork=" in table and "RestrictAddressFamilies=~AF_NETLINK" in table, table
+    install_service(
+        "door", model=MOBILENET_EDGETPU, camera=0, device="edgetpu", serve="0.0.0.0:8080", root=root
+    )
+    serving, _band, _table = _exposure(argv)
+    assert private < serving <= EXPOSURE_TARGET, (private, serving)
+
+
+@needs_analyze
+@needs_systemctl
 def test_instance_without_network_use_gets_private_network_and_scores_better(tmp_path):
     root = _image_root(tmp_path)
     install_service("door", model=MOBILENET, camera=0, root=root)  # no --serve, no MQTT, a camera

@@ -290,3 +290,47 @@ def test_edgetpu_instance_starts_with_its_dropin_and_uninstall_cleans_up(contain
     assert leftovers.stdout.strip() == "", leftovers.stdout
     units = container.ok("systemctl", "list-units", "edgecnn*", "--all", "--no-legend", "--plain")
     assert units.strip() == "", units
+
+
+def test_edgetpu_instance_without_network_use_runs_in_a_private_network(container):
+    """An Edge TPU instance that neither serves nor publishes gets no network, and libusb still starts.
+
+    libedgetpu finds the Coral with a fresh ``libusb_init`` per attempt (sysfs, not netlink events), so
+    a private network namespace is no obstacle; what libusb does need is a netlink socket at init. The
+    check runs ``tests/libusb_start.py`` under the address families and network namespace the installed
+    unit really has, then without AF_NETLINK, which must fail (so the first run proves something).
+    """
+    container.ok(
+        EDGECNN,
+        "service",
+        "install",
+        "cam",
+        "--model",
+        str(MOBILENET_EDGETPU),
+        "--device",
+        "auto",
+        "--source",
+        "demo",
+    )
+    unit = "edgecnn@cam.service"
+    container.wait_until(
+        lambda: container.show(unit, "ActiveState")["ActiveState"] == "active", 60, "edgecnn@cam active"
+    )
+    props = container.show(unit, "PrivateNetwork", "RestrictAddressFamilies", "DeviceAllow")
+    assert props["PrivateNetwork"] == "yes", props
+    assert set(props["RestrictAddressFamilies"].split()) == {"AF_UNIX", "AF_NETLINK"}, props
+    assert "char-usb_device rw" in props["DeviceAllow"], props
+
+    def libusb_under(families: str) -> subprocess.CompletedProcess[str]:
+        return container.run(
+            "systemd-run", "--wait", "--pipe", "--quiet", "-p", "PrivateNetwork=yes",
+            "-p", f"RestrictAddressFamilies={families}", sys.executable, str(ROOT / "tests" / "libusb_start.py"),
+        )  # fmt: skip
+
+    allowed = libusb_under(props["RestrictAddressFamilies"])
+    if allowed.returncode == 77:
+        pytest.skip("libusb-1.0 is not installed (apt-get install libusb-1.0-0)")
+    assert allowed.returncode == 0 and "libusb started" in allowed.stdout, (allowed.stdout, allowed.stderr)
+    denied = libusb_under("AF_UNIX")
+    assert denied.returncode != 0 and "libusb_init failed" in denied.stdout, (denied.stdout, denied.stderr)
+    container.ok(EDGECNN, "service", "uninstall", "cam")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import tempfile
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecnn.atomic import atomic_path
 from edgecnn.errors import InputError
 
 DEMO_VARIANTS = 3  # handwritten samples per digit in demo_digits.png
@@ -68,7 +68,8 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps:
     """Write ``frames`` (BGR or gray, all one size) as MJPG in an .avi, atomically; return the path.
 
     MJPG/.avi is the combination OpenCV's bundled FFmpeg writes and reads back everywhere. The file is
-    written under a temporary name beside ``path`` and renamed, so a reader never sees half a video.
+    written under a temporary name beside ``path`` and renamed (:func:`~edgecnn.atomic.atomic_path`, 0644),
+    so a reader never sees half a video.
     """
     target = Path(path)
     it = iter(frames)
@@ -76,10 +77,8 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps:
     if first is None:
         raise InputError(f"No frames to write to {target}: pass at least one frame.")
     h, w = first.shape[:2]
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".avi", dir=target.parent)
-    os.close(fd)
-    try:
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
+    with atomic_path(target, suffix=target.suffix or ".avi") as tmp:  # OpenCV picks the container by name
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
         if not writer.isOpened():
             raise InputError(
                 f"OpenCV cannot write an MJPG video to {target}: check the folder is writable and the "
@@ -90,11 +89,6 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps:
                 writer.write(frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
         finally:
             writer.release()
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a video is as readable as any file we write
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return target
 
 

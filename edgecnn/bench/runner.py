@@ -304,6 +304,37 @@ def model_info(model_path: Path) -> ModelInfo:
     )
 
 
+def _check_counts(runs: int, warmup: int, duration_s: float | None) -> None:
+    if runs < MIN_TIMED_RUNS:
+        raise UsageError(f"--runs {runs} is too few: use at least {MIN_TIMED_RUNS} (100+ for a useful p99).")
+    if warmup < 0:
+        raise UsageError("--warmup cannot be negative.")
+    if duration_s is not None and duration_s <= 0:
+        raise UsageError("--duration must be a positive number of seconds.")
+
+
+def _open_accelerators(model_path: Path, device_list: Sequence[str], threads: int) -> None:
+    """Fail fast: a missing Edge TPU should not be discovered after minutes of CPU runs."""
+    from edgecnn.model import open_classifier
+
+    for device in device_list:
+        if parse_device(device).key != "cpu":
+            open_classifier(model_path, device=device, threads=threads)
+
+
+def _log_result(model_name: str, result: ConfigResult, threads: int) -> None:
+    log.info(
+        "%s: %s x%d thread%s: median %.3f ms, p99 %.3f ms (%d runs)",
+        model_name,
+        result.device_used,
+        threads,
+        "" if threads == 1 else "s",
+        result.latency_ms.p50,
+        result.latency_ms.p99,
+        result.runs,
+    )
+
+
 def run_bench(
     model: str | os.PathLike[str],
     *,
@@ -323,12 +354,7 @@ def run_bench(
     ``probe`` names the machine (``probe_device()`` by default); ``sysfs_root``/``path_env`` point the
     temperature and throttling reads elsewhere (tests).
     """
-    if runs < MIN_TIMED_RUNS:
-        raise UsageError(f"--runs {runs} is too few: use at least {MIN_TIMED_RUNS} (100+ for a useful p99).")
-    if warmup < 0:
-        raise UsageError("--warmup cannot be negative.")
-    if duration_s is not None and duration_s <= 0:
-        raise UsageError("--duration must be a positive number of seconds.")
+    _check_counts(runs, warmup, duration_s)
     device_list = parse_devices(devices)
     thread_list = parse_threads(threads)
     model_path = Path(model)
@@ -340,12 +366,7 @@ def run_bench(
 
     vcgencmd = find_vcgencmd(path_env) if is_pi else None
 
-    # Fail fast: a missing Edge TPU should not be discovered after minutes of CPU runs.
-    from edgecnn.model import open_classifier
-
-    for device in device_list:
-        if parse_device(device).key != "cpu":
-            open_classifier(model_path, device=device, threads=thread_list[0])
+    _open_accelerators(model_path, device_list, thread_list[0])
 
     results = []
     for device in device_list:
@@ -363,16 +384,7 @@ def run_bench(
                 sysfs_root=sysfs_root,
                 vcgencmd=vcgencmd,
             )
-            log.info(
-                "%s: %s x%d thread%s: median %.3f ms, p99 %.3f ms (%d runs)",
-                model_path.name,
-                result.device_used,
-                n,
-                "" if n == 1 else "s",
-                result.latency_ms.p50,
-                result.latency_ms.p99,
-                result.runs,
-            )
+            _log_result(model_path.name, result, n)
             results.append(result)
 
     from edgecnn.runtime import get_runtime

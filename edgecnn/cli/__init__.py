@@ -68,7 +68,7 @@ def usage_line(exc: click.UsageError) -> str:
     Click's own text ("Invalid value for '--threads': 0 is not in the range 1<=x<=64.") already names the
     option and the problem; the hint names the command whose ``--help`` explains it.
     """
-    message = " ".join(exc.format_message().split()) or "invalid usage"
+    message = one_line(exc.format_message()) or "invalid usage"
     path = exc.ctx.command_path if exc.ctx is not None else "edgecnn"
     return f"edgecnn: error: {message} (see '{path} --help')"
 

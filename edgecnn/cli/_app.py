@@ -85,3 +85,16 @@ def pick_model(positional: Path | None, option: Path | None) -> Path:
 def model_option() -> Any:
     """``-m/--model``: every command that takes a model accepts it this way (and as MODEL where it is first)."""
     return typer.Option(None, "--model", "-m", help="The model, instead of the MODEL argument.")
+
+
+def run_flag(key: str, **extra: Any) -> Any:
+    """The typer option of a declared run option (edgecnn.run.options): flags, range and help from there.
+
+    The default is None (not given), so a --config file's value stands unless the flag is passed.
+    ``edgecnn run`` and ``edgecnn service install`` both take their run flags from here, so they cannot
+    drift from each other or from the config file's checks.
+    """
+    from edgecnn.run.options import run_option
+
+    opt = run_option(key)
+    return typer.Option(None, *opt.flags, min=opt.spec.low, max=opt.spec.high, help=opt.spec.help, **extra)

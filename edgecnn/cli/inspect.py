@@ -27,7 +27,7 @@ def inspect_command(
     Example: edgecnn inspect model_int8.tflite --json
     (or: edgecnn inspect model_int8.tflite --target edgetpu)
     """
-    from edgecnn.inspection import format_report, inspect_model
+    from edgecnn.inspect.contents import format_report, inspect_model
 
     report = inspect_model(pick_model(model, model_opt), target=target.lower() if target else None)
     if json_out:

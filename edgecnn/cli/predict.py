@@ -63,7 +63,7 @@ def predict_command(
     Example (a detector): edgecnn predict ssd_mobilenet_v2_coco_quant_postprocess.tflite street.jpg --classes person,car
     """
     from edgecnn.images import expand_images
-    from edgecnn.predict import format_report, predict
+    from edgecnn.predict.files import format_report, predict
 
     paths: list[Path] = list(images or [])
     if model_opt is not None and model is not None:  # with -m, every argument is an image

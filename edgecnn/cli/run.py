@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from edgecnn.cli._app import app, model_option
+from edgecnn.cli._app import app, model_option, run_flag
 from edgecnn.run.options import run_option
 
 
@@ -15,54 +15,47 @@ def _help(key: str) -> str:
     return run_option(key).spec.help
 
 
-def _option(key: str, **extra: Any) -> Any:
-    """The typer option of a declared run option (edgecnn.run.options): flags, range and help from there;
-    the default is None (not given), so a --config file's value stands unless the flag is passed."""
-    opt = run_option(key)
-    return typer.Option(None, *opt.flags, min=opt.spec.low, max=opt.spec.high, help=opt.spec.help, **extra)
-
-
 def _mqtt_option(key: str, **extra: Any) -> Any:
-    return _option(f"mqtt.{key}", rich_help_panel="MQTT output", **extra)
+    return run_flag(f"mqtt.{key}", rich_help_panel="MQTT output", **extra)
 
 
 @app.command("run")
 def run_command(
     model: Path | None = typer.Argument(None, metavar="MODEL", help=_help("model"), show_default=False),
     model_opt: Path | None = model_option(),
-    camera: int | None = _option("camera"),
-    source: str | None = _option("source"),
+    camera: int | None = run_flag("camera"),
+    source: str | None = run_flag("source"),
     config: Path | None = typer.Option(
         None, "--config", help="TOML file with the same keys as these flags (flags override it)."
     ),
-    device: str | None = _option("device"),
-    threads: int | None = _option("threads"),
-    labels: Path | None = _option("labels"),
-    top_k: int | None = _option("top_k"),
-    width: int | None = _option("width"),
-    height: int | None = _option("height"),
-    fps: float | None = _option("fps"),
-    crop: str | None = _option("crop"),
-    realtime: bool | None = _option("realtime"),
-    loop: bool | None = _option("loop"),
-    jsonl: str | None = _option("jsonl"),
-    min_score: float | None = _option("min_score"),
-    max_detections: int | None = _option("max_detections"),
-    classes: str | None = _option("classes"),
-    every: int | None = _option("every"),
-    on_change: bool | None = _option("on_change"),
-    serve: str | None = _option("serve"),
-    serve_token: str | None = _option(
+    device: str | None = run_flag("device"),
+    threads: int | None = run_flag("threads"),
+    labels: Path | None = run_flag("labels"),
+    top_k: int | None = run_flag("top_k"),
+    width: int | None = run_flag("width"),
+    height: int | None = run_flag("height"),
+    fps: float | None = run_flag("fps"),
+    crop: str | None = run_flag("crop"),
+    realtime: bool | None = run_flag("realtime"),
+    loop: bool | None = run_flag("loop"),
+    jsonl: str | None = run_flag("jsonl"),
+    min_score: float | None = run_flag("min_score"),
+    max_detections: int | None = run_flag("max_detections"),
+    classes: str | None = run_flag("classes"),
+    every: int | None = run_flag("every"),
+    on_change: bool | None = run_flag("on_change"),
+    serve: str | None = run_flag("serve"),
+    serve_token: str | None = run_flag(
         "serve_token", metavar="TOKEN", envvar="EDGECNN_SERVE_TOKEN", show_envvar=True
     ),
-    serve_token_file: Path | None = _option("serve_token_file", metavar="FILE"),
-    serve_token_all: bool | None = _option("serve_token_all"),
-    serve_insecure: bool | None = _option("serve_insecure"),
-    reconnect: bool | None = _option("reconnect"),
-    max_frames: int | None = _option("max_frames"),
-    duration: float | None = _option("duration"),
-    stall_timeout: float | None = _option("stall_timeout"),
-    quiet: bool | None = _option("quiet"),
+    serve_token_file: Path | None = run_flag("serve_token_file", metavar="FILE"),
+    serve_token_all: bool | None = run_flag("serve_token_all"),
+    serve_insecure: bool | None = run_flag("serve_insecure"),
+    reconnect: bool | None = run_flag("reconnect"),
+    max_frames: int | None = run_flag("max_frames"),
+    duration: float | None = run_flag("duration"),
+    stall_timeout: float | None = run_flag("stall_timeout"),
+    quiet: bool | None = run_flag("quiet"),
     mqtt: str | None = _mqtt_option("host", metavar="HOST[:PORT]"),
     mqtt_topic: str | None = _mqtt_option("topic"),
     mqtt_tls: bool | None = _mqtt_option("tls"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgecnn.cli._app import app, echo_json
+from edgecnn.cli._app import app, echo_json, run_flag
 
 service_app = typer.Typer(
     help="Install `edgecnn run` as a hardened systemd service (edgecnn@NAME.service) and look after it.",
@@ -25,23 +25,11 @@ def install_command(
     model: Path | None = typer.Option(
         None, "--model", "-m", help="The .tflite model; copied to /var/lib/edgecnn/models/NAME/."
     ),
-    camera: int | None = typer.Option(None, "--camera", min=0, max=1000, help="Camera index (default 0)."),
-    source: str | None = typer.Option(
-        None,
-        "--source",
-        help="Instead of a camera: a stream URL, picamera2[:N], demo, or a video file or folder.",
-    ),
-    device: str | None = typer.Option(
-        None,
-        "--device",
-        help="cpu, edgetpu (edgetpu:usb, edgetpu:pci:N, ...) or auto; edgetpu/auto also install the Coral udev rule.",
-    ),
-    threads: int | None = typer.Option(
-        None, "--threads", min=1, max=64, help="CPU threads for the interpreter."
-    ),
-    serve: str | None = typer.Option(
-        None, "--serve", help="Serve /healthz and /metrics on HOST:PORT (e.g. 0.0.0.0:8080)."
-    ),
+    camera: int | None = run_flag("camera"),
+    source: str | None = run_flag("source"),
+    device: str | None = run_flag("device"),
+    threads: int | None = run_flag("threads"),
+    serve: str | None = run_flag("serve"),
     config: Path | None = typer.Option(
         None,
         "--config",
@@ -62,6 +50,9 @@ def install_command(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Install edgecnn@NAME.service: validated config, model copy, hardened unit; enable and start it.
+
+    The run flags (--camera, --source, --device, --threads, --serve) are `edgecnn run`'s; with --device
+    edgetpu or auto the Coral udev rule is installed too.
 
     Example: sudo edgecnn service install door --model door_int8.tflite --camera 0 --serve 0.0.0.0:8080
 

@@ -278,7 +278,7 @@ def _convert_step(
 
 def _edgetpu_step(int8: ConversionReport, say: _Progress) -> dict[str, Any]:
     """The static Edge TPU check, and whether a compiler is here to go further."""
-    from edgecnn.inspection import inspect_model
+    from edgecnn.inspect.contents import inspect_model
 
     say.step(3, "edgetpu", "checking Edge TPU compatibility (edgecnn inspect --target edgetpu)")
     check = inspect_model(int8.output, target="edgetpu").extra["edgetpu"]

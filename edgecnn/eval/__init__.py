@@ -6,6 +6,7 @@
 - :mod:`edgecnn.eval.detect`: COCO mAP by pycocotools, against a narrow detector interface;
 - readers: :mod:`~edgecnn.eval.classfolders`, :mod:`~edgecnn.eval.yolo_labels`,
   :mod:`~edgecnn.eval.coco_json` (into :mod:`~edgecnn.eval.groundtruth`'s plain data);
+- :mod:`~edgecnn.eval.report`: the report protocol the CLI reads and the part both reports share;
 - :mod:`~edgecnn.eval.tables` and :mod:`~edgecnn.eval.progress` for people at a terminal.
 
 Nothing is imported here, so ``import edgecnn.eval.groundtruth`` stays light.

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from edgecnn.errors import InputError
 from edgecnn.eval.classfolders import ClassFolders, read_class_folders
 from edgecnn.eval.progress import ProgressFn
+from edgecnn.eval.report import ReportMixin
 from edgecnn.images import read_image
 from edgecnn.model import Model
 
@@ -77,7 +78,7 @@ class ClassificationComparison:
 
 
 @dataclass(frozen=True)
-class ClassificationReport:
+class ClassificationReport(ReportMixin):
     task: str
     data: str
     model: ClassificationScore
@@ -89,15 +90,8 @@ class ClassificationReport:
         """The figure ``--fail-under`` gates on: top-1 accuracy of the evaluated model."""
         return "top-1 accuracy", self.model.top1_pct
 
-    @property
-    def agreement_pct(self) -> float | None:
-        return self.comparison.agreement_pct if self.comparison else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def tables(self) -> list[Any]:
-        """Rich tables for a terminal: summary, per class and (classification) the confusion matrix."""
+        """Rich tables for a terminal: summary, per class and the confusion matrix."""
         from edgecnn.eval.tables import classification_tables
 
         return classification_tables(self)  # type: ignore[return-value]

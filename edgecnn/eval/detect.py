@@ -15,7 +15,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -24,6 +24,7 @@ from edgecnn.errors import InputError, RuntimeMissing
 from edgecnn.eval.classfolders import label_hint
 from edgecnn.eval.groundtruth import DetectionDataset, GroundTruthBox
 from edgecnn.eval.progress import ProgressFn
+from edgecnn.eval.report import ReportMixin
 from edgecnn.images import read_image
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class DetectionComparison:
 
 
 @dataclass(frozen=True)
-class DetectionReport:
+class DetectionReport(ReportMixin):
     task: str
     data: str
     format: str
@@ -127,15 +128,8 @@ class DetectionReport:
         (pycocotools' ``stats[0]``), which also catches boxes that int8 quantization made sloppy."""
         return "mAP@0.5:0.95", self.model.map50_95_pct
 
-    @property
-    def agreement_pct(self) -> float | None:
-        return self.comparison.agreement_pct if self.comparison else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def tables(self) -> list[Any]:
-        """Rich tables for a terminal: summary, per class and (classification) the confusion matrix."""
+        """Rich tables for a terminal: summary and per-class AP."""
         from edgecnn.eval.tables import detection_tables
 
         return detection_tables(self)  # type: ignore[return-value]

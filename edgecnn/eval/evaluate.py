@@ -13,12 +13,13 @@ import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from edgecnn.errors import UsageError
 from edgecnn.eval.datasets import dataset_format, read_detection_dataset
 from edgecnn.eval.detect import DetectorUnderTest, evaluate_detection
 from edgecnn.eval.progress import ProgressFn
+from edgecnn.eval.report import EvalReport
 from edgecnn.model import Model, open_model
 from edgecnn.tasks import DecodeOptions
 
@@ -33,23 +34,6 @@ EVAL_MIN_SCORE = 0.001
 EVAL_MAX_DETECTIONS = 100
 # Dataset layouts each task reads (``dataset_format``'s names), for the mismatch error.
 LAYOUTS: dict[str, tuple[str, ...]] = {"classify": ("folders",), "detect": ("yolo", "coco")}
-
-
-class EvalReport(Protocol):
-    """What every task's report offers the CLI, which never looks further."""
-
-    @property
-    def task(self) -> str: ...
-
-    @property
-    def headline(self) -> tuple[str, float]: ...
-
-    @property
-    def agreement_pct(self) -> float | None: ...
-
-    def to_dict(self) -> dict[str, Any]: ...
-
-    def tables(self) -> list[Any]: ...
 
 
 @dataclass(frozen=True)

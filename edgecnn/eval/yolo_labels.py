@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import InputError, RuntimeMissing
+from edgecnn.errors import InputError, RuntimeMissing, one_line
 from edgecnn.eval.groundtruth import DetectionDataset, DetectionSample, NormalizedBox
 from edgecnn.images import IMAGE_SUFFIXES
 from edgecnn.safeio import FileKind, read_bytes, read_text
@@ -51,7 +51,7 @@ def _yaml_names(path: Path) -> dict[int, str]:
     except RecursionError:
         raise InputError(f"{path} nests too deeply for a dataset file: fix the file.") from None
     except yaml.YAMLError as exc:
-        raise InputError(f"{path} is not valid YAML ({' '.join(str(exc).split())}): fix the file.") from exc
+        raise InputError(f"{path} is not valid YAML ({one_line(exc)}): fix the file.") from exc
     names = doc.get("names") if isinstance(doc, dict) else None
     if isinstance(names, list) and all(isinstance(n, str) for n in names):
         return dict(enumerate(names))

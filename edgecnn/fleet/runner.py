@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import EdgecnnError, RuntimeMissing
+from edgecnn.errors import EdgecnnError, RuntimeMissing, one_line
 from edgecnn.fleet.inventory import FLEET_EXTRA_HINT, ansible_executable
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def _reason(res: dict[str, Any]) -> str:
             if isinstance(item, dict) and item.get("failed"):
                 return _reason(item)
     text = ": ".join(parts) or "failed without a message"
-    return " ".join(text.split())[:600]
+    return one_line(text, 600)
 
 
 class EventCollector:

@@ -2,10 +2,11 @@
 :class:`MqttOptions`, the ``[mqtt]`` table) carries its type (the annotation), default, range, help and CLI
 flag in its metadata (:class:`OptionSpec`).
 
-The CLI (``edgecnn.cli.run``) takes its ranges, help and flags from here, the TOML loader
+The CLI (``edgecnn.cli.run``, and ``edgecnn.cli.service`` for the run flags ``service install`` passes on)
+takes its ranges, help and flags from here through ``edgecnn.cli._app.run_flag``, the TOML loader
 (``edgecnn.run.config``) its keys, types and ranges, the MQTT settings (``edgecnn.run.mqtt``) the ``[mqtt]``
 keys, and ``service install`` the keys worth writing. Adding an option is one field here, one
-``_option("key")`` parameter in ``edgecnn.cli.run``, and its use.
+``run_flag("key")`` parameter in ``edgecnn.cli.run``, and its use.
 """
 
 from __future__ import annotations

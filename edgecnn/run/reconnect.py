@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from edgecnn.devices.sources import FrameSource
-from edgecnn.errors import SourceError
+from edgecnn.errors import SourceError, one_line
 from edgecnn.run.live import LiveState
 from edgecnn.run.notify import Notifier
 from edgecnn.run.options import RunOptions
@@ -100,7 +100,7 @@ class SourceLink:
         delay = min(opts.backoff_max, opts.backoff_initial * 2 ** (self.failures - 1))
         if self.deadline is not None:
             delay = max(0.0, min(delay, self.deadline - self.clock()))
-        message = " ".join(str(exc).split())
+        message = one_line(exc)
         name = self.source.name
         if message == self.last_message:  # the full explanation was logged on the first attempt
             log.warning("%s still unavailable; retrying in %.1f s (attempt %d).", name, delay, self.failures)

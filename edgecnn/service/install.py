@@ -37,6 +37,7 @@ from edgecnn.service.layout import (
 )
 from edgecnn.service.unit import (
     HOME_DIRS,
+    UnitSettings,
     read_udev_rule,
     render_dropin,
     render_unit,
@@ -275,15 +276,17 @@ def _serve_token(opts: Any, layout: Layout, name: str) -> str | None:
     return new_token()
 
 
-def _needs_no_network(opts: Any, edgetpu: bool) -> bool:
+def _needs_no_network(opts: Any) -> bool:
     """No --serve, no MQTT and a local source: the instance can run without any network.
 
-    Not for the Edge TPU: libusb learns of the Coral's re-enumeration (1a6e:089a -> 18d1:9302) from
-    netlink uevents, which the kernel sends in the host's network namespace only.
+    The Edge TPU too: libedgetpu finds the Coral (also after its re-enumeration 1a6e:089a -> 18d1:9302)
+    with a fresh ``libusb_init`` and device list per attempt (driver/usb/local_usb_device.cc), which
+    read sysfs rather than netlink events. libusb still opens a netlink socket for its hotplug monitor
+    at init, so the Edge TPU drop-in keeps AF_NETLINK (inside the private namespace).
     """
     from edgecnn.devices.sources.spec import SourceKind, parse_source
 
-    if opts.serve is not None or opts.mqtt or edgetpu:
+    if opts.serve is not None or opts.mqtt:
         return False
     try:
         kind = parse_source(opts.source, camera=opts.camera).kind
@@ -325,14 +328,8 @@ def install_service(
     systemd and no root privileges); otherwise this machine's systemd is reloaded and the instance
     enabled and, unless ``start=False``, started (needs root).
     """
-    from edgecnn.run.config import validate_run_options
-
     check_name(name)
-    layout = Layout(Path(root).absolute() if root is not None else Path("/"))
-    if not layout.offline:
-        _require_live_system()
-    elif not layout.root.is_dir():
-        raise UsageError(f"--root {layout.root} is not a folder: mount or create the image's root first.")
+    layout = _install_layout(root)
     if camera is not None and source is not None:
         raise UsageError("Give either --camera N or --source, not both.")
     cli = {
@@ -343,6 +340,69 @@ def install_service(
         "threads": threads,
         "serve": serve,
     }
+    plan = _plan(name, layout, cli, config=config, executable=executable, allow_ip=allow_ip)
+
+    # Everything is checked: write. Models first, so a config never names a model that is not there.
+    folders = _candidate_folders(layout, name)
+    existed = {folder for folder in folders if folder.exists()}
+    written: list[str] = []
+    final = _copy_models(name, layout, plan, written)
+    config_target = layout.config(name)
+    _write(layout.host(config_target), render_config(name, config_dict(final)).encode(), written)
+    _drop_stale_models(layout.host(layout.models(name)), written)
+    _write_unit_files(name, layout, plan, written)
+
+    unit = unit_name(name)
+    started = _enable(unit, layout, plan.edgetpu, start=start, folders=folders, existed=existed)
+    return InstallReport(
+        name=name,
+        unit=unit,
+        root=str(layout.root),
+        config=str(config_target),
+        model=str(final.model),
+        files=written,
+        executable=str(plan.settings.executable),
+        edgetpu=plan.edgetpu,
+        enabled=True,
+        started=started,
+    )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """An install with every check passed and every file's content known; nothing is written yet."""
+
+    opts: Any  # RunOptions: --config with the flags over it (reconnect on for a live source)
+    model_file: Any  # the model as read and parsed (edgecnn.modelfile.ModelFile)
+    token: str | None  # the serve token to write, if the instance needs one
+    settings: UnitSettings
+    edgetpu: bool
+    dropin: str | None
+    unit_text: str
+
+
+def _install_layout(root: str | os.PathLike[str] | None) -> Layout:
+    """This machine (which must run systemd, as root) or an image's root folder (which must exist)."""
+    layout = Layout(Path(root).absolute() if root is not None else Path("/"))
+    if not layout.offline:
+        _require_live_system()
+    elif not layout.root.is_dir():
+        raise UsageError(f"--root {layout.root} is not a folder: mount or create the image's root first.")
+    return layout
+
+
+def _plan(
+    name: str,
+    layout: Layout,
+    cli: dict[str, Any],
+    *,
+    config: str | os.PathLike[str] | None,
+    executable: str | os.PathLike[str] | None,
+    allow_ip: list[str] | tuple[str, ...],
+) -> _Plan:
+    """The checks, in the order their errors should come: config and flags, model, sandbox, device."""
+    from edgecnn.run.config import validate_run_options
+
     opts = _options(config=Path(config) if config is not None else None, cli=cli)
     model_file = _check_model(opts)
     check = _check_sandbox_paths(opts, layout)
@@ -358,6 +418,20 @@ def install_service(
     if "reconnect" not in _keys_in(config) and _live_source(opts):
         # A service rides out a camera or stream glitch instead of exiting (see the unit's start limit).
         opts = dataclasses.replace(opts, reconnect=True)
+    settings = _checked_settings(layout, executable)
+    edgetpu = uses_edgetpu(opts.device)
+    dropin = render_dropin(
+        name,
+        edgetpu=edgetpu,
+        allow_ip=allow_ip,
+        serve_token=token is not None,
+        private_network=_needs_no_network(opts),
+    )
+    return _Plan(opts, model_file, token, settings, edgetpu, dropin, render_unit(settings))
+
+
+def _checked_settings(layout: Layout, executable: str | os.PathLike[str] | None) -> UnitSettings:
+    """The unit's settings; its edgecnn must be executable here (in an image it may come later: a warning)."""
     settings = unit_settings(Path(executable) if executable is not None else None)
     exe_host = layout.host(PurePosixPath(settings.executable))
     if not os.access(exe_host, os.X_OK):
@@ -372,23 +446,15 @@ def install_service(
             settings.executable,
             exe_host,
         )
-    edgetpu = uses_edgetpu(opts.device)
-    dropin = render_dropin(
-        name,
-        edgetpu=edgetpu,
-        allow_ip=allow_ip,
-        serve_token=token is not None,
-        private_network=_needs_no_network(opts, edgetpu),
-    )
-    unit_text = render_unit(settings)
+    return settings
 
-    # Everything is checked: write. Models first, so a config never names a model that is not there.
-    folders = _candidate_folders(layout, name)
-    existed = {folder for folder in folders if folder.exists()}
-    written: list[str] = []
+
+def _copy_models(name: str, layout: Layout, plan: _Plan, written: list[str]) -> Any:
+    """Copy the model (and its CPU twin) and the labels file; returns the options naming the copies."""
+    opts = plan.opts
     models_dir = layout.models(name)
     target_model = PurePosixPath()
-    for index, path in enumerate(_model_copies(opts, model_file, opts.device)):
+    for index, path in enumerate(_model_copies(opts, plan.model_file, opts.device)):
         target = models_dir / path.name
         _write(layout.host(target), read_bytes(path, FileKind.MODEL), written)
         if index == 0:
@@ -398,27 +464,41 @@ def install_service(
         labels_target = models_dir / f"{Path(opts.labels).name}"
         _write(layout.host(labels_target), read_bytes(opts.labels, FileKind.LABELS), written)
         changes["labels"] = labels_target
-    final = dataclasses.replace(opts, **changes)
-    config_target = layout.config(name)
-    _write(layout.host(config_target), render_config(name, config_dict(final)).encode(), written)
-    for stale in layout.host(models_dir).iterdir():  # a reinstall with another model: drop the old one
+    return dataclasses.replace(opts, **changes)
+
+
+def _drop_stale_models(models_dir: Path, written: list[str]) -> None:
+    """A reinstall with another model: drop the old one."""
+    for stale in models_dir.iterdir():
         if str(stale) not in written and stale.is_file():
             stale.unlink()
+
+
+def _write_unit_files(name: str, layout: Layout, plan: _Plan, written: list[str]) -> None:
+    """The serve token, the unit template, the drop-in and the Coral udev rule; a reinstall without the
+    token or drop-in removes the old one."""
     token_file = layout.host(token_path(name))
-    if token is not None:
-        _write_secret(token_file, token, written)
+    if plan.token is not None:
+        _write_secret(token_file, plan.token, written)
     elif token_file.exists():
         token_file.unlink()  # reinstalled without a network --serve: no token to keep
-    _write(layout.host(layout.template), unit_text.encode(), written)
+    _write(layout.host(layout.template), plan.unit_text.encode(), written)
     dropin_path = layout.host(layout.dropin(name))
-    if dropin is not None:
-        _write(dropin_path, dropin.encode(), written)
+    if plan.dropin is not None:
+        _write(dropin_path, plan.dropin.encode(), written)
     elif dropin_path.exists():
         dropin_path.unlink()  # reinstalled without the Edge TPU: drop its access
-    if edgetpu:
+    if plan.edgetpu:
         _write(layout.host(layout.udev_rule), read_udev_rule().encode(), written)
 
-    unit = unit_name(name)
+
+def _enable(
+    unit: str, layout: Layout, edgetpu: bool, *, start: bool, folders: list[Path], existed: set[Path]
+) -> bool:
+    """Enable the instance (in the image, or here with a reload and a (re)start); True when started.
+
+    The folders the install created are recorded after an offline enable, which makes the wants folder.
+    """
     started = False
     if layout.offline:
         systemctl.enable(unit, root=layout.root)
@@ -432,18 +512,7 @@ def install_service(
             # restart, not start: a reinstall must pick up the new config when the instance is running.
             systemctl.systemctl("restart", unit)
             started = True
-    return InstallReport(
-        name=name,
-        unit=unit,
-        root=str(layout.root),
-        config=str(config_target),
-        model=str(target_model),
-        files=written,
-        executable=str(settings.executable),
-        edgetpu=edgetpu,
-        enabled=True,
-        started=started,
-    )
+    return started
 
 
 def _reload_udev() -> None:

@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, Any
 from edgecnn.devices.backends.edgetpu.delegate import EDGETPU_LIB_ENV, edgetpu_library, load_edgetpu_delegate
 from edgecnn.devices.backends.edgetpu.pairing import EdgeTPUDiagnosis, LibraryInfo, diagnose_edgetpu
 from edgecnn.digest import sha256_file
-from edgecnn.errors import DelegateCrashed, DeviceError, EdgeTPUNotFound, ModelInvokeError, UsageError
+from edgecnn.errors import (
+    DelegateCrashed,
+    DeviceError,
+    EdgeTPUNotFound,
+    ModelInvokeError,
+    UsageError,
+    one_line,
+)
 from edgecnn.runtime import get_runtime
 
 if TYPE_CHECKING:
@@ -102,7 +109,7 @@ def _inspect(requested: str) -> dict[str, Any]:
     try:
         lib = ctypes.CDLL(requested)
     except OSError as exc:
-        return {"requested": requested, "loads": False, "error": _one_line(exc)}
+        return {"requested": requested, "loads": False, "error": one_line(exc)}
     version = None
     if hasattr(lib, "edgetpu_version"):
         fn = lib.edgetpu_version
@@ -178,8 +185,8 @@ def _child_main(argv: list[str]) -> int:
             event="error",
             stage=stage,
             type=type(exc).__name__,
-            message=_one_line(exc),
-            cause=_one_line(cause) if cause else None,
+            message=one_line(exc),
+            cause=one_line(cause) if cause else None,
         )
         return 1
 
@@ -203,10 +210,6 @@ class ChildOutcome:
     def stage(self) -> str:
         stage = self.last("stage")
         return str(stage["stage"]) if stage else "open"
-
-
-def _one_line(exc: BaseException | str) -> str:
-    return " ".join(str(exc).split()) or (type(exc).__name__ if isinstance(exc, BaseException) else "")
 
 
 def _read_all(fd: int) -> bytes:
@@ -298,7 +301,7 @@ def inspect_library(requested: str | None = None, *, timeout: float = LIBRARY_TI
         return LibraryInfo(requested, error=f"opening it did not finish within {timeout:g} s")
     error = outcome.last("error")
     last_line = (outcome.stderr.strip().splitlines() or ["no report"])[-1]
-    detail = error["message"] if error else _one_line(last_line)
+    detail = error["message"] if error else one_line(last_line)
     return LibraryInfo(requested, error=f"the probe could not inspect it: {detail}")
 
 
@@ -470,7 +473,7 @@ def probe_edgetpu(
     if error is None:
         last = (outcome.stderr.strip().splitlines() or [f"exit code {outcome.returncode}"])[-1]
         raise DeviceError(
-            f"The Edge TPU probe failed while {STAGES.get(stage, stage)}: {_one_line(last)}. "
+            f"The Edge TPU probe failed while {STAGES.get(stage, stage)}: {one_line(last)}. "
             f"Run with EDGECNN_DEBUG=1 for details, or {hint}."
         )
     detail = error.get("cause") or error.get("message") or error.get("type")

@@ -191,26 +191,66 @@ def _expected_on_cpu(st: OpStatus) -> bool:
 def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
     """Predict ``edgetpu_compiler``'s per-op statuses for ``model_file`` (see the module docstring)."""
     table = supported_ops()
-    model = model_file.model
     if model_file.is_edgetpu:
-        ops = [
-            OpStatus(i, op.name, op.version, op.name == EDGETPU_CUSTOM_OP)
-            for i, op in enumerate(model_file.operators())
-        ]
-        compiled_notes = [POSTPROCESS_NOTE] if any(_expected_on_cpu(o) for o in ops) else []
-        return EdgeTPUCheck(
-            True, True, [], ops, sum(o.edgetpu for o in ops), 0, table.compiler, compiled_notes
+        return _already_compiled(model_file, table)
+    model = model_file.model
+    problems, failures = _whole_model_problems(model_file, table)
+    statuses = _partition(table, model, model.subgraphs[0], failures)
+    if len(model.subgraphs) > 1:
+        problems.append(f"{len(model.subgraphs)} subgraphs (control flow): the Edge TPU runs one subgraph.")
+        statuses += _other_subgraphs(model)
+    problems += _unsupported_problems(statuses)
+    main = [st for st in statuses if st.subgraph == 0 and not _expected_on_cpu(st)]
+    first_cpu = _first_blocking(main, failures)
+    if first_cpu is not None:
+        after = sum(
+            1 for st in main if st.index > first_cpu.index and not st.edgetpu and st.reason != FLOAT_IO
         )
+        problems.append(
+            f"the compiler stops mapping at {first_cpu.name} (op {first_cpu.index}): it and {after} later "
+            "op(s) run on the CPU."
+        )
+    failure = "; ".join(dict.fromkeys(failures)) or None
+    if failure:
+        problems.append(f"edgetpu_compiler would stop without writing a model: {failure}.")
+    mapped_ops = [st for st in statuses if st.edgetpu]
+    min_runtime = max([10, *(table.runtimes.get(st.name, 10) for st in mapped_ops)]) if mapped_ops else None
+    return EdgeTPUCheck(
+        compatible=not problems,
+        compiled=False,
+        problems=_unique(problems),
+        operators=statuses,
+        mapped=len(mapped_ops),
+        cpu=len(statuses) - len(mapped_ops),
+        compiler=table.compiler,
+        notes=_notes(statuses),
+        failure=failure,
+        runtime=table.default_runtime if mapped_ops else None,
+        min_runtime=min_runtime,
+        advice=_advice(statuses, first_cpu),
+    )
+
+
+def _already_compiled(model_file: ModelFile, table: SupportedOps) -> EdgeTPUCheck:
+    """A compiled model: the edgetpu-custom-op runs on the Edge TPU, whatever is left on the CPU."""
+    ops = [
+        OpStatus(i, op.name, op.version, op.name == EDGETPU_CUSTOM_OP)
+        for i, op in enumerate(model_file.operators())
+    ]
+    compiled_notes = [POSTPROCESS_NOTE] if any(_expected_on_cpu(o) for o in ops) else []
+    return EdgeTPUCheck(True, True, [], ops, sum(o.edgetpu for o in ops), 0, table.compiler, compiled_notes)
+
+
+def _whole_model_problems(model_file: ModelFile, table: SupportedOps) -> tuple[list[str], list[str]]:
+    """Problems of the model as a whole (batch, dynamic shapes) and the compiler's outright refusals."""
+    model = model_file.model
     graph = model.subgraphs[0]
     problems: list[str] = []
-    notes: list[str] = []
     failures: list[str] = []
     for tensor in model_file.inputs:
         if tensor.shape and tensor.shape[0] != 1:
             problems.append(f"input {tensor.name} has batch {tensor.shape[0]}: the Edge TPU needs batch 1.")
-    dynamic = sorted(
-        {_name(graph.tensors[i]) for i in range(len(graph.tensors)) if _is_dynamic(graph.tensors[i])}
-    )
+    dynamic = sorted({_name(t) for t in graph.tensors if _is_dynamic(t)})
     if dynamic:
         problems.append(
             f"dynamic shapes on {len(dynamic)} tensor(s) (e.g. {dynamic[0]}): re-export with a fixed batch of 1 "
@@ -229,18 +269,24 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
             failures.append(
                 f"Didn't find op for builtin opcode '{name}' version '{version}' (Model could not be parsed)"
             )
+    return problems, failures
 
-    statuses = _partition(table, model, graph, failures)
-    if len(model.subgraphs) > 1:
-        problems.append(f"{len(model.subgraphs)} subgraphs (control flow): the Edge TPU runs one subgraph.")
-        for s, sub in enumerate(model.subgraphs[1:], start=1):
-            for index, op in enumerate(sub.operators or []):
-                name, _ = opcode_name(model.operatorCodes[op.opcodeIndex])
-                version = int(model.operatorCodes[op.opcodeIndex].version or 1)
-                statuses.append(
-                    OpStatus(index, name, version, False, f"in subgraph {s}", SUBGRAPH, _SUBGRAPH_ADVICE, s)
-                )
 
+def _other_subgraphs(model: Any) -> list[OpStatus]:
+    """Ops of subgraphs past the first (control flow bodies): never compiled, always on the CPU."""
+    statuses = []
+    for s, sub in enumerate(model.subgraphs[1:], start=1):
+        for index, op in enumerate(sub.operators or []):
+            name, _ = opcode_name(model.operatorCodes[op.opcodeIndex])
+            version = int(model.operatorCodes[op.opcodeIndex].version or 1)
+            statuses.append(
+                OpStatus(index, name, version, False, f"in subgraph {s}", SUBGRAPH, _SUBGRAPH_ADVICE, s)
+            )
+    return statuses
+
+
+def _unsupported_problems(statuses: list[OpStatus]) -> list[str]:
+    """One problem per (op, version, reason), naming every op index it applies to."""
     unsupported: dict[tuple[str, int, str], list[int]] = {}
     for st in statuses:
         if st.edgetpu or st.reason in (FLOAT_IO, DYNAMIC) or st.status in (SUBGRAPH, NOT_COMPILED):
@@ -248,44 +294,22 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
         if _expected_on_cpu(st):
             continue
         unsupported.setdefault((st.name, st.version, st.reason), []).append(st.index)
+    problems = []
     for (name, version, reason), indices in unsupported.items():
         where = f"op {indices[0]}" if len(indices) == 1 else "ops " + ", ".join(map(str, indices))
         problems.append(f"{name} v{version} ({where}) cannot run on the Edge TPU: {reason}.")
-    main = [st for st in statuses if st.subgraph == 0 and not _expected_on_cpu(st)]
-    first_cpu = _first_blocking(main, failures)
-    if first_cpu is not None:
-        after = sum(
-            1 for st in main if st.index > first_cpu.index and not st.edgetpu and st.reason != FLOAT_IO
-        )
-        problems.append(
-            f"the compiler stops mapping at {first_cpu.name} (op {first_cpu.index}): it and {after} later "
-            "op(s) run on the CPU."
-        )
+    return problems
+
+
+def _notes(statuses: list[OpStatus]) -> list[str]:
+    notes = []
     if any(st.reason == FLOAT_IO for st in statuses):
         notes.append(
             "float input/output: QUANTIZE/DEQUANTIZE at the ends run on the CPU (convert with --io int8 or uint8 to avoid it)."
         )
     if any(_expected_on_cpu(st) for st in statuses):
         notes.append(POSTPROCESS_NOTE)
-    failure = "; ".join(dict.fromkeys(failures)) or None
-    if failure:
-        problems.append(f"edgetpu_compiler would stop without writing a model: {failure}.")
-    mapped_ops = [st for st in statuses if st.edgetpu]
-    min_runtime = max([10, *(table.runtimes.get(st.name, 10) for st in mapped_ops)]) if mapped_ops else None
-    return EdgeTPUCheck(
-        compatible=not problems,
-        compiled=False,
-        problems=_unique(problems),
-        operators=statuses,
-        mapped=len(mapped_ops),
-        cpu=len(statuses) - len(mapped_ops),
-        compiler=table.compiler,
-        notes=notes,
-        failure=failure,
-        runtime=table.default_runtime if mapped_ops else None,
-        min_runtime=min_runtime,
-        advice=_advice(statuses, first_cpu),
-    )
+    return notes
 
 
 def _advice(statuses: list[OpStatus], first_cpu: OpStatus | None) -> list[str]:
