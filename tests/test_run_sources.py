@@ -264,3 +264,19 @@ def test_picamera2_backend_configures_and_streams(monkeypatch):
     assert cam.closed and not cam.started
     with pytest.raises(SourceError, match="camera 1 does not exist"):
         open_source(parse_source("picamera2:1")).open()
+
+
+def test_picamera2_mode_over_the_pixel_budget_is_refused_before_the_camera_starts(monkeypatch):
+    """picamera2 delivers the size it is asked for, so --width/--height over the budget are refused before
+    picamera2 is even imported (it is not installed here: a size within budget reaches that error)."""
+    import importlib.util
+
+    from edgecnn.devices.sources.picamera import Picamera2Grabber
+    from edgecnn.errors import InputError
+
+    monkeypatch.setenv("OPENCV_IO_MAX_IMAGE_PIXELS", str(1280 * 720))
+    with pytest.raises(InputError, match=r"picamera2 camera 0 has 1920x1080 frames .*--width/--height"):
+        Picamera2Grabber(0, width=1920, height=1080).open()
+    if importlib.util.find_spec("picamera2") is None:  # within budget: on to picamera2 itself
+        with pytest.raises(SourceError, match="needs the picamera2 module"):
+            Picamera2Grabber(0, width=1280, height=720).open()

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import SourceError
+from edgecnn.images import fits_budget, too_many_pixels
 
 INSTALL_HINT = (
     "On Raspberry Pi OS install it with `sudo apt install python3-picamera2`, and create the venv with "
@@ -50,6 +51,12 @@ class Picamera2Grabber:
         return self.requested_fps
 
     def open(self) -> None:
+        if not fits_budget(*self.size):  # picamera2 delivers the size asked for: refuse it before asking
+            raise too_many_pixels(
+                f"picamera2 camera {self.camera}",
+                "ask for a smaller --width/--height (e.g. 1280x720)",
+                frames=self.size,
+            )
         module = import_picamera2()
         cameras = module.Picamera2.global_camera_info()
         if len(cameras) <= self.camera:
