@@ -148,6 +148,57 @@ def _unresolved_custom_op(exc: BaseException) -> str | None:
     return None
 
 
+def _allocated_interpreter(
+    model_file: ModelFile,
+    meta: ModelMetadata,
+    runtime: Runtime,
+    spec_device: DeviceSpec,
+    threads: int | None,
+    delegates: list[Any],
+) -> Any:
+    """An interpreter with its tensors allocated; what the runtime refuses, said in the user's terms.
+
+    A missing custom op is the usual case: an Edge TPU model on a device that does not use the Edge TPU
+    (run its CPU twin), or a model exported with an op this runtime lacks (re-export).
+    """
+    try:
+        interpreter = runtime.interpreter_class(
+            model_content=model_file.data, num_threads=threads, experimental_delegates=delegates or None
+        )
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        op = _unresolved_custom_op(exc)
+        if op == EDGETPU_CUSTOM_OP:
+            twin = cpu_twin_path(model_file, meta)
+            hint = (
+                f"run the CPU model {twin}" if twin else "run the CPU model (the same name without _edgetpu)"
+            )
+            raise EdgeTPUNotFound(
+                f"{model_file.path} is compiled for the Edge TPU, which --device {spec_device} does not use: "
+                f"attach a Coral and pass --device edgetpu (or auto), or {hint}."
+            ) from exc
+        if op:
+            raise ModelInvokeError(
+                f"{model_file.path} uses custom op {op!r} that {runtime.describe()} does not provide: "
+                "re-export the model with builtin ops only."
+            ) from exc
+        raise ModelInvokeError(f"Cannot prepare {model_file.path}: {one_line(exc, first_line=True)}") from exc
+    return interpreter
+
+
+def _checked_io(interpreter: Any, model_file: ModelFile) -> list[dict[str, Any]]:
+    """The one input's details, after checking every output has a dtype a decoder can read."""
+    details = interpreter.get_input_details()
+    if len(details) != 1:
+        raise ModelError(
+            f"{model_file.path} has {len(details)} inputs; edgecnn runs single-input image models."
+        )
+    for out in interpreter.get_output_details():
+        if np.dtype(out["dtype"]).name not in ("uint8", "int8", "float32", "int16"):
+            raise ModelError(f"Unsupported output dtype {np.dtype(out['dtype']).name} in {model_file.path}.")
+    return details
+
+
 def open_classifier(
     model: str | os.PathLike[str] | ModelFile,
     *,
@@ -183,38 +234,9 @@ def open_classifier(
         )
     delegates, used = selection.delegates, selection.device
 
-    try:
-        interpreter = runtime.interpreter_class(
-            model_content=model_file.data, num_threads=threads, experimental_delegates=delegates or None
-        )
-        interpreter.allocate_tensors()
-    except (RuntimeError, ValueError) as exc:
-        op = _unresolved_custom_op(exc)
-        if op == EDGETPU_CUSTOM_OP:
-            twin = cpu_twin_path(model_file, meta)
-            hint = (
-                f"run the CPU model {twin}" if twin else "run the CPU model (the same name without _edgetpu)"
-            )
-            raise EdgeTPUNotFound(
-                f"{model_file.path} is compiled for the Edge TPU, which --device {spec_device} does not use: "
-                f"attach a Coral and pass --device edgetpu (or auto), or {hint}."
-            ) from exc
-        if op:
-            raise ModelInvokeError(
-                f"{model_file.path} uses custom op {op!r} that {runtime.describe()} does not provide: "
-                "re-export the model with builtin ops only."
-            ) from exc
-        raise ModelInvokeError(f"Cannot prepare {model_file.path}: {one_line(exc, first_line=True)}") from exc
-
+    interpreter = _allocated_interpreter(model_file, meta, runtime, spec_device, threads, delegates)
     label_list = read_labels_file(labels) if labels else meta.labels
-    details = interpreter.get_input_details()
-    if len(details) != 1:
-        raise ModelError(
-            f"{model_file.path} has {len(details)} inputs; edgecnn runs single-input image models."
-        )
-    for out in interpreter.get_output_details():
-        if np.dtype(out["dtype"]).name not in ("uint8", "int8", "float32", "int16"):
-            raise ModelError(f"Unsupported output dtype {np.dtype(out['dtype']).name} in {model_file.path}.")
+    details = _checked_io(interpreter, model_file)
     decoder = open_decoder(model_file, meta, interpreter, label_list, decode)
     # Only the task knows how many classes its outputs hold (a detector's output 0 is boxes).
     source = f"Labels file {labels}" if labels else f"The labels embedded in {model_file.path}"

@@ -108,27 +108,39 @@ def test_cli_ranges_and_help_are_the_declared_ones():
         validate_run_options(merge_cli(RunOptions(model=MOBILENET), {"every": 10**7}), check_source=False)
 
 
-def test_service_install_run_flags_are_the_declared_ones():
-    """`service install` passes some run options straight through: their range and help are the declared
-    ones too, so installing a service never accepts or explains a value differently from `edgecnn run`."""
+@pytest.mark.parametrize(
+    ("command", "shared"),
+    [
+        (("service", "install"), ["--camera", "--device", "--serve", "--source", "--threads"]),
+        (("predict",), ["--crop", "--device", "--labels", "--threads"]),
+        (("eval",), ["--crop", "--device", "--labels", "--threads"]),
+    ],
+)
+def test_commands_sharing_run_flags_use_the_declared_ones(command, shared):
+    """`service install` passes some run options straight through, and `predict`/`eval` take the same
+    model options: their range and help are the declared ones too, so no command accepts or explains a
+    value differently from `edgecnn run`. Not listed: flags a command declares itself because it has a
+    default of its own (predict's --top-k 1, --min-score 0.4, --max-detections 100; eval's --top-k 5)."""
     from typer.main import get_command
 
     from edgecnn.cli import app
     from edgecnn.run.options import declared
 
-    install = get_command(app).commands["service"].commands["install"]  # type: ignore[attr-defined]
+    install = get_command(app)
+    for name in command:
+        install = install.commands[name]  # type: ignore[attr-defined]
     declared_by_flag = {flag: opt for opt in declared(RunOptions).values() for flag in opt.flags}
     checked = []
     for param in install.params:
         for flag in param.opts:
-            if flag not in declared_by_flag:
+            if flag not in shared:
                 continue
             opt = declared_by_flag[flag]
             assert param.help == opt.spec.help, flag  # type: ignore[attr-defined]
             bounds = (getattr(param, "min", None), getattr(param, "max", None))
             assert bounds == (opt.spec.low, opt.spec.high), flag
             checked.append(flag)
-    assert sorted(checked) == ["--camera", "--device", "--serve", "--source", "--threads"]
+    assert sorted(checked) == shared
 
 
 @pytest.mark.parametrize(

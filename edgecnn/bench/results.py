@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from edgecnn.atomic import write_atomic
 from edgecnn.errors import InputError
@@ -159,74 +160,45 @@ class BenchResult:
 _NUMBER = (int, float)
 
 
-def _check(errors: list[str], where: str, obj: Any, spec: dict[str, Any]) -> None:
+def _check(errors: list[str], where: str, obj: Any, spec: dict[str, tuple[type, ...]]) -> None:
+    """Append a line per key of ``spec`` that ``obj`` lacks or holds with another type (NoneType: optional)."""
     if not isinstance(obj, dict):
         errors.append(f"{where} must be an object")
         return
     for key, kinds in spec.items():
-        optional = isinstance(kinds, tuple) and type(None) in kinds
         if key not in obj:
-            if not optional:
+            if type(None) not in kinds:
                 errors.append(f"{where}.{key} is missing")
             continue
         value = obj[key]
-        if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+        if isinstance(value, bool) and bool not in kinds:
             errors.append(f"{where}.{key} must not be a boolean")
         elif not isinstance(value, kinds):
-            names = kinds if isinstance(kinds, tuple) else (kinds,)
             errors.append(
-                f"{where}.{key} must be {' or '.join(sorted({k.__name__ for k in names}))}, "
+                f"{where}.{key} must be {' or '.join(sorted({k.__name__ for k in kinds}))}, "
                 f"not {type(value).__name__}"
             )
 
 
-# The shape of a schema-1 result: key -> type(s); a tuple with NoneType marks an optional key.
-_TOP = {
-    "created": str,
-    "edgecnn_version": str,
-    "machine": dict,
-    "runtime": dict,
-    "model": dict,
-    "settings": dict,
-    "results": list,
-}
-_MACHINE = {"name": str}
-_RUNTIME = {"name": (str, type(None)), "version": (str, type(None))}
-_MODEL = {
-    "name": str,
-    "path": str,
-    "sha256": str,
-    "size_bytes": int,
-    "edgetpu_compiled": bool,
-    "input_shape": list,
-    "input_dtype": str,
-}
-_SETTINGS = {
-    "devices": list,
-    "threads": list,
-    "runs": int,
-    "warmup": int,
-    "duration_s": (*_NUMBER, type(None)),
-    "input": str,
-    "seed": int,
-}
-_RESULT = {
-    "device": str,
-    "device_used": str,
-    "threads": int,
-    "runs": int,
-    "load_ms": _NUMBER,
-    "first_inference_ms": _NUMBER,
-    "latency_ms": dict,
-    "throughput_ips": _NUMBER,
-    "peak_rss_mb": (*_NUMBER, type(None)),
-    "rss_scope": str,
-    "temperature_before_c": (*_NUMBER, type(None)),
-    "temperature_after_c": (*_NUMBER, type(None)),
-    "throttling_before": (str, type(None)),
-    "throttling_after": (str, type(None)),
-    "warnings": list,
-}
+def _kinds(hint: Any) -> tuple[type, ...]:
+    """The JSON value types a field's annotation allows: a float may be written as an int, a nested
+    dataclass is an object, ``list[int]`` a list; ``X | None`` adds NoneType (the key may be absent)."""
+    if get_origin(hint) in (Union, UnionType):
+        return tuple(dict.fromkeys(k for part in get_args(hint) for k in _kinds(part)))
+    if hint is float:
+        return _NUMBER
+    if hint is Any:
+        return (object,)
+    if is_dataclass(hint):
+        return (dict,)
+    return (get_origin(hint) or hint,)
+
+
+def _shape(cls: type, *, skip: tuple[str, ...] = ()) -> dict[str, tuple[type, ...]]:
+    """key -> allowed types, read from the dataclass that a file's object is loaded into, so the check and
+    the loader cannot disagree about a field."""
+    hints = get_type_hints(cls)
+    return {f.name: _kinds(hints[f.name]) for f in fields(cls) if f.name not in skip}
 
 
 def _header_error(data: Any) -> str | None:
@@ -247,9 +219,9 @@ def _header_error(data: Any) -> str | None:
 
 
 def _check_result(errors: list[str], where: str, item: Any) -> None:
-    _check(errors, where, item, _RESULT)
+    _check(errors, where, item, _shape(ConfigResult))
     if isinstance(item, dict) and isinstance(item.get("latency_ms"), dict):
-        _check(errors, f"{where}.latency_ms", item["latency_ms"], dict.fromkeys(LATENCY_KEYS, _NUMBER))
+        _check(errors, f"{where}.latency_ms", item["latency_ms"], _shape(LatencyStats))
         lat = item["latency_ms"]
         if all(isinstance(lat.get(k), _NUMBER) for k in ("min", "p50", "p99", "max")) and not (
             lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
@@ -263,7 +235,7 @@ def validate(data: Any) -> list[str]:
     if header is not None:
         return [header]
     errors: list[str] = []
-    _check(errors, "result", data, _TOP)
+    _check(errors, "result", data, _shape(BenchResult, skip=("format", "schema_version", "units")))
     units = data.get("units")
     if units is not None and (
         not isinstance(units, dict) or not all(isinstance(v, str) for v in units.values())
@@ -271,13 +243,13 @@ def validate(data: Any) -> list[str]:
         errors.append("units must be an object of strings")
     if errors:
         return errors
-    _check(errors, "machine", data["machine"], _MACHINE)
-    _check(errors, "runtime", data["runtime"], _RUNTIME)
-    _check(errors, "model", data["model"], _MODEL)
+    _check(errors, "machine", data["machine"], {"name": (str,)})
+    _check(errors, "runtime", data["runtime"], {"name": (str, type(None)), "version": (str, type(None))})
+    _check(errors, "model", data["model"], _shape(ModelInfo))
     sha = data["model"].get("sha256")
     if isinstance(sha, str) and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
         errors.append("model.sha256 must be 64 lowercase hex digits")
-    _check(errors, "settings", data["settings"], _SETTINGS)
+    _check(errors, "settings", data["settings"], _shape(BenchSettings))
     if not data["results"]:
         errors.append("results is empty")
     for i, item in enumerate(data["results"]):

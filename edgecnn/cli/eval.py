@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgecnn.cli._app import _default, app, echo_json, model_option, pick_model
+from edgecnn.cli._app import _default, app, echo_json, model_option, pick_model, run_flag
 
 
 @app.command("eval")
@@ -29,18 +29,10 @@ def eval_command(
     top_k: int = typer.Option(
         5, "--top-k", "-k", min=1, max=1000, help="k of top-k accuracy (classification)."
     ),
-    threads: int | None = typer.Option(
-        None, "--threads", min=1, max=64, help="CPU threads for the interpreter."
-    ),
-    device: str = typer.Option(
-        "cpu", "--device", help="cpu, edgetpu (or edgetpu:usb, edgetpu:usb:N, edgetpu:pci:N) or auto."
-    ),
-    labels: Path | None = typer.Option(
-        None, "--labels", help="Labels file (one per line): overrides the model's embedded labels."
-    ),
-    crop: str | None = typer.Option(
-        None, "--crop", help="'center' to crop to the input's aspect before resizing."
-    ),
+    threads: int | None = run_flag("threads"),
+    device: str | None = run_flag("device"),
+    labels: Path | None = run_flag("labels"),
+    crop: str | None = run_flag("crop"),
     images: Path | None = typer.Option(
         None,
         "--images",
@@ -96,7 +88,7 @@ def eval_command(
             against_device=against_device,
             top_k=top_k,
             threads=threads,
-            device=device,
+            device=device or "cpu",
             labels=labels,
             crop=crop,
             images=images,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgecnn.cli._app import app, echo_json, model_option, pick_model
+from edgecnn.cli._app import app, echo_json, model_option, pick_model, run_flag
 
 
 @app.command("predict")
@@ -23,18 +23,10 @@ def predict_command(
     top_k: int = typer.Option(
         1, "--top-k", "-k", min=1, max=1000, help="How many classes to show per image."
     ),
-    threads: int | None = typer.Option(
-        None, "--threads", min=1, max=64, help="CPU threads for the interpreter."
-    ),
-    device: str = typer.Option(
-        "cpu", "--device", help="cpu, edgetpu (or edgetpu:usb, edgetpu:usb:N, edgetpu:pci:N) or auto."
-    ),
-    labels: Path | None = typer.Option(
-        None, "--labels", help="Labels file (one per line): overrides embedded labels."
-    ),
-    crop: str | None = typer.Option(
-        None, "--crop", help="'center' to crop to the input's aspect before resizing."
-    ),
+    threads: int | None = run_flag("threads"),
+    device: str | None = run_flag("device"),
+    labels: Path | None = run_flag("labels"),
+    crop: str | None = run_flag("crop"),
     no_probe: bool = typer.Option(
         False,
         "--no-probe",
@@ -76,7 +68,7 @@ def predict_command(
         list(expand_images(list(paths))),
         top_k=top_k,
         threads=threads,
-        device=device,
+        device=device or "cpu",
         labels=labels,
         crop=crop,
         probe=not no_probe,

@@ -44,6 +44,7 @@ from edgecnn.digest import sha256_file
 from edgecnn.errors import (
     DelegateCrashed,
     DeviceError,
+    EdgecnnError,
     EdgeTPUNotFound,
     ModelInvokeError,
     UsageError,
@@ -405,6 +406,67 @@ def _crash_message(sig: str, stage: str, d: EdgeTPUDiagnosis, cpu_hint: str) -> 
     )
 
 
+def _diagnosis(library: LibraryInfo, runtime: Runtime) -> EdgeTPUDiagnosis:
+    return diagnose_edgetpu(library=library.requested, runtime=runtime, library_info=library)
+
+
+def _check_library(library: LibraryInfo, runtime: Runtime, hint: str) -> None:
+    """Raise unless the library opened in a child without crashing and exports the delegate entry point."""
+    if library.crash:
+        d = _diagnosis(library, runtime)
+        raise DelegateCrashed(_crash_message(library.crash, "open", d, hint))
+    if not library.loads:
+        where = "" if os.environ.get(EDGETPU_LIB_ENV) else f" or point {EDGETPU_LIB_ENV} at it"
+        raise EdgeTPUNotFound(
+            f"No Edge TPU runtime: {library.requested} cannot be opened ({library.error}). Install libedgetpu "
+            f"(`edgecnn devices --json` lists pairs known to work with {runtime.describe()}){where}, or {hint}."
+        )
+    if not library.delegate_symbol:
+        raise EdgeTPUNotFound(
+            f"{library.path or library.requested} is not an Edge TPU delegate library (it exports no "
+            f"tflite_plugin_create_delegate): point {EDGETPU_LIB_ENV} at libedgetpu.so.1 or unset it, or {hint}."
+        )
+
+
+def _probe_failure(
+    outcome: ChildOutcome,
+    model_file: ModelFile,
+    library: LibraryInfo,
+    runtime: Runtime,
+    timeout: float,
+    hint: str,
+) -> EdgecnnError:
+    """The error for a probe child that did not pass: crashed, hung, or said why (by stage)."""
+    stage = outcome.stage
+    if outcome.signal:
+        return DelegateCrashed(_crash_message(outcome.signal, stage, _diagnosis(library, runtime), hint))
+    if outcome.timed_out:
+        d = _diagnosis(library, runtime)
+        return DelegateCrashed(
+            f"Edge TPU runtime hung while {STAGES.get(stage, stage)} ({d.describe_library()} in "
+            f"{d.describe_runtime()}, no answer within {timeout:g} s): check that the Coral is attached and "
+            f"powered (`edgecnn devices`), raise {PROBE_TIMEOUT_ENV} if it is only slow, or {hint}."
+        )
+    error = outcome.last("error")
+    if error is None:
+        last = (outcome.stderr.strip().splitlines() or [f"exit code {outcome.returncode}"])[-1]
+        return DeviceError(
+            f"The Edge TPU probe failed while {STAGES.get(stage, stage)}: {one_line(last)}. "
+            f"Run with EDGECNN_DEBUG=1 for details, or {hint}."
+        )
+    detail = error.get("cause") or error.get("message") or error.get("type")
+    if stage == "delegate":
+        return EdgeTPUNotFound(
+            f"No Edge TPU could be opened through {library.path or library.requested}: {detail}"
+            f"{_bus_hint(_diagnosis(library, runtime))}. Plug in the Coral (`edgecnn devices` shows what is seen), or {hint}."
+        )
+    cls = DeviceError if model_file.is_edgetpu else ModelInvokeError
+    return cls(
+        f"The Edge TPU failed while {STAGES.get(stage, stage)} ({model_file.path or 'model from memory'}): "
+        f"{str(detail).rstrip('.')}. {runtime_fix(str(detail))}, or {hint}."
+    )
+
+
 def probe_edgetpu(
     model_file: ModelFile,
     tpu: str | None,
@@ -430,24 +492,7 @@ def probe_edgetpu(
         return
     hint = _cpu_hint(model_file, cpu_model)
     library = inspect_library(requested, timeout=min(timeout, LIBRARY_TIMEOUT_S))
-
-    def diagnosis() -> EdgeTPUDiagnosis:
-        return diagnose_edgetpu(library=library.requested, runtime=runtime, library_info=library)
-
-    if library.crash:
-        d = diagnosis()
-        raise DelegateCrashed(_crash_message(library.crash, "open", d, hint))
-    if not library.loads:
-        where = "" if os.environ.get(EDGETPU_LIB_ENV) else f" or point {EDGETPU_LIB_ENV} at it"
-        raise EdgeTPUNotFound(
-            f"No Edge TPU runtime: {library.requested} cannot be opened ({library.error}). Install libedgetpu "
-            f"(`edgecnn devices --json` lists pairs known to work with {runtime.describe()}){where}, or {hint}."
-        )
-    if not library.delegate_symbol:
-        raise EdgeTPUNotFound(
-            f"{library.path or library.requested} is not an Edge TPU delegate library (it exports no "
-            f"tflite_plugin_create_delegate): point {EDGETPU_LIB_ENV} at libedgetpu.so.1 or unset it, or {hint}."
-        )
+    _check_library(library, runtime, hint)
     key = probe_key(library, runtime, model_sha, tpu)
     if use_cache and probe_cached(key):
         log.debug("Edge TPU probe passed before for %s", key)
@@ -459,34 +504,7 @@ def probe_edgetpu(
         remember_probe(key, library)
         _passed.add(in_process)
         return
-    stage = outcome.stage
-    if outcome.signal:
-        raise DelegateCrashed(_crash_message(outcome.signal, stage, diagnosis(), hint))
-    if outcome.timed_out:
-        d = diagnosis()
-        raise DelegateCrashed(
-            f"Edge TPU runtime hung while {STAGES.get(stage, stage)} ({d.describe_library()} in "
-            f"{d.describe_runtime()}, no answer within {timeout:g} s): check that the Coral is attached and "
-            f"powered (`edgecnn devices`), raise {PROBE_TIMEOUT_ENV} if it is only slow, or {hint}."
-        )
-    error = outcome.last("error")
-    if error is None:
-        last = (outcome.stderr.strip().splitlines() or [f"exit code {outcome.returncode}"])[-1]
-        raise DeviceError(
-            f"The Edge TPU probe failed while {STAGES.get(stage, stage)}: {one_line(last)}. "
-            f"Run with EDGECNN_DEBUG=1 for details, or {hint}."
-        )
-    detail = error.get("cause") or error.get("message") or error.get("type")
-    if stage == "delegate":
-        raise EdgeTPUNotFound(
-            f"No Edge TPU could be opened through {library.path or library.requested}: {detail}"
-            f"{_bus_hint(diagnosis())}. Plug in the Coral (`edgecnn devices` shows what is seen), or {hint}."
-        )
-    cls = DeviceError if model_file.is_edgetpu else ModelInvokeError
-    raise cls(
-        f"The Edge TPU failed while {STAGES.get(stage, stage)} ({model_file.path or 'model from memory'}): "
-        f"{str(detail).rstrip('.')}. {runtime_fix(str(detail))}, or {hint}."
-    )
+    raise _probe_failure(outcome, model_file, library, runtime, timeout, hint)
 
 
 _RUNTIME_MISMATCH = re.compile(
