@@ -99,7 +99,9 @@ class DigitsGrabber:
     def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, hold: int = 10) -> None:
         self.width, self.height, self._fps, self.hold = width, height, fps, hold
         self.count = 0
-        self._cache: dict[tuple[int, int], np.ndarray] = {}
+        # Only the frame on show: a digit is held for ``hold`` frames, so it is rendered once per digit,
+        # and the source never holds more than one frame (a cache of all 30 was 27 MB of a served run).
+        self._shown: tuple[tuple[int, int], np.ndarray] | None = None
 
     @property
     def fps(self) -> float | None:
@@ -112,10 +114,10 @@ class DigitsGrabber:
         shown = self.count // self.hold
         key = (shown % 10, (shown // 10) % DEMO_VARIANTS)
         self.count += 1
-        if key not in self._cache:
+        if self._shown is None or self._shown[0] != key:
             digit, variant = key
-            self._cache[key] = render_digit(digit, self.width, self.height, variant)
-        return self._cache[key].copy()  # each frame is a new array, like a camera's
+            self._shown = (key, render_digit(digit, self.width, self.height, variant))
+        return self._shown[1].copy()  # each frame is a new array, like a camera's
 
     def close(self) -> None:
-        self._cache.clear()
+        self._shown = None
