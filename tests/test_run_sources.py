@@ -280,3 +280,26 @@ def test_picamera2_mode_over_the_pixel_budget_is_refused_before_the_camera_start
     if importlib.util.find_spec("picamera2") is None:  # within budget: on to picamera2 itself
         with pytest.raises(SourceError, match="needs the picamera2 module"):
             Picamera2Grabber(0, width=1280, height=720).open()
+
+
+@pytest.mark.parametrize(("width", "height"), [(6, 8), (8, 8), (15, 16), (161, 120)])
+def test_write_video_refuses_sizes_opencvs_writer_mishandles(tmp_path, width, height):
+    # 6x8 corrupts OpenCV 5.0's heap (the process aborts), an odd side is silently cut to even: refused
+    # before the writer is made, so nothing is written and the process lives.
+    from edgecnn.errors import InputError
+
+    with pytest.raises(InputError, match=rf"{width}x{height} frames .* even width and height of at least 16"):
+        write_video(tmp_path / "clip.avi", [np.zeros((height, width, 3), np.uint8)])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_video_refuses_a_frame_of_another_size_and_leaves_no_file(tmp_path):
+    # OpenCV drops such a frame with only a warning; a video short of frames would be silently wrong.
+    from edgecnn.errors import InputError
+
+    frames = [np.zeros((64, 64, 3), np.uint8), np.zeros((32, 48, 3), np.uint8)]
+    with pytest.raises(InputError, match=r"Frame 1 .* is 48x32, the first was 64x64"):
+        write_video(tmp_path / "clip.avi", frames)
+    assert list(tmp_path.iterdir()) == []
+    ok = write_video(tmp_path / "ok.avi", [np.zeros((16, 16, 3), np.uint8)] * 3)
+    assert ok.stat().st_size > 0

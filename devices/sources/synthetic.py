@@ -64,12 +64,17 @@ def digit_frame(image: np.ndarray, width: int = 640, height: int = 480) -> np.nd
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
 
 
+MIN_VIDEO_SIDE = 16
+
+
 def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: float = 30.0) -> Path:
     """Write ``frames`` (BGR or gray, all one size) as MJPG in an .avi, atomically; return the path.
 
     MJPG/.avi is the combination OpenCV's bundled FFmpeg writes and reads back everywhere. The file is
     written under a temporary name beside ``path`` and renamed (:func:`~edgecnn.atomic.atomic_path`, 0644),
-    so a reader never sees half a video.
+    so a reader never sees half a video. Sizes OpenCV 5.0's writer mishandles are refused first: frames
+    under 16 px a side can corrupt its heap and abort the process (6x8 does), an odd side is silently cut
+    to even, and a frame of another size is dropped with only a warning.
     """
     target = Path(path)
     it = iter(frames)
@@ -77,6 +82,7 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps:
     if first is None:
         raise InputError(f"No frames to write to {target}: pass at least one frame.")
     h, w = first.shape[:2]
+    _check_video_size(target, w, h)
     with atomic_path(target, suffix=target.suffix or ".avi") as tmp:  # OpenCV picks the container by name
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
         if not writer.isOpened():
@@ -85,11 +91,24 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps:
                 "name ends in .avi."
             )
         try:
-            for frame in itertools.chain([first], it):
+            for index, frame in enumerate(itertools.chain([first], it)):
+                if frame.shape[:2] != (h, w):
+                    raise InputError(
+                        f"Frame {index} for {target} is {frame.shape[1]}x{frame.shape[0]}, the first was {w}x{h}: "
+                        "a video's frames must all be one size."
+                    )
                 writer.write(frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
         finally:
             writer.release()
     return target
+
+
+def _check_video_size(target: Path, width: int, height: int) -> None:
+    if width < MIN_VIDEO_SIDE or height < MIN_VIDEO_SIDE or width % 2 or height % 2:
+        raise InputError(
+            f"Cannot write {width}x{height} frames to {target}: OpenCV's MJPG writer needs an even width and "
+            f"height of at least {MIN_VIDEO_SIDE} px (resize or pad the frames)."
+        )
 
 
 class DigitsGrabber:
