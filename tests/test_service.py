@@ -45,6 +45,20 @@ def _exposure(argv: list[str]) -> tuple[float, str, str]:
     return float(match.group(2)), match.group(3), proc.stdout
 
 
+def _installed_exposure(root: Path, name: str = "door") -> tuple[float, str, str]:
+    """``systemd-analyze security`` of instance ``name`` as installed under ``root`` (drop-in included)."""
+    return _exposure(
+        [
+            SYSTEMD_ANALYZE,
+            "security",
+            "--offline=true",
+            f"--root={root}",
+            "--no-pager",
+            f"edgecnn@{name}.service",
+        ]
+    )
+
+
 def _tree(root: Path) -> dict[str, str]:
     """Every path under ``root`` with what it is: file hash, symlink target or directory."""
     found = {}
@@ -247,16 +261,7 @@ def test_security_exposure_of_installed_instance_is_at_most_2(tmp_path, device):
     root = _image_root(tmp_path)
     model = MOBILENET_EDGETPU if device == "edgetpu" else MOBILENET
     install_service("door", model=model, camera=0, device=device, serve="0.0.0.0:8080", root=root)
-    exposure, _band, table = _exposure(
-        [
-            SYSTEMD_ANALYZE,
-            "security",
-            "--offline=true",
-            f"--root={root}",
-            "--no-pager",
-            "edgecnn@door.service",
-        ]
-    )
+    exposure, _band, table = _installed_exposure(root)
     assert exposure <= EXPOSURE_TARGET, table
     if device == "edgetpu":
         assert "char-usb_device:rw" in table and "RestrictAddressFamilies=~AF_NETLINK" in table
@@ -549,20 +554,12 @@ def test_edgetpu_instance_without_network_use_gets_private_network_and_keeps_net
         "RestrictAddressFamilies=AF_UNIX",
         "RestrictAddressFamilies=AF_NETLINK",
     ], dropin
-    argv = [
-        SYSTEMD_ANALYZE,
-        "security",
-        "--offline=true",
-        f"--root={root}",
-        "--no-pager",
-        "edgecnn@door.service",
-    ]
-    private, _band, table = _exposure(argv)
+    private, _band, table = _installed_exposure(root)
     assert "✓ PrivateNetwork=" in table and "RestrictAddressFamilies=~AF_NETLINK" in table, table
     install_service(
         "door", model=MOBILENET_EDGETPU, camera=0, device="edgetpu", serve="0.0.0.0:8080", root=root
     )
-    serving, _band, _table = _exposure(argv)
+    serving, _band, _table = _installed_exposure(root)
     assert private < serving <= EXPOSURE_TARGET, (private, serving)
 
 
@@ -574,16 +571,7 @@ def test_instance_without_network_use_gets_private_network_and_scores_better(tmp
     install_service("gate", model=MOBILENET, camera=0, serve="0.0.0.0:8080", root=root)
     scores = {}
     for name in ("door", "gate"):
-        exposure, _band, table = _exposure(
-            [
-                SYSTEMD_ANALYZE,
-                "security",
-                "--offline=true",
-                f"--root={root}",
-                "--no-pager",
-                f"edgecnn@{name}.service",
-            ]
-        )
+        exposure, _band, table = _installed_exposure(root, name)
         scores[name] = (exposure, table)
     door, door_table = scores["door"]
     gate, _ = scores["gate"]
