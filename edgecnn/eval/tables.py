@@ -42,6 +42,14 @@ def _model_rows(a: Any, b: Any | None) -> list[tuple[str, str, str | None]]:
     ]
 
 
+def _median_row(a: Any, b: Any | None) -> tuple[str, str, str | None]:
+    return (
+        "median inference",
+        _fmt(a.median_inference_ms, " ms"),
+        _fmt(b.median_inference_ms, " ms") if b else None,
+    )
+
+
 def _confusion(score: ClassificationScore) -> Table:
     cm = score.confusion
     if len(cm.rows) <= MATRIX_MAX_CLASSES:
@@ -76,11 +84,7 @@ def classification_tables(report: ClassificationReport) -> list[Table]:
         ("images", str(a.images), str(b.images) if b else None),
         ("top-1 accuracy", _fmt(a.top1_pct), _fmt(b.top1_pct) if b else None),
         (f"top-{a.top_k} accuracy", _fmt(a.topk_pct), _fmt(b.topk_pct) if b else None),
-        (
-            "median inference",
-            _fmt(a.median_inference_ms, " ms"),
-            _fmt(b.median_inference_ms, " ms") if b else None,
-        ),
+        _median_row(a, b),
     ]
     if report.comparison:
         c = report.comparison
@@ -119,11 +123,7 @@ def detection_tables(report: DetectionReport) -> list[Table]:
         ("classes matched by", a.matched_by, b.matched_by if b else None),
         ("mAP@0.5", _fmt(a.map50_pct), _fmt(b.map50_pct) if b else None),
         ("mAP@0.5:0.95", _fmt(a.map50_95_pct), _fmt(b.map50_95_pct) if b else None),
-        (
-            "median inference",
-            _fmt(a.median_inference_ms, " ms"),
-            _fmt(b.median_inference_ms, " ms") if b else None,
-        ),
+        _median_row(a, b),
     ]
     if report.comparison:
         c = report.comparison
