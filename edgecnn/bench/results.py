@@ -187,8 +187,6 @@ def _kinds(hint: Any) -> tuple[type, ...]:
         return tuple(dict.fromkeys(k for part in get_args(hint) for k in _kinds(part)))
     if hint is float:
         return _NUMBER
-    if hint is Any:
-        return (object,)
     if is_dataclass(hint):
         return (dict,)
     return (get_origin(hint) or hint,)
