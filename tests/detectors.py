@@ -6,7 +6,10 @@ Reusable by any test (detection, eval): the session fixtures in ``tests/conftest
 The scenes are 96x96 RGB images of up to three shapes (``square`` red, ``circle`` green, ``triangle``
 blue, colours jittered) on a noisy grey background, each with its pixel box. One small CNN is trained
 for a few epochs to predict, on a 12x12 grid, a box (cx, cy, w, h, normalised) and three class scores
-per cell. That one trained network is exported in every layout users bring:
+per cell (a fifth of its training scenes are wide or tall ones letterboxed, as YOLO inputs arrive). Training
+is seeded and op-deterministic, so one machine always builds the same files; measured here: 95-96% of the 112
+held-out objects found, 95-100% in letterboxed 128x96, 160x96 and 96x128 scenes for the YOLO layouts. That
+one trained network is exported in every layout users bring:
 
 - ``yolo_float`` / ``yolo_int8``: Ultralytics YOLOv8 layout, one output ``[1, 4+nc, N]`` (boxes
   normalised to the input size, as Ultralytics' TFLite export writes them), with Ultralytics metadata
@@ -92,6 +95,32 @@ def make_scenes(count: int, seed: int, width: int = SIZE, height: int = SIZE) ->
     return [make_scene(rng, width, height) for _ in range(count)]
 
 
+def letterboxed(scene: Scene) -> Scene:
+    """``scene`` as edgecnn's preprocessing feeds it to a YOLO model: scaled to fit SIZE, grey 114 border."""
+    h, w = scene.image.shape[:2]
+    r = min(SIZE / w, SIZE / h)
+    nw, nh = round(w * r), round(h * r)
+    px, py = (SIZE - nw) // 2, (SIZE - nh) // 2
+    image = cv2.copyMakeBorder(
+        cv2.resize(scene.image, (nw, nh), interpolation=cv2.INTER_LINEAR),
+        py, SIZE - nh - py, px, SIZE - nw - px, cv2.BORDER_CONSTANT, value=(114, 114, 114),
+    )  # fmt: skip
+    boxes = [Box(b.label, b.x1 * r + px, b.y1 * r + py, b.x2 * r + px, b.y2 * r + py) for b in scene.boxes]
+    return Scene(image, boxes)
+
+
+def training_scenes(count: int, seed: int) -> list[Scene]:
+    """``count`` square scenes plus a quarter as many wide and tall ones, letterboxed: what the tests feed
+    (videos of 128x96 and images of 160x96 reach the model letterboxed, their shapes 0.6-0.75x as big)."""
+    extra = count // 4
+    others = [
+        letterboxed(s)
+        for i, (w, h) in enumerate(((128, 96), (160, 96), (96, 128)))
+        for s in make_scenes(extra // 3, seed + 100 + i, w, h)
+    ]
+    return make_scenes(count, seed) + others
+
+
 def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -143,7 +172,11 @@ def train_core(scenes: list[Scene], epochs: int, seed: int = 0) -> Any:
     import keras
     import tensorflow as tf
 
+    # Seeded and op-deterministic: the same weights on every run of this machine, so a failure is about the
+    # code, never about which model a cache happened to hold. Other CPUs may still round differently, so the
+    # tests that use these models assert with a stated margin or against the same model's own decode.
     keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
     nc = len(CLASSES)
     inp = keras.Input((SIZE, SIZE, 3))
     x = inp
@@ -372,6 +405,13 @@ def arrange_ssd_outputs(data: bytes, order: str) -> bytes:
     return bytes(builder.Output())
 
 
+def _entry(name: str, compress: int = zipfile.ZIP_DEFLATED) -> zipfile.ZipInfo:
+    """A zip member with a fixed date, so the same model gives the same bytes (zipfile stamps the clock)."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = compress
+    return info
+
+
 def with_ultralytics_metadata(data: bytes, *, imgsz: int = SIZE, names: tuple[str, ...] = CLASSES) -> bytes:
     """Append what Ultralytics' TFLite export appends: a zip holding ``metadata.json``."""
     meta = {
@@ -386,7 +426,7 @@ def with_ultralytics_metadata(data: bytes, *, imgsz: int = SIZE, names: tuple[st
     }
     sink = io.BytesIO()
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("metadata.json", json.dumps(meta, indent=2))
+        archive.writestr(_entry("metadata.json"), json.dumps(meta, indent=2))
     return data + sink.getvalue()
 
 
@@ -394,7 +434,7 @@ def with_label_file(data: bytes, text: str, name: str = "labelmap.txt") -> bytes
     """Append a TFLite Support style associated label file."""
     sink = io.BytesIO()
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr(name, text)
+        archive.writestr(_entry(name, zipfile.ZIP_STORED), text)
     return data + sink.getvalue()
 
 
@@ -426,7 +466,7 @@ def build_detectors(folder: Path, *, train_count: int = 2000, epochs: int = 20, 
     result = Detectors(folder, {n: folder / f"{n}.tflite" for n in names}, make_scenes(60, seed + 1))
     if all(p.exists() for p in result.models.values()):
         return result
-    scenes = make_scenes(train_count, seed)
+    scenes = training_scenes(train_count, seed)
     core = freeze(train_core(scenes, epochs, seed))
     labels = "\n".join(CLASSES) + "\n"
     ssd_raw = ssd_tflite(core, scenes, order=None)
