@@ -14,6 +14,7 @@ import pytest
 
 from edgecnn.adapters import Class
 from edgecnn.predict.files import predict
+from edgecnn.run.live import LiveState
 from edgecnn.run.outputs import HumanSink
 from edgecnn.run.results import FrameResult
 from tests.conftest import error_lines, run_cli
@@ -168,3 +169,13 @@ def test_human_sink_never_drops_stills_or_change_events(every_result):
             lines[-1]
             == "8 results not shown (printing at most 2 lines per second; --jsonl FILE records every result)"
         )
+
+
+def test_records_name_the_file_only_for_stills():
+    """JSONL, /latest and MQTT all send ``FrameResult.to_dict()``: a still names its file, a stream does not."""
+    still, frame = _result(1, "stills/a.png"), _result(2)
+    assert still.to_dict()["file"] == "stills/a.png" and "file" not in frame.to_dict()
+    live = LiveState(source="stills", stall_timeout=5.0)
+    live.publish(np.zeros((8, 8, 3), np.uint8), still)
+    latest = live.latest()
+    assert latest is not None and latest["file"] == "stills/a.png"
