@@ -53,6 +53,9 @@ class Frame:
     index: int  # position in the source: frame number of a file, capture counter of a live source
     timestamp: float  # wall clock (time.time()) at capture
     captured: float  # time.perf_counter() at capture, for latency measurements
+    # The file this image was read from (an image folder's or an image file's still), so outputs can name
+    # it; None for cameras, streams, generated frames and the frames of a video, which are a stream.
+    origin: str | None = None
 
 
 @runtime_checkable
@@ -79,7 +82,13 @@ class FrameSource(Protocol):
 
 
 class Grabber(Protocol):
-    """One backend connection: created fresh for each (re)open and used by one capture thread."""
+    """One backend connection: created fresh for each (re)open and used by one capture thread.
+
+    ``origin`` names the file the image :meth:`grab` returned last came from (image folders and files),
+    ``None`` for every other backend; it becomes :attr:`Frame.origin`.
+    """
+
+    origin: str | None
 
     def open(self) -> None: ...
 
@@ -197,7 +206,7 @@ class ThreadedSource:
                     if due > now and session.stop.wait(due - now):
                         break
                 count += 1
-                frame = Frame(image, self._next_index, time.time(), time.perf_counter())
+                frame = Frame(image, self._next_index, time.time(), time.perf_counter(), grabber.origin)
                 self._next_index += 1  # only this thread writes it while the session is open
                 if not self._publish(session, frame):
                     break

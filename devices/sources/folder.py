@@ -1,4 +1,8 @@
-"""A folder of images, read in name order: handy for replaying captured stills through ``edgecnn run``."""
+"""A folder of images, read in name order: handy for replaying captured stills through ``edgecnn run``.
+
+A single image file is the same source with one image. Each frame names its file (:attr:`Frame.origin`),
+so outputs can say which still a result is for.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,11 @@ log = logging.getLogger("edgecnn.sources")
 
 
 class FolderGrabber:
+    """The images of ``folder`` in name order, or the one image when ``folder`` is an image file."""
+
     def __init__(self, folder: Path, fps: float | None = None, *, loop: bool = False) -> None:
         self.folder = folder
+        self.origin: str | None = None  # the file of the image grab() returned last
         self.loop = loop
         self._fps = fps
         self._files: list[Path] = []
@@ -28,7 +35,7 @@ class FolderGrabber:
 
     def open(self) -> None:
         try:
-            self._files = list_images(self.folder)
+            self._files = [self.folder] if self.folder.is_file() else list_images(self.folder)
         except InputError as exc:
             raise SourceError(str(exc)) from exc
         self._next = 0
@@ -46,9 +53,12 @@ class FolderGrabber:
                 try:
                     image = read_image(path)
                 except InputError as exc:
+                    if self.folder.is_file():  # the source is this one image: nothing to skip to
+                        raise SourceError(str(exc)) from exc
                     log.warning("skipping %s", exc)
                     continue
                 self._read_any = True
+                self.origin = str(path)
                 return image
             if not self.loop or not self._read_any:  # with loop, a pass that read nothing stops it
                 return None

@@ -73,6 +73,8 @@ def camera_open_error(index: int) -> SourceError:
 class CaptureGrabber:
     """One ``cv2.VideoCapture`` connection. ``kind`` is camera, file or url (decides errors and end-of-stream)."""
 
+    origin: str | None = None  # camera, stream or video frames: a stream, not files of their own
+
     def __init__(
         self,
         target: int | str,

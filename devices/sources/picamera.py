@@ -33,6 +33,8 @@ def import_picamera2() -> Any:
 class Picamera2Grabber:
     """Frames as BGR arrays: picamera2's ``RGB888`` format is laid out B, G, R in memory (OpenCV order)."""
 
+    origin: str | None = None  # frames come from no file
+
     def __init__(
         self,
         camera: int = 0,

@@ -123,6 +123,7 @@ def open_source(
     again at its end (other sources never end on their own).
     """
     from edgecnn.devices.sources.base import ThreadedSource
+    from edgecnn.images import IMAGE_SUFFIXES
 
     name = spec.describe()
     if spec.kind is SourceKind.CAMERA:
@@ -138,6 +139,16 @@ def open_source(
         from edgecnn.devices.sources.opencv import CaptureGrabber
 
         return ThreadedSource(name, lambda: CaptureGrabber(spec.target, "url"), live=True, mode="latest")
+    if spec.kind is SourceKind.FILE and Path(spec.target).suffix.lower() in IMAGE_SUFFIXES:
+        from edgecnn.devices.sources.folder import FolderGrabber
+
+        return ThreadedSource(  # one still, not a one-frame video: its frame names the file
+            name,
+            lambda: FolderGrabber(Path(spec.target), fps, loop=loop),
+            live=False,
+            mode="latest" if realtime else "ordered",
+            pace_fps=(fps or 30.0) if realtime else None,
+        )
     if spec.kind is SourceKind.FILE:
         from edgecnn.devices.sources.opencv import CaptureGrabber
 

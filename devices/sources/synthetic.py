@@ -115,6 +115,8 @@ class DigitsGrabber:
     """An endless live source cycling 0..9, then the next handwriting variant; pacing to ``fps`` is done
     by the capture thread."""
 
+    origin: str | None = None  # frames come from no file
+
     def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, hold: int = 10) -> None:
         self.width, self.height, self._fps, self.hold = width, height, fps, hold
         self.count = 0

@@ -86,6 +86,7 @@ class FrameHandler:
             total_ms=(t_done - wait_start) * 1e3,
             age_ms=(t_done - frame.captured) * 1e3,
             postprocess_ms=pred.postprocess_ms,
+            file=frame.origin,
         )
 
     def _count_dropped(self) -> None:

@@ -1,6 +1,7 @@
 """Where results go: a list of sinks behind one small protocol, with one filter in front of them.
 
-Built in: human-readable lines (throttled) and JSON Lines. A new destination (the MQTT publisher of a
+Built in: human-readable lines (a stream's are throttled, saying how many were not shown; stills and
+``--on-change`` events are all printed) and JSON Lines. A new destination (the MQTT publisher of a
 later issue) is one more class with ``emit``/``close`` added to the list by :func:`build_sinks` or passed
 to :func:`edgecnn.run.pipeline.run` as ``sinks=``. ``/latest``, ``/metrics`` and the preview stream are
 not sinks: they see every frame, unfiltered.
@@ -111,21 +112,44 @@ class ResultFilter:
 def format_line(result: FrameResult, fps: float | None = None, skipped: int = 0) -> str:
     rate = f"  {fps:.1f} fps" if fps else ""
     more = f"  (+{skipped} not shown)" if skipped else ""
-    return f"#{result.n} frame {result.frame}: {result.output.line()}   infer {result.inference_ms:.2f} ms{rate}{more}"
+    where = Path(result.file).name if result.file is not None else f"frame {result.frame}"
+    return f"#{result.n} {where}: {result.output.line()}   infer {result.inference_ms:.2f} ms{rate}{more}"
+
+
+def format_not_shown(count: int, interval: float) -> str:
+    """The last human line of a throttled run: how many results the lines left out, and where they all are."""
+    noun = "result" if count == 1 else "results"
+    return (
+        f"{count} {noun} not shown (printing at most {1 / interval:.3g} lines per second; "
+        "--jsonl FILE records every result)"
+    )
 
 
 class HumanSink:
-    """One line per result, at most one per ``interval`` seconds; the summary on close.
+    """One line per result, the summary on close.
 
+    A stream (camera, video, demo) is throttled to one line per ``interval`` seconds: a line says how many
+    results before it were left out, and on close the last result left out is printed and then the total
+    not shown. Some results are never left out: stills (a result naming its ``file``: one line per image)
+    and, with ``every_result`` (``--on-change``: each result is a change the user asked to see), all.
     ``quiet`` keeps only the summary. Writes to ``stream`` (stdout, or stderr when JSONL goes to stdout).
     """
 
     def __init__(
-        self, stream: IO[str], *, interval: float = 0.5, quiet: bool = False, clock=time.monotonic
+        self,
+        stream: IO[str],
+        *,
+        interval: float = 0.5,
+        quiet: bool = False,
+        every_result: bool = False,
+        clock=time.monotonic,
     ) -> None:
         self.stream, self.interval, self.quiet, self.clock = stream, interval, quiet, clock
+        self.every_result = every_result
         self._last: float | None = None
-        self._skipped = 0
+        self._skipped = 0  # left out since the last line
+        self.not_shown = 0  # left out in the whole run
+        self._held: tuple[FrameResult, float] | None = None  # the newest result left out, and when
         self._first: float | None = None
         self._first_n = 0
         self._out = _Output(stream, "standard error" if stream is sys.stderr else "standard output")
@@ -134,18 +158,31 @@ class HumanSink:
         if self.quiet:
             return
         now = self.clock()
-        if self._last is not None and now - self._last < self.interval:
+        throttled = not self.every_result and result.file is None and self.interval > 0
+        if throttled and self._last is not None and now - self._last < self.interval:
             self._skipped += 1
+            self.not_shown += 1
+            self._held = (result, now)
             return
+        self._write(result, now)
+
+    def _write(self, result: FrameResult, now: float) -> None:
         if self._first is None:
             self._first, self._first_n = now, result.n
         # Classified frames per second since the first line (n counts frames, shown or not).
         fps = (result.n - self._first_n) / (now - self._first) if now > self._first else None
         self._out.write(format_line(result, fps, self._skipped) + "\n")
-        self._last, self._skipped = now, 0
+        self._last, self._skipped, self._held = now, 0, None
 
     def close(self, summary: RunSummary | None) -> None:
         with contextlib.suppress(OutputClosed):
+            if self._held is not None:  # the stream's last result: the output ends with the final state
+                result, received = self._held
+                self._skipped -= 1
+                self.not_shown -= 1
+                self._write(result, received)
+            if self.not_shown:
+                self._out.write(format_not_shown(self.not_shown, self.interval) + "\n")
             self._out.write(format_summary(summary) + "\n" if summary else "")
 
 
@@ -195,5 +232,12 @@ def build_sinks(options: RunOptions) -> list[ResultSink]:
     if options.jsonl is not None:
         sinks.append(JsonlSink(options.jsonl))
     human_stream = sys.stderr if options.jsonl == "-" else sys.stdout
-    sinks.append(HumanSink(human_stream, interval=options.human_interval, quiet=options.quiet))
+    sinks.append(
+        HumanSink(
+            human_stream,
+            interval=options.human_interval,
+            quiet=options.quiet,
+            every_result=options.on_change,  # a change event is never left out
+        )
+    )
     return sinks

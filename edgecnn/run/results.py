@@ -2,7 +2,8 @@
 
 The task's result (:class:`edgecnn.tasks.TaskResult`) carries its own JSON keys (``classes`` or
 ``objects``), score, change key and one-line summary; this record adds where the frame came from and how
-long each stage took.
+long each stage took. A still read from an image folder or image file names its ``file``: such results are
+one per image, not samples of a stream.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class FrameResult:
     total_ms: float  # wait + preprocess + inference + postprocess + bookkeeping for this frame
     age_ms: float  # capture to result: the latency a viewer of a live source sees
     postprocess_ms: float = 0.0  # outputs -> result (top-k; NMS and box mapping for detectors)
+    file: str | None = None  # the image file this frame was read from; None for cameras, streams, videos
 
     def __init__(
         self,
@@ -42,6 +44,7 @@ class FrameResult:
         postprocess_ms: float = 0.0,
         *,
         classes: list[Class] | None = None,
+        file: str | None = None,
     ) -> None:
         """``classes=[...]`` (the keyword from before tasks) or a list as ``output`` is a classification."""
         if output is None or isinstance(output, list):
@@ -59,6 +62,7 @@ class FrameResult:
             "total_ms": total_ms,
             "age_ms": age_ms,
             "postprocess_ms": postprocess_ms,
+            "file": file,
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -89,10 +93,12 @@ class FrameResult:
         return self.output.summary()
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSONL/``/latest``/MQTT record; ``file`` only for stills (a stream's records stay as they were)."""
         return {
             "timestamp": round(self.timestamp, 6),
             "n": self.n,
             "frame": self.frame,
+            **({"file": self.file} if self.file is not None else {}),
             "task": self.output.task,
             **self.output.to_json(),
             "summary": self.output.summary(),
