@@ -278,7 +278,7 @@ def time_postprocess(
     """Time the task decoder alone (outputs -> result: top-k, or dequantize + NMS + box mapping) ``runs``
     times on the outputs of one invoke, in ns. The same work ``run`` and ``predict`` do per frame after
     ``invoke()``; a detector's figure depends on how many candidates pass the threshold, so pass real
-    ``--images`` for a representative number. None (no samples) for a model whose decoder decodes nothing."""
+    ``--images`` for a representative number. No samples for a model whose decoder decodes nothing."""
     if not model.decoder.decodes:
         return np.asarray([], dtype=np.int64)
     if frame is None:
