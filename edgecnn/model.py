@@ -187,15 +187,13 @@ def _allocated_interpreter(
 
 
 def _checked_io(interpreter: Any, model_file: ModelFile) -> list[dict[str, Any]]:
-    """The one input's details, after checking every output has a dtype a decoder can read."""
+    """The one input's details. (Outputs no task decodes, an int64 argmax among them, are the task
+    registry's one message: :func:`edgecnn.tasks.unsupported_message`.)"""
     details = interpreter.get_input_details()
     if len(details) != 1:
         raise ModelError(
             f"{model_file.path} has {len(details)} inputs; edgecnn runs single-input image models."
         )
-    for out in interpreter.get_output_details():
-        if np.dtype(out["dtype"]).name not in ("uint8", "int8", "float32", "int16"):
-            raise ModelError(f"Unsupported output dtype {np.dtype(out['dtype']).name} in {model_file.path}.")
     return details
 
 
@@ -209,12 +207,15 @@ def open_classifier(
     runtime: Runtime | None = None,
     probe: bool = True,
     decode: DecodeOptions | None = None,
+    require_task: bool = True,
 ) -> Model:
     """Load ``model`` on ``device`` (cpu, edgetpu[:usb|:pci|...], auto).
 
     ``auto`` uses the Edge TPU for a model compiled for it when one works, otherwise it warns and runs the
     CPU twin beside the file; ``probe=False`` skips the crash-containing Edge TPU probe. ``decode`` holds
-    the task options (top-k; detection threshold, maximum, classes).
+    the task options (top-k; detection threshold, maximum, classes). A model no task decodes is a
+    :class:`ModelError`; with ``require_task=False`` (bench: timing only) it opens with a decoder whose
+    ``decodes`` is False.
     """
     start = time.perf_counter()
     model_file = model if isinstance(model, ModelFile) else read_model(model)
@@ -231,13 +232,14 @@ def open_classifier(
             crop=crop,
             runtime=runtime,
             decode=decode,
+            require_task=require_task,
         )
     delegates, used = selection.delegates, selection.device
 
     interpreter = _allocated_interpreter(model_file, meta, runtime, spec_device, threads, delegates)
     label_list = read_labels_file(labels) if labels else meta.labels
     details = _checked_io(interpreter, model_file)
-    decoder = open_decoder(model_file, meta, interpreter, label_list, decode)
+    decoder = open_decoder(model_file, meta, interpreter, label_list, decode, require_task=require_task)
     # Only the task knows how many classes its outputs hold (a detector's output 0 is boxes).
     source = f"Labels file {labels}" if labels else f"The labels embedded in {model_file.path}"
     check_labels(label_list, decoder.class_count, source=source, user_file=bool(labels))

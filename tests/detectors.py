@@ -498,7 +498,8 @@ def odd_tflite(kind: str) -> bytes:
 
     ``pose``: one ``[1, 1, 17, 3]`` output (MoveNet's keypoints); ``two_heads``: ``[1, 10]`` and ``[1, 5]``;
     ``embedding``: ``[1, 16]`` with no softmax (an embedding extractor); ``nan_yolo``: YOLO-shaped
-    ``[1, 7, 144]`` whose values are all NaN.
+    ``[1, 7, 144]`` whose values are all NaN; ``segment_int64``: a ``[1, 32, 32]`` INT64 class map, the
+    argmax over a ``[1, 32, 32, 4]`` score map (DeepLab's output).
     """
     import tensorflow as tf
 
@@ -524,7 +525,18 @@ def odd_tflite(kind: str) -> bytes:
         m = tf.reduce_mean(x)
         return tf.math.log(tf.zeros((1, 7, 144)) - 1.0 - m * m)  # log of a negative number: NaN
 
-    fn = {"pose": pose, "two_heads": two_heads, "embedding": embedding, "nan_yolo": nan_yolo}[kind]
+    @tf.function(input_signature=[spec])
+    def segment_int64(x: Any) -> Any:
+        scores = tf.nn.conv2d(x, tf.reshape(w[:, :4], (1, 1, 3, 4)), strides=1, padding="SAME")
+        return tf.argmax(scores, axis=3)  # int64, as DeepLab's
+
+    fn = {
+        "pose": pose,
+        "two_heads": two_heads,
+        "embedding": embedding,
+        "nan_yolo": nan_yolo,
+        "segment_int64": segment_int64,
+    }[kind]
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], tf.Module())
     return bytes(converter.convert())
 
@@ -532,7 +544,7 @@ def odd_tflite(kind: str) -> bytes:
 def build_odd_models(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for kind in ("pose", "two_heads", "embedding", "nan_yolo"):
+    for kind in ("pose", "two_heads", "embedding", "nan_yolo", "segment_int64"):
         path = folder / f"{kind}.tflite"
         if not path.exists():
             path.write_bytes(odd_tflite(kind))

@@ -15,7 +15,12 @@ Layout (schema version 1)::
      "results": [{"device", "device_used", "threads", "runs", "load_ms", "first_inference_ms",
                   "latency_ms": {"min", "mean", "p50", "p90", "p99", "max", "stdev"},
                   "throughput_ips", "peak_rss_mb", "rss_scope", "temperature_before_c",
-                  "temperature_after_c", "throttling_before", "throttling_after", "warnings"}]}
+                  "temperature_after_c", "throttling_before", "throttling_after", "warnings",
+                  "postprocess_ms": {<as latency_ms>} or null, "task", "decoder"}]}
+
+``task`` is ``classify``, ``detect``, or ``none`` for a model no task decodes: then only ``invoke()`` was
+timed, ``postprocess_ms`` is null and ``decoder`` says why. ``postprocess_ms``, ``task`` and ``decoder`` are
+absent from files written before them.
 """
 
 from __future__ import annotations
@@ -77,7 +82,8 @@ class ConfigResult:
     # Decoding outputs into a result (top-k; NMS and box mapping for detectors), timed apart from invoke():
     # the LatencyStats keys (min, mean, p50, p90, p99, max, stdev) in ms. None in files from before it.
     postprocess_ms: dict[str, float] | None = None
-    task: str | None = None  # classify, detect
+    task: str | None = None  # classify, detect; "none": no task decodes the outputs (invoke() timed only)
+    decoder: str | None = None  # how the outputs were read (inspect's decoder), or why they were not
 
 
 @dataclass

@@ -7,6 +7,10 @@ first invoke separately (it allocates and, on an Edge TPU, uploads weights), war
 ``runs`` invokes (or as many as fit in ``duration_s``). Percentiles and spread are reported, never a lone
 mean. The machine is named in the result (board, governor, temperature, throttling) because a latency
 figure without its device is not comparable with anything.
+
+Any model is timed, whatever its task: one no task decodes (pose keypoints, a segmentation map, several
+heads, an int64 argmax) opens with ``require_task=False`` and its decoder says it ``decodes`` nothing, so
+only ``invoke()`` is timed and the result records task ``none`` and why (postprocess not measured).
 """
 
 from __future__ import annotations
@@ -209,7 +213,7 @@ def bench_configuration(
     scoped = reset_peak_rss()
     temp_before = read_temperature(sysfs_root)
     throttle_before = read_throttling(vcgencmd)
-    clf = open_classifier(model_path, device=device, threads=threads)
+    clf = open_classifier(model_path, device=device, threads=threads, require_task=False)
     tensors = _image_inputs(clf, frames) if frames else _random_inputs(clf, seed)
     interpreter = clf.interpreter
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensors[0])
@@ -259,6 +263,7 @@ def bench_configuration(
         warnings=warnings,
         postprocess_ms=asdict(latency_stats(post)) if post.size else None,
         task=clf.task,
+        decoder=clf.decoder.name or None,
     )
 
 
@@ -273,7 +278,9 @@ def time_postprocess(
     """Time the task decoder alone (outputs -> result: top-k, or dequantize + NMS + box mapping) ``runs``
     times on the outputs of one invoke, in ns. The same work ``run`` and ``predict`` do per frame after
     ``invoke()``; a detector's figure depends on how many candidates pass the threshold, so pass real
-    ``--images`` for a representative number."""
+    ``--images`` for a representative number. No samples for a model whose decoder decodes nothing."""
+    if not model.decoder.decodes:
+        return np.asarray([], dtype=np.int64)
     if frame is None:
         spec = model.spec
         rng = np.random.default_rng(seed)
@@ -319,7 +326,7 @@ def _open_accelerators(model_path: Path, device_list: Sequence[str], threads: in
 
     for device in device_list:
         if parse_device(device).key != "cpu":
-            open_classifier(model_path, device=device, threads=threads)
+            open_classifier(model_path, device=device, threads=threads, require_task=False)
 
 
 def _log_result(model_name: str, result: ConfigResult, threads: int) -> None:
@@ -453,6 +460,11 @@ def format_result(result: BenchResult) -> str:
             lines.append(
                 f"postprocess ({r.task or 'decode'}, apart from invoke) on {r.device_used} x{r.threads}: "
                 f"p50 {p['p50']:.3f} ms  p99 {p['p99']:.3f} ms  ({p['p50'] / max(r.latency_ms.p50, 1e-9):.2f}x invoke p50)"
+            )
+        else:
+            lines.append(
+                f"postprocess on {r.device_used} x{r.threads}: not measured, task {r.task or 'unknown'} "
+                f"({r.decoder or 'no decoder'})"
             )
     seen = set()
     for r in result.results:

@@ -7,8 +7,10 @@ Adding a task is one module with the functions of :class:`TaskModule` plus one l
 Which task a model has is read from it: edgecnn metadata's ``task``, Ultralytics' ``task``, else each
 registered module in :data:`INFERENCE_ORDER` is asked whether the outputs look like its own
 (``TFLite_Detection_PostProcess``, YOLO-shaped tensors, ``[1, N]`` scores). A model no module claims
-(pose keypoints, segmentation masks, several unrelated outputs) is one :class:`ModelError` naming its
-output shapes, never a meaningless result.
+(pose keypoints, segmentation masks, several unrelated outputs, an int64 argmax) is one :class:`ModelError`
+naming its output shapes (:func:`unsupported_message`, the same line in every command), never a
+meaningless result. ``bench`` times such a model anyway: it opens it with ``require_task=False`` and gets
+an :class:`Undecodable` decoder, which has nothing to decode and says so.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ class Decoder(Protocol):
     letterbox: bool  # the input wants aspect-preserving resize with padding
     class_count: int  # classes the outputs score, for checking a labels file (0: the task checks its own)
     verb: str  # what a running service says it does: "classifying", "detecting"
+    decodes: bool  # False only for Undecodable (a model no task decodes, opened for timing)
 
     def decode(self, interpreter: Any, transform: Transform) -> TaskResult: ...
 
@@ -138,24 +141,63 @@ def shapes(tensors: list[TensorInfo]) -> str:
     return ", ".join(f"{list(t.shape)} {t.dtype}" for t in tensors)
 
 
-def choose_task(model_file: ModelFile, meta: ModelMetadata) -> str:
-    """The model's task: declared in its metadata, else the first module in INFERENCE_ORDER that claims it."""
-    where = model_file.path or "the model"
+# Output dtypes the task decoders read (an int64 argmax map, strings or bools are no task's).
+DECODED_DTYPES = ("UINT8", "INT8", "INT16", "FLOAT32")
+NO_TASK = "none"  # the task of a model no task decodes (bench results say it)
+
+
+def find_task(model_file: ModelFile, meta: ModelMetadata) -> str | None:
+    """The task that decodes the model's outputs, or None when none does: declared in its metadata, else
+    the first module in INFERENCE_ORDER that claims it. Outputs of a dtype no decoder reads are no task's."""
+    if any(t.dtype.upper() not in DECODED_DTYPES for t in model_file.outputs):
+        return None
     if meta.task:
-        if meta.task not in TASKS:
-            raise ModelError(
-                f"{where} is a {meta.task!r} model ({meta.source} metadata; outputs {shapes(model_file.outputs)}): "
-                f"edgecnn runs {', '.join(TASKS)} models. Use a model for one of these."
-            )
-        return meta.task
+        return meta.task if meta.task in TASKS else None
     for name in INFERENCE_ORDER:
         if task_module(name).claims(model_file, meta):
             return name
-    raise ModelError(
-        f"{where} has outputs {shapes(model_file.outputs)} that fit no task edgecnn runs: classification "
-        "([1, N] scores), detection (TFLite_Detection_PostProcess; YOLO [1, 4+nc, N] or [1, N, 6]). "
-        "Pose keypoints, segmentation masks and multi-output models of other kinds are not supported."
+    return None
+
+
+def unsupported_message(model_file: ModelFile, meta: ModelMetadata) -> str:
+    """The one line every command gives for a model no task decodes (predict, run, eval refuse it with it;
+    inspect shows it; bench records that it timed invoke() only)."""
+    where = model_file.path or "the model"
+    outputs = shapes(model_file.outputs)
+    subject = f"has outputs {outputs}"
+    if meta.task and meta.task not in TASKS:  # declared: Ultralytics pose/segment, or another tool's task
+        subject = f"is a {meta.task!r} model ({meta.source} metadata; outputs {outputs})"
+    return (
+        f"{where} {subject} that no edgecnn task decodes: "
+        "predict, run and eval need a classify model ([1, N] scores) or a detect model "
+        "(TFLite_Detection_PostProcess; YOLO [1, 4+nc, N] or [1, N, 6]); "
+        "`edgecnn bench` still times it (invoke only)."
     )
+
+
+def choose_task(model_file: ModelFile, meta: ModelMetadata) -> str:
+    """The model's task (:func:`find_task`); a :class:`ModelError` (:func:`unsupported_message`) when none."""
+    task = find_task(model_file, meta)
+    if task is None:
+        raise ModelError(unsupported_message(model_file, meta))
+    return task
+
+
+@dataclass
+class Undecodable:
+    """The decoder of a model no task decodes, for timing only: ``bench`` times its ``invoke()`` and
+    records :attr:`name`; :attr:`decodes` is False, so nothing times or calls :meth:`decode`."""
+
+    reason: str  # unsupported_message(): what decode() raises
+    task: str = NO_TASK
+    name: str = "invoke only: no edgecnn task decodes these outputs"
+    letterbox: bool = False
+    class_count: int = 0
+    verb: str = "invoking"
+    decodes: bool = False
+
+    def decode(self, interpreter: Any, transform: Transform) -> TaskResult:
+        raise ModelError(self.reason)
 
 
 def open_decoder(
@@ -164,6 +206,20 @@ def open_decoder(
     interpreter: Any,
     labels: list[str] | None,
     options: DecodeOptions | None = None,
+    *,
+    require_task: bool = True,
 ) -> Decoder:
-    task = choose_task(model_file, meta)
-    return task_module(task).decoder(model_file, meta, interpreter, labels, options or DecodeOptions())
+    """The task's decoder. A model no task decodes is a :class:`ModelError`, or with ``require_task=False``
+    (timing only) an :class:`Undecodable`; so is, then, one whose declared task's decoder refuses its
+    outputs (metadata saying ``classify`` over YOLO tensors): timing needs no decoder."""
+    task = find_task(model_file, meta)
+    if task is None:
+        if require_task:
+            raise ModelError(unsupported_message(model_file, meta))
+        return Undecodable(unsupported_message(model_file, meta))
+    try:
+        return task_module(task).decoder(model_file, meta, interpreter, labels, options or DecodeOptions())
+    except ModelError as exc:
+        if require_task:
+            raise
+        return Undecodable(str(exc))

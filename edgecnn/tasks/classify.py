@@ -94,6 +94,7 @@ class ScoresDecoder:
     task = NAME
     letterbox = False
     verb = "classifying"
+    decodes = True
 
     def __init__(
         self, model_file: ModelFile, meta: ModelMetadata, labels: list[str] | None, options: DecodeOptions

@@ -159,6 +159,7 @@ class _Base:
     letterbox = False
     class_count = 0  # class ids come with each object; labels are checked against them per decoder
     verb = "detecting"
+    decodes = True
     name = ""
 
     def __init__(self, model_file: ModelFile, labels: list[str] | None, options: DecodeOptions) -> None:
