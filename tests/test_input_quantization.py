@@ -105,7 +105,12 @@ def tflite_support_normalisation(data: bytes, mean: list[float], std: list[float
 def ultralytics_classifier(data: bytes) -> bytes:
     """What Ultralytics' export appends (``metadata.json`` in a zip) for a classifier; detectors use
     ``tests.detectors.with_ultralytics_metadata``."""
-    meta = {"author": "Ultralytics", "task": "classify", "imgsz": [SIZE, SIZE], "names": dict(enumerate("abcd"))}
+    meta = {
+        "author": "Ultralytics",
+        "task": "classify",
+        "imgsz": [SIZE, SIZE],
+        "names": dict(enumerate("abcd")),
+    }
     sink = io.BytesIO()
     with zipfile.ZipFile(sink, "w") as archive:
         archive.writestr("metadata.json", json.dumps(meta))
@@ -127,9 +132,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "odd_ultralytics": ultralytics_classifier(odd),
         "odd_support": tflite_support_normalisation(odd, [0.0], [255.0]),
         "pixels": _convert(tf, pixels, (0.0, 255.0)),
-        "signed_support": tflite_support_normalisation(
-            _convert(tf, signed, (-2.0, 2.0)), [127.5], [127.5]
-        ),
+        "signed_support": tflite_support_normalisation(_convert(tf, signed, (-2.0, 2.0)), [127.5], [127.5]),
     }
     paths = {}
     for name, data in built.items():
@@ -226,7 +229,9 @@ def test_session_yolo_int8_input_follows_its_own_quantization(detectors):
     scale, zero_point = details["quantization"]
     norm = model.spec.normalisation
     assert norm.source == "ultralytics" and not norm.raw and zero_point == -128 and scale < 1 / 256
-    image = np.random.default_rng(2).integers(0, 256, (model.spec.height, model.spec.width, 3), dtype=np.uint8)
+    image = np.random.default_rng(2).integers(
+        0, 256, (model.spec.height, model.spec.width, 3), dtype=np.uint8
+    )
     tensor, _ = prepare(image, model.spec)
     real = dequantize(tensor[0], scale, zero_point)
     expected = np.minimum(image[..., ::-1] / 255.0, scale * (127 - zero_point))  # the top end clips at 127
