@@ -166,9 +166,8 @@ def input_normalisation(
     if mean is None or std is None:  # raw pixels, told or by convention
         return InputNormalisation(dt.name, scale, zero_point, None, None, source, True, f"{quant}; {told}",
                                   _raw_table(dt, channels))  # fmt: skip
-    real = (np.arange(256, dtype=np.float32)[:, None] - np.asarray(mean, np.float32)) / np.asarray(
-        std, np.float32
-    )
+    pixels = np.arange(256, dtype=np.float32)[:, None]
+    real = (pixels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     if not integer:
         return InputNormalisation(dt.name, None, 0, mean, std, source, False, f"{quant}; {told}",
                                   real.astype(dt))  # fmt: skip

@@ -33,9 +33,8 @@ class InputSpec:
     interpolation: int
     crop: str
     letterbox: bool = False  # keep the aspect ratio and pad (Ultralytics' convention) instead of stretching
-    lut: np.ndarray | None = (
-        None  # the normalisation's table as cv2.LUT takes it; None: feed the pixels as they are
-    )
+    # the normalisation's table as cv2.LUT takes it; None: the pixels are the tensor (uint8 raw pixels)
+    lut: np.ndarray | None = None
 
     @classmethod
     def from_details(
