@@ -262,8 +262,8 @@ def tflite_support_normalisation(model_file: ModelFile) -> tuple[list[float], li
             return mean, std
     except (IndexError, ValueError, TypeError, OverflowError, struct.error) as exc:
         raise ModelError(
-            f"{where}: its TFLite Support metadata ({TFLITE_SUPPORT_NAME}) is unreadable "
-            f"({type(exc).__name__}): re-write it with TFLite Support's metadata writer, or remove it."
+            f"{where}: its TFLite Support metadata ({TFLITE_SUPPORT_NAME}) is unreadable (an offset or length "
+            "points outside it): re-write it with TFLite Support's metadata writer, or remove it."
         ) from exc
     return None
 

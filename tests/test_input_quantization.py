@@ -28,7 +28,7 @@ from edgecnn.model import open_model
 from edgecnn.modelfile import parse_model, read_model, with_metadata
 from edgecnn.predict.files import predict
 from edgecnn.preprocess import prepare
-from tests.conftest import MOBILENET, run_cli
+from tests.conftest import CAT, MOBILENET, error_lines, run_cli
 from tests.detectors import with_ultralytics_metadata
 
 pytestmark = pytest.mark.slow
@@ -219,6 +219,16 @@ def test_coral_uint8_model_keeps_raw_pixels_from_its_tflite_support_metadata():
     image = np.random.default_rng(1).integers(0, 256, (128, 128, 3), dtype=np.uint8)
     tensor, _ = prepare(image, model.spec)
     assert np.array_equal(tensor[0], image[..., ::-1])
+
+
+def test_unreadable_tflite_support_metadata_is_one_error(tmp_path):
+    garbled = with_metadata(read_model(MOBILENET), TFLITE_SUPPORT_NAME, b"\xff\xff\xff\x7fM001" + bytes(8))
+    path = tmp_path / "garbled.tflite"
+    path.write_bytes(garbled)
+    result = run_cli("predict", path, CAT)
+    lines = error_lines(result.stderr)
+    assert result.code != 0 and "Traceback" not in result.stderr
+    assert len(lines) == 1 and "TFLite Support metadata (TFLITE_METADATA) is unreadable" in lines[0]
 
 
 def test_session_yolo_int8_input_follows_its_own_quantization(detectors):
