@@ -210,6 +210,20 @@ def test_inspect_prints_the_rule(models):
     assert "[0, 255]" in inspect_model(models["pixels"]).input_normalisation["rule"]
 
 
+def test_the_reported_ultralytics_full_integer_input():
+    # yolov8n_full_integer_quant.tflite: int8 input, scale 0.018658, zero point -14, pixel/255 expected.
+    from edgecnn.metadata import ModelMetadata
+    from edgecnn.preprocess import InputSpec
+
+    details = {"shape": [1, 8, 8, 3], "dtype": np.int8, "quantization": (0.018658, -14)}
+    meta = ModelMetadata(mean=0.0, std=255.0, norm_source="ultralytics", task="detect", letterbox=True)
+    spec = InputSpec.from_details(details, meta, letterbox=True)
+    image = np.tile(np.array([0, 128, 255], np.uint8), (8, 8, 1))  # B, G, R
+    tensor, _ = prepare(image, spec)
+    assert tensor[0, 0, 0].tolist() == [40, 13, -14]  # R 255 -> 1.0, G 128 -> 0.502, B 0 -> 0.0
+    assert "int8 scale 0.018658 zero point -14; Ultralytics pixel/255" in spec.normalisation.rule
+
+
 def test_coral_uint8_model_keeps_raw_pixels_from_its_tflite_support_metadata():
     meta = read_metadata(read_model(MOBILENET))
     assert (meta.mean, meta.std, meta.norm_source) == ([127.5], [127.5], "tflite-support")
@@ -339,3 +353,21 @@ def test_iou_on_a_model_with_nms_inside_warns(detectors, caplog):
     with caplog.at_level(logging.WARNING, logger="edgecnn"):
         open_model(detectors["ssd_tf1"])
     assert not any("do not apply" in r.getMessage() for r in caplog.records)
+
+
+def test_eval_uses_iou(nms_model, tmp_path):
+    # All four constant boxes are true objects: per class at IoU 0.45 NMS drops D, at 0.7 it keeps it.
+    from edgecnn.eval.evaluate import evaluate
+
+    path, image = nms_model
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "images" / "frame.png").write_bytes(image.read_bytes())
+    rows = [
+        f"{scores.index(max(scores))} {' '.join(f'{v / NMS_SIZE:g}' for v in box)}" for box, scores in ROWS
+    ]
+    (tmp_path / "labels" / "frame.txt").write_text("\n".join(rows) + "\n")
+    (tmp_path / "classes.txt").write_text("a\nb\nc\n")
+    default = evaluate(path, tmp_path).model
+    loose = evaluate(path, tmp_path, iou=0.7).model
+    assert loose.map50_pct == pytest.approx(100.0) and default.map50_pct < 95
