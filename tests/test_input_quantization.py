@@ -181,6 +181,7 @@ def test_predict_on_the_int8_model_agrees_with_the_float_model(models, name, tmp
         cv2.imwrite(str(images[-1]), image)
     floats = predict(models["float"], images, top_k=4)
     ints = predict(models[name], images, top_k=4)
+    assert ints.to_dict()["input_normalisation"] == inspect_model(models[name]).input_normalisation["rule"]
     worst = 0.0
     agree = 0
     for f, q in zip(floats.results, ints.results, strict=True):

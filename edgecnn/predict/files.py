@@ -64,12 +64,14 @@ class PredictReport:
     results: list[ImageResult]
     task: str = "classify"
     decoder: str = ""
+    input_normalisation: str = ""  # the rule that made the input tensor (edgecnn.normalisation)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "task": self.task,
             "decoder": self.decoder,
+            "input_normalisation": self.input_normalisation,
             "device": self.device,
             "runtime": self.runtime,
             "threads": self.threads,
@@ -152,6 +154,7 @@ def predict(
         results=results,
         task=clf.task,
         decoder=clf.decoder.name,
+        input_normalisation=clf.spec.normalisation.rule,
     )
 
 
