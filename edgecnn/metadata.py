@@ -3,8 +3,10 @@
 edgecnn stores one JSON document in the flatbuffer's ``metadata`` list under the name ``edgecnn``
 (the list is part of the TFLite schema; interpreters ignore unknown entries, and ``edgetpu_compiler``
 keeps them). Third-party models get the same view from what they carry: Ultralytics' export metadata
-(a ``metadata.json`` in the zip appended to the file: class names, image size, task), labels from a TFLite
-Support zip of associated files, normalization from the input tensor's quantization.
+(a ``metadata.json`` in the zip appended to the file: class names, image size, task; inputs are pixel/255),
+TFLite Support's ``TFLITE_METADATA`` flatbuffer (the input's ``NormalizationOptions`` mean/std) and labels
+from its zip of associated files. What is still unknown is decided per input tensor by
+:mod:`edgecnn.normalisation`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import ast
 import json
 import math
 import os
+import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,8 @@ SCHEMA_VERSION = 1
 COLOUR_ORDERS = ("RGB", "BGR", "GRAY")
 CROP_CHOICES = ("center", "none")
 OUTPUT_KINDS = ("probabilities", "logits", "auto")
+TFLITE_SUPPORT_NAME = "TFLITE_METADATA"  # the metadata entry TFLite Support's writers add
+TFLITE_SUPPORT_IDENTIFIER = b"M001"  # its flatbuffer's file identifier
 
 
 @dataclass
@@ -34,7 +39,8 @@ class ModelMetadata:
 
     Pixels (0-255, in ``colour`` order, resized to the input size) become ``(pixel - mean) / std``; for an
     integer input that real value is then quantized with the tensor's scale and zero-point. ``mean``/``std``
-    of ``None`` means "feed raw pixels" (the convention of Coral's uint8 models).
+    of ``None`` means the model does not say: :func:`edgecnn.normalisation.input_normalisation` decides from
+    the input tensor (raw pixels for uint8, Coral's convention; pixel/255 otherwise).
     """
 
     labels: list[str] | None = None
@@ -50,11 +56,14 @@ class ModelMetadata:
     cpu_twin: str | None = None  # for an Edge TPU model: file name of the same model for the CPU
     provenance: dict[str, Any] = field(default_factory=dict)
     source: str = "edgecnn"  # where this view came from: edgecnn, ultralytics, tflite-support, defaults
+    # where mean/std came from (edgecnn, tflite-support, ultralytics); None: the model does not say
+    norm_source: str | None = None
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> bytes:
         data = asdict(self)
         data.pop("source")
+        data.pop("norm_source")
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
     def validate(self) -> None:
@@ -110,7 +119,7 @@ def _from_json(raw: bytes) -> ModelMetadata:
             f"The model's metadata is schema {data['schema']}, newer than this edgecnn understands "
             f"({SCHEMA_VERSION}). Upgrade edgecnn: pip install -U edgecnn."
         )
-    known = {f for f in ModelMetadata.__dataclass_fields__ if f != "source"}
+    known = {f for f in ModelMetadata.__dataclass_fields__ if f not in ("source", "norm_source")}
     meta = ModelMetadata(**{k: v for k, v in data.items() if k in known})
     meta.validate()
     return meta
@@ -207,12 +216,69 @@ def _ultralytics_names(names: Any, where: str) -> list[str]:
     return labels
 
 
+def tflite_support_normalisation(model_file: ModelFile) -> tuple[list[float], list[float]] | None:
+    """The first input's ``NormalizationOptions`` (mean, std) from TFLite Support's metadata, if it has them.
+
+    Read with the metadata schema's generated code (vendored: see :mod:`edgecnn._vendor`), only the few
+    tables on the way: a hostile file cannot make this walk more than one subgraph's first input.
+    """
+    raw = model_file.metadata_entry(TFLITE_SUPPORT_NAME)
+    if not raw or len(raw) < 8:
+        return None
+    from edgecnn._vendor import tflite_metadata_schema as tfs
+
+    where = model_file.path or "the model"
+    try:
+        if not tfs.ModelMetadata.ModelMetadataBufferHasIdentifier(raw, 0):
+            return None
+        root = tfs.ModelMetadata.GetRootAs(raw, 0)
+        if root.SubgraphMetadataLength() < 1:
+            return None
+        graph = root.SubgraphMetadata(0)
+        if graph is None or graph.InputTensorMetadataLength() < 1:
+            return None
+        tensor = graph.InputTensorMetadata(0)
+        for i in range(min(tensor.ProcessUnitsLength(), 16) if tensor is not None else 0):
+            unit = tensor.ProcessUnits(i)
+            if unit is None or unit.OptionsType() != tfs.ProcessUnitOptions.NormalizationOptions:
+                continue
+            table = unit.Options()
+            if table is None:
+                continue
+            options = tfs.NormalizationOptions()
+            options.Init(table.Bytes, table.Pos)
+            if not 1 <= options.MeanLength() <= 4 or not 1 <= options.StdLength() <= 4:
+                raise ModelError(
+                    f"{where}: TFLite Support NormalizationOptions have {options.MeanLength()} means and "
+                    f"{options.StdLength()} stds (expected 1 or one per channel). Re-export the model's metadata."
+                )
+            mean = [float(v) for v in options.MeanAsNumpy()]
+            std = [float(v) for v in options.StdAsNumpy()]
+            if not all(math.isfinite(v) for v in mean + std) or 0.0 in std:
+                raise ModelError(
+                    f"{where}: TFLite Support NormalizationOptions mean {mean} / std {std} are not finite "
+                    "numbers with a non-zero std. Re-export the model's metadata."
+                )
+            return mean, std
+    except (IndexError, ValueError, TypeError, OverflowError, struct.error) as exc:
+        raise ModelError(
+            f"{where}: its TFLite Support metadata ({TFLITE_SUPPORT_NAME}) is unreadable (an offset or length "
+            "points outside it): re-write it with TFLite Support's metadata writer, or remove it."
+        ) from exc
+    return None
+
+
 def read_metadata(model_file: ModelFile) -> ModelMetadata:
-    """edgecnn's metadata if present, else what a third-party model carries, else defaults."""
+    """edgecnn's metadata if present, else what a third-party model carries, else defaults.
+
+    Input normalisation, in this order: edgecnn's mean/std, TFLite Support's NormalizationOptions,
+    Ultralytics' pixel/255 (whatever the input dtype: the export's input quantization is for pixel/255).
+    """
     raw = model_file.metadata_entry(METADATA_NAME)
     if raw is not None:
         meta = _from_json(raw)
         meta.source = "edgecnn"
+        meta.norm_source = "edgecnn" if meta.mean is not None else None
         return meta
     inp = model_file.inputs[0]
     ultra = ultralytics_metadata(model_file.appended)
@@ -225,12 +291,16 @@ def read_metadata(model_file: ModelFile) -> ModelMetadata:
             source="ultralytics",
             provenance={k: ultra[k] for k in ("description", "version", "imgsz", "stride") if k in ultra},
         )
+        meta.mean, meta.std, meta.norm_source = 0.0, 255.0, "ultralytics"
     else:
         labels = labels_from_associated_files(model_file.appended)
         meta = ModelMetadata(labels=labels, source="tflite-support" if labels else "defaults")
-    if inp.dtype == "FLOAT32":
-        # No way to know a float model's normalization without metadata: [0, 1] is the common convention.
-        meta.mean, meta.std = 0.0, 255.0
+    support = tflite_support_normalisation(model_file)
+    if support is not None:
+        meta.mean, meta.std = support
+        meta.norm_source = "tflite-support"
+        if meta.source == "defaults":
+            meta.source = "tflite-support"
     if len(inp.shape) == 4 and inp.shape[-1] == 1:
         meta.colour = "GRAY"
     return meta

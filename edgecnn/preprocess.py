@@ -12,9 +12,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgecnn.adapters import quantize
 from edgecnn.errors import ModelError, UsageError
 from edgecnn.metadata import CROP_CHOICES, ModelMetadata
+from edgecnn.normalisation import InputNormalisation, input_normalisation
 
 _DTYPES = {"uint8": np.uint8, "int8": np.int8, "float32": np.float32, "int16": np.int16}
 _INTERPOLATION = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "nearest": cv2.INTER_NEAREST}
@@ -28,14 +28,13 @@ class InputSpec:
     width: int
     channels: int
     dtype: Any
-    scale: float | None
-    zero_point: int
     colour: str
-    mean: np.ndarray | None
-    std: np.ndarray | None
+    normalisation: InputNormalisation  # pixel -> tensor value, and the rule that chose it
     interpolation: int
     crop: str
     letterbox: bool = False  # keep the aspect ratio and pad (Ultralytics' convention) instead of stretching
+    # the normalisation's table as cv2.LUT takes it; None: the pixels are the tensor (uint8 raw pixels)
+    lut: np.ndarray | None = None
 
     @classmethod
     def from_details(
@@ -66,18 +65,16 @@ class InputSpec:
             )
         if crop is not None and crop.lower() not in CROP_CHOICES:
             raise UsageError(f"--crop {crop!r} is not a choice: use {' or '.join(CROP_CHOICES)}.")
-        mean = None if meta.mean is None else np.asarray(meta.mean, dtype=np.float32)
-        std = None if meta.std is None else np.asarray(meta.std, dtype=np.float32)
+        norm = input_normalisation(dtype, scale, zero_point, channels, meta)
+        identity = norm.raw and dtype == np.uint8
         return cls(
             height=shape[1],
             width=shape[2],
             channels=channels,
             dtype=dtype,
-            scale=float(scale) if scale else None,
-            zero_point=int(zero_point),
             colour=colour,
-            mean=mean,
-            std=std,
+            normalisation=norm,
+            lut=None if identity else np.ascontiguousarray(norm.table.reshape(1, 256, channels)),
             interpolation=_INTERPOLATION.get(meta.resize, cv2.INTER_LINEAR),
             crop=(crop or meta.crop).lower(),
             letterbox=letterbox,
@@ -182,17 +179,8 @@ def _to_array(image: np.ndarray, spec: InputSpec) -> np.ndarray:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if spec.colour == "RGB" else cv2.COLOR_GRAY2BGR)
     elif spec.colour == "RGB":
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    image = image.reshape(1, spec.height, spec.width, spec.channels)
-    if spec.mean is None:
-        # Raw pixels: what Coral's uint8 models expect (their input quantization encodes the normalization).
-        if spec.dtype == np.uint8:
-            return np.ascontiguousarray(image)
-        if spec.dtype == np.int8:
-            return (image.astype(np.int16) - 128).astype(np.int8)
-        return image.astype(spec.dtype)
-    real = (image.astype(np.float32) - spec.mean) / spec.std
-    if spec.dtype == np.float32:
-        return real.astype(np.float32, copy=False)
-    if spec.scale is None:
-        raise ModelError("Integer input tensor without quantization parameters: cannot map pixels to it.")
-    return quantize(real, spec.scale, spec.zero_point, spec.dtype)
+    if image.dtype != np.uint8:  # frames are 8-bit; anything else is clipped to 0-255 first
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    if spec.lut is not None:  # normalise (and quantize) through the 256-entry table: edgecnn.normalisation
+        image = cv2.LUT(image, spec.lut)
+    return np.ascontiguousarray(image.reshape(1, spec.height, spec.width, spec.channels))

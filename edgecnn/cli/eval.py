@@ -33,6 +33,8 @@ def eval_command(
     device: str | None = run_flag("device"),
     labels: Path | None = run_flag("labels"),
     crop: str | None = run_flag("crop"),
+    iou: float | None = run_flag("iou"),
+    agnostic: bool | None = run_flag("agnostic"),
     images: Path | None = typer.Option(
         None,
         "--images",
@@ -94,6 +96,8 @@ def eval_command(
             images=images,
             probe=not no_probe,
             progress=progress,
+            iou=iou,
+            agnostic=bool(agnostic),
         )
     if output is not None:
         write_atomic(output, (json.dumps(report.to_dict(), indent=2, default=_default) + "\n").encode())

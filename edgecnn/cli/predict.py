@@ -43,6 +43,8 @@ def predict_command(
     classes: str | None = typer.Option(
         None, "--classes", help="Detectors: keep only these labels, comma-separated (person,car)."
     ),
+    iou: float | None = run_flag("iou"),
+    agnostic: bool | None = run_flag("agnostic"),
 ) -> None:
     """Classify images (top-k labels and scores) or detect objects (label, score, box in pixels).
 
@@ -75,6 +77,8 @@ def predict_command(
         min_score=min_score,
         max_detections=max_detections,
         classes=classes,
+        iou=iou,
+        agnostic=bool(agnostic),
     )
     if json_out:
         echo_json(report.to_dict())

@@ -42,6 +42,8 @@ def run_command(
     min_score: float | None = run_flag("min_score"),
     max_detections: int | None = run_flag("max_detections"),
     classes: str | None = run_flag("classes"),
+    iou: float | None = run_flag("iou"),
+    agnostic: bool | None = run_flag("agnostic"),
     every: int | None = run_flag("every"),
     on_change: bool | None = run_flag("on_change"),
     serve: str | None = run_flag("serve"),

@@ -111,13 +111,16 @@ def evaluate(
     classifier: Model | None = None,
     detector: DetectorUnderTest | None = None,
     against_detector: DetectorUnderTest | None = None,
+    iou: float | None = None,
+    agnostic: bool = False,
 ) -> EvalReport:
     """Evaluate ``model`` on ``data``; with ``against``, the second model on the same decoded images.
 
     ``against_device`` defaults to ``device`` for a model compiled for the Edge TPU and to ``cpu``
     otherwise, so ``eval m_edgetpu.tflite DATA --device edgetpu --against m.tflite`` compares TPU and CPU.
     ``classifier`` injects an opened model; ``detector``/``against_detector`` inject detectors through the
-    evaluator's narrow interface (tests, callers with their own detector).
+    evaluator's narrow interface (tests, callers with their own detector). ``iou``/``agnostic`` set a YOLO
+    detector's NMS (None: 0.45, per class); mAP is measured after it, as Ultralytics' val does (at its 0.7).
     """
     if top_k < 1:
         raise UsageError("--top-k must be at least 1.")
@@ -131,7 +134,13 @@ def evaluate(
     if detector is not None:
         dataset = read_detection_dataset(data, images=images)
         return evaluate_detection(dataset, detector, against=against_detector, progress=progress)
-    decode = DecodeOptions(top_k=top_k, min_score=EVAL_MIN_SCORE, max_detections=EVAL_MAX_DETECTIONS)
+    decode = DecodeOptions(
+        top_k=top_k,
+        min_score=EVAL_MIN_SCORE,
+        max_detections=EVAL_MAX_DETECTIONS,
+        iou=iou,
+        agnostic=agnostic,
+    )
     opened = classifier or open_model(
         model, device=device, threads=threads, labels=labels, crop=crop, probe=probe, decode=decode
     )

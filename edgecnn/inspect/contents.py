@@ -32,6 +32,8 @@ class ModelReport:
     extra: dict[str, Any] = field(default_factory=dict)  # target checks add their findings here
     task: str = ""  # classify, detect; or "unsupported: <why>"
     decoder: str = ""  # how predict/run will read the outputs
+    # what the input tensor gets for a pixel and why (edgecnn.normalisation); "rule" is the human line
+    input_normalisation: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -57,7 +59,7 @@ def inspect_model(model: str | os.PathLike[str], *, target: str | None = None) -
         runtime = get_runtime().describe()
     except RuntimeMissing:
         runtime = "none"
-    meta_dict = {k: v for k, v in asdict(meta).items() if k not in ("labels", "source")}
+    meta_dict = {k: v for k, v in asdict(meta).items() if k not in ("labels", "source", "norm_source")}
     labels = meta.labels or []
     task, decoder = _task_and_decoder(mf, meta, runtime != "none")
     return ModelReport(
@@ -78,7 +80,24 @@ def inspect_model(model: str | os.PathLike[str], *, target: str | None = None) -
         extra=_target_checks(mf, target),
         task=task,
         decoder=decoder,
+        input_normalisation=_normalisation(mf, meta),
     )
+
+
+def _normalisation(mf: ModelFile, meta: ModelMetadata) -> dict[str, Any]:
+    """What predict/run/eval/bench feed the input (the same rule :class:`~edgecnn.preprocess.InputSpec` uses)."""
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.normalisation import input_normalisation
+
+    if len(mf.inputs) != 1 or len(mf.inputs[0].shape) != 4 or mf.inputs[0].shape[-1] not in (1, 3):
+        return {"rule": "none: not a single 1xHxWx1 or 1xHxWx3 image input"}
+    inp = mf.inputs[0]
+    if inp.dtype not in ("UINT8", "INT8", "INT16", "FLOAT32"):
+        return {"rule": f"none: edgecnn feeds uint8, int8, int16 or float32 inputs, not {inp.dtype.lower()}"}
+    try:
+        return input_normalisation(inp.dtype, inp.scale, inp.zero_point or 0, inp.shape[-1], meta).to_dict()
+    except EdgecnnError as exc:
+        return {"rule": f"none: {exc}"}
 
 
 def _task_and_decoder(mf: ModelFile, meta: ModelMetadata, have_runtime: bool) -> tuple[str, str]:
@@ -127,6 +146,7 @@ def format_report(report: ModelReport) -> str:
         f"task: {report.task}" + (f"  (decoder: {report.decoder})" if report.decoder else ""),
         "inputs:",
         *(_tensor_line(t) for t in report.inputs),
+        f"input normalisation: {report.input_normalisation.get('rule', 'unknown')}",
         "outputs:",
         *(_tensor_line(t) for t in report.outputs),
         "operators:",

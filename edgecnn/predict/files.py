@@ -64,12 +64,14 @@ class PredictReport:
     results: list[ImageResult]
     task: str = "classify"
     decoder: str = ""
+    input_normalisation: str = ""  # the rule that made the input tensor (edgecnn.normalisation)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "task": self.task,
             "decoder": self.decoder,
+            "input_normalisation": self.input_normalisation,
             "device": self.device,
             "runtime": self.runtime,
             "threads": self.threads,
@@ -102,9 +104,11 @@ def predict(
     classes: str | list[str] | tuple[str, ...] | None = None,
     classifier: Model | None = None,
     probe: bool = True,
+    iou: float | None = None,
+    agnostic: bool = False,
 ) -> PredictReport:
-    """Run ``model`` on ``images``. ``top_k`` is for classifiers; ``min_score``, ``max_detections`` and
-    ``classes`` (label names) for detectors."""
+    """Run ``model`` on ``images``. ``top_k`` is for classifiers; ``min_score``, ``max_detections``,
+    ``classes`` (label names), ``iou`` and ``agnostic`` (YOLO layouts' NMS; None: 0.45) for detectors."""
     if not images:
         raise UsageError("No images given: edgecnn predict MODEL IMAGE [IMAGE...].")
     if top_k < 1:
@@ -115,7 +119,12 @@ def predict(
         raise UsageError("--max-detections must be at least 1.")
     frames = [(str(p), read_image(p)) for p in images]  # fail on a bad image before loading anything
     options = DecodeOptions(
-        top_k=top_k, min_score=min_score, max_detections=max_detections, classes=parse_classes(classes)
+        top_k=top_k,
+        min_score=min_score,
+        max_detections=max_detections,
+        classes=parse_classes(classes),
+        iou=iou,
+        agnostic=agnostic,
     )
     clf = classifier or open_model(
         model, device=device, threads=threads, labels=labels, crop=crop, probe=probe, decode=options
@@ -145,6 +154,7 @@ def predict(
         results=results,
         task=clf.task,
         decoder=clf.decoder.name,
+        input_normalisation=clf.spec.normalisation.rule,
     )
 
 

@@ -19,6 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+IOU_HELP = (
+    "YOLO detectors: NMS IoU threshold, 0.01 to 1: a box overlapping a better one of its class by more is "
+    "dropped (default 0.45; Ultralytics' is 0.7). Not used by SSD models (NMS in their "
+    "TFLite_Detection_PostProcess op) or end-to-end [1, N, 6] models (NMS done in the model)."
+)
+AGNOSTIC_HELP = (
+    "YOLO detectors: class-agnostic NMS (overlapping boxes of different classes suppress each other; "
+    "default: per class, as Ultralytics). Not used by SSD or end-to-end models (NMS inside the model)."
+)
+
 
 @dataclass(frozen=True)
 class OptionSpec:
@@ -154,6 +164,13 @@ class RunOptions:
     classes: list[str] | None = option(
         help="Detectors: keep only these labels, comma-separated (person,car)."
     )
+    # None: DEFAULT_IOU of edgecnn.tasks.detect (0.45; Ultralytics' own default is 0.7)
+    iou: float | None = option(
+        help=IOU_HELP,
+        low=0.01,
+        high=1.0,
+    )
+    agnostic: bool = option(False, AGNOSTIC_HELP, flags=("--agnostic/--no-agnostic",))
     every: int = option(1, "Only output every Nth classified frame.", low=1, high=1_000_000)
     on_change: bool = option(
         False,

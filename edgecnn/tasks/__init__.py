@@ -44,8 +44,8 @@ class DecodeOptions:
     min_score: float | None = None  # detect: keep objects scoring at least this (None: the task's default)
     max_detections: int = 100  # detect: at most this many objects per frame
     classes: tuple[str, ...] | None = None  # detect: keep only these labels
-    iou: float = 0.45  # detect: NMS overlap threshold (YOLO layouts; SSD's op has its own)
-    agnostic: bool = False  # detect: NMS across classes instead of per class
+    iou: float | None = None  # detect: NMS IoU threshold for YOLO layouts (None: the task's default, 0.45)
+    agnostic: bool = False  # detect: YOLO layouts' NMS across classes instead of per class
 
 
 class TaskResult(Protocol):

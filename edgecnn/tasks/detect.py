@@ -8,9 +8,13 @@ Three layouts, each a decoder chosen once per model from its outputs:
   scores, count) and TF2 order (scores, boxes, count, classes). Only the first ``count`` rows are read.
 - **Ultralytics YOLOv8/YOLO11**: one output ``[1, 4+nc, N]`` (cx, cy, w, h, class scores; boxes
   normalised to the input size by the TFLite export), float32 or full int8 with one quantization for
-  boxes and scores. edgecnn does the NMS with OpenCV (``cv2.dnn.NMSBoxesBatched``: per class by default).
+  boxes and scores. edgecnn does the NMS with OpenCV: ``cv2.dnn.NMSBoxesBatched`` per class (the default,
+  as Ultralytics), ``cv2.dnn.NMSBoxes`` across classes with ``--agnostic``; IoU threshold ``--iou``.
   The input is letterboxed, as Ultralytics does.
 - **End-to-end** ``[1, N, 6]`` (x1, y1, x2, y2, score, class): NMS already done in the model.
+
+``--iou`` and ``--agnostic`` apply to the YOLO layout only: SSD's op and end-to-end models do their own NMS,
+and a decoder for them logs a warning when either is given instead of pretending to use it.
 
 Labels: whatever the model carries (edgecnn or Ultralytics metadata, a TFLite Support label file) or
 ``--labels``. A label file whose first line is ``???`` follows the TF Object Detection API convention
@@ -20,6 +24,7 @@ gaps are understood by the label parser.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -35,9 +40,14 @@ from edgecnn.modelfile import ModelFile, TensorInfo
 from edgecnn.preprocess import Transform
 from edgecnn.tasks import DecodeOptions, shapes
 
+log = logging.getLogger(__name__)
+
 NAME = "detect"
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
-DEFAULT_MIN_SCORE = 0.4  # Frigate's default threshold
+DEFAULT_MIN_SCORE = 0.4  # Frigate's default threshold (Ultralytics' predict default conf is 0.25)
+# NMS IoU threshold of YOLO layouts. Ultralytics' predict default is iou=0.7, per class (agnostic=False);
+# 0.45 (its val/older default, and YOLOv5's) drops more overlapping boxes of one class.
+DEFAULT_IOU = 0.45
 BOX_SLACK = 0.5  # normalised boxes may overshoot the image a little; more means the outputs are misread
 
 _PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
@@ -167,6 +177,7 @@ class _Base:
         self.labels = detection_labels(labels)
         self.min_score = DEFAULT_MIN_SCORE if options.min_score is None else float(options.min_score)
         self.max_detections = options.max_detections
+        self.iou = DEFAULT_IOU if options.iou is None else float(options.iou)
         self.options = options
         self.keep: set[int] | None = None
         if options.classes:
@@ -349,7 +360,7 @@ class YoloDecoder(_Base):
         self.classes = (shape[2] if channels_last else shape[1]) - 4
         self.name = (
             f"YOLO {list(shape)} (cx, cy, w, h + {self.classes} class scores) + OpenCV NMS"
-            f" ({'class-agnostic' if options.agnostic else 'per class'}, IoU {options.iou:g})"
+            f" ({'class-agnostic' if options.agnostic else 'per class'}, IoU {self.iou:g})"
         )
         if self.labels is not None and len(self.labels) < self.classes:
             raise ModelError(
@@ -388,11 +399,11 @@ class YoloDecoder(_Base):
         if len(candidates) and np.all(np.isfinite(scores)) and np.all(np.isfinite(xyxy)):
             tlwh = np.concatenate([xyxy[:, :2], boxes[:, 2:]], axis=1)
             if self.options.agnostic:
-                found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.min_score, self.options.iou,
+                found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.min_score, self.iou,
                                         top_k=self.max_detections)  # fmt: skip
             else:
                 found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.min_score,
-                                               self.options.iou, top_k=self.max_detections)  # fmt: skip
+                                               self.iou, top_k=self.max_detections)  # fmt: skip
             kept = np.asarray(found, dtype=np.int64).reshape(-1)
             xyxy, scores, ids = xyxy[kept], scores[kept], ids[kept]
         return self._objects(xyxy, scores, ids, transform)
@@ -430,6 +441,8 @@ def decoder(
         raise UsageError("--max-detections must be at least 1.")
     if options.min_score is not None and not 0.0 <= options.min_score <= 1.0:
         raise UsageError(f"--min-score {options.min_score:g} is out of range: use 0 to 1.")
+    if options.iou is not None and not 0.0 < options.iou <= 1.0:
+        raise UsageError(f"--iou {options.iou:g} is out of range: use more than 0, at most 1 (e.g. 0.45).")
     if _has_postprocess_op(model_file):
         dec: _Base = SSDDecoder(model_file, interpreter, labels, options)
     else:
@@ -448,4 +461,10 @@ def decoder(
             )
     if meta.letterbox is not None:
         dec.letterbox = bool(meta.letterbox)
+    if not isinstance(dec, YoloDecoder) and (options.iou is not None or options.agnostic):
+        log.warning(
+            "--iou/--agnostic do not apply to %s: its NMS is done inside the model (%s).",
+            dec.where,
+            dec.name,
+        )
     return dec
