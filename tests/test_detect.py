@@ -173,7 +173,7 @@ def test_cli_predict_prints_objects_and_json_boxes_in_image_pixels(detectors, tm
         assert record["image"] == expected.image
         assert [o["label"] for o in record["objects"]] == [o.label for o in expected.objects]
         for got, want in zip(record["objects"], expected.objects, strict=True):
-            np.testing.assert_allclose(got["box"], want.box, atol=0.01)
+            np.testing.assert_allclose(got["box"], want.box, atol=0.051)  # JSON rounds to 0.1 px
             assert got["score"] == pytest.approx(want.score, abs=1e-4)
         h, t = recall(scene.boxes, [(o["label"], tuple(o["box"])) for o in record["objects"]])
         hits += h
