@@ -21,6 +21,7 @@ import numpy as np
 
 from edgecnn.atomic import write_atomic as write_atomic  # re-exported for devices/ and service/install.py
 from edgecnn.errors import ModelError
+from edgecnn.postprocess_op import POSTPROCESS_OP, PostprocessOptions, first_options, op_problem
 from edgecnn.safeio import FileKind, read_bytes
 
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
@@ -135,6 +136,11 @@ class ModelFile:
                     else b""
                 )
         return None
+
+    def postprocess_options(self) -> PostprocessOptions | None:
+        """The options of SSD's ``TFLite_Detection_PostProcess`` op (checked by :func:`parse_model`), or None."""
+        codes = self.model.operatorCodes or []
+        return first_options(self.model, lambda op: _is_postprocess(op, codes))
 
     def metadata_names(self) -> list[str]:
         return [text(e.name) for e in self.model.metadata or []]
@@ -265,6 +271,7 @@ def structural_problem(model: Any, file_size: int) -> str | None:
         problem = (
             _tensors_problem(where, graph.tensors or [], buffers)
             or _operators_problem(where, graph, len(codes), len(graphs))
+            or _postprocess_problem(where, graph, codes)
             or _graph_io_problem(where, graph)
             or (None if g_index else _main_graph_problem(graph, buffers))
         )
@@ -329,6 +336,20 @@ def _operators_problem(where: str, graph: Any, code_count: int, graph_count: int
                     return (
                         f"{where} operator {o_index} calls subgraph {sub}, past the {graph_count} subgraphs"
                     )
+    return None
+
+
+def _is_postprocess(op: Any, codes: list[Any]) -> bool:
+    return opcode_name(codes[int(op.opcodeIndex)]) == (POSTPROCESS_OP, True)
+
+
+def _postprocess_problem(where: str, graph: Any, codes: list[Any]) -> str | None:
+    """SSD's postprocess op: options the runtime reads unchecked (see :mod:`edgecnn.postprocess_op`)."""
+    for o_index, op in enumerate(graph.operators or []):
+        if _is_postprocess(op, codes):
+            problem = op_problem(op, graph.tensors or [])
+            if problem:
+                return f"{where} operator {o_index} ({POSTPROCESS_OP}) {problem}"
     return None
 
 
