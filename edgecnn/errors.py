@@ -7,6 +7,7 @@ else is a bug and gets a traceback. Each message names the problem and the fix.
     ├── UsageError                bad option values or combinations (exit 2)
     ├── ModelError                model file missing, not TFLite, truncated, broken (exit 3)
     │   └── ModelInvokeError      the runtime could not prepare or run the model
+    │       └── InvalidResult     outputs that cannot be right (NaN, scores outside 0..1, unknown class)
     ├── InputError                unreadable image or video, bad folder (exit 4)
     ├── DeviceError               Edge TPU / delegate / camera problems (exit 5)
     │   ├── EdgeTPUNotFound
@@ -38,6 +39,11 @@ class ModelError(EdgecnnError):
 
 class ModelInvokeError(ModelError):
     pass
+
+
+class InvalidResult(ModelInvokeError):
+    """One frame's outputs cannot be right. predict and eval stop on it; ``run`` drops and counts the
+    frame, and stops only when frames keep coming out invalid (the model, not the frame, is broken)."""
 
 
 class InputError(EdgecnnError):

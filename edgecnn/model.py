@@ -240,9 +240,16 @@ def open_classifier(
     label_list = read_labels_file(labels) if labels else meta.labels
     details = _checked_io(interpreter, model_file)
     decoder = open_decoder(model_file, meta, interpreter, label_list, decode, require_task=require_task)
-    # Only the task knows how many classes its outputs hold (a detector's output 0 is boxes).
+    # Only the task knows how many classes its outputs hold (a detector's output 0 is boxes), and which
+    # lines are classes (a detector drops the TF Object Detection API's leading "???" background line).
     source = f"Labels file {labels}" if labels else f"The labels embedded in {model_file.path}"
-    check_labels(label_list, decoder.class_count, source=source, user_file=bool(labels))
+    check_labels(
+        getattr(decoder, "labels", label_list),
+        decoder.class_count,
+        source=source,
+        user_file=bool(labels),
+        background=getattr(decoder, "counts_background", False),
+    )
     spec = InputSpec.from_details(details[0], meta, crop=crop, letterbox=decoder.letterbox)
     load_ms = (time.perf_counter() - start) * 1e3
     return Model(

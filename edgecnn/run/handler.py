@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from edgecnn.devices.sources import FrameSource
 from edgecnn.devices.sources.base import Frame
+from edgecnn.errors import InvalidResult
 from edgecnn.model import Classifier, Inference
 from edgecnn.run.live import LiveState
 from edgecnn.run.notify import Notifier
@@ -21,6 +22,7 @@ from edgecnn.run.options import RunOptions
 from edgecnn.run.outputs import OutputClosed, ResultFilter, ResultSink
 from edgecnn.run.results import FrameResult
 from edgecnn.run.stats import RunStats
+from edgecnn.sanity import INVALID_STREAK
 
 if TYPE_CHECKING:
     from edgecnn.run.metrics import RunMetrics
@@ -52,11 +54,19 @@ class FrameHandler:
             every=opts.every, min_score=opts.min_score, on_change=opts.on_change
         )
         self.last_watchdog = self.last_status = 0.0
+        self.invalid_streak = 0
+        self.last_invalid: str | None = None  # the message only: a traceback would hold the frame
+        self._logged: set[str] = set()
 
     def handle(self, frame: Frame, wait_start: float) -> tuple[float, str | None]:
         """Run ``frame`` through every step; return ``clock()`` after its outputs and the stop reason."""
         t_got = time.perf_counter()
-        pred = self.clf.process(frame.image)
+        try:
+            pred = self.clf.process(frame.image)
+        except InvalidResult as exc:
+            self._invalid(frame, exc)
+            return self.clock(), None
+        self.invalid_streak = 0
         result = self._result(frame, pred, wait_start, t_got)
         self._count_dropped()
         if self.live is not None:
@@ -72,6 +82,31 @@ class FrameHandler:
         if self.opts.max_frames is not None and result.n >= self.opts.max_frames:
             return now, "max-frames"
         return now, None
+
+    def _invalid(self, frame: Frame, exc: InvalidResult) -> None:
+        """A frame whose result cannot be right: dropped and counted (the summary's ``invalid``, the
+        ``edgecnn_frames_invalid`` metric), logged once per kind of problem; :data:`INVALID_STREAK` of them
+        in a row is the model, not the frame: the run stops with the error."""
+        self.stats.invalid += 1
+        self.invalid_streak += 1
+        self.last_invalid = str(exc)
+        if self.metrics is not None:
+            self.metrics.invalid.inc()
+        if self.invalid_streak >= INVALID_STREAK:
+            raise InvalidResult(f"{exc} ({self.invalid_streak} frames in a row gave results that cannot be right)")
+        kind = str(exc).split(":")[0]
+        if kind not in self._logged:
+            self._logged.add(kind)
+            log.warning("dropped frame %s, its result cannot be right: %s", frame.index, exc)
+        else:
+            log.debug("dropped frame %s: %s", frame.index, exc)
+
+    def check_some_valid(self) -> None:
+        """At the end of a run: frames that all came out invalid mean a broken model, as in predict."""
+        if self.stats.frames == 0 and self.last_invalid is not None:
+            raise InvalidResult(
+                f"{self.last_invalid} (all {self.stats.invalid} frames gave results that cannot be right)"
+            )
 
     def _result(self, frame: Frame, pred: Inference, wait_start: float, t_got: float) -> FrameResult:
         t_done = time.perf_counter()

@@ -36,6 +36,11 @@ class RunMetrics:
             "Frames the source dropped because inference was still busy.",
             registry=r,
         )
+        self.invalid = Counter(
+            "edgecnn_frames_invalid",
+            "Frames dropped because the model's result could not be right (NaN, scores outside 0..1, ...).",
+            registry=r,
+        )
         self.reconnects = Counter(
             "edgecnn_reconnects", "Attempts to reopen a lost or unavailable source.", registry=r
         )

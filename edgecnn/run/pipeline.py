@@ -255,6 +255,20 @@ class Pipeline:
             source, opts, stats, notifier, metrics, self.live, clock, stop, deadline, last_seen=clock()
         )
         link.wait_start = time.perf_counter()
+        stopped = self._frames(source, link, handler, stop, deadline)
+        if stopped != "signal":
+            handler.check_some_valid()
+        return stopped
+
+    def _frames(
+        self,
+        source: FrameSource,
+        link: SourceLink,
+        handler: FrameHandler,
+        stop: threading.Event,
+        deadline: float | None,
+    ) -> str:
+        clock = self.clock
         while True:
             if stop.is_set():
                 return "signal"

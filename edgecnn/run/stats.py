@@ -63,6 +63,7 @@ class RunSummary:
     mean_ms: dict[str, float]  # mean per stage: capture_wait, preprocess, inference, postprocess, other
     stopped: str  # why the run ended: end of source, max-frames, duration, signal, output closed, error
     mqtt: dict[str, Any] | None = None  # with --mqtt: published, dropped, queued, connects, connected
+    invalid: int = 0  # frames dropped because their result could not be right (edgecnn.sanity)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +76,7 @@ class RunStats:
         self.start = start
         self.frames = 0
         self.dropped = 0
+        self.invalid = 0
         self.reconnects = 0
         self.first_result: float | None = None
         self.last_result: float | None = None
@@ -148,6 +150,7 @@ class RunStats:
             },
             stopped=stopped,
             mqtt=mqtt,
+            invalid=self.invalid,
         )
 
 
@@ -168,6 +171,7 @@ def format_summary(s: RunSummary) -> str:
             f"  latency ms (capture to result)  p50 {lat['p50']:.2f}  p90 {lat['p90']:.2f}  p99 {lat['p99']:.2f};  "
             f"inference p50 {inf['p50']:.2f}  p90 {inf['p90']:.2f}  p99 {inf['p99']:.2f}",
             f"  dropped {s.dropped}  reconnects {s.reconnects}  first result after {first}",
+            *([f"  dropped {s.invalid} invalid results (frames whose outputs cannot be right)"] if s.invalid else []),
             *mqtt,
         ]
     )

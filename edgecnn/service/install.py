@@ -147,6 +147,29 @@ def _check_model(opts: Any) -> Any:
         raise _fail(opts, "model", str(exc)) from None
 
 
+def _check_model_opens(opts: Any, model_file: Any) -> None:
+    """Open the model the way ``edgecnn run`` will (its task, decoder, labels, options), so a model that
+    predict and run refuse is refused here, not by a unit that then fails on every start. An Edge TPU
+    model cannot be allocated on this CPU: its file was checked by read_model, the rest waits for the TPU."""
+    if model_file.is_edgetpu:
+        return
+    from edgecnn.errors import InputError, RuntimeMissing
+    from edgecnn.model import open_model
+    from edgecnn.nativelog import native_chatter_filtered
+    from edgecnn.run.pipeline import decode_options
+
+    crop = None if opts.crop in (None, "none") else opts.crop
+    try:
+        with native_chatter_filtered():
+            open_model(model_file, device="cpu", threads=1, labels=opts.labels, crop=crop, decode=decode_options(opts))
+    except RuntimeMissing:
+        return  # an image being prepared on a host without a TFLite runtime: the file checks still ran
+    except InputError as exc:
+        raise _fail(opts, "labels", str(exc)) from None
+    except EdgecnnError as exc:
+        raise _fail(opts, "model", str(exc)) from None
+
+
 def _check_sandbox_paths(opts: Any, layout: Layout) -> Any:
     """Paths the sandbox hides or keeps read-only; returns options whose paths make sense on this host."""
     changes: dict[str, Any] = {}
@@ -408,6 +431,7 @@ def _plan(
     check = _check_sandbox_paths(opts, layout)
     token = _serve_token(opts, layout, name)
     validate_run_options(dataclasses.replace(check, model=Path(model_file.path), serve_token=token))
+    _check_model_opens(opts, model_file)
     if model_file.is_edgetpu and not uses_edgetpu(opts.device):
         raise _fail(
             opts,

@@ -4,6 +4,11 @@ Scores are reported as probabilities: taken as they are when the model says so (
 when the graph ends in SOFTMAX/LOGISTIC, or when the values look like probabilities; a softmax is applied
 otherwise. A model whose output is neither a softmax nor labelled (an embedding extractor, a regression
 head) still runs, with a one-line warning that the scores are raw.
+
+Scores that cannot be right are :class:`~edgecnn.errors.InvalidResult` (see :mod:`edgecnn.sanity`): NaN or
+inf, probabilities outside 0..1, and an output that is all zeros. The last is no top-1 at 0.0000 (every
+class is as likely as any other, so none was seen): a broken model, or one that reads an input it was not
+made for, is one clear error in predict and a dropped, counted frame in run.
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ import numpy as np
 
 from edgecnn import adapters
 from edgecnn.adapters import Class
-from edgecnn.errors import ModelError
+from edgecnn.errors import InvalidResult, ModelError
 from edgecnn.metadata import ModelMetadata
 from edgecnn.modelfile import ModelFile
 from edgecnn.preprocess import Transform
-from edgecnn.sanity import check_finite
+from edgecnn.sanity import check_finite, check_scores
 from edgecnn.tasks import DecodeOptions, shapes
 
 log = logging.getLogger(__name__)
@@ -95,6 +100,7 @@ class ScoresDecoder:
     letterbox = False
     verb = "classifying"
     decodes = True
+    counts_background = True  # 1001-class ImageNet models take 1000-line labels files (sanity.check_labels)
 
     def __init__(
         self, model_file: ModelFile, meta: ModelMetadata, labels: list[str] | None, options: DecodeOptions
@@ -117,11 +123,21 @@ class ScoresDecoder:
             )
 
     def probabilities(self, interpreter: Any) -> np.ndarray:
-        """Scores of the last invoke as probabilities."""
+        """Scores of the last invoke as probabilities (:class:`InvalidResult` when they cannot be right)."""
         scores = check_finite(adapters.output_scores(interpreter), self.path)
+        if scores.size and not scores.any():
+            raise InvalidResult(
+                f"{self.path or 'The model'} produced all {scores.size} scores zero, so no class is better than "
+                "another: the model is broken or was given an input it was not made for (check its "
+                "quantization and normalisation with `edgecnn inspect`)."
+            )
         if self._probabilities is None:
             self._probabilities = self._softmax_graph or adapters.looks_like_probabilities(scores)
-        return scores if self._probabilities else adapters.softmax(scores)
+        if self._probabilities:
+            check_scores(scores, self.path)
+            return scores
+        with np.errstate(all="ignore"):
+            return adapters.softmax(scores)
 
     def decode(self, interpreter: Any, transform: Transform, top_k: int | None = None) -> Classification:
         scores = self.probabilities(interpreter)

@@ -19,7 +19,14 @@ and a decoder for them logs a warning when either is given instead of pretending
 Labels: whatever the model carries (edgecnn or Ultralytics metadata, a TFLite Support label file) or
 ``--labels``. A label file whose first line is ``???`` follows the TF Object Detection API convention
 (line 0 is the background the op never reports) and is shifted by one; Coral's id-prefixed files with
-gaps are understood by the label parser.
+gaps are understood by the label parser. Each decoder knows its class count where the outputs tell it (the
+SSD op's ``num_classes`` option, YOLO's ``4 + nc`` rows; end-to-end models: their own labels), and
+:func:`edgecnn.sanity.check_labels` holds the labels to it before the first frame; a class with no line
+shows as its number.
+
+Results that cannot be right (:mod:`edgecnn.sanity`: NaN or inf, scores outside 0..1, boxes with no area,
+class ids outside the model's classes) are :class:`~edgecnn.errors.InvalidResult`, one rule for every
+layout; NumPy's RuntimeWarnings on such values are silenced where outputs are decoded.
 """
 
 from __future__ import annotations
@@ -34,16 +41,17 @@ import cv2
 import numpy as np
 
 from edgecnn.adapters import dequantize
-from edgecnn.errors import ModelError, ModelInvokeError, UsageError
+from edgecnn.errors import InvalidResult, ModelError, UsageError
 from edgecnn.metadata import ModelMetadata
 from edgecnn.modelfile import ModelFile, TensorInfo
+from edgecnn.postprocess_op import POSTPROCESS_OP
 from edgecnn.preprocess import Transform
+from edgecnn.sanity import check_boxes, check_class_ids, check_scores
 from edgecnn.tasks import DecodeOptions, shapes
 
 log = logging.getLogger(__name__)
 
 NAME = "detect"
-POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 DEFAULT_MIN_SCORE = 0.4  # Frigate's default threshold (Ultralytics' predict default conf is 0.25)
 # NMS IoU threshold of YOLO layouts. Ultralytics' predict default is iou=0.7, per class (agnostic=False);
 # 0.45 (its val/older default, and YOLOv5's) drops more overlapping boxes of one class.
@@ -167,7 +175,8 @@ def detection_labels(labels: list[str] | None) -> list[str] | None:
 class _Base:
     task = NAME
     letterbox = False
-    class_count = 0  # class ids come with each object; labels are checked against them per decoder
+    class_count = 0  # classes the outputs can report (0: unknown); open_model checks the labels against it
+    whole_classes = False  # class ids come as exact whole numbers (a fraction is a misread output)
     verb = "detecting"
     decodes = True
     name = ""
@@ -192,24 +201,26 @@ class _Base:
             self.keep = {known[c] for c in options.classes}
 
     def _label(self, class_id: int) -> str:
-        if self.labels is None:
+        """The class's label; its number when there are no labels or they end before it (check_labels
+        warned, or refused a --labels file, before the first frame)."""
+        if self.labels is None or not 0 <= class_id < len(self.labels):
             return str(class_id)
-        if not 0 <= class_id < len(self.labels):
-            raise ModelInvokeError(
-                f"{self.where} reported class id {class_id} but its labels have {len(self.labels)} entries: "
-                "pass a complete labels file with --labels (one line per class)."
-            )
         return self.labels[class_id]
 
+    def _known_classes(self) -> int:
+        """The class count ids are checked against: the outputs' (class_count), else the labels' (0: any)."""
+        return self.class_count or len(self.labels or [])
+
     def _objects(
-        self, xyxy: np.ndarray, scores: np.ndarray, ids: np.ndarray, transform: Transform
+        self, xyxy: np.ndarray, scores: np.ndarray, classes: np.ndarray, transform: Transform
     ) -> Detections:
-        """Input-pixel boxes -> frame-pixel objects, best first, filtered and capped."""
-        if not np.all(np.isfinite(scores)) or not np.all(np.isfinite(xyxy)):
-            raise ModelInvokeError(
-                f"{self.where} produced NaN or infinite scores or boxes: the model is broken or was "
-                "converted wrongly; re-export it and check it on an image with `edgecnn predict`."
-            )
+        """Input-pixel boxes -> frame-pixel objects, best first, filtered and capped; :class:`InvalidResult`
+        for values that cannot be right. ``classes`` may be floats (SSD, end-to-end): NaN is no class 0."""
+        check_scores(scores, self.where)
+        seen = scores > 0  # a score of 0 is nothing seen (end-to-end padding rows with --min-score 0)
+        xyxy, scores, classes = xyxy.reshape(-1, 4)[seen], scores[seen], classes[seen]
+        check_boxes(xyxy, self.where)
+        ids = check_class_ids(classes, self._known_classes(), self.where, integral=self.whole_classes)
         if self.keep is not None and len(ids):
             mask = np.isin(ids, list(self.keep))
             xyxy, scores, ids = xyxy[mask], scores[mask], ids[mask]
@@ -224,7 +235,7 @@ class _Base:
 
     def _check_normalised(self, boxes: np.ndarray) -> None:
         if boxes.size and (float(boxes.min()) < -BOX_SLACK or float(boxes.max()) > 1 + BOX_SLACK):
-            raise ModelInvokeError(
+            raise InvalidResult(
                 f"{self.where} produced boxes out of range ({float(boxes.min()):.3g}..{float(boxes.max()):.3g}, "
                 "expected normalised 0..1): its outputs are in an order edgecnn does not know. "
                 "Re-export it with the standard TFLite_Detection_PostProcess outputs."
@@ -303,6 +314,7 @@ def _ssd_shapes_fit(outputs: list[tuple[int, ...]], order: tuple[int, int, int, 
 
 
 class SSDDecoder(_Base):
+    whole_classes = True  # the op writes class indices as floats, exactly
     def __init__(
         self, model_file: ModelFile, interpreter: Any, labels: list[str] | None, options: DecodeOptions
     ) -> None:
@@ -310,8 +322,14 @@ class SSDDecoder(_Base):
         out_shapes = [tuple(int(d) for d in o["shape"]) for o in interpreter.get_output_details()]
         self.order, how = _ssd_order(model_file, out_shapes)
         self.name = f"{POSTPROCESS_OP} outputs ({how})"
+        op_options = model_file.postprocess_options()  # checked by parse_model: present and sane
+        self.class_count = op_options.num_classes if op_options is not None else 0
 
     def decode(self, interpreter: Any, transform: Transform) -> Detections:
+        with np.errstate(all="ignore"):
+            return self._decode(interpreter, transform)
+
+    def _decode(self, interpreter: Any, transform: Transform) -> Detections:
         ib, ic, iscore, icount = self.order
         boxes = _read(interpreter, ib)[0]
         classes = _read(interpreter, ic).reshape(-1)
@@ -321,17 +339,20 @@ class SSDDecoder(_Base):
             count_value = -1
         count = int(count_value)
         if not 0 <= count <= len(scores):
-            raise ModelInvokeError(
+            raise InvalidResult(
                 f"{self.where} reported {count_value:g} detections but has room for {len(scores)}: its outputs are "
                 "in an order edgecnn does not know. Re-export it with the standard postprocess outputs."
             )
         boxes, classes, scores = boxes[:count], classes[:count], scores[:count]
+        # Every reported row is checked, not only those over --min-score: swapped class and score
+        # outputs (scores like 34.0) or a NaN are the model's fault whatever the threshold.
+        check_scores(scores, self.where)
         keep = scores >= self.min_score
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
         self._check_normalised(boxes)
         w, h = transform.input_width, transform.input_height
         xyxy = np.stack([boxes[:, 1] * w, boxes[:, 0] * h, boxes[:, 3] * w, boxes[:, 2] * h], axis=-1)
-        return self._objects(xyxy, scores, np.rint(classes).astype(np.int64), transform)
+        return self._objects(xyxy, scores, classes, transform)
 
 
 # --- Ultralytics YOLO ------------------------------------------------------------------------------------
@@ -357,18 +378,17 @@ class YoloDecoder(_Base):
         self._details = interpreter.get_output_details()[0]
         self.channels_last = channels_last
         shape = model_file.outputs[0].shape
-        self.classes = (shape[2] if channels_last else shape[1]) - 4
+        self.classes = self.class_count = (shape[2] if channels_last else shape[1]) - 4
         self.name = (
             f"YOLO {list(shape)} (cx, cy, w, h + {self.classes} class scores) + OpenCV NMS"
             f" ({'class-agnostic' if options.agnostic else 'per class'}, IoU {self.iou:g})"
         )
-        if self.labels is not None and len(self.labels) < self.classes:
-            raise ModelError(
-                f"{self.where} scores {self.classes} classes but its labels have {len(self.labels)} entries: "
-                "pass a complete labels file with --labels (one line per class)."
-            )
 
     def decode(self, interpreter: Any, transform: Transform) -> Detections:
+        with np.errstate(all="ignore"):
+            return self._decode(interpreter, transform)
+
+    def _decode(self, interpreter: Any, transform: Transform) -> Detections:
         details = self._details
         # A view of the output buffer (no copy of a 2.8 MB [84, 8400] tensor); everything kept below is a
         # copy made by indexing, so nothing refers to the buffer after decode returns.
@@ -391,6 +411,9 @@ class YoloDecoder(_Base):
             scores = best[candidates].astype(np.float32)
             boxes = raw[:4, candidates].T.astype(np.float32)
         ids = class_rows[:, candidates].argmax(axis=0) if len(candidates) else np.zeros(0, np.int64)
+        # Everything below is a copy. Drop the views of the runtime's buffer now: an InvalidResult raised
+        # below keeps this frame's locals in its traceback, and a live view makes the next invoke() fail.
+        del raw, class_rows
         if boxes.size and float(np.abs(boxes).max()) <= 2.0:  # normalised (Ultralytics' TFLite export)
             boxes = boxes * np.array([transform.input_width, transform.input_height] * 2, dtype=np.float32)
         xyxy = np.empty_like(boxes)
@@ -412,22 +435,27 @@ class YoloDecoder(_Base):
 class EndToEndDecoder(_Base):
     letterbox = True
 
-    def __init__(self, model_file: ModelFile, labels: list[str] | None, options: DecodeOptions) -> None:
+    def __init__(
+        self, model_file: ModelFile, meta: ModelMetadata, labels: list[str] | None, options: DecodeOptions
+    ) -> None:
         super().__init__(model_file, labels, options)
         self.name = (
             f"end-to-end {list(model_file.outputs[0].shape)} (x1, y1, x2, y2, score, class; NMS in the model)"
         )
+        # The outputs do not say how many classes there are; the model's own labels do (Ultralytics names).
+        self.class_count = len(detection_labels(meta.labels) or [])
 
     def decode(self, interpreter: Any, transform: Transform) -> Detections:
-        rows = _read(interpreter, 0)[0]
-        scores = rows[:, 4]
-        keep = ~(scores < self.min_score)  # NaN stays in, to be reported
-        rows = rows[keep]
-        xyxy = rows[:, :4].copy()
-        if xyxy.size and np.all(np.isfinite(xyxy)) and float(np.abs(xyxy).max()) <= 2.0:
-            xyxy *= np.array([transform.input_width, transform.input_height] * 2, dtype=np.float32)
-        ids = np.rint(np.nan_to_num(rows[:, 5])).astype(np.int64)
-        return self._objects(xyxy, rows[:, 4], ids, transform)
+        with np.errstate(all="ignore"):
+            rows = _read(interpreter, 0)[0]
+            scores = rows[:, 4]
+            check_scores(scores, self.where)  # every row: a score of -3 is no padding row either
+            keep = ~(scores < self.min_score)  # NaN stays in, to be reported
+            rows = rows[keep]
+            xyxy = rows[:, :4].copy()
+            if xyxy.size and np.all(np.isfinite(xyxy)) and float(np.abs(xyxy).max()) <= 2.0:
+                xyxy *= np.array([transform.input_width, transform.input_height] * 2, dtype=np.float32)
+            return self._objects(xyxy, rows[:, 4], rows[:, 5], transform)
 
 
 def decoder(
@@ -448,7 +476,7 @@ def decoder(
     else:
         layout = _yolo_layout(model_file.outputs)
         if layout == "e2e":
-            dec = EndToEndDecoder(model_file, labels, options)
+            dec = EndToEndDecoder(model_file, meta, labels, options)
         elif layout in ("yolo", "yolo-channels-last"):
             dec = YoloDecoder(
                 model_file, interpreter, labels, options, channels_last=layout == "yolo-channels-last"
