@@ -68,7 +68,9 @@ def _number(root: Any, key: str, *, integer: bool) -> float:
 def read_options(custom_options: bytes) -> PostprocessOptions:
     """The op's options, or :class:`OptionsProblem` saying what is missing or out of range."""
     if not custom_options:
-        raise OptionsProblem("has no options (num_classes, max_detections, scales): the runtime would crash on it")
+        raise OptionsProblem(
+            "has no options (num_classes, max_detections, scales): the runtime would crash on it"
+        )
     try:
         root = flexbuffers.GetRoot(custom_options)
         if not root.IsMap:
@@ -163,7 +165,9 @@ def first_options(model: Any, is_postprocess: Any) -> PostprocessOptions | None:
             if is_postprocess(op):
                 raw = op.customOptions
                 try:
-                    return read_options(bytes(np.asarray(raw, dtype=np.uint8).tobytes()) if raw is not None else b"")
+                    return read_options(
+                        bytes(np.asarray(raw, dtype=np.uint8).tobytes()) if raw is not None else b""
+                    )
                 except OptionsProblem:
                     return None
     return None

@@ -139,7 +139,10 @@ def test_label_file_shorter_than_class_ids_is_one_clear_error(detectors, tmp_pat
         result = run_cli("predict", detectors[model], image, "--labels", labels)
         lines = error_lines(result.stderr)
         assert result.code == 4 and len(lines) == 1, result.stderr
-        assert f"Labels file {labels} has 1 labels for a model with 3 classes" in lines[0] and "--labels" in lines[0]
+        assert (
+            f"Labels file {labels} has 1 labels for a model with 3 classes" in lines[0]
+            and "--labels" in lines[0]
+        )
 
 
 def test_min_score_max_detections_and_classes(detectors, tmp_path):

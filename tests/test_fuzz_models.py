@@ -205,3 +205,175 @@ def test_cli_contract_in_real_processes(coral, tmp_path):
         result = run_cli("predict", path, CAT, timeout=30)
         assert result.code == 3 and "Traceback" not in result.stderr, (name, result.stderr)
     assert len(MUTATIONS) > 10
+
+
+# --- detectors: the SSD op's options, and outputs that cannot be right -----------------------------------
+
+OPTION_KEYS = (
+    "num_classes",
+    "max_detections",
+    "max_classes_per_detection",
+    "detections_per_class",
+    "use_regular_nms",
+    "nms_score_threshold",
+    "nms_iou_threshold",
+    "y_scale",
+    "x_scale",
+    "h_scale",
+    "w_scale",
+)
+ODD_NUMBERS = st.sampled_from(
+    [
+        math.nan,
+        math.inf,
+        -math.inf,
+        0.0,
+        -1.0,
+        0.5,
+        1.0,
+        1.5,
+        1e-38,
+        1e38,
+        -(2**31),
+        -1,
+        0,
+        1,
+        2,
+        3,
+        4,
+        9,
+        10_000,
+        10_001,
+        2**31 - 1,
+        True,
+        "three",
+        b"\x00",
+    ]
+)
+OPTION_EDITS = st.lists(
+    st.tuples(st.sampled_from(OPTION_KEYS), st.one_of(st.none(), ODD_NUMBERS)), min_size=1, max_size=3
+)
+
+
+def _objects_are_sane(stdout: str, what: str) -> None:
+    for result in json.loads(stdout)["results"]:
+        for o in result["objects"]:
+            x1, y1, x2, y2 = o["box"]
+            assert math.isfinite(o["score"]) and -1e-3 <= o["score"] <= 1 + 1e-3, (what, o)
+            assert all(math.isfinite(v) for v in o["box"]) and x2 >= x1 and y2 >= y1, (what, o)
+            assert o["id"] >= 0, (what, o)
+
+
+def exercise_detector(worker: Worker, data: bytes, image: Path, tmp: Path, what: str) -> None:
+    """Parse and inspect in-process, then predict in the child: the contract, and sane objects on exit 0."""
+    if exercise_in_process(data, tmp) is None:
+        return
+    path = tmp / "fuzzed.tflite"
+    path.write_bytes(data)
+    reply = worker.run(["predict", path, image, "--json", "--min-score", "0.05"])
+    check_contract(reply, what)
+    event(f"predict exit {reply['code']}")
+    if reply["code"] == 0:
+        _objects_are_sane(reply["stdout"], what)
+
+
+@pytest.fixture(scope="module")
+def ssd_originals(detectors, tmp_path_factory) -> Originals:
+    import cv2
+
+    from tests.detectors import make_scenes
+
+    image = tmp_path_factory.mktemp("ssd_scene") / "scene.png"
+    cv2.imwrite(str(image), make_scenes(1, 11)[0].image)
+    return Originals(
+        ssd_tf1=(detectors["ssd_tf1"].read_bytes(), image),
+        ssd_int8=(detectors["ssd_int8"].read_bytes(), image),
+    )
+
+
+@given(model=st.sampled_from(["ssd_tf1", "ssd_int8"]), edits=OPTION_EDITS, strip=st.booleans())
+def test_postprocess_option_mutations_keep_the_contract(
+    ssd_originals, worker, tmp_path_factory, model, edits, strip
+):
+    from tests.odd_outputs import with_postprocess_options
+
+    data, image = ssd_originals[model]
+
+    def edit(options: dict[str, Any]) -> dict[str, Any] | None:
+        if strip and len(edits) == 1 and edits[0][1] is None:
+            return None  # no options at all (the SIGSEGV of issue #24)
+        for key, value in edits:
+            if value is None:
+                options.pop(key, None)
+            else:
+                options[key] = value
+        return options
+
+    mutant = with_postprocess_options(data, edit)
+    exercise_detector(worker, mutant, image, tmp_path_factory.mktemp("ssd"), f"{model} {edits} strip={strip}")
+
+
+# Values that cannot be right in a detector's outputs, written straight into the flatbuffer's constant (the
+# converter would store inf as the largest float).
+ODD_VALUES = st.sampled_from(
+    [math.nan, math.inf, -math.inf, 1e30, -1e30, 34.0, -3.0, 0.0, 1.0, 0.5, 2.0, 1e9]
+)
+OUTPUT_EDITS = st.lists(
+    st.tuples(st.integers(0, 6), st.integers(0, 3), ODD_VALUES), min_size=1, max_size=4
+)  # (row of the object's values, which object, value)
+
+
+@pytest.fixture(scope="module")
+def fixed_detectors(tmp_path_factory) -> dict[str, tuple[bytes, np.ndarray, Path]]:
+    """A YOLO-shaped and an end-to-end model whose output is a constant, with four objects, and an image."""
+    import cv2
+
+    from tests.odd_outputs import SIZE, e2e_values, fixed_output_tflite, yolo_values
+
+    yolo = yolo_values()
+    e2e = e2e_values()
+    for i in (1, 2, 3):  # three more objects, smaller, lower scoring, of other classes
+        yolo[0, :, i] = [0.2 * i, 0.25 * i, 0.15, 0.2, 0.0, 0.8 - 0.1 * i, 0.1 * i]
+        e2e[0, i] = [0.2 * i, 0.1, 0.2 * i + 0.15, 0.3, 0.8 - 0.1 * i, i % 3]
+    image = tmp_path_factory.mktemp("fixed") / "grey.png"
+    cv2.imwrite(str(image), np.full((SIZE, SIZE, 3), 60, np.uint8))
+    return {
+        "yolo": (fixed_output_tflite(yolo), yolo, image),
+        "e2e": (fixed_output_tflite(e2e), e2e, image),
+    }
+
+
+def _with_output_constant(data: bytes, original: np.ndarray, values: np.ndarray) -> bytes:
+    """``data`` with the constant buffer holding ``original`` (the model's output) set to ``values``."""
+    model = load(data)
+    want = original.astype(np.float32).tobytes()
+    for buffer in model.buffers:
+        if buffer.data is not None and bytes(np.asarray(buffer.data, np.uint8).tobytes()) == want:
+            buffer.data = np.frombuffer(values.astype(np.float32).tobytes(), np.uint8)
+            return pack(model)
+    raise AssertionError("the output constant is not in the model")
+
+
+@given(
+    layout=st.sampled_from(["yolo", "e2e"]),
+    edits=OUTPUT_EDITS,
+    swap=st.one_of(st.none(), st.tuples(st.integers(0, 5), st.integers(0, 5))),
+)
+def test_detector_output_mutations_keep_the_contract(
+    fixed_detectors, worker, tmp_path_factory, layout, edits, swap
+):
+    data, original, image = fixed_detectors[layout]
+    values = original.copy()
+    for row, obj, value in edits:
+        if layout == "yolo":
+            values[0, row, obj] = value
+        else:
+            values[0, obj, row % 6] = value
+    if swap is not None:  # two outputs swapped: boxes read as scores, scores read as classes
+        a, b = swap
+        if layout == "yolo":
+            values[0, [a, b]] = values[0, [b, a]]
+        else:
+            values[0, :, [a, b]] = values[0, :, [b, a]]
+    mutant = _with_output_constant(data, original, values)
+    exercise_detector(worker, mutant, image, tmp_path_factory.mktemp("out"), f"{layout} {edits} swap={swap}")

@@ -93,7 +93,9 @@ class FrameHandler:
         if self.metrics is not None:
             self.metrics.invalid.inc()
         if self.invalid_streak >= INVALID_STREAK:
-            raise InvalidResult(f"{exc} ({self.invalid_streak} frames in a row gave results that cannot be right)")
+            raise InvalidResult(
+                f"{exc} ({self.invalid_streak} frames in a row gave results that cannot be right)"
+            )
         kind = str(exc).split(":")[0]
         if kind not in self._logged:
             self._logged.add(kind)

@@ -171,7 +171,11 @@ def format_summary(s: RunSummary) -> str:
             f"  latency ms (capture to result)  p50 {lat['p50']:.2f}  p90 {lat['p90']:.2f}  p99 {lat['p99']:.2f};  "
             f"inference p50 {inf['p50']:.2f}  p90 {inf['p90']:.2f}  p99 {inf['p99']:.2f}",
             f"  dropped {s.dropped}  reconnects {s.reconnects}  first result after {first}",
-            *([f"  dropped {s.invalid} invalid results (frames whose outputs cannot be right)"] if s.invalid else []),
+            *(
+                [f"  dropped {s.invalid} invalid results (frames whose outputs cannot be right)"]
+                if s.invalid
+                else []
+            ),
             *mqtt,
         ]
     )

@@ -161,7 +161,14 @@ def _check_model_opens(opts: Any, model_file: Any) -> None:
     crop = None if opts.crop in (None, "none") else opts.crop
     try:
         with native_chatter_filtered():
-            open_model(model_file, device="cpu", threads=1, labels=opts.labels, crop=crop, decode=decode_options(opts))
+            open_model(
+                model_file,
+                device="cpu",
+                threads=1,
+                labels=opts.labels,
+                crop=crop,
+                decode=decode_options(opts),
+            )
     except RuntimeMissing:
         return  # an image being prepared on a host without a TFLite runtime: the file checks still ran
     except InputError as exc:

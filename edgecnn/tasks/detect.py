@@ -220,18 +220,33 @@ class _Base:
         seen = scores > 0  # a score of 0 is nothing seen (end-to-end padding rows with --min-score 0)
         xyxy, scores, classes = xyxy.reshape(-1, 4)[seen], scores[seen], classes[seen]
         check_boxes(xyxy, self.where)
+        self._check_in_range(xyxy, transform)
         ids = check_class_ids(classes, self._known_classes(), self.where, integral=self.whole_classes)
         if self.keep is not None and len(ids):
             mask = np.isin(ids, list(self.keep))
             xyxy, scores, ids = xyxy[mask], scores[mask], ids[mask]
+        boxes = transform.to_frame(xyxy) if len(xyxy) else xyxy[:0]
+        # A box wholly outside the frame (in the letterbox padding) clips to nothing: not an object in it.
+        inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        boxes, scores, ids = boxes[inside], scores[inside], ids[inside]
         order = np.argsort(-scores, kind="stable")[: self.max_detections]
-        boxes = transform.to_frame(xyxy[order]) if len(order) else xyxy[:0]
         return Detections(
-            [
-                Object(int(ids[i]), self._label(int(ids[i])), float(scores[i]), tuple(float(v) for v in box))  # type: ignore[arg-type]
-                for i, box in zip(order, boxes, strict=True)
-            ]
+            [Object(int(ids[i]), self._label(int(ids[i])), float(scores[i]), _box(boxes[i])) for i in order]
         )
+
+    def _check_in_range(self, xyxy: np.ndarray, transform: Transform) -> None:
+        """Input-pixel boxes may overshoot the input by BOX_SLACK of its size, no more (1e30 is garbage)."""
+        if not len(xyxy):
+            return
+        w, h = transform.input_width, transform.input_height
+        low = np.array([-BOX_SLACK * w, -BOX_SLACK * h] * 2, dtype=np.float64)
+        high = np.array([(1 + BOX_SLACK) * w, (1 + BOX_SLACK) * h] * 2, dtype=np.float64)
+        if np.any(xyxy < low) or np.any(xyxy > high):
+            raise InvalidResult(
+                f"{self.where} produced boxes out of range ({float(xyxy.min()):.4g}..{float(xyxy.max()):.4g} for a "
+                f"{w}x{h} input): its box outputs are misread or broken. Re-export it and check it with "
+                "`edgecnn predict`."
+            )
 
     def _check_normalised(self, boxes: np.ndarray) -> None:
         if boxes.size and (float(boxes.min()) < -BOX_SLACK or float(boxes.max()) > 1 + BOX_SLACK):
@@ -240,6 +255,11 @@ class _Base:
                 "expected normalised 0..1): its outputs are in an order edgecnn does not know. "
                 "Re-export it with the standard TFLite_Detection_PostProcess outputs."
             )
+
+
+def _box(row: np.ndarray) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) for v in row)
+    return x1, y1, x2, y2
 
 
 def _view(interpreter: Any, tensor_index: int) -> np.ndarray:
@@ -315,6 +335,7 @@ def _ssd_shapes_fit(outputs: list[tuple[int, ...]], order: tuple[int, int, int, 
 
 class SSDDecoder(_Base):
     whole_classes = True  # the op writes class indices as floats, exactly
+
     def __init__(
         self, model_file: ModelFile, interpreter: Any, labels: list[str] | None, options: DecodeOptions
     ) -> None:
