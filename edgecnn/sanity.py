@@ -82,8 +82,8 @@ def check_class_ids(
 ) -> np.ndarray:
     """Class ids as int64, when each is finite and one of the model's ``classes`` (0: unknown, then any
     id from 0 up to :data:`MAX_CLASS_ID`); else :class:`InvalidResult`. A NaN class is no class 0.
-    ``integral``: the outputs hold exact whole numbers (the SSD op's float class ids), so a fraction such
-    as 0.87 is a score read as a class (the outputs are swapped)."""
+    ``integral``: the outputs hold exact whole numbers (the SSD op writes class indices as floats), so any
+    fraction, 0.87 or 0.00002, is a score read as a class (the outputs are swapped)."""
     if not values.size:
         return np.zeros(0, np.int64)
     if not np.isfinite(values).all():
@@ -92,7 +92,7 @@ def check_class_ids(
             "wrongly; re-export it."
         )
     ids = np.rint(values.astype(np.float64))
-    if integral and float(np.abs(ids - values).max()) > SCORE_TOLERANCE:
+    if integral and np.any(ids != values):
         raise InvalidResult(
             f"{model or 'The model'} produced class ids that are not whole numbers (e.g. "
             f"{float(values[np.argmax(np.abs(ids - values))]):.4g}): its class and score outputs are swapped or "

@@ -217,6 +217,10 @@ def test_ssd_with_class_and_score_outputs_swapped(detectors, tmp_path):
     image = _png(tmp_path, _all_classes_scene())
     assert predict(detectors["ssd_tf1"], [image]).results[0].objects  # the original finds objects here
     _one_error(run_cli("predict", model, image), str(model), "swapped")
+    # Whatever the scene holds: on a plain background too, where nothing scores over --min-score.
+    plain = _png(tmp_path, np.full((96, 96, 3), 120, np.uint8), "plain.png")
+    assert not predict(detectors["ssd_tf1"], [plain]).results[0].objects
+    _one_error(run_cli("predict", model, plain), str(model), "swapped")
 
 
 def _run_folder(tmp_path: Path, frames: dict[str, Path], order: str) -> Path:

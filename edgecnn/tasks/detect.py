@@ -368,6 +368,7 @@ class SSDDecoder(_Base):
         # Every reported row is checked, not only those over --min-score: swapped class and score
         # outputs (scores like 34.0) or a NaN are the model's fault whatever the threshold.
         check_scores(scores, self.where)
+        check_class_ids(classes, self._known_classes(), self.where, integral=True)
         keep = scores >= self.min_score
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
         self._check_normalised(boxes)
