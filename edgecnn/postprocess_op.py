@@ -114,7 +114,9 @@ def _check_ranges(o: PostprocessOptions) -> None:
         )
     for key in ("y_scale", "x_scale", "h_scale", "w_scale"):
         value = getattr(o, key)
-        if not (math.isfinite(value) and value > 0):
+        # The kernel reads a float32: 1e300 is inf there, 1e-300 is 0.
+        as_read = float(np.float32(value)) if math.isfinite(value) and abs(value) < 3.4e38 else math.inf
+        if not (math.isfinite(as_read) and as_read > 0):
             raise OptionsProblem(f"option {key} is {value:g}, it must be a positive number")
     for key in ("nms_score_threshold", "nms_iou_threshold"):
         value = getattr(o, key)

@@ -68,12 +68,16 @@ def postprocess_options(data: bytes) -> dict[str, Any]:
     return flexbuffers.Loads(bytes(_postprocess_ops(model)[0].customOptions))  # type: ignore[no-any-return]
 
 
-def with_postprocess_options(data: bytes, edit: Callable[[dict[str, Any]], dict[str, Any] | None]) -> bytes:
-    """``data`` (an SSD) with its postprocess op's options replaced by ``edit(options)`` (None: none)."""
+def with_postprocess_options(
+    data: bytes, edit: Callable[[dict[str, Any]], dict[str, Any] | bytes | None]
+) -> bytes:
+    """``data`` (an SSD) with its postprocess op's options replaced by ``edit(options)``: a dict is encoded
+    as a FlexBuffer map, bytes are used as they are, None strips them."""
     model = schema.ModelT.InitFromPackedBuf(data, 0)
     for op in _postprocess_ops(model):
         options = edit(flexbuffers.Loads(bytes(op.customOptions)))
-        op.customOptions = None if options is None else np.frombuffer(flexbuffers.Dumps(options), np.uint8)
+        raw = options if isinstance(options, bytes) or options is None else bytes(flexbuffers.Dumps(options))
+        op.customOptions = None if raw is None else np.frombuffer(raw, np.uint8)
     return _pack(model, len(data))
 
 

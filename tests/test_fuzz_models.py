@@ -291,17 +291,36 @@ def ssd_originals(detectors, tmp_path_factory) -> Originals:
     )
 
 
-@given(model=st.sampled_from(["ssd_tf1", "ssd_int8"]), edits=OPTION_EDITS, strip=st.booleans())
+RAW_OPTIONS = st.one_of(
+    st.none(),
+    st.none(),
+    st.binary(max_size=48).map(lambda b: ("bytes", b)),
+    st.tuples(st.integers(0, 1000), st.integers(0, 255)).map(lambda t: ("flip", t)),
+)  # None: edit the map; bytes: options that may be no FlexBuffer at all; flip: one byte of the real ones
+
+
+@given(
+    model=st.sampled_from(["ssd_tf1", "ssd_int8"]), edits=OPTION_EDITS, strip=st.booleans(), raw=RAW_OPTIONS
+)
 def test_postprocess_option_mutations_keep_the_contract(
-    ssd_originals, worker, tmp_path_factory, model, edits, strip
+    ssd_originals, worker, tmp_path_factory, model, edits, strip, raw
 ):
+    from flatbuffers import flexbuffers
+
     from tests.odd_outputs import with_postprocess_options
 
     data, image = ssd_originals[model]
 
-    def edit(options: dict[str, Any]) -> dict[str, Any] | None:
+    def edit(options: dict[str, Any]) -> dict[str, Any] | bytes | None:
         if strip and len(edits) == 1 and edits[0][1] is None:
             return None  # no options at all (the SIGSEGV of issue #24)
+        if raw is not None and raw[0] == "bytes":
+            return raw[1]
+        if raw is not None:
+            encoded = bytearray(flexbuffers.Dumps(options))
+            where, value = raw[1]
+            encoded[where % len(encoded)] = value
+            return bytes(encoded)
         for key, value in edits:
             if value is None:
                 options.pop(key, None)
@@ -310,7 +329,8 @@ def test_postprocess_option_mutations_keep_the_contract(
         return options
 
     mutant = with_postprocess_options(data, edit)
-    exercise_detector(worker, mutant, image, tmp_path_factory.mktemp("ssd"), f"{model} {edits} strip={strip}")
+    what = f"{model} {edits} strip={strip} raw={raw}"
+    exercise_detector(worker, mutant, image, tmp_path_factory.mktemp("ssd"), what)
 
 
 # Values that cannot be right in a detector's outputs, written straight into the flatbuffer's constant (the
