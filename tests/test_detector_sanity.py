@@ -223,6 +223,22 @@ def test_ssd_with_class_and_score_outputs_swapped(detectors, tmp_path):
     _one_error(run_cli("predict", model, plain), str(model), "swapped")
 
 
+def test_eval_stops_on_a_model_whose_results_cannot_be_right(odd, frames, tmp_path):
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "labels").mkdir()
+    (data / "images" / "a.png").write_bytes(frames["dark"].read_bytes())
+    (data / "labels" / "a.txt").write_text("0 0.5 0.5 0.3 0.3\n")
+    (data / "classes.txt").write_text("a\nb\nc\n")
+    out = tmp_path / "eval.json"
+    _one_error(
+        run_cli("eval", odd["yolo score 34"], data, "-o", out), str(odd["yolo score 34"]), "outside 0..1"
+    )
+    assert not out.exists()
+    result = run_cli("eval", odd["yolo ok"], data, "--json")  # the same data with a sane model: measured
+    assert result.code == 0, result.stderr
+
+
 def _run_folder(tmp_path: Path, frames: dict[str, Path], order: str) -> Path:
     folder = tmp_path / f"frames_{order}"
     folder.mkdir()
