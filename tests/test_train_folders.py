@@ -92,6 +92,7 @@ def test_mobile_runs_with_recalibration_are_reproducible(tmp_path, shapes):
             architecture="mobile",
             input_size=32,
             epochs=2,
+            limit=60,
             seed=5,
             verbose=0,
         )
