@@ -65,3 +65,67 @@ def test_help_keeps_every_bracketed_word(monkeypatch):
         assert not lost, f"`{path} --help` lost {lost} (escape them as \\\\[word] for Rich)"
         checked += 1
     assert checked >= 3  # bench report, bench formats, fleet bench, run --mqtt at least
+
+
+def _hidden_spellings() -> set[str]:
+    """Old option names kept hidden for scripts (``--save``, ``--out``, ``--out-dir``): never to be advertised."""
+    hidden = set()
+    for _path, cmd in _commands(app):
+        for param in cmd.params:
+            if getattr(param, "hidden", False):
+                hidden.update(name for name in param.opts if name.startswith("--"))
+    return hidden
+
+
+def _names(spelling: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w-]){re.escape(spelling)}(?![\w-])")  # --out, not --output
+
+
+def test_no_help_text_advertises_a_hidden_spelling(monkeypatch):
+    """``fleet --help`` said ``bench MODEL --save`` after the flag became ``-o/--output``."""
+    from typer.testing import CliRunner
+
+    hidden = _hidden_spellings()
+    assert {"--save", "--out", "--out-dir"} <= hidden
+    monkeypatch.setenv("TERMINAL_WIDTH", "400")
+    monkeypatch.setenv("COLUMNS", "400")
+    runner = CliRunner()
+    paths = {path for path, _ in _commands(app)}
+    paths |= {" ".join(path.split()[:n]) for path in paths for n in range(1, len(path.split()))}  # groups
+    for path in sorted(paths):
+        result = runner.invoke(app, [*path.split()[1:], "--help"], prog_name="edgecnn")
+        assert result.exit_code == 0, result.output
+        named = [h for h in hidden if _names(h).search(result.output)]
+        assert not named, f"`{path} --help` names the hidden {named}: say -o/--output"
+
+
+def test_no_message_in_the_source_advertises_a_hidden_spelling():
+    """Every string literal under edgecnn/ (errors, docstrings, playbooks aside) spells the documented flag;
+    the hidden names appear only where they are declared (``typer.Option``) and mapped (``old_name=``)."""
+    import ast
+
+    hidden = _hidden_spellings()
+    found = []
+    for file in sorted((ROOT / "edgecnn").rglob("*.py")):
+        tree = ast.parse(file.read_text(), str(file))
+        declared: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "Option":
+                declared.update(id(a) for a in node.args)
+            if isinstance(node, ast.keyword) and node.arg == "old_name":
+                declared.add(id(node.value))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in declared:
+                for h in hidden:
+                    if _names(h).search(node.value):
+                        found.append(f"{file.relative_to(ROOT)}:{node.lineno} {h}")
+    assert not found, f"hidden spellings in messages: {found}"
+
+
+def test_bench_report_of_an_empty_folder_says_how_to_save_results(tmp_path):
+    from tests.conftest import error_lines, run_cli
+
+    result = run_cli("bench", "report", tmp_path)
+    lines = error_lines(result.stderr)
+    assert result.code != 0 and len(lines) == 1, result.stderr
+    assert "edgecnn bench MODEL -o FILE.json" in lines[0] and "--save" not in lines[0]

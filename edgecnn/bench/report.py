@@ -128,7 +128,7 @@ def load_results(paths: list[str | os.PathLike[str]]) -> list[tuple[Path, BenchR
             files = sorted(p.rglob("*.json"))
             if not files:
                 raise InputError(
-                    f"No bench results (*.json) in {p}: save some with `edgecnn bench MODEL --save`."
+                    f"No bench results (*.json) in {p}: save some with `edgecnn bench MODEL -o FILE.json`."
                 )
             loaded += [(f, load_result(f)) for f in files]
         else:

@@ -57,7 +57,7 @@ def echo_json(data: Any) -> None:
 
 
 def deprecated_alias(value: Any, old: Any, *, new: str, old_name: str, default: Any = None) -> Any:
-    """``value`` of the documented option, or of its hidden older spelling (e.g. ``--save`` for ``--output``).
+    """``value`` of the documented option, or of its hidden older spelling (the old save flag for ``--output``).
 
     The old spelling keeps scripts working without a second documented name; giving both is an error.
     """
