@@ -107,9 +107,12 @@ def test_auto_falls_back_to_cpu_twin(coral, caplog):
     ("args", "code", "needle"),
     [
         (["predict", "missing.tflite", str(CAT)], 3, "Model file not found: missing.tflite"),
-        (["predict", str(CAT), str(CAT)], 3, "is not a TFLite model"),
+        (["predict", "missing.tflite", "nope.jpg"], 3, "Model file not found: missing.tflite"),
+        (["predict", str(CAT), str(CAT)], 2, "cat.bmp is an image, not a model: the model comes first"),
+        (["predict", str(CAT), str(MOBILENET)], 2, "a model: the model comes first: edgecnn predict MODEL"),
+        (["predict", str(CAT)], 2, "cat.bmp is an image, not a model: the model comes first"),
         (["predict", str(MOBILENET), "nope.jpg"], 4, "Image not found: nope.jpg"),
-        (["predict", str(MOBILENET), str(MOBILENET)], 4, "Cannot decode"),
+        (["predict", str(MOBILENET), str(MOBILENET)], 2, "is a model, not an image: give one model, then"),
         (["predict", str(BROKEN_MODEL), str(CAT)], 3, "custom op 'fake-op-double'"),
         (["predict", str(MOBILENET_EDGETPU), str(CAT)], 5, "compiled for the Edge TPU"),
         (["predict", str(MOBILENET), str(CAT), "--device", "gpu"], 2, "Unknown device 'gpu'"),
@@ -122,6 +125,24 @@ def test_errors_are_one_line_with_exit_code(coral, args, code, needle):
     lines = error_lines(result.stderr)
     assert len(lines) == 1 and needle in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_model_and_image_the_other_way_round_are_named(coral, tmp_path):
+    """The order is told from the files, not only their names: a model renamed .jpg is still a model, an image
+    named .tflite is still not one (it fails as a model would); the library says the same as the CLI."""
+    renamed_model = tmp_path / "model.jpg"
+    renamed_model.write_bytes(MOBILENET.read_bytes())
+    result = run_cli("predict", CAT, renamed_model)
+    lines = error_lines(result.stderr)
+    assert result.code == 2 and len(lines) == 1, result.stderr
+    assert f"{CAT} is an image and {renamed_model} a model: the model comes first" in lines[0]
+    assert predict(renamed_model, [CAT]).results[0].classes[0].label == "tiger cat"  # given in order, it runs
+    not_a_model = tmp_path / "photo.tflite"
+    not_a_model.write_bytes(CAT.read_bytes())
+    with pytest.raises(ModelError, match="is not a TFLite model"):
+        predict(not_a_model, [CAT])
+    with pytest.raises(UsageError, match="the model comes first: edgecnn predict MODEL IMAGE"):
+        predict(CAT, [not_a_model])
 
 
 def test_truncated_model_is_reported(coral, tmp_path):
