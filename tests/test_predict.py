@@ -82,6 +82,18 @@ def test_inspect_reports_tensors_ops_labels(coral):
     assert inspect_model(MOBILENET_EDGETPU).edgetpu_compiled is True
 
 
+def test_inspect_quotes_labels_that_hold_commas(coral):
+    """ImageNet labels carry synonyms after commas: joined with commas they could not be told apart."""
+    result = run_cli("inspect", MOBILENET)
+    assert result.code == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("labels:"))
+    assert line == (
+        'labels: 1001 (tflite-support), first 5: "background", "tench, Tinca tinca", '
+        '"goldfish, Carassius auratus", "great white shark, white shark, man-eater, man-eating shark, '
+        'Carcharodon carcharias", "tiger shark, Galeocerdo cuvieri", ...'
+    )
+
+
 def test_inspect_cli_json_on_own_model(digits_model):
     result = run_cli("inspect", digits_model.tflite, "--json")
     assert result.code == 0, result.stderr
