@@ -21,7 +21,12 @@ def predict_command(
         help="Image files (jpg, png, bmp, ...) or folders of them (read in name order).",
     ),
     top_k: int = typer.Option(
-        1, "--top-k", "-k", min=1, max=1000, help="How many classes to show per image."
+        1,
+        "--top-k",
+        "-k",
+        min=1,
+        max=1000,
+        help="At most this many classes per image (classes scoring exactly 0 are left out).",
     ),
     threads: int | None = run_flag("threads"),
     device: str | None = run_flag("device"),
