@@ -108,6 +108,7 @@ class Decoder(Protocol):
 
 class TaskModule(Protocol):
     NAME: str
+    DESCRIPTION: str  # what a model of this task is, in words: "image classifier", "object detector"
 
     def claims(self, model_file: ModelFile, meta: ModelMetadata) -> bool:
         """True when the model's outputs are this task's (used when the model declares no task)."""
@@ -156,6 +157,11 @@ def choose_task(model_file: ModelFile, meta: ModelMetadata) -> str:
         "([1, N] scores), detection (TFLite_Detection_PostProcess; YOLO [1, 4+nc, N] or [1, N, 6]). "
         "Pose keypoints, segmentation masks and multi-output models of other kinds are not supported."
     )
+
+
+def describe_model(model_file: ModelFile, meta: ModelMetadata) -> str:
+    """What the model does, in words (``object detector``), from its task; raises like :func:`choose_task`."""
+    return task_module(choose_task(model_file, meta)).DESCRIPTION
 
 
 def open_decoder(

@@ -36,6 +36,7 @@ from edgecnn.preprocess import Transform
 from edgecnn.tasks import DecodeOptions, shapes
 
 NAME = "detect"
+DESCRIPTION = "object detector"  # what the model does, in words (the service's Description=)
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 DEFAULT_MIN_SCORE = 0.4  # Frigate's default threshold
 BOX_SLACK = 0.5  # normalised boxes may overshoot the image a little; more means the outputs are misread
