@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -33,6 +36,41 @@ def test_cli_predict_prints_tiger_cat(coral):
     data = json.loads(result.stdout)
     assert data["results"][0]["classes"][0]["label"] == "tiger cat"
     assert len(data["results"][0]["classes"]) == 2
+
+
+_COUNT_THREADS = """
+import os, sys
+from edgecnn.images import read_image
+from edgecnn.model import open_model
+kwargs = {} if sys.argv[3] == "default" else {"threads": int(sys.argv[3])}
+image = read_image(sys.argv[2])
+before = len(os.listdir("/proc/self/task"))
+model = open_model(sys.argv[1], **kwargs)
+model.process(image)
+print(model.threads, len(os.listdir("/proc/self/task")) - before)
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc (Linux)")
+def test_predict_reports_the_threads_the_interpreter_runs_with(coral):
+    """``--json`` said ``"threads": null`` without --threads: it reports the count used, which is what the
+    runtime really starts (counted in a fresh process: loading and running the model add threads - 1 workers)."""
+    assert json.loads(run_cli("predict", MOBILENET, CAT, "--json").stdout)["threads"] == 1
+    assert json.loads(run_cli("predict", MOBILENET, CAT, "--json", "--threads", "3").stdout)["threads"] == 3
+    assert (
+        "(ai-edge-litert"
+        in run_cli("predict", MOBILENET, CAT, "--threads", "3").stdout.split(", 3 threads)")[0]
+    )
+    for asked, reported in (("default", 1), ("3", 3)):
+        proc = subprocess.run(
+            [sys.executable, "-c", _COUNT_THREADS, str(MOBILENET), str(CAT), asked],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        threads, started = map(int, proc.stdout.split())
+        assert (threads, started) == (reported, reported - 1), proc.stdout
 
 
 def test_labels_flag_overrides_embedded(coral, tmp_path):

@@ -59,7 +59,7 @@ class PredictReport:
     model: str
     device: str
     runtime: str
-    threads: int | None
+    threads: int  # CPU threads the interpreter ran with (1 unless --threads said otherwise)
     load_ms: float
     labels_source: str
     results: list[ImageResult]
@@ -188,7 +188,7 @@ def predict(
         model=str(clf.path or model),
         device=clf.device,
         runtime=clf.runtime.describe(),
-        threads=threads,
+        threads=clf.threads,
         load_ms=round(clf.load_ms, 3),
         labels_source=labels_source,
         results=results,
@@ -199,7 +199,8 @@ def predict(
 
 def format_report(report: PredictReport) -> str:
     lines = [
-        f"model {Path(report.model).name} on {report.device} ({report.runtime}), labels: {report.labels_source}"
+        f"model {Path(report.model).name} on {report.device} ({report.runtime}, {report.threads} "
+        f"thread{'s' if report.threads != 1 else ''}), labels: {report.labels_source}"
     ]
     for result in report.results:
         lines.append(f"{result.image}  ({result.inference_ms:.2f} ms)")
