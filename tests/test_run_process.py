@@ -55,7 +55,7 @@ def test_signal_stops_cleanly_with_summary(sig, coral):
 def test_metrics_carry_no_created_series(coral):
     """prometheus_client adds a ``*_created`` series per counter and histogram; a scrape of a real
     ``edgecnn run`` has none (without PROMETHEUS_DISABLE_CREATED_SERIES in its environment)."""
-    proc, out, err = start_run(str(MOBILENET), "--source", "demo", "--serve", "127.0.0.1:0", "-q")
+    proc, _out, err = start_run(str(MOBILENET), "--source", "demo", "--serve", "127.0.0.1:0", "-q")
     try:
         base = err.wait_for(lambda line: line.startswith("serving http://")).split()[1].rstrip("/")
         status, _headers, body = http_get(base + "/metrics")
