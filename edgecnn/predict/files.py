@@ -90,11 +90,11 @@ def parse_classes(value: str | list[str] | tuple[str, ...] | None) -> tuple[str,
 
 
 def _looks_like_model(path: Path) -> bool:
-    """A ``.tflite`` name, or a file that starts like one (TFLite's ``TFL3`` identifier at byte 4)."""
-    if path.suffix.lower() == ".tflite":
-        return True
+    """A regular file with a ``.tflite`` name or TFLite's ``TFL3`` identifier at byte 4."""
     if not path.is_file():  # missing, a folder, a FIFO: reading it as an image says what is wrong
         return False
+    if path.suffix.lower() == ".tflite":
+        return True
     try:
         with path.open("rb") as fh:
             head = fh.read(8)
