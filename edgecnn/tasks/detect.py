@@ -43,6 +43,7 @@ from edgecnn.tasks import DecodeOptions, shapes
 log = logging.getLogger(__name__)
 
 NAME = "detect"
+DESCRIPTION = "object detector"  # what the model does, in words (the service's Description=)
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 DEFAULT_MIN_SCORE = 0.4  # Frigate's default threshold (Ultralytics' predict default conf is 0.25)
 # NMS IoU threshold of YOLO layouts. Ultralytics' predict default is iou=0.7, per class (agnostic=False);
