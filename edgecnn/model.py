@@ -62,6 +62,11 @@ def cpu_twin_path(model_file: ModelFile, meta: ModelMetadata) -> Path | None:
     return cpu_twin(model_file, meta)
 
 
+# CPU threads when none are asked for: what TFLite's interpreters do when not told (num_threads=-1 runs
+# XNNPACK without a thread pool: invoke() starts no thread), said explicitly so reports can name it.
+DEFAULT_THREADS = 1
+
+
 @dataclass
 class Model:
     """A ready-to-run model: call :meth:`process` per frame (any task), or :meth:`classify` for a classifier."""
@@ -72,7 +77,7 @@ class Model:
     interpreter: Any
     runtime: Runtime
     device: str  # what actually runs it: "cpu" or "edgetpu[:...]"
-    threads: int | None
+    threads: int  # CPU threads the interpreter was given (DEFAULT_THREADS when none were asked for)
     load_ms: float
     spec: InputSpec
     crop: str | None = None
@@ -153,7 +158,7 @@ def _allocated_interpreter(
     meta: ModelMetadata,
     runtime: Runtime,
     spec_device: DeviceSpec,
-    threads: int | None,
+    threads: int,
     delegates: list[Any],
 ) -> Any:
     """An interpreter with its tensors allocated; what the runtime refuses, said in the user's terms.
@@ -235,6 +240,7 @@ def open_classifier(
             require_task=require_task,
         )
     delegates, used = selection.delegates, selection.device
+    threads = DEFAULT_THREADS if threads is None else threads
 
     interpreter = _allocated_interpreter(model_file, meta, runtime, spec_device, threads, delegates)
     label_list = read_labels_file(labels) if labels else meta.labels

@@ -25,7 +25,7 @@ from edgecnn.postprocess_op import POSTPROCESS_OP, PostprocessOptions, first_opt
 from edgecnn.safeio import FileKind, read_bytes
 
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
-_FILE_IDENTIFIER = b"TFL3"
+TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier, bytes 4-8 of every .tflite file
 
 _BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 _TENSOR_TYPES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
@@ -441,7 +441,7 @@ def with_metadata(model_file: ModelFile, name: str, payload: bytes) -> bytes:
     entry.buffer = len(model.buffers) - 1
     model.metadata.append(entry)
     builder = flatbuffers.Builder(max(1024, len(model_file.data) + len(payload) + 1024))
-    builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
+    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
     out = bytes(builder.Output())
     if model_file.appended:
         sink = io.BytesIO()

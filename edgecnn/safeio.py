@@ -44,7 +44,7 @@ class FileKind(enum.Enum):
     KERAS = _Kind("Keras model", 2048 * MiB, ModelError, "pass the .keras file written by `edgecnn train`")
     LABELS = _Kind("labels file", 8 * MiB, InputError, "pass a text file with one label per line")
     CONFIG = _Kind("config file", 1 * MiB, ConfigError, "pass a TOML file of run options")
-    JSON = _Kind("JSON file", 64 * MiB, InputError, "pass a file written by `edgecnn bench --save`")
+    JSON = _Kind("JSON file", 64 * MiB, InputError, "pass a file written by `edgecnn bench MODEL -o FILE`")
     ANNOTATIONS = _Kind("annotation file", 1024 * MiB, InputError, "pass a COCO JSON or YOLO label file")
     IMAGE = _Kind("image", 256 * MiB, InputError, "pass a JPEG, PNG, BMP or WebP file")
     SECRET = _Kind("secret file", 64 * 1024, ConfigError, "pass a file holding the secret on one line")

@@ -80,6 +80,53 @@ def test_cli_report_writes_table_and_a_real_png(coral, two_machines, tmp_path):
     assert data["regressions"] == 0
 
 
+def test_same_named_models_get_readable_names_and_a_log_axis_with_values(coral, tmp_path):
+    """Two different model_int8.tflite files were told apart as ``model_int8.tflite@86933398``: now by the
+    shortest distinguishing path. Medians 600x apart (an Edge TPU beside a CPU) get a log axis, and every
+    bar is labelled with its median."""
+    from edgecnn.bench.report import build_figure
+    from edgecnn.modelfile import parse_model, with_metadata
+
+    cats = tmp_path / "runs" / "cats" / "model_int8.tflite"
+    dogs = tmp_path / "runs" / "dogs" / "model_int8.tflite"
+    cats.parent.mkdir(parents=True)
+    dogs.parent.mkdir(parents=True)
+    cats.write_bytes(MOBILENET.read_bytes())
+    dogs.write_bytes(with_metadata(parse_model(MOBILENET.read_bytes()), "rebuilt", b"1"))  # another sha256
+    fast = run_bench(cats, runs=5, warmup=1)
+    slow = _scaled(run_bench(dogs, runs=5, warmup=1), 600.0)
+    files = [save_result(fast, tmp_path / "cats.json"), save_result(slow, tmp_path / "dogs.json")]
+
+    report = build_report(files)
+    assert report.models == ["cats/model_int8.tflite", "dogs/model_int8.tflite"]
+    text = run_cli("bench", "report", *files).stdout
+    assert "cats/model_int8.tflite" in text and "@" not in text
+
+    ax = build_figure(report).axes[0]
+    assert ax.get_yscale() == "log" and "log scale" in ax.get_ylabel()
+    medians = [report.rows[0].cells[m].median_ms for m in report.models]
+    shown = sorted(float(label.get_text()) for label in ax.texts)
+    assert shown == pytest.approx(sorted(medians), rel=0.01)  # each bar says its median (3 digits)
+    assert [label.get_text() for label in ax.get_xticklabels()] == report.models
+
+    close = build_report([files[0], save_result(_scaled(fast, 5.0), tmp_path / "five.json")])
+    assert build_figure(close).axes[0].get_yscale() == "linear"  # within 10x: a linear axis reads best
+    png = tmp_path / "latency.png"
+    assert run_cli("bench", "report", *files, "--plot", png).code == 0
+    assert cv2.imread(str(png)) is not None
+
+
+def test_models_at_the_very_same_path_keep_a_short_hash():
+    from edgecnn.bench.report import _distinct_tails
+
+    tails = _distinct_tails({"a" * 64: "/srv/m.tflite", "b" * 64: "/srv/m.tflite", "c" * 64: "/opt/m.tflite"})
+    assert tails == {
+        "a" * 64: "srv/m.tflite (sha256 aaaaaaaa)",
+        "b" * 64: "srv/m.tflite (sha256 bbbbbbbb)",
+        "c" * 64: "opt/m.tflite",
+    }
+
+
 def test_plot_without_matplotlib_names_the_extra(coral, two_machines, tmp_path, monkeypatch):
     report = build_report(list(two_machines))
     monkeypatch.setitem(sys.modules, "matplotlib", None)

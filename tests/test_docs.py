@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
+import pytest
 import typer.main
 
 from edgecnn.cli import app
@@ -65,3 +67,126 @@ def test_help_keeps_every_bracketed_word(monkeypatch):
         assert not lost, f"`{path} --help` lost {lost} (escape them as \\\\[word] for Rich)"
         checked += 1
     assert checked >= 3  # bench report, bench formats, fleet bench, run --mqtt at least
+
+
+def _hidden_spellings() -> set[str]:
+    """Old option names kept hidden for scripts (``--save``, ``--out``, ``--out-dir``): never to be advertised."""
+    hidden = set()
+    for _path, cmd in _commands(app):
+        for param in cmd.params:
+            if getattr(param, "hidden", False):
+                hidden.update(name for name in param.opts if name.startswith("--"))
+    return hidden
+
+
+def _names(spelling: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w-]){re.escape(spelling)}(?![\w-])")  # --out, not --output
+
+
+def test_no_help_text_advertises_a_hidden_spelling(monkeypatch):
+    """``fleet --help`` said ``bench MODEL --save`` after the flag became ``-o/--output``."""
+    from typer.testing import CliRunner
+
+    hidden = _hidden_spellings()
+    assert {"--save", "--out", "--out-dir"} <= hidden
+    monkeypatch.setenv("TERMINAL_WIDTH", "400")
+    monkeypatch.setenv("COLUMNS", "400")
+    runner = CliRunner()
+    paths = {path for path, _ in _commands(app)}
+    paths |= {" ".join(path.split()[:n]) for path in paths for n in range(1, len(path.split()))}  # groups
+    for path in sorted(paths):
+        result = runner.invoke(app, [*path.split()[1:], "--help"], prog_name="edgecnn")
+        assert result.exit_code == 0, result.output
+        named = [h for h in hidden if _names(h).search(result.output)]
+        assert not named, f"`{path} --help` names the hidden {named}: say -o/--output"
+
+
+def test_no_message_in_the_source_advertises_a_hidden_spelling():
+    """Every string literal under edgecnn/ (errors, docstrings, playbooks aside) spells the documented flag;
+    the hidden names appear only where they are declared (``typer.Option``) and mapped (``old_name=``)."""
+    import ast
+
+    hidden = _hidden_spellings()
+    found = []
+    for file in sorted((ROOT / "edgecnn").rglob("*.py")):
+        tree = ast.parse(file.read_text(), str(file))
+        declared: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "Option":
+                declared.update(id(a) for a in node.args)
+            if isinstance(node, ast.keyword) and node.arg == "old_name":
+                declared.add(id(node.value))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in declared:
+                for h in hidden:
+                    if _names(h).search(node.value):
+                        found.append(f"{file.relative_to(ROOT)}:{node.lineno} {h}")
+    assert not found, f"hidden spellings in messages: {found}"
+
+
+def test_bench_report_of_an_empty_folder_says_how_to_save_results(tmp_path):
+    from tests.conftest import error_lines, run_cli
+
+    result = run_cli("bench", "report", tmp_path)
+    lines = error_lines(result.stderr)
+    assert result.code != 0 and len(lines) == 1, result.stderr
+    assert "edgecnn bench MODEL -o FILE.json" in lines[0] and "--save" not in lines[0]
+
+
+def _sentences_in_help(path: str) -> list[str]:
+    """Each paragraph of a command's or group's help as written in the source, on one line."""
+    import inspect
+
+    group = typer.main.get_command(app)
+    cmd = group
+    for name in path.split()[1:]:
+        cmd = cmd.commands[name]
+    source = inspect.cleandoc(cmd.help or "").replace("\\[", "[")
+    return [" ".join(line.strip() for line in p.split("\n")) for p in source.split("\n\n") if p.strip()]
+
+
+@pytest.mark.parametrize("columns", [400, 60])
+def test_rendered_help_wraps_only_at_the_terminal_width(monkeypatch, columns):
+    """Help paragraphs were wrapped at the source's margin, so `--help` broke lines mid-sentence on any
+    terminal. Wide: each paragraph is one line. Narrow: every line is filled up to the width, none is
+    broken early (a line plus the next line's first word would still have fit)."""
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("TERMINAL_WIDTH", str(columns))
+    monkeypatch.setenv("COLUMNS", str(columns))
+    runner = CliRunner()
+    paths = {path for path, _ in _commands(app)}
+    paths |= {" ".join(path.split()[:n]) for path in paths for n in range(1, len(path.split()))}  # groups
+    checked = 0
+    for path in sorted(paths):
+        result = runner.invoke(app, [*path.split()[1:], "--help"], prog_name="edgecnn")
+        assert result.exit_code == 0, result.output
+        lines = [line.strip() for line in result.output.splitlines()]
+        for paragraph in _sentences_in_help(path):
+            if columns == 400:
+                assert paragraph in lines, f"`{path} --help` breaks inside: {paragraph!r}"
+                checked += 1
+                continue
+            # The rendered lines of this paragraph: consecutive lines that join back to it.
+            start = next(i for i, line in enumerate(lines) if line and paragraph.startswith(line))
+            block = []
+            for line in lines[start:]:
+                if not line:
+                    break
+                block.append(line)
+            assert " ".join(block) == paragraph, f"`{path} --help` changed {paragraph!r}"
+            for line, nxt in itertools.pairwise(block):
+                room = columns - 2  # Rich's one-space margin on each side
+                assert len(line) + 1 + len(nxt.split()[0]) > room, f"`{path} --help` broke early: {line!r}"
+            checked += 1
+    assert checked >= 50  # 52 paragraphs in 38 commands and groups when this was written
+
+
+def test_no_option_help_holds_a_line_break():
+    broken = [
+        f"{path} {param.name}"
+        for path, cmd in _commands(app)
+        for param in cmd.params
+        if "\n" in (getattr(param, "help", None) or "")
+    ]
+    assert not broken, broken

@@ -187,7 +187,8 @@ def test_predict_on_the_int8_model_agrees_with_the_float_model(models, name, tmp
     for f, q in zip(floats.results, ints.results, strict=True):
         fs = {c.id: c.score for c in f.output.classes}
         qs = {c.id: c.score for c in q.output.classes}
-        worst = max(worst, max(abs(fs[k] - qs[k]) for k in fs))
+        # top-k lists leave out classes that score exactly 0 (an int8 softmax gives many): those read as 0
+        worst = max(worst, max(abs(fs.get(k, 0.0) - qs.get(k, 0.0)) for k in fs.keys() | qs.keys()))
         agree += f.output.classes[0].id == q.output.classes[0].id
     # int8 softmax outputs are steps of 1/256, the inputs add half a step of their own, and the int8 graph
     # its error: measured 0.020-0.025, and 0.073 for the model that divides by 255 inside (its input is

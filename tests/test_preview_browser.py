@@ -44,6 +44,10 @@ READ_PAGE = (
     " label: document.getElementById('label').textContent, age: document.getElementById('age').textContent,"
     " model: document.getElementById('model').textContent, device: document.getElementById('device').textContent,"
     " fps: document.getElementById('fps').textContent,"
+    " frame: document.getElementById('label').dataset.frame || '',"
+    " text_from: document.getElementById('label').dataset.from || '',"
+    " picture: document.getElementById('stream').src.slice(0, 5),"
+    " width: document.getElementById('stream').naturalWidth,"
     " viewport: !!document.querySelector('meta[name=viewport]')})"
 )
 
@@ -87,20 +91,20 @@ class Page:
         )
         self.next_id = 0
 
-    def read(self) -> dict:
+    def read(self, expression: str = READ_PAGE) -> dict:
         self.next_id += 1
         call = {"id": self.next_id, "method": "Runtime.evaluate"}
-        self.ws.send(json.dumps({**call, "params": {"expression": READ_PAGE, "returnByValue": True}}))
+        self.ws.send(json.dumps({**call, "params": {"expression": expression, "returnByValue": True}}))
         while True:
             message = json.loads(self.ws.recv())
             if message.get("id") == self.next_id:
                 value = message.get("result", {}).get("result", {}).get("value")
                 return json.loads(value) if value else {}
 
-    def wait_for(self, test, timeout: float, what: str) -> dict:
+    def wait_for(self, test, timeout: float, what: str, expression: str = READ_PAGE) -> dict:
         deadline, state = time.monotonic() + timeout, {}
         while time.monotonic() < deadline:
-            state = self.read()
+            state = self.read(expression)
             if state and test(state):
                 return state
             time.sleep(0.2)
@@ -125,6 +129,10 @@ def test_preview_page_shows_the_result_and_then_stopped(tmp_path, coral):
             "--serve",
             "127.0.0.1:0",
             "--quiet",
+            "--top-k",
+            "3",
+            "--jsonl",
+            str(tmp_path / "results.jsonl"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -144,15 +152,68 @@ def test_preview_page_shows_the_result_and_then_stopped(tmp_path, coral):
         _drain(browser.stderr)
         page = Page(port, url)
         try:
-            live = page.wait_for(lambda s: s["state"] == "live" and s["age"], 30, "a live result")
-            assert live["viewport"]
-            assert re.fullmatch(r".+ \d\.\d{3}", live["label"]), live  # the /latest "summary" line
+            live = page.wait_for(
+                lambda s: s["state"] == "live" and s["age"] and s["picture"] == "blob:", 30, "a live result"
+            )
+            assert live["viewport"] and live["width"] == 320, live  # the stream's JPEG, read by fetch
             assert re.fullmatch(r"frame \d+, \d+\.\d s ago", live["age"]), live
+            seen = [live] + [page.read() for _ in range(5)]
             assert live["model"] == MOBILENET.name and live["device"] == "cpu", live
             assert float(live["fps"]) > 0, live
             assert run.wait(timeout=60) == 0  # the video ends: so does the run, and its server
             ended = page.wait_for(lambda s: s["state"].startswith("stopped"), 30, '"stopped"')
             assert ended["label"] and "when the run stopped" in ended["age"], ended
+            # The text shown with a frame is that frame's result, all --top-k 3 classes, as run wrote it.
+            records = {}
+            for line in (tmp_path / "results.jsonl").read_text().splitlines():
+                record = json.loads(line)
+                records[record["frame"]] = "  ".join(
+                    f"{c['label']} {c['score']:.2f}" for c in record["classes"]
+                )
+            for state in seen:
+                assert state["text_from"] == "stream", state  # the part that also held the picture
+                assert state["label"] == records[int(state["frame"])], state
+            assert max(len(state["label"].split("  ")) for state in seen) == 3
+        finally:
+            page.close()
+    finally:
+        for proc in (browser, run):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def test_a_browser_without_the_token_reads_how_to_give_it(tmp_path, coral):
+    """A token-protected preview opened in a browser shows a page saying what to do, not raw JSON; the
+    ?token= link it describes then shows the preview itself."""
+    token = "browser-test-token-0123456789abcdef"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "edgecnn", "run", str(MOBILENET), "--source", "demo", "--fps", "10", "--quiet",
+         "--serve", "127.0.0.1:0", "--serve-token", token],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    browser = None
+    read_body = "JSON.stringify({title: document.title, text: document.body ? document.body.innerText : ''})"
+    try:
+        url = _wait_line(run.stderr, SERVING, 60, "'serving http://...'").group(1)
+        _drain(run.stderr)
+        browser = subprocess.Popen(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        port = int(_wait_line(browser.stderr, DEVTOOLS, 60, "'DevTools listening'").group(2))
+        _drain(browser.stderr)
+        page = Page(port, url)
+        try:
+            shown = page.wait_for(lambda s: "token" in s.get("title", ""), 30, "the token page", read_body)
+            assert f"{url}?token=TOKEN" in shown["text"] and "--serve-token" in shown["text"], shown
+            assert '"error"' not in shown["text"], shown
+        finally:
+            page.close()
+        page = Page(port, f"{url}?token={token}")
+        try:
+            live = page.wait_for(lambda s: s["state"] == "live", 30, "the preview after ?token=")
+            assert live["label"] and live["model"] == MOBILENET.name, live
         finally:
             page.close()
     finally:

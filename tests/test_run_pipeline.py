@@ -61,7 +61,8 @@ def test_digits_video_is_classified_frame_by_frame(digits_model, digits_video, t
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["frame"] for r in records] == list(range(len(labels)))
     assert [int(r["classes"][0]["label"]) for r in records] == labels
-    assert all(len(r["classes"]) == 3 for r in records)
+    assert all(1 <= len(r["classes"]) <= 3 for r in records)  # classes scoring exactly 0 are left out
+    assert any(len(r["classes"]) == 3 for r in records)
     assert set(records[0]["latency_ms"]) == {
         "capture_wait",
         "preprocess",

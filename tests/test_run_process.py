@@ -15,7 +15,8 @@ from tests.run_support import LineReader, http_get, numbered_frame, write_video
 
 
 def spawn_run(*args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("EDGECNN_DEBUG", "NOTIFY_SOCKET")}
+    dropped = ("EDGECNN_DEBUG", "NOTIFY_SOCKET", "PROMETHEUS_DISABLE_CREATED_SERIES")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.Popen(
         [sys.executable, "-m", "edgecnn", "run", *args],
         stdout=subprocess.PIPE,
@@ -49,6 +50,22 @@ def test_signal_stops_cleanly_with_summary(sig, coral):
     assert "summary:" in stdout and "stopped: signal" in stdout and "reconnects 0" in stdout
     assert f"{signal.Signals(sig).name} received" in stderr
     assert not [line for line in error_lines(stderr) if "error" in line]
+
+
+def test_metrics_carry_no_created_series(coral):
+    """prometheus_client adds a ``*_created`` series per counter and histogram; a scrape of a real
+    ``edgecnn run`` has none (without PROMETHEUS_DISABLE_CREATED_SERIES in its environment)."""
+    proc, _out, err = start_run(str(MOBILENET), "--source", "demo", "--serve", "127.0.0.1:0", "-q")
+    try:
+        base = err.wait_for(lambda line: line.startswith("serving http://")).split()[1].rstrip("/")
+        status, _headers, body = http_get(base + "/metrics")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = body.decode()
+    assert status == 200 and "# TYPE edgecnn_frames_total counter" in text
+    assert "edgecnn_frames_total" in text and "edgecnn_inference_seconds_count" in text
+    assert "_created" not in text, [line for line in text.splitlines() if "_created" in line][:3]
 
 
 def test_run_path_imports_no_tensorflow(tmp_path, coral):

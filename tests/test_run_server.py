@@ -101,11 +101,52 @@ def test_stream_mjpg_sends_labelled_jpegs(served):
     assert (bar[..., 1].astype(int) - bar[..., 2].astype(int)).max() > 100
 
 
+def test_each_stream_part_carries_the_caption_of_the_result_drawn_on_it(served):
+    """The page's text comes from the stream part's X-Edgecnn-Result header, so it must describe the very
+    picture of that part: rebuilt from the caption alone (the demo source's frame N, the top class and
+    score as drawn), the JPEG is byte for byte the one served. The caption holds every top-k class."""
+    from edgecnn.adapters import Class
+    from edgecnn.devices.sources.synthetic import render_digit
+    from edgecnn.run.live import render_preview
+    from edgecnn.run.results import FrameResult
+    from edgecnn.tasks.classify import Classification
+
+    pipeline, base = served
+    host, port = pipeline.server_address
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn.request("GET", "/stream.mjpg")
+    resp = conn.getresponse()
+    parts = []
+    while len(parts) < 4:
+        if not resp.fp.readline().startswith(b"--"):
+            continue
+        headers = {}
+        while line := resp.fp.readline().strip():
+            key, value = line.decode().split(":", 1)
+            headers[key.lower()] = value.strip()
+        parts.append((json.loads(headers["x-edgecnn-result"]), resp.fp.read(int(headers["content-length"]))))
+    conn.close()
+    assert len({caption["frame"] for caption, _ in parts}) == len(parts)  # four different frames
+    for caption, jpeg in parts:
+        shown = [item.rsplit(" ", 1) for item in caption["text"].split("  ")]
+        assert 1 <= len(shown) <= 2 and caption["summary"].startswith(shown[0][0])  # --top-k 2
+        f = caption["frame"]
+        frame = render_digit((f // 10) % 10, 640, 480, (f // 100) % 3)  # the demo source's frame f
+        drawn = Classification([Class(0, shown[0][0], float(shown[0][1]))])
+        result = FrameResult(
+            n=caption["n"], frame=f, timestamp=0.0, output=drawn, capture_wait_ms=0, preprocess_ms=0,
+            inference_ms=0, total_ms=0, age_ms=0,
+        )  # fmt: skip
+        assert render_preview(frame, result) == jpeg, caption
+    latest = json.loads(http_get(base + "/latest")[2])
+    assert latest["line"].count("  ") == len(latest["classes"]) - 1  # /latest's stand-in text: all top-k
+
+
 def test_index_page_and_unknown_path(served):
     _pipeline, base = served
     status, headers, body = http_get(base + "/")
     assert status == 200 and headers["content-type"].startswith("text/html")
-    assert b'src="stream.mjpg"' in body and b"latest" in body
+    assert b'"stream.mjpg"' in body and b"latest" in body
     status, _, body = http_get(base + "/nope")
     assert status == 404 and "/healthz" in json.loads(body)["endpoints"]
 

@@ -227,6 +227,39 @@ def test_token_protects_preview_and_results_but_not_health(served_process, tmp_p
     assert TOKEN not in err.text()  # never logged
 
 
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+
+
+def test_a_browser_without_the_token_gets_a_page_saying_how_to_give_it(served_process):
+    """A browser opening a protected preview saw raw JSON; it gets a small HTML page now (still 401, still
+    WWW-Authenticate), while scripts (Accept */* or JSON) keep the JSON answer."""
+    proc, base, _err = served_process("0.0.0.0:0", "--serve-token", TOKEN)
+    base = base.replace("0.0.0.0", "127.0.0.1")
+    status, headers, body = http_get(base + "/", headers={"Accept": BROWSER_ACCEPT})
+    assert status == 401 and headers["content-type"] == "text/html; charset=utf-8"
+    assert headers["www-authenticate"].startswith("Bearer")
+    page = body.decode()
+    host = base.removeprefix("http://")
+    assert f"<code>http://{host}/?token=TOKEN</code>" in page  # the address this browser used
+    assert "--serve-token" in page and "/etc/edgecnn/NAME.token" in page and "Bearer TOKEN" in page
+    assert TOKEN not in page
+    # A wrong ?token= link says so; an ill-meant Host header is shown escaped, never as markup.
+    status, _headers, body = http_get(
+        base + "/?token=not-the-token-not-the-token", headers={"Accept": "text/html", "Host": "<b>x</b>"}
+    )
+    assert status == 401 and b"is not this server&#x27;s" in body and b"http://&lt;b&gt;x&lt;/b&gt;/" in body
+    for accept in ("*/*", "application/json", "text/html;q=0"):
+        status, headers, body = http_get(base + "/latest", headers={"Accept": accept})
+        assert status == 401 and headers["content-type"] == "application/json", accept
+        assert "Authorization: Bearer TOKEN" in json.loads(body)["error"]
+    status, _headers, body = http_get(
+        base + "/", headers={"Accept": BROWSER_ACCEPT, "Cookie": f"{COOKIE}={TOKEN}"}
+    )
+    assert status == 200 and b"stream.mjpg" in body
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+
+
 def test_token_all_protects_health_and_metrics():
     from email.message import Message
 

@@ -215,6 +215,38 @@ def test_systemd_analyze_verify_accepts_rendered_unit(tmp_path, edgetpu):
     assert proc.stderr.strip() == "", proc.stderr
 
 
+def _unit_values(text: str, section: str, key: str) -> list[str]:
+    """Every ``key=`` value in ``[section]`` of a unit file, in order (systemd: the last one wins)."""
+    values, current = [], None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1]
+        elif current == section and line.startswith(f"{key}="):
+            values.append(line.split("=", 1)[1])
+    return values
+
+
+@needs_analyze
+@needs_systemctl
+def test_description_says_what_the_instances_model_does(tmp_path, detectors):
+    """The template is shared, so it names no task; each instance's drop-in says what its model does."""
+    root = _image_root(tmp_path)
+    install_service("door", model=detectors["ssd_int8"], source="demo", root=root)
+    install_service("gate", model=MOBILENET, source="demo", root=root)
+    units = root / "etc/systemd/system"
+    template = _unit_values((units / "edgecnn@.service").read_text(), "Unit", "Description")
+    assert template == ["edgecnn run (%i)"]
+    for name, says in (("door", "edgecnn object detector (%i)"), ("gate", "edgecnn image classifier (%i)")):
+        dropin = (units / f"edgecnn@{name}.service.d/50-edgecnn.conf").read_text()
+        assert _unit_values(dropin, "Unit", "Description") == [says]  # drop-ins are read after the unit
+        proc = _verify(units / f"edgecnn@{name}.service")  # systemd reads the drop-in without a complaint
+        assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
+    assert unitmod.render_dropin("door", edgetpu=False, description="object detector").startswith(
+        "# Written by `edgecnn service install door`"
+    )
+
+
 @needs_analyze
 def test_systemd_analyze_verify_catches_what_we_would_get_wrong(tmp_path):
     # The check above can fail: an unknown key, or an ExecStart that does not exist, is reported.

@@ -9,6 +9,7 @@ a single flag on a shared machine is a reason to re-run, not proof of a regressi
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,15 +109,40 @@ def _machine_labels(results: list[BenchResult]) -> list[str]:
     return labels
 
 
+def _path_parts(path: str) -> list[str]:
+    """A saved model path's folders and name (saved on Linux, Windows or macOS alike)."""
+    return [part for part in re.split(r"[\\/]+", path) if part]
+
+
+def _distinct_tails(paths: dict[str, str]) -> dict[str, str]:
+    """sha256 -> the shortest tail of its path (``digits/model_int8.tflite``) that no other path ends in.
+
+    A model at the very same path as another (rebuilt in place between runs) adds its short hash.
+    """
+    parts = {sha: _path_parts(path) for sha, path in paths.items()}
+    tails = {}
+    for sha, mine in parts.items():
+        others = [p for s, p in parts.items() if s != sha and p != mine]
+        n = next((n for n in range(1, len(mine)) if all(p[-n:] != mine[-n:] for p in others)), len(mine))
+        tail = "/".join(mine[-n:])
+        if any(p == mine for s, p in parts.items() if s != sha):
+            tail += f" (sha256 {sha[:8]})"
+        tails[sha] = tail
+    return tails
+
+
 def _model_columns(results: list[BenchResult]) -> list[str]:
-    """Column name per file: the model file name, with a hash prefix when two different models share it."""
-    shas_by_name: dict[str, set[str]] = {}
+    """Column name per file: the model file name; when different models (by sha256) share it, the shortest
+    tail of their paths that tells them apart, e.g. ``digits/model_int8.tflite`` and ``demo/model_int8.tflite``
+    (the hash only when even the paths are the same)."""
+    paths_by_name: dict[str, dict[str, str]] = {}
     for r in results:
-        shas_by_name.setdefault(r.model.name, set()).add(r.model.sha256)
-    return [
-        f"{r.model.name}@{r.model.sha256[:8]}" if len(shas_by_name[r.model.name]) > 1 else r.model.name
-        for r in results
-    ]
+        paths_by_name.setdefault(r.model.name, {}).setdefault(r.model.sha256, r.model.path or r.model.name)
+    names: dict[tuple[str, str], str] = {}
+    for name, paths in paths_by_name.items():
+        tails = _distinct_tails(paths) if len(paths) > 1 else {sha: name for sha in paths}
+        names.update({(name, sha): tail for sha, tail in tails.items()})
+    return [names[(r.model.name, r.model.sha256)] for r in results]
 
 
 def load_results(paths: list[str | os.PathLike[str]]) -> list[tuple[Path, BenchResult]]:
@@ -128,7 +154,7 @@ def load_results(paths: list[str | os.PathLike[str]]) -> list[tuple[Path, BenchR
             files = sorted(p.rglob("*.json"))
             if not files:
                 raise InputError(
-                    f"No bench results (*.json) in {p}: save some with `edgecnn bench MODEL --save`."
+                    f"No bench results (*.json) in {p}: save some with `edgecnn bench MODEL -o FILE.json`."
                 )
             loaded += [(f, load_result(f)) for f in files]
         else:
@@ -297,10 +323,37 @@ def format_report(report: BenchReport, *, markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
-def plot_report(report: BenchReport, out: str | os.PathLike[str]) -> Path:
-    """Grouped bar chart (one group per model, one bar per configuration), median with a p99 whisker.
+LOG_AXIS_RATIO = 10  # medians further apart than this get a log axis
 
-    matplotlib is the ``[plot]`` extra; the PNG is written to a temp file and renamed.
+
+def log_axis(medians: list[float]) -> bool:
+    """A log axis when the medians span more than :data:`LOG_AXIS_RATIO`: on a linear one an Edge TPU's
+    0.02 ms bar beside a CPU's 13 ms is a flat line that shows no value."""
+    positive = [m for m in medians if m > 0]
+    return bool(positive) and max(positive) / min(positive) > LOG_AXIS_RATIO
+
+
+def _ms_text(ms: float) -> str:
+    """A bar's value: three significant digits (0.0213, 1.52, 13.1, 142)."""
+    return f"{ms:.3g}" if ms < 1000 else f"{ms:.0f}"
+
+
+def plot_report(report: BenchReport, out: str | os.PathLike[str]) -> Path:
+    """Write :func:`build_figure`'s chart as a PNG (to a temp file, then renamed)."""
+    target = Path(out)
+    fig = build_figure(report)  # first: without matplotlib, say so before judging the file name
+    if target.suffix.lower() != ".png":
+        raise UsageError(f"--plot {target} must end in .png.")
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    return target
+
+
+def build_figure(report: BenchReport) -> Any:
+    """Grouped bar chart (one group per model, one bar per configuration), median with a p99 whisker,
+    each bar labelled with its median; a log axis when the medians span more than 10x.
+
+    A matplotlib ``Figure`` (matplotlib is the ``[plot]`` extra).
     """
     try:
         from matplotlib.figure import Figure
@@ -309,9 +362,6 @@ def plot_report(report: BenchReport, out: str | os.PathLike[str]) -> Path:
             "The bar chart needs matplotlib: pip install edgecnn[plot] (or drop --plot)."
         ) from exc
 
-    target = Path(out)
-    if target.suffix.lower() != ".png":
-        raise UsageError(f"--plot {target} must end in .png.")
     n_rows = max(1, len(report.rows))
     fig = Figure(
         figsize=(max(6.0, 1.2 + len(report.models) * (0.5 + 0.35 * n_rows)), 4.8), layout="constrained"
@@ -329,17 +379,16 @@ def plot_report(report: BenchReport, out: str | os.PathLike[str]) -> Path:
             medians.append(cell.median_ms)
             whiskers.append(max(0.0, cell.p99_ms - cell.median_ms))
         medians_all += medians
-        ax.bar(
+        bars = ax.bar(
             xs, medians, width=width * 0.95, label=row.label, yerr=[[0] * len(whiskers), whiskers], capsize=3
         )
+        ax.bar_label(bars, labels=[_ms_text(m) for m in medians], fontsize="x-small", padding=2)
     ax.set_xticks(range(len(report.models)), report.models, rotation=15 if len(report.models) > 2 else 0)
     ax.set_ylabel("latency per inference (ms)")
     ax.set_title("edgecnn bench: median latency (whisker: p99)")
-    positive = [m for m in medians_all if m > 0]
-    if positive and max(positive) / min(positive) > 30:
+    if log_axis(medians_all):
         ax.set_yscale("log")
+        ax.set_ylabel("latency per inference (ms, log scale)")
     ax.legend(fontsize="small")
     ax.grid(axis="y", alpha=0.3)
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    return target
+    return fig

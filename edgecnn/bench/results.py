@@ -1,4 +1,4 @@
-"""Saved bench results: one self-describing JSON document per ``edgecnn bench --save`` run.
+"""Saved bench results: one self-describing JSON document per ``edgecnn bench -o FILE`` run.
 
 A file carries everything needed to compare it later with files from other machines: the device probe
 (board, CPU, governor, runtime...), the model's name, size and sha256, the settings, and per configuration
@@ -110,7 +110,7 @@ class BenchSettings:
 
 @dataclass
 class BenchResult:
-    """A whole ``edgecnn bench`` run, as saved by ``--save``."""
+    """A whole ``edgecnn bench`` run, as saved by ``-o/--output``."""
 
     created: str
     edgecnn_version: str
@@ -141,7 +141,7 @@ class BenchResult:
             shown = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
             raise InputError(
                 f"{source} is not a valid edgecnn bench result ({shown}). "
-                "Pass files written by `edgecnn bench MODEL --save FILE`."
+                "Pass files written by `edgecnn bench MODEL -o FILE`."
             )
         results = []
         for item in data["results"]:

@@ -19,7 +19,7 @@ try:  # typer >= 0.23 vendors Click as typer._click; older releases depend on Cl
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click  # type: ignore[no-redef]
 
-from edgecnn.cli._app import app
+from edgecnn.cli._app import app, reflow_help
 from edgecnn.errors import EdgecnnError, one_line
 
 # One module per command (or command group); each registers itself on ``app`` when imported.
@@ -39,6 +39,7 @@ COMMAND_MODULES = (
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"edgecnn.cli.{_name}")
+reflow_help(app)  # paragraphs on one line: the terminal wraps them, not the source's margin
 
 
 class _Formatter(logging.Formatter):

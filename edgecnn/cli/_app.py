@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,32 @@ def _root(
     """edgecnn: from a Keras CNN to a camera-fed classifier on a Raspberry Pi or a Coral."""
 
 
+def reflow(text: str | None) -> str | None:
+    """Help text with each paragraph on one line, so the terminal wraps it and not the source's margin.
+
+    Docstrings are wrapped at the source's 110 columns; Typer joins the first paragraph's lines but keeps
+    the line breaks of the others, which then break mid-sentence on any terminal. Paragraphs are
+    separated by a blank line; one starting with ``\\b`` (Click's no-rewrap marker) is kept as written.
+    """
+    if text is None:
+        return None
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(
+        p if p.startswith("\b") else " ".join(line.strip() for line in p.split("\n")) for p in paragraphs
+    )
+
+
+def reflow_help(group: typer.Typer) -> None:
+    """Reflow the help of every command and sub-group registered on ``group`` (see :func:`reflow`)."""
+    if isinstance(group.info.help, str):
+        group.info.help = reflow(group.info.help)
+    for command in group.registered_commands:
+        command.help = reflow(command.help if command.help is not None else inspect.getdoc(command.callback))
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            reflow_help(sub.typer_instance)
+
+
 def _default(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
@@ -57,7 +84,7 @@ def echo_json(data: Any) -> None:
 
 
 def deprecated_alias(value: Any, old: Any, *, new: str, old_name: str, default: Any = None) -> Any:
-    """``value`` of the documented option, or of its hidden older spelling (e.g. ``--save`` for ``--output``).
+    """``value`` of the documented option, or of its hidden older spelling (the old save flag for ``--output``).
 
     The old spelling keeps scripts working without a second documented name; giving both is an error.
     """

@@ -162,7 +162,7 @@ def bench_command(
     limit: str | None = typer.Option(None, "--limit", "-l", help=_LIMIT_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """`edgecnn bench MODEL --save` on every host (edgecnn deployed there already), results fetched into
+    """`edgecnn bench MODEL -o FILE` on every host (edgecnn deployed there already), results fetched into
     --output, and one `edgecnn bench report` across the fleet, rows named by each device's probe.
 
     Example: edgecnn fleet bench hosts.ini --model door_int8.tflite --runs 200 --plot fleet.png

@@ -21,7 +21,12 @@ def predict_command(
         help="Image files (jpg, png, bmp, ...) or folders of them (read in name order).",
     ),
     top_k: int = typer.Option(
-        1, "--top-k", "-k", min=1, max=1000, help="How many classes to show per image."
+        1,
+        "--top-k",
+        "-k",
+        min=1,
+        max=1000,
+        help="At most this many classes per image (classes scoring exactly 0 are left out).",
     ),
     threads: int | None = run_flag("threads"),
     device: str | None = run_flag("device"),
@@ -56,18 +61,19 @@ def predict_command(
 
     Example (a detector): edgecnn predict ssd_mobilenet_v2_coco_quant_postprocess.tflite street.jpg --classes person,car
     """
-    from edgecnn.images import expand_images
-    from edgecnn.predict.files import format_report, predict
+    from edgecnn.predict.files import check_argument_order, format_report, predict
 
     paths: list[Path] = list(images or [])
     if model_opt is not None and model is not None:  # with -m, every argument is an image
         paths.insert(0, model)
         model = None
     if not paths:
+        if model is not None:  # `edgecnn predict cat.jpg`: say the model is missing, not the images
+            check_argument_order(model, [])
         raise typer.BadParameter("give at least one image file or folder", param_hint="'IMAGE|DIR...'")
     report = predict(
         pick_model(model, model_opt),
-        list(expand_images(list(paths))),
+        list(paths),
         top_k=top_k,
         threads=threads,
         device=device or "cpu",

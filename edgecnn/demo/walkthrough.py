@@ -367,11 +367,11 @@ def prepare_output(out: Path) -> None:
     """Empty ``out`` for a fresh demo: only a folder a previous demo wrote (marker file) is ever deleted."""
     if out.exists() or out.is_symlink():
         if not out.is_dir() or out.is_symlink():
-            raise UsageError(f"{out} exists and is not a folder: pass another --out.")
+            raise UsageError(f"{out} exists and is not a folder: pass another -o/--output.")
         if any(out.iterdir()) and not (out / MARKER).is_file():
             raise UsageError(
                 f"{out} exists and was not written by edgecnn demo, so it is left alone: pass another "
-                "--out, or remove the folder."
+                "-o/--output, or remove the folder."
             )
         shutil.rmtree(out)
     out.mkdir(parents=True)

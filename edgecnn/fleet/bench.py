@@ -1,4 +1,4 @@
-"""``edgecnn fleet bench``: ``edgecnn bench --save`` on every host, one ``bench report`` across the fleet.
+"""``edgecnn fleet bench``: ``edgecnn bench MODEL -o FILE`` on every host, one ``bench report`` across the fleet.
 
 Each fetched result keeps its device probe (board, CPU, runtime); the machine name gets the inventory
 host appended (``Raspberry Pi 5 Model B Rev 1.0 · pi-kitchen``, the probe's own name kept as

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -151,8 +152,7 @@ def format_report(report: ModelReport) -> str:
         *(_tensor_line(t) for t in report.outputs),
         "operators:",
         *(f"  {op.name} v{op.version} x{op.count}" for op in report.operators),
-        f"labels: {report.labels_count} ({report.metadata_source})"
-        + (f", first: {', '.join(report.labels_first)}" if report.labels_first else ""),
+        _labels_line(report),
         "metadata: "
         + ", ".join(
             f"{k}={v}" for k, v in report.metadata.items() if k != "provenance" and v not in (None, {}, "")
@@ -163,6 +163,20 @@ def format_report(report: ModelReport) -> str:
         render = getattr(value, "format_lines", None)  # checks render themselves (e.g. EdgeTPUCheck)
         lines.extend(render() if callable(render) else [f"{key}: {value}"])
     return "\n".join(lines)
+
+
+def _labels_line(report: ModelReport) -> str:
+    """``labels: 1001 (tflite-support), first 5: "background", "tench, Tinca tinca", ...``.
+
+    Each label is quoted (JSON string syntax) because labels may hold commas (ImageNet's synonyms), so a
+    plain comma list would not say where one ends and the next begins.
+    """
+    line = f"labels: {report.labels_count} ({report.metadata_source})"
+    if not report.labels_first:
+        return line
+    shown = ", ".join(json.dumps(label, ensure_ascii=False) for label in report.labels_first)
+    more = ", ..." if report.labels_count > len(report.labels_first) else ""
+    return f"{line}, first {len(report.labels_first)}: {shown}{more}"
 
 
 def _provenance_lines(provenance: Any, indent: str = "  ") -> list[str]:

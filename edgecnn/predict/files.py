@@ -13,8 +13,9 @@ from typing import Any
 
 from edgecnn.adapters import Class
 from edgecnn.errors import UsageError
-from edgecnn.images import read_image
+from edgecnn.images import IMAGE_SUFFIXES, expand_images, read_image
 from edgecnn.model import Model, open_model
+from edgecnn.modelfile import TFLITE_IDENTIFIER, read_model
 from edgecnn.tasks import DecodeOptions, TaskResult
 
 DEFAULT_MIN_SCORE = 0.4  # detection threshold, as Frigate's
@@ -58,7 +59,7 @@ class PredictReport:
     model: str
     device: str
     runtime: str
-    threads: int | None
+    threads: int  # CPU threads the interpreter ran with (1 unless --threads said otherwise)
     load_ms: float
     labels_source: str
     results: list[ImageResult]
@@ -90,6 +91,41 @@ def parse_classes(value: str | list[str] | tuple[str, ...] | None) -> tuple[str,
     return names or None
 
 
+def _looks_like_model(path: Path) -> bool:
+    """A regular file with a ``.tflite`` name or TFLite's ``TFL3`` identifier at byte 4."""
+    if not path.is_file():  # missing, a folder, a FIFO: reading it as an image says what is wrong
+        return False
+    if path.suffix.lower() == ".tflite":
+        return True
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return False
+    return head[4:8] == TFLITE_IDENTIFIER
+
+
+def check_argument_order(model: str | os.PathLike[str], images: list[str | os.PathLike[str]]) -> None:
+    """Raise :class:`UsageError` when the model and the images were given the other way round.
+
+    ``edgecnn predict cat.jpg model.tflite`` would otherwise report an image that is not a model and a
+    model that is not an image; the user needs to hear the order instead.
+    """
+    first = Path(model)
+    first_is_image = first.suffix.lower() in IMAGE_SUFFIXES and not _looks_like_model(first)
+    model_given_as_image = next((Path(p) for p in images if _looks_like_model(Path(p))), None)
+    order = "the model comes first: edgecnn predict MODEL IMAGE..."
+    if model_given_as_image is not None:
+        if first_is_image:
+            raise UsageError(f"{first} is an image and {model_given_as_image} a model: {order}")
+        raise UsageError(
+            f"{model_given_as_image} is a model, not an image: give one model, then images: "
+            "edgecnn predict MODEL IMAGE..."
+        )
+    if first_is_image:
+        raise UsageError(f"{first} is an image, not a model: {order}")
+
+
 def predict(
     model: str | os.PathLike[str],
     images: list[str | os.PathLike[str]],
@@ -107,17 +143,25 @@ def predict(
     iou: float | None = None,
     agnostic: bool = False,
 ) -> PredictReport:
-    """Run ``model`` on ``images``. ``top_k`` is for classifiers; ``min_score``, ``max_detections``,
-    ``classes`` (label names), ``iou`` and ``agnostic`` (YOLO layouts' NMS; None: 0.45) for detectors."""
+    """Run ``model`` on ``images`` (files, or folders of them). ``top_k`` is for classifiers;
+    ``min_score``, ``max_detections``, ``classes`` (label names), ``iou`` and ``agnostic`` (YOLO layouts'
+    NMS; None: 0.45) for detectors.
+
+    The model is read before the images, so a missing model is reported as the model, not as an image;
+    a model and an image given the other way round are named as such.
+    """
     if not images:
         raise UsageError("No images given: edgecnn predict MODEL IMAGE [IMAGE...].")
+    check_argument_order(model, images)
     if top_k < 1:
         raise UsageError("--top-k must be at least 1.")
     if not 0.0 <= min_score <= 1.0:
         raise UsageError(f"--min-score {min_score:g} is out of range: use 0 to 1.")
     if max_detections < 1:
         raise UsageError("--max-detections must be at least 1.")
-    frames = [(str(p), read_image(p)) for p in images]  # fail on a bad image before loading anything
+    model_file = read_model(model) if classifier is None else None
+    # Fail on a bad image before the interpreter is loaded (or an Edge TPU probed).
+    frames = [(str(p), read_image(p)) for p in expand_images(images)]
     options = DecodeOptions(
         top_k=top_k,
         min_score=min_score,
@@ -127,7 +171,13 @@ def predict(
         agnostic=agnostic,
     )
     clf = classifier or open_model(
-        model, device=device, threads=threads, labels=labels, crop=crop, probe=probe, decode=options
+        model_file or model,
+        device=device,
+        threads=threads,
+        labels=labels,
+        crop=crop,
+        probe=probe,
+        decode=options,
     )
     results = []
     for name, frame in frames:
@@ -148,7 +198,7 @@ def predict(
         model=str(clf.path or model),
         device=clf.device,
         runtime=clf.runtime.describe(),
-        threads=threads,
+        threads=clf.threads,
         load_ms=round(clf.load_ms, 3),
         labels_source=labels_source,
         results=results,
@@ -160,7 +210,8 @@ def predict(
 
 def format_report(report: PredictReport) -> str:
     lines = [
-        f"model {Path(report.model).name} on {report.device} ({report.runtime}), labels: {report.labels_source}"
+        f"model {Path(report.model).name} on {report.device} ({report.runtime}, {report.threads} "
+        f"thread{'s' if report.threads != 1 else ''}), labels: {report.labels_source}"
     ]
     for result in report.results:
         lines.append(f"{result.image}  ({result.inference_ms:.2f} ms)")

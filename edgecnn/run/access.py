@@ -115,10 +115,11 @@ class Access:
             return Decision(
                 True, headers={"Set-Cookie": set_cookie}, redirect=path + (f"?{rest}" if rest else "")
             )
+        wrong = "the token in the address (?token=) is not this server's; " if given is not None else ""
         return Decision(
             False,
-            "this endpoint needs the serve token: send 'Authorization: Bearer TOKEN', or open /?token=TOKEN "
-            "once in a browser",
+            f"{wrong}this endpoint needs the serve token: send 'Authorization: Bearer TOKEN', or open "
+            "/?token=TOKEN once in a browser",
             {"WWW-Authenticate": 'Bearer realm="edgecnn"'},
         )
 

@@ -4,10 +4,15 @@ The pipeline writes, HTTP handler threads read; one lock guards it all and every
 serving never slows inference. The preview JPEG is encoded on demand by the first stream client that
 wants a frame and shared with all of them (one encoder thread, one encode per frame), so nobody pays for
 encoding when nobody watches and five viewers cost what one does.
+
+Each preview carries the caption of the result drawn on it (:func:`caption`), taken from the same
+(frame, result) pair in the same step, so the page's text can never describe another frame than its
+picture.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
@@ -43,6 +48,15 @@ def render_preview(
     return data.tobytes()
 
 
+def caption(result: FrameResult | None) -> str:
+    """What the preview page writes under a frame, as one line of ASCII JSON (an HTTP header value):
+    the frame's numbers and the task's full result line (every top-k class; the objects), "" for none."""
+    if result is None:
+        return ""
+    text = {"n": result.n, "frame": result.frame, "text": result.output.line(), "summary": result.summary()}
+    return json.dumps(text, ensure_ascii=True, separators=(",", ":"))
+
+
 def bgr_canvas(image: np.ndarray, canvas: np.ndarray | None) -> np.ndarray:
     """``canvas`` if it can hold a BGR copy of ``image``, else a new array that can."""
     shape = (*image.shape[:2], 3)
@@ -71,7 +85,7 @@ class LiveState:
         self._result: FrameResult | None = None
         self._image: np.ndarray | None = None
         self._seq = 0
-        self._jpeg: tuple[int, bytes] | None = None
+        self._jpeg: tuple[int, bytes, str] | None = None  # (seq, JPEG, caption of the result drawn on it)
         self._encoder: threading.Thread | None = None  # encodes previews while viewers wait
         self._waiting = 0  # viewers waiting for a newer JPEG
         self._last_frame: float | None = None
@@ -139,13 +153,14 @@ class LiveState:
             result = self._result
         if result is None:
             return None
-        data = result.to_dict()  # carries "summary", the task's one-line text the page shows
+        data = result.to_dict()  # carries "summary", the task's one-line text
+        data["line"] = result.output.line()  # the full result (every top-k class), as run prints it
         data["source"] = self.source
         return data
 
-    def wait_preview(self, after: int, timeout: float) -> tuple[int, bytes] | None:
-        """Wait for a JPEG of a frame newer than sequence number ``after``: (seq, jpeg), or None on timeout
-        or close. Viewers only wait; one encoder thread (started by the first viewer) encodes each frame
+    def wait_preview(self, after: int, timeout: float) -> tuple[int, bytes, str] | None:
+        """Wait for a JPEG of a frame newer than sequence number ``after``: (seq, jpeg, caption of the
+        result drawn on it), or None on timeout or close. Viewers only wait; one encoder thread (started by the first viewer) encodes each frame
         once, and only while someone waits, so N viewers cost one encode and one thread's buffers."""
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -181,5 +196,5 @@ class LiveState:
             jpeg = render_preview(image, result, canvas=canvas)
             encoded = seq
             with self._lock:
-                self._jpeg = (seq, jpeg)
+                self._jpeg = (seq, jpeg, caption(result))
                 self._lock.notify_all()

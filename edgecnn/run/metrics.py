@@ -3,6 +3,11 @@
 A registry per run keeps tests and library callers that run several pipelines in one process from
 colliding on metric names, and keeps Python's default process/GC collectors out of the scrape unless
 asked for.
+
+No ``*_created`` series: prometheus_client adds one per counter and histogram (the Unix time the series
+began), which the text format turns into a gauge beside every counter; Prometheus finds counter resets
+without it, and it doubles what a scrape carries. The switch is prometheus_client's and process-wide
+(like ``PROMETHEUS_DISABLE_CREATED_SERIES=true``), so it is thrown where edgecnn's metrics are defined.
 """
 
 from __future__ import annotations
@@ -10,7 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -24,6 +37,8 @@ if TYPE_CHECKING:
 # Seconds: from 0.25 ms (a tiny int8 model on a desktop) to 2 s (a big model on a Pi Zero).
 LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+disable_created_metrics()  # see the module docstring
 
 
 class RunMetrics:

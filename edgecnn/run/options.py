@@ -130,7 +130,13 @@ class RunOptions:
     device: str = option("cpu", "cpu (default), edgetpu (or edgetpu:usb, edgetpu:pci:N), or auto.")
     threads: int | None = option(help="CPU threads for the interpreter.", low=1, high=64)
     labels: Path | None = option(help="Labels file (one per line): overrides embedded labels.")
-    top_k: int = option(1, "Classes per result (default 1).", low=1, high=1000, flags=("--top-k", "-k"))
+    top_k: int = option(
+        1,
+        "At most this many classes per result (default 1; classes scoring exactly 0 are left out).",
+        low=1,
+        high=1000,
+        flags=("--top-k", "-k"),
+    )
     width: int | None = option(help="Frame width to request from the camera.", low=1, high=16384)
     height: int | None = option(help="Frame height to request.", low=1, high=16384)
     fps: float | None = option(

@@ -2,8 +2,9 @@
 
 Endpoints: ``/healthz`` (200 while frames flow, 503 while starting, stalled or reconnecting), ``/latest``
 (the last result as JSON; 503 before the first), ``/metrics`` (Prometheus text format from this run's
-registry), ``/stream.mjpg`` (``multipart/x-mixed-replace`` JPEGs with the label drawn) and ``/`` (a page
-showing both).
+registry), ``/stream.mjpg`` (``multipart/x-mixed-replace`` JPEGs with the result drawn, each part with
+an ``X-Edgecnn-Result`` header describing that result) and ``/`` (a page showing both, its text read from
+the very stream part it shows).
 
 A device on a network meets clients that connect and say nothing, send half a request, vanish mid-response
 or arrive fifty at once. The standard library's ``ThreadingHTTPServer`` starts a thread per connection with
@@ -30,6 +31,7 @@ Access control (:mod:`edgecnn.run.access`): with a token, ``/``, ``/latest`` and
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import logging
@@ -54,8 +56,11 @@ from edgecnn.run.metrics import CONTENT_TYPE, RunMetrics
 log = logging.getLogger("edgecnn.run")
 
 BOUNDARY = "edgecnnframe"
+RESULT_HEADER = "X-Edgecnn-Result"  # per-part header of /stream.mjpg: the caption of the frame's result
 # The page is a package data file (edgecnn/run/page.html), read once; ``__SOURCE__`` is filled per request.
 PAGE = resources.files("edgecnn.run").joinpath("page.html").read_text(encoding="utf-8")
+# What a browser gets instead of the JSON 401: how to give the token (``__PROBLEM__``, ``__ADDRESS__``).
+TOKEN_PAGE = resources.files("edgecnn.run").joinpath("token.html").read_text(encoding="utf-8")
 
 
 READ_TIMEOUT_S = 5.0  # a request must arrive, and a response be taken, within this (per socket operation)
@@ -277,7 +282,16 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         decision = self.server.access.check(path, query, self.headers)
         if not decision.allowed:
-            self._json(HTTPStatus.UNAUTHORIZED, {"error": decision.reason}, decision.headers)
+            if _wants_html(self.headers.get("Accept", "")):  # a browser: a page saying how to get in
+                page = TOKEN_PAGE.replace(
+                    "__PROBLEM__", _escape(decision.reason[:1].upper() + decision.reason[1:])
+                )
+                page = page.replace("__ADDRESS__", _escape(self._address()))
+                self._send(
+                    HTTPStatus.UNAUTHORIZED, page.encode(), "text/html; charset=utf-8", decision.headers
+                )
+            else:
+                self._json(HTTPStatus.UNAUTHORIZED, {"error": decision.reason}, decision.headers)
             return
         if decision.redirect is not None:  # a ?token= login: set the cookie, drop the token from the URL
             self._send(
@@ -316,6 +330,14 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
 
+    def _address(self) -> str:
+        """This server's page as the client addressed it (its Host header), for the token page's link."""
+        host = self.headers.get("Host", "")
+        if not host:
+            name, port = self.server.server_address[:2]
+            host = f"{name!s}:{port}"
+        return f"http://{host}/"
+
     def _stream(self) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
@@ -331,8 +353,13 @@ class _Handler(BaseHTTPRequestHandler):
                 if self.server.live.closed:
                     break
                 continue
-            seq, jpeg = got
-            head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+            seq, jpeg, result = got
+            # The caption of the result drawn on this JPEG rides in the part's own header, so the page
+            # shows the text of the very frame on screen (an <img> ignores it; a browser's fetch reads it).
+            extra = f"{RESULT_HEADER}: {result}\r\n" if result else ""
+            head = (
+                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n{extra}\r\n"
+            ).encode()
             try:
                 self.wfile.write(head + jpeg + b"\r\n")
                 self.wfile.flush()
@@ -353,7 +380,18 @@ class _Busy(_Handler):
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return html.escape(text, quote=True)
+
+
+def _wants_html(accept: str) -> bool:
+    """The client takes ``text/html`` (a browser's navigation), per its Accept header; ``*/*`` (curl,
+    scripts, the page's own fetches) keeps the JSON answer."""
+    for item in accept.split(","):
+        kind, _, params = item.strip().partition(";")
+        q = params.strip()
+        if kind.strip().lower() in ("text/html", "application/xhtml+xml") and q.replace(" ", "") != "q=0":
+            return True
+    return False
 
 
 class RunServer:

@@ -454,11 +454,24 @@ def _plan(
     dropin = render_dropin(
         name,
         edgetpu=edgetpu,
+        description=_model_description(opts, model_file),
         allow_ip=allow_ip,
         serve_token=token is not None,
         private_network=_needs_no_network(opts),
     )
     return _Plan(opts, model_file, token, settings, edgetpu, dropin, render_unit(settings))
+
+
+def _model_description(opts: Any, model_file: Any) -> str:
+    """What the model does (``image classifier``, ``object detector``), from its task; a model no task
+    runs is refused here rather than by a service that would fail at every start."""
+    from edgecnn.metadata import read_metadata
+    from edgecnn.tasks import describe_model
+
+    try:
+        return describe_model(model_file, read_metadata(model_file))
+    except EdgecnnError as exc:
+        raise _fail(opts, "model", str(exc)) from None
 
 
 def _checked_settings(layout: Layout, executable: str | os.PathLike[str] | None) -> UnitSettings:

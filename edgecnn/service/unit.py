@@ -195,13 +195,15 @@ def render_dropin(
     name: str,
     *,
     edgetpu: bool,
+    description: str | None = None,
     allow_ip: Iterable[str] = (),
     serve_token: bool = False,
     private_network: bool = False,
 ) -> str | None:
     """Per-instance additions to the template, or None when the template alone is enough.
 
-    ``serve_token``: hand ``/etc/edgecnn/NAME.token`` (root-only) to the service as the ``serve-token``
+    ``description``: what the instance's model does (``object detector``), for ``Description=``: the
+    template is shared by every instance, so only the drop-in can say it. ``serve_token``: hand ``/etc/edgecnn/NAME.token`` (root-only) to the service as the ``serve-token``
     credential, which ``edgecnn run`` reads from ``$CREDENTIALS_DIRECTORY``. ``private_network``: the
     instance neither serves, publishes nor reads a stream, so it gets no network at all.
     """
@@ -228,9 +230,13 @@ def render_dropin(
             "# Addresses beyond the LAN that this instance talks to (--allow-ip).",
             "IPAddressAllow=" + " ".join(ips),
         ]
-    if not lines:
+    if not lines and description is None:
         return None
     header = (
         f"# Written by `edgecnn service install {name}`; removed by `edgecnn service uninstall {name}`.\n"
+        f"# Applies to {unit_name(name)} only.\n"
     )
-    return header + f"# Applies to {unit_name(name)} only.\n[Service]\n" + "\n".join(lines) + "\n"
+    if description is not None:
+        _check_text(description, "Description")
+        header += f"[Unit]\nDescription=edgecnn {description.replace('%', '%%')} (%i)\n"
+    return header + ("[Service]\n" + "\n".join(lines) + "\n" if lines else "")

@@ -111,6 +111,7 @@ class Decoder(Protocol):
 
 class TaskModule(Protocol):
     NAME: str
+    DESCRIPTION: str  # what a model of this task is, in words: "image classifier", "object detector"
 
     def claims(self, model_file: ModelFile, meta: ModelMetadata) -> bool:
         """True when the model's outputs are this task's (used when the model declares no task)."""
@@ -198,6 +199,11 @@ class Undecodable:
 
     def decode(self, interpreter: Any, transform: Transform) -> TaskResult:
         raise ModelError(self.reason)
+
+
+def describe_model(model_file: ModelFile, meta: ModelMetadata) -> str:
+    """What the model does, in words (``object detector``), from its task; raises like :func:`choose_task`."""
+    return task_module(choose_task(model_file, meta)).DESCRIPTION
 
 
 def open_decoder(

@@ -33,6 +33,7 @@ from edgecnn.tasks import DecodeOptions, shapes
 log = logging.getLogger(__name__)
 
 NAME = "classify"
+DESCRIPTION = "image classifier"  # what the model does, in words (the service's Description=)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from edgecnn.tasks import DecodeOptions, shapes
 log = logging.getLogger(__name__)
 
 NAME = "detect"
+DESCRIPTION = "object detector"  # what the model does, in words (the service's Description=)
 DEFAULT_MIN_SCORE = 0.4  # Frigate's default threshold (Ultralytics' predict default conf is 0.25)
 # NMS IoU threshold of YOLO layouts. Ultralytics' predict default is iou=0.7, per class (agnostic=False);
 # 0.45 (its val/older default, and YOLOv5's) drops more overlapping boxes of one class.

@@ -7,7 +7,9 @@ Each file is written to a temporary name and renamed, and only after training su
 Ctrl-C never leaves a half-written run behind.
 
 Normalization is ``(pixel - mean) / std`` with mean 0 and std 255 (pixels to [0, 1]); it happens outside the
-model and travels in the converted model's metadata. Augmentation (small shifts, rotations, zooms; flips
+model and travels in the converted model's metadata. Batch-norm statistics (the mobile net) are recomputed
+on training images before each validation pass and at the end (see ``recalibrate_batch_norm``). A run that
+ends near chance says so in ``warnings``. Augmentation (small shifts, rotations, zooms; flips
 for photos only) runs in the input pipeline during training and is not part of the saved model.
 """
 
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 
 MEAN, STD = 0.0, 255.0
 METRICS_SCHEMA = 1
+# A run whose final accuracy ends this close to chance (1 / classes) learned nothing usable: say so.
+CHANCE_MARGIN = 0.05
+# Training images a batch-norm recalibration pass averages over (see recalibrate_batch_norm).
+RECALIBRATION_IMAGES = 1024
 
 
 @dataclass
@@ -78,6 +84,7 @@ class TrainReport:
     confusion_matrix: list[list[int]]
     seconds: float
     files: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,8 +153,9 @@ def train(
     splits = _split(data, opts)
     model, fitted = _fit(tf, k, data, splits, opts, verbose)
     scores = _score(model, splits, data.labels)
+    warnings = training_warnings(scores, data.labels)
     seconds = time.perf_counter() - start
-    files = _write_run(out_dir, model, data, opts, splits, fitted, scores, seconds)
+    files = _write_run(out_dir, model, data, opts, splits, fitted, scores, seconds, warnings)
     return TrainReport(
         output=str(out_dir),
         model=files["model"],
@@ -167,6 +175,7 @@ def train(
         confusion_matrix=scores.confusion.tolist(),
         seconds=round(seconds, 1),
         files=files,
+        warnings=warnings,
     )
 
 
@@ -196,6 +205,32 @@ class _Scores:
     validation: float | None
     confusion: np.ndarray
     per_class: dict[str, float]
+
+
+def training_warnings(scores: _Scores, labels: list[str]) -> list[str]:
+    """What a reader must not miss: a run that ends at chance still writes a model that converts and runs.
+
+    The check uses the validation accuracy (the test accuracy when there is no validation split): less
+    than ``CHANCE_MARGIN`` above ``1 / classes``, the model is no better than guessing. A test set answered
+    with one class for every image is named too (the usual face of such a run).
+    """
+    warnings = []
+    chance = 1.0 / len(labels)
+    which, accuracy = (
+        ("validation", scores.validation) if scores.validation is not None else ("test", scores.test)
+    )
+    if accuracy < chance + CHANCE_MARGIN:
+        warnings.append(
+            f"{which} accuracy {accuracy:.2%} is less than {CHANCE_MARGIN * 100:.0f} points above chance "
+            f"({chance:.2%} for {len(labels)} classes): the model has not learned the task. Check that each "
+            "class folder holds the right images, add images, train longer, or try the other --arch."
+        )
+    predicted = scores.confusion.sum(axis=0)
+    true_classes = np.count_nonzero(scores.confusion.sum(axis=1))
+    if true_classes > 1 and np.count_nonzero(predicted) == 1:
+        label = labels[int(np.argmax(predicted))]
+        warnings.append(f"every test image is predicted as {label!r}.")
+    return warnings
 
 
 def _split(data: Dataset, opts: TrainOptions) -> _Splits:
@@ -254,6 +289,9 @@ def _fit(
                 monitor="val_loss", patience=opts.patience, restore_best_weights=True, verbose=0
             )
         )
+    if batch_norm_layers(k, model):
+        # After EarlyStopping, so its restored best weights get statistics too (on_train_end runs in order).
+        callbacks.append(_recalibration_callback(k, splits.x_fit, opts.seed))
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     try:
@@ -273,6 +311,61 @@ def _fit(
     epochs_run = len(hist.get("loss", []))
     best_epoch = int(np.argmin(hist["val_loss"])) + 1 if "val_loss" in hist and callbacks else epochs_run
     return model, _Fitted(hist, epochs_run, best_epoch)
+
+
+def batch_norm_layers(keras: Any, model: Any) -> list[Any]:
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def recalibrate_batch_norm(
+    keras: Any, model: Any, images: np.ndarray, order: np.ndarray | None = None, batch_size: int = 64
+) -> None:
+    """Set every batch-norm layer's moving mean and variance to their average over ``images[order]``.
+
+    Why: inference (validation, scoring, the converted model, which folds these statistics into the
+    convolutions) uses the moving statistics, not the batch's. Keras updates them by an exponential average
+    with momentum 0.99, i.e. over the last ~100 steps; a small folder gives 4-5 steps per epoch, so they mix
+    the initial mean 0 / variance 1 with statistics of weights that have changed since, and 13 stacked
+    layers compound the error (batch size 8, 17 steps an epoch, did no better). The mobile
+    net then answered one class for every image at inference while it classified correctly with batch
+    statistics, and early stopping, watching that meaningless validation loss, restored the epoch-1 weights.
+    Neither a learning rate of 1e-2 or 1e-4, no dropout, 32x32 nor [-1, 1] inputs changed that; momentum 0.9
+    reached the batch-statistics accuracy only from epoch 9. Here each batch gets the weight of its images in a running average (momentum = seen /
+    (seen + n)) over un-augmented training images: exact, deterministic, independent of the step count.
+    """
+    norms = batch_norm_layers(keras, model)
+    saved = [layer.momentum for layer in norms]
+    order = np.arange(len(images)) if order is None else order
+    seen = 0
+    try:
+        for start in range(0, len(order), batch_size):
+            batch = images[order[start : start + batch_size]]  # one batch at a time: no copy of the set
+            for layer in norms:
+                layer.momentum = seen / (seen + len(batch))
+            model(batch, training=True)
+            seen += len(batch)
+    finally:
+        for layer, momentum in zip(norms, saved, strict=True):
+            layer.momentum = momentum
+
+
+def _recalibration_callback(keras: Any, images: np.ndarray, seed: int) -> Any:
+    """Recalibrate batch norm before each validation pass and at the end (also without validation images).
+
+    On at most ``RECALIBRATION_IMAGES`` training images, a forward pass that costs little next to an epoch,
+    in a seeded random order: the split keeps folder (class) order, and batches of one class would miss the
+    between-class part of the variance that the shuffled training batches saw.
+    """
+    order = np.random.default_rng(seed).permutation(len(images))[:RECALIBRATION_IMAGES]
+
+    class Recalibrate(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+            recalibrate_batch_norm(keras, self.model, images, order)
+
+        def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+            recalibrate_batch_norm(keras, self.model, images, order)
+
+    return Recalibrate()
 
 
 def _score(model: Any, splits: _Splits, labels: list[str]) -> _Scores:
@@ -301,6 +394,7 @@ def _write_run(
     fitted: _Fitted,
     scores: _Scores,
     seconds: float,
+    warnings: list[str],
 ) -> dict[str, str]:
     """The run folder: model, labels, metrics.json (what convert reads back), curves, samples."""
     from edgecnn.ml.deps import keras, tensorflow
@@ -350,6 +444,7 @@ def _write_run(
         "confusion_matrix": scores.confusion.tolist(),
         "history": fitted.history,
         "seconds": round(seconds, 1),
+        "warnings": warnings,
     }
     metrics_path = write_atomic(out_dir / METRICS_NAME, (json.dumps(metrics, indent=2) + "\n").encode())
     title = f"{opts.architecture} on {Path(data.name).name}: test accuracy {scores.test:.2%}"
@@ -468,6 +563,7 @@ def format_report(report: TrainReport) -> str:
         f"accuracy  train {report.train_accuracy:.2%}  validation {val}  test {report.test_accuracy:.2%}"
         f"  ({report.train_samples}/{report.validation_samples}/{report.test_samples} images)",
         "weakest classes (test): " + ", ".join(f"{label} {acc:.0%}" for label, acc in worst),
+        *(f"warning: {warning}" for warning in report.warnings),
         *(f"wrote {path}" for path in report.files.values()),
         f"next: edgecnn convert {report.model} -o {Path(report.output) / 'model_int8.tflite'}",
     ]
