@@ -440,7 +440,7 @@ def test_config_table_paths_and_cli_overrides(tmp_path):
         ('hots = "b"', ["unknown key 'hots' in [mqtt]", "did you mean 'host'"]),
         ('host = "b"\nport = "1883"', ["mqtt.port must be an integer", "string"]),
         ('host = "b"\ntls = "yes"', ["mqtt.tls must be true or false"]),
-        ('host = "b"\nqos = 2', ["mqtt.qos (--mqtt-qos)", "use 0", "or 1"]),
+        ('host = "b"\nqos = 2', ["mqtt.qos (--mqtt-qos)", "between 0 and 1"]),
         ('host = "b"\ntopic = "home/+/cam"', ["mqtt.topic (--mqtt-topic)", "'+'"]),
         ('host = "b"\ntopic = "home/"', ["mqtt.topic", "trailing '/'"]),
         ('host = "b:1884"\nport = 1885', ["mqtt.port (--mqtt)", "contradicts"]),

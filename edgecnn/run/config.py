@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +35,8 @@ from edgecnn.run.options import (
     CONFIG_KEYS,
     MqttOptions,
     RunOptions,
+    check_value,
     declared,
-    out_of_range,
     run_option,
     type_mismatch,
 )
@@ -49,12 +50,6 @@ _MQTT_PATH_KEYS = ("ca", "password_file")
 def flag(key: str) -> str:
     """The CLI flag of a config key; ``mqtt.topic`` -> ``--mqtt-topic``, ``mqtt.host``/``mqtt.port`` -> ``--mqtt``."""
     return run_option(key).flag
-
-
-def _type_name(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "float", str: "string", dict: "table", list: "array"}.get(
-        type(value), type(value).__name__
-    )
 
 
 def _check_type(key: str, value: Any, where: str) -> Any:
@@ -72,11 +67,8 @@ def _check_type(key: str, value: Any, where: str) -> Any:
                 raise ConfigError(
                     f"{where}unknown key {sub!r} in [mqtt]{hint}; known keys: {', '.join(mqtt_keys)}."
                 )
-            expected = type_mismatch(mqtt_keys[sub], sub_value)
-            if expected is not None:
-                raise ConfigError(
-                    f"{where}mqtt.{sub} must be {expected}, got {_type_name(sub_value)} {sub_value!r}."
-                )
+            if type_mismatch(mqtt_keys[sub], sub_value) is not None:
+                raise ConfigError(f"{where}mqtt.{sub} {check_value(mqtt_keys[sub], sub_value)}")
         return value
     if key == "classes":  # detectors' label filter: "person,car" or ["person", "car"]
         items = value.split(",") if isinstance(value, str) else value
@@ -86,10 +78,24 @@ def _check_type(key: str, value: Any, where: str) -> Any:
     if key == "source" and isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # source = 0 means camera 0
     opt = declared(RunOptions)[key]
-    expected = type_mismatch(opt, value)
-    if expected is not None:
-        raise bad(expected)
-    return float(value) if opt.kind is float else value
+    if type_mismatch(opt, value) is not None:
+        raise ConfigError(f"{where}{key} {check_value(opt, value)}")
+    # Ranges (and NaN, inf) are checked by validate_run_options with check_value, after CLI overrides.
+    return _as_float(value) if opt.kind is float else value
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "float", str: "string", dict: "table", list: "array"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _as_float(value: float) -> float:
+    """A TOML number as a float; an integer too large for one is infinite (and out of every range)."""
+    try:
+        return float(value)
+    except OverflowError:  # fps = 1000...0 (400 digits)
+        return math.inf if value > 0 else -math.inf
 
 
 def load_run_config(path: str | os.PathLike[str]) -> RunOptions:
@@ -196,6 +202,11 @@ def validate_run_options(
 
     if check_model:
         _check_model(opts, fail)
+    for key, opt in declared(RunOptions).items():
+        if opt.kind in (int, float):  # the one check of type, finiteness and range (the CLI's too)
+            problem = check_value(opt, getattr(opts, key))
+            if problem is not None:
+                raise fail(key, problem)
     if opts.labels is not None:
         _check_regular(opts.labels, FileKind.LABELS, "labels", fail)
     if check_source:
@@ -219,12 +230,6 @@ def validate_run_options(
         parent = Path(opts.jsonl).expanduser().parent
         if not parent.is_dir():
             raise fail("jsonl", f"folder {parent} does not exist: create it or pass --jsonl - for stdout.")
-    for key, opt in declared(RunOptions).items():
-        if opt.spec.low is None and opt.spec.high is None:
-            continue
-        value = getattr(opts, key)
-        if out_of_range(opt, value):
-            raise fail(key, f"must be between {opt.spec.low:g} and {opt.spec.high:g}, got {value!r}.")
     if opts.mqtt:  # an empty table is MQTT off; edgecnn.run.mqtt (0.7 MB) stays unimported then
         from edgecnn.run.mqtt import mqtt_settings  # light: paho is imported only when a run starts
 

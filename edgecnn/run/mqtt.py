@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecnn.errors import ConfigError, EdgecnnError, RuntimeMissing
-from edgecnn.run.options import MqttOptions, declared, out_of_range, type_mismatch
+from edgecnn.run.options import MqttOptions, check_value, declared
 
 if TYPE_CHECKING:
     from edgecnn.run.options import RunOptions
@@ -149,9 +149,9 @@ def _check_types(table: dict[str, Any], fail: Fail) -> None:
     for key, value in table.items():
         if key not in keys:
             raise fail(f"mqtt.{key}", f"unknown key; the [mqtt] table takes {', '.join(keys)}.")
-        expected = None if value is None else type_mismatch(keys[key], value)
-        if expected is not None:
-            raise fail(f"mqtt.{key}", f"must be {expected}, got {value!r}.")
+        problem = check_value(keys[key], value)  # type, finiteness and range, as for the --mqtt* flags
+        if problem is not None:
+            raise fail(f"mqtt.{key}", problem)
 
 
 def _broker(opts: RunOptions, table: dict[str, Any], fail: Fail) -> tuple[str, int | None]:
@@ -170,10 +170,7 @@ def _broker(opts: RunOptions, table: dict[str, Any], fail: Fail) -> tuple[str, i
     if table.get("port") is not None:
         if port is not None and port != table["port"]:
             raise fail("mqtt.port", f"{table['port']} contradicts the port in host {host_value!r}: keep one.")
-        port = table["port"]
-        spec = declared(MqttOptions)["port"]
-        if out_of_range(spec, port):
-            raise fail("mqtt.port", f"must be between {_range(spec)}, got {port}.")
+        port = table["port"]  # in range: _check_types
     return host, port
 
 
@@ -215,10 +212,6 @@ def _client_id(opts: RunOptions, table: dict[str, Any], fail: Fail) -> str:
     return client_id
 
 
-def _range(opt: Any) -> str:
-    return f"{opt.spec.low:d} and {opt.spec.high:d}"
-
-
 def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
     """Check ``opts.mqtt`` (the ``[mqtt]`` table merged with the ``--mqtt*`` flags); ``None`` when MQTT is off.
 
@@ -244,12 +237,8 @@ def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
     topic = _topic(opts, table, fail)
     username = table.get("username") or None
     password_file = _password_file(table, username, fail)
-    qos = table.get("qos", keys["qos"].default)
-    if out_of_range(keys["qos"], qos):
-        raise fail("mqtt.qos", f"use 0 (at most once) or 1 (at least once), got {qos}.")
+    qos = table.get("qos", keys["qos"].default)  # both in range: _check_types
     queue_size = table.get("queue_size", DEFAULT_QUEUE_SIZE)
-    if out_of_range(keys["queue_size"], queue_size):
-        raise fail("mqtt.queue_size", f"must be between {_range(keys['queue_size'])}, got {queue_size}.")
     client_id = _client_id(opts, table, fail)
     return MqttSettings(
         host=host,
