@@ -404,3 +404,25 @@ def test_a_toml_integer_too_large_for_a_float_is_out_of_range(tmp_path, capsys, 
     config.write_text(f'model = "{MOBILENET}"\nsource = "demo"\nfps = 1{"0" * 400}\n')
     (line,) = _errors(capsys, ["run", "--config", str(config)])
     assert line.endswith("fps (--fps): must be between 0.001 and 1000, got inf."), line
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [
+        ("--serve", "127.0.0.1:²", "--serve"),  # '²'.isdigit() is True and int('²') a ValueError
+        ("--serve", "127.0.0.1:٨٠٨٠", "--serve"),  # Arabic-Indic digits: int() takes them, a port may not
+        ("--mqtt", "broker:²", "--mqtt"),
+        ("--source", "²", "--source"),
+        ("--device", "edgetpu:usb:٣", "Bad Edge TPU device"),
+        ("--device", "edgetpu:usb:1\n", None),  # stripped like any flag value: fine, no traceback
+    ],
+)
+def test_numbers_in_addresses_are_ascii_digits(flag, value, needle, coral):
+    """Unicode digits in a port, camera index or Edge TPU index are one error line, not a traceback."""
+    result = run_cli("run", MOBILENET, *(["--source", "demo"] if flag != "--source" else []), flag, value,
+                     "--max-frames", "1")  # fmt: skip
+    assert "Traceback" not in result.stderr and "ValueError" not in result.stderr, result.stderr
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and result.code != 0, result.stderr
+    if needle:
+        assert needle in lines[0], lines

@@ -151,7 +151,7 @@ def _looks_like_local_path(value: str) -> bool:
     lowered = value.lower()
     return not (
         "://" in value
-        or value.isdigit()
+        or (value.isascii() and value.isdigit())
         or lowered in DEMO_NAMES
         or lowered.startswith(("picamera2", "synthetic:"))
     )
@@ -296,8 +296,13 @@ def parse_serve(value: str) -> tuple[str, int]:
     if port_text is None and value.strip().startswith("["):  # [::1] without a port
         raise bracket
     host = host or "127.0.0.1"
-    if port_text is None or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if port_text is None or not _digits(port_text) or not 0 <= int(port_text) <= 65535:
         raise UsageError(
             f"Bad --serve address {value!r}: use HOST:PORT with a port 0-65535, e.g. 127.0.0.1:8080."
         )
     return host, int(port_text)
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` is also true for '²', which ``int()`` refuses."""
+    return text.isascii() and text.isdigit()

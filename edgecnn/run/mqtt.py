@@ -138,7 +138,9 @@ def parse_broker(value: str) -> tuple[str, int | None]:
     host = host_part or ""
     if not host or any(c.isspace() for c in host) or "/" in host:
         raise ValueError(f"bad broker address {value!r}: use HOST or HOST:PORT, e.g. broker.lan:1883.")
-    if port_text is not None and not (port_text.isdigit() and 1 <= int(port_text) <= 65535):
+    if port_text is not None and not (
+        port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535
+    ):
         raise ValueError(f"bad port in {value!r}: use HOST:PORT with a port 1-65535, e.g. broker.lan:1883.")
     return host, None if port_text is None else int(port_text)
 
