@@ -40,7 +40,7 @@ from edgecnn.run.options import (
     run_option,
     type_mismatch,
 )
-from edgecnn.safeio import FileKind, check_file, loads_toml, read_text
+from edgecnn.safeio import FileKind, file_problem, loads_toml, read_text
 
 _PATH_KEYS = tuple(k for k, o in declared(RunOptions).items() if o.kind is Path)
 CROP_CHOICES = ("center", "none")
@@ -260,12 +260,9 @@ def _check_regular(
     path: str | os.PathLike[str], kind: FileKind, key: str, fail: Callable[[str, str], EdgecnnError]
 ) -> None:
     """A regular file within the kind's size cap (a FIFO or a device is refused by name, never opened)."""
-    if not os.path.lexists(path):
-        raise fail(key, f"{kind.what} {path} not found.")
-    try:
-        check_file(path, kind)
-    except EdgecnnError as exc:
-        raise fail(key, str(exc)) from None
+    problem = file_problem(path, kind)
+    if problem is not None:
+        raise fail(key, f"{kind.what} {problem}." if problem.endswith("not found") else f"{problem}.")
 
 
 def serve_access(opts: RunOptions) -> Any:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgecnn.errors import ConfigError, EdgecnnError, RuntimeMissing
 from edgecnn.run.options import MqttOptions, check_value, declared
+from edgecnn.safeio import FileKind, file_problem
 
 if TYPE_CHECKING:
     from edgecnn.run.options import RunOptions
@@ -196,10 +197,11 @@ def _password_file(table: dict[str, Any], username: str | None, fail: Fail) -> P
             raise fail(
                 "mqtt.password_file", "a password needs a username: set username (--mqtt-username) too."
             )
-        if not password_file.is_file():
-            raise fail(
-                "mqtt.password_file", f"{password_file} not found: write the password into it (one line)."
-            )
+        problem = file_problem(password_file, FileKind.SECRET)  # a FIFO or a folder is not "not found"
+        if problem is not None:
+            if problem.endswith("not found"):
+                problem += ": write the password into it (one line)"
+            raise fail("mqtt.password_file", f"{problem}.")
     return password_file
 
 
@@ -228,11 +230,10 @@ def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
     _check_types(table, fail)
     host, port = _broker(opts, table, fail)
     ca = Path(table["ca"]).expanduser() if table.get("ca") else None
-    if ca is not None and not ca.is_file():
-        raise fail(
-            "mqtt.ca",
-            f"CA certificate {ca} not found: give the PEM file that signed the broker's certificate.",
-        )
+    if ca is not None and (problem := file_problem(ca, FileKind.CERTIFICATE)) is not None:
+        if problem.endswith("not found"):
+            problem = f"CA certificate {problem}: give the PEM file that signed the broker's certificate"
+        raise fail("mqtt.ca", f"{problem}.")
     tls = bool(table.get("tls")) or ca is not None
     if port is None:
         port = DEFAULT_TLS_PORT if tls else DEFAULT_PORT
@@ -268,7 +269,7 @@ def _import_paho() -> Any:
 
 
 def _read_password(path: Path) -> str:
-    from edgecnn.safeio import FileKind, read_text
+    from edgecnn.safeio import read_text
 
     text = read_text(path, FileKind.SECRET)
     lines = text.splitlines()
