@@ -26,7 +26,7 @@ from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, read_model
 from edgecnn.preprocess import InputSpec, Transform, prepare
 from edgecnn.runtime import Runtime, get_runtime
 from edgecnn.sanity import check_labels
-from edgecnn.tasks import DecodeOptions, Decoder, TaskResult, open_decoder
+from edgecnn.tasks import DecodeOptions, Decoder, TaskResult, model_problem, open_decoder
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +161,9 @@ def _allocated_interpreter(
     A missing custom op is the usual case: an Edge TPU model on a device that does not use the Edge TPU
     (run its CPU twin), or a model exported with an op this runtime lacks (re-export).
     """
+    problem = model_problem(model_file)
+    if problem is not None:
+        raise ModelError(problem)
     try:
         interpreter = runtime.interpreter_class(
             model_content=model_file.data, num_threads=threads, experimental_delegates=delegates or None
@@ -182,7 +185,13 @@ def _allocated_interpreter(
                 f"{model_file.path} uses custom op {op!r} that {runtime.describe()} does not provide: "
                 "re-export the model with builtin ops only."
             ) from exc
-        raise ModelInvokeError(f"Cannot prepare {model_file.path}: {one_line(exc, first_line=True)}") from exc
+        reason = one_line(exc, first_line=True)
+        if reason == type(exc).__name__:  # the runtime said nothing: say what can be done instead
+            reason = (
+                f"{runtime.describe()} refused it without giving a reason ({reason}); "
+                f"`edgecnn inspect {model_file.path}` shows its ops and tensors: re-export the model"
+            )
+        raise ModelInvokeError(f"Cannot prepare {model_file.path}: {reason}") from exc
     return interpreter
 
 

@@ -15,7 +15,7 @@ from edgecnn.adapters import Class
 from edgecnn.errors import UsageError
 from edgecnn.images import read_image
 from edgecnn.model import Model, open_model
-from edgecnn.tasks import DecodeOptions, TaskResult
+from edgecnn.tasks import MAX_DETECTIONS, DecodeOptions, TaskResult
 
 DEFAULT_MIN_SCORE = 0.4  # detection threshold, as Frigate's
 
@@ -115,8 +115,8 @@ def predict(
         raise UsageError("--top-k must be at least 1.")
     if not 0.0 <= min_score <= 1.0:
         raise UsageError(f"--min-score {min_score:g} is out of range: use 0 to 1.")
-    if max_detections < 1:
-        raise UsageError("--max-detections must be at least 1.")
+    if not 1 <= max_detections <= MAX_DETECTIONS:
+        raise UsageError(f"--max-detections must be between 1 and {MAX_DETECTIONS}, got {max_detections}.")
     frames = [(str(p), read_image(p)) for p in images]  # fail on a bad image before loading anything
     options = DecodeOptions(
         top_k=top_k,

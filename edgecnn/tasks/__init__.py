@@ -36,6 +36,12 @@ TASKS: dict[str, str] = {
 INFERENCE_ORDER = ("detect", "classify")
 
 
+# detect: the most objects per frame anyone may ask for, with --max-detections (edgecnn.run.options declares
+# the same bound for run/TOML) or in a model's TFLite_Detection_PostProcess op. Far above any real scene; an
+# op asking for 2**31 made the runtime fail with a bare "RuntimeError".
+MAX_DETECTIONS = 10_000
+
+
 @dataclass(frozen=True)
 class DecodeOptions:
     """What a user can tell a decoder; each task reads the fields it knows and ignores the others."""
@@ -156,6 +162,21 @@ def find_task(model_file: ModelFile, meta: ModelMetadata) -> str | None:
     for name in INFERENCE_ORDER:
         if task_module(name).claims(model_file, meta):
             return name
+    return None
+
+
+def model_problem(model_file: ModelFile) -> str | None:
+    """What a task module finds wrong with the file before any interpreter opens it, or None.
+
+    Each module in :data:`TASKS` may define ``model_problem(model_file)``; the first problem found wins.
+    A model that asks the runtime for something absurd (an NMS op sized for 2**31 objects) is refused
+    in the user's terms here, instead of failing inside the runtime with no reason.
+    """
+    for name in TASKS:
+        check = getattr(task_module(name), "model_problem", None)
+        problem = check(model_file) if check is not None else None
+        if problem is not None:
+            return str(problem)
     return None
 
 

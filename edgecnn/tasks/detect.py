@@ -36,9 +36,9 @@ import numpy as np
 from edgecnn.adapters import dequantize
 from edgecnn.errors import ModelError, ModelInvokeError, UsageError
 from edgecnn.metadata import ModelMetadata
-from edgecnn.modelfile import ModelFile, TensorInfo
+from edgecnn.modelfile import ModelFile, TensorInfo, opcode_name
 from edgecnn.preprocess import Transform
-from edgecnn.tasks import DecodeOptions, shapes
+from edgecnn.tasks import MAX_DETECTIONS, DecodeOptions, shapes
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,50 @@ class Detections:
 
 
 # --- which layout ------------------------------------------------------------------------------------
+
+
+def _postprocess_options(model_file: ModelFile) -> list[dict[str, Any]]:
+    """The custom options (a FlexBuffer map) of each TFLite_Detection_PostProcess op that has readable ones."""
+    from flatbuffers import flexbuffers
+
+    model = model_file.model
+    codes = model.operatorCodes or []
+    found = []
+    for graph in model.subgraphs or []:
+        for op in graph.operators or []:
+            index = int(op.opcodeIndex or 0)
+            if not 0 <= index < len(codes) or opcode_name(codes[index])[0] != POSTPROCESS_OP:
+                continue
+            if op.customOptions is None:
+                continue
+            try:
+                options = flexbuffers.Loads(bytes(np.asarray(op.customOptions, dtype=np.uint8)))
+            except Exception:  # unreadable options are the runtime's to refuse, with its own words
+                continue
+            if isinstance(options, dict):
+                found.append(options)
+    return found
+
+
+def model_problem(model_file: ModelFile) -> str | None:
+    """An SSD whose NMS op asks for more than :data:`~edgecnn.tasks.MAX_DETECTIONS` objects per frame, or
+    none: refused before the runtime tries to size outputs for it (2**31 of them failed with a bare
+    "RuntimeError"; tens of millions would exhaust a Pi's memory)."""
+    if not _has_postprocess_op(model_file):
+        return None
+    for options in _postprocess_options(model_file):
+        wanted = options.get("max_detections")
+        per = options.get("max_classes_per_detection", 1)
+        if not isinstance(wanted, int) or not isinstance(per, int):
+            continue
+        total = wanted * max(per, 1)
+        if wanted < 1 or total > MAX_DETECTIONS:
+            return (
+                f"{model_file.path or 'the model'} asks its {POSTPROCESS_OP} op for max_detections {wanted} "
+                f"(x max_classes_per_detection {per}); edgecnn reads 1 to {MAX_DETECTIONS} objects per frame: "
+                "re-export the model with max_detections 100 (--max-detections then keeps fewer)."
+            )
+    return None
 
 
 def _has_postprocess_op(model_file: ModelFile) -> bool:
@@ -437,8 +481,10 @@ def decoder(
     labels: list[str] | None,
     options: DecodeOptions,
 ) -> _Base:
-    if options.max_detections < 1:
-        raise UsageError("--max-detections must be at least 1.")
+    if not 1 <= options.max_detections <= MAX_DETECTIONS:
+        raise UsageError(
+            f"--max-detections must be between 1 and {MAX_DETECTIONS}, got {options.max_detections}."
+        )
     if options.min_score is not None and not 0.0 <= options.min_score <= 1.0:
         raise UsageError(f"--min-score {options.min_score:g} is out of range: use 0 to 1.")
     if options.iou is not None and not 0.0 < options.iou <= 1.0:
