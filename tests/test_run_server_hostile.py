@@ -185,7 +185,7 @@ def test_non_loopback_bind_needs_a_token(coral):
         resolve_access("::1", token=None, token_file=None, token_all=False, insecure=False, serve="x").token
         is None
     )
-    with pytest.raises(UsageError, match="at least 16"):
+    with pytest.raises(UsageError, match="must be 16 to 1024 characters"):
         resolve_access("0.0.0.0", token="short", token_file=None, token_all=False, insecure=False, serve="x")
     result = run_cli("run", MOBILENET, "--source", "demo", "--serve", "0.0.0.0:0", "--max-frames", "1")
     assert result.code == 2
@@ -265,7 +265,7 @@ def test_token_file_problems_are_one_line(tmp_path):
         "--max-frames",
         "1",
     )
-    assert result.code == 2 and "must be at least 16" in error_lines(result.stderr)[0]
+    assert result.code == 2 and "must be 16 to 1024 characters" in error_lines(result.stderr)[0]
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     result = run_cli(
@@ -273,6 +273,46 @@ def test_token_file_problems_are_one_line(tmp_path):
     )
     assert result.code != 0 and "is a FIFO" in error_lines(result.stderr)[0]
     assert Path(fifo).exists()
+
+
+BAD_TOKENS = [
+    ("semicolon", TOKEN + ";x", "';'"),  # ends the cookie: the browser's cookie never matched
+    ("quote", '"' + TOKEN + '"', "'\"'"),
+    ("non-ascii", TOKEN + "é", "'é'"),
+    ("space", TOKEN[:20] + " " + TOKEN[20:], "' '"),
+    ("tab", TOKEN + "\tx", "'\\t'"),
+    ("plus", TOKEN + "+x", "'+'"),  # ?token=a+b reads as "a b"
+    ("long", "a" * 1025, "16 to 1024"),
+]
+
+
+@pytest.mark.parametrize(("how", "token", "needle"), BAD_TOKENS, ids=[b[0] for b in BAD_TOKENS])
+def test_a_token_that_cannot_travel_is_refused_at_start(tmp_path, how, token, needle, coral):
+    """A token that a cookie, a URL or a header would mangle is one line at start-up, not a preview whose
+    cookie login always fails. Given by flag, environment and file alike (real processes)."""
+    base = ["run", MOBILENET, "--source", "demo", "--serve", "0.0.0.0:0", "--max-frames", "1"]
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    ways = [
+        ("--serve-token", run_cli(*base, "--serve-token", token, timeout=60)),
+        # EDGECNN_SERVE_TOKEN is the flag's envvar: typer passes it as --serve-token
+        ("--serve-token", run_cli(*base, env={"EDGECNN_SERVE_TOKEN": token}, timeout=60)),
+        (f"the token in {token_file}", run_cli(*base, "--serve-token-file", token_file, timeout=60)),
+    ]
+    for where, result in ways:
+        assert result.code == 2, (where, result.stderr)
+        (line,) = error_lines(result.stderr)
+        assert where in line and "must be 16 to 1024 characters from A-Z, a-z, 0-9" in line, line
+        assert needle in line, line
+        assert token not in line and TOKEN not in line  # a token is never echoed back
+
+
+def test_every_generated_token_is_accepted():
+    from edgecnn.run.access import check_token, new_token
+
+    for _ in range(200):
+        token = new_token()
+        assert check_token(token, "t") == token
 
 
 def test_a_full_queue_answers_503_with_retry_after_without_blocking():
