@@ -114,6 +114,58 @@ def test_disconnects_idle_sockets_and_partial_requests_leave_no_traceback(served
     assert not [line for line in error_lines(stderr) if "error" in line or "warning" in line], stderr[-2000:]
 
 
+def _read_all(s: socket.socket, timeout: float = 5.0) -> bytes:
+    """What the server sends until it closes its side (a reset after that is fine: the answer was read)."""
+    s.settimeout(timeout)
+    chunks = []
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("how", "size"),
+    [
+        ("complete", 20 * 1024),  # one header of 20 KiB, then the blank line
+        ("complete", 200 * 1024),  # more than a socket buffer's worth: the server must keep reading
+        ("unfinished", 40 * 1024),  # 40 KiB and no end in sight, the socket left open
+        ("many_small", 20 * 1024),  # 400 ordinary headers: the head, not one line, is what is counted
+    ],
+)
+def test_a_request_head_over_16_kib_gets_431_not_a_reset(served_process, how, size):
+    proc, base, err = served_process("127.0.0.1:0")
+    wait_until(lambda: http_get(base + "/healthz")[0] == 200)
+    if how == "many_small":
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
+            b"X-Filler-%03d: %s\r\n" % (i, b"v" * 32) for i in range(size // 48)
+        )
+    else:
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size + b"\r\n"
+    s = _connect(base)
+    sender = threading.Thread(target=s.sendall, args=(head + (b"\r\n" if how != "unfinished" else b""),))
+    sender.start()
+    answer = _read_all(s)
+    sender.join(timeout=10)
+    s.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.0 431 Request Header Fields Too Large", answer[:200]
+    body = rest.partition(b"\r\n\r\n")[2]
+    assert "16 KiB" in json.loads(body)["error"]
+    assert http_get(base + "/healthz")[0] == 200  # and the server carries on
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert "Traceback" not in err.text()
+
+
+def test_a_head_just_under_16_kib_is_served():
+    from edgecnn.run.server import MAX_HEAD_BYTES, _head_end
+
+    head = b"GET / HTTP/1.0\r\nX: " + b"a" * (MAX_HEAD_BYTES - 100) + b"\r\n\r\n"
+    assert _head_end(head) == len(head) <= MAX_HEAD_BYTES
+    assert _head_end(b"GET / HTTP/1.0\r\n") is None
+
+
 def test_viewers_beyond_the_limit_get_503_with_retry_after(coral):
     pipeline = Pipeline(
         RunOptions(model=MOBILENET, source="demo", fps=30, serve="127.0.0.1:0", quiet=True),
