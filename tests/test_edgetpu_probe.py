@@ -435,3 +435,15 @@ def test_a_delegate_crash_while_allocating_still_shows_its_output(coral, fakes, 
     )  # fmt: skip
     assert result.code == -11, (result.code, result.stderr)
     assert "XNNPACK" not in result.stderr
+
+
+def test_a_probe_failure_is_not_explained_by_a_banner():
+    """A child that died without reporting is explained by its last stderr line: never LiteRT's banner."""
+    from edgecnn.devices.backends.edgetpu.probe import _last_line
+
+    stderr = "boom: the real reason\nINFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n\n"
+    assert _last_line(stderr, "none") == "boom: the real reason"
+    assert (
+        _last_line("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n", "exit code 1")
+        == "exit code 1"
+    )
