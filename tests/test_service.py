@@ -459,6 +459,24 @@ def test_cli_install_errors_are_one_line(tmp_path, args, code, needle):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(("key", "value"), [("stall_timeout", "nan"), ("fps", "inf"), ("min_score", "-0.5")])
+def test_cli_install_refuses_a_config_number_the_flag_refuses(tmp_path, key, value):
+    """``service install --config`` checks a file's numbers with the run flags' own check: a service
+    whose stall detector a NaN turned off is refused at install, nothing written."""
+    from edgecnn.run.options import describe_range, run_option
+
+    config = tmp_path / "door.toml"
+    config.write_text(f'model = "{MOBILENET}"\ncamera = 0\n{key} = {value}\n')
+    root = _image_root(tmp_path)
+    before = _tree(root)
+    result = run_cli("service", "install", "door", "--config", config, "--root", root)
+    assert result.code == 7, result.stderr
+    (line,) = error_lines(result.stderr)
+    opt = run_option(key)
+    assert line.endswith(f"{key} ({opt.flag}): must be {describe_range(opt)}, got {float(value)!r}."), line
+    assert _tree(root) == before
+
+
 @pytest.mark.parametrize("name", ["door\n", "door\r", "dör"])
 def test_cli_install_refuses_a_name_with_a_newline_or_non_ascii(tmp_path, name):
     """In a real process (argv can carry a newline; NUL it cannot): one line, and nothing written."""
