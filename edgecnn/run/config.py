@@ -39,6 +39,7 @@ from edgecnn.run.options import (
     declared,
     run_option,
     type_mismatch,
+    type_name,
 )
 from edgecnn.safeio import FileKind, file_problem, loads_toml, read_text
 
@@ -54,7 +55,7 @@ def flag(key: str) -> str:
 
 def _check_type(key: str, value: Any, where: str) -> Any:
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{where}{key} must be {expected}, got {_type_name(value)} {value!r}.")
+        return ConfigError(f"{where}{key} must be {expected}, got {type_name(value)} {value!r}.")
 
     if key == "mqtt":
         if not isinstance(value, dict):
@@ -82,12 +83,6 @@ def _check_type(key: str, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}{key} {check_value(opt, value)}")
     # Ranges (and NaN, inf) are checked by validate_run_options with check_value, after CLI overrides.
     return _as_float(value) if opt.kind is float else value
-
-
-def _type_name(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "float", str: "string", dict: "table", list: "array"}.get(
-        type(value), type(value).__name__
-    )
 
 
 def _as_float(value: float) -> float:

@@ -278,7 +278,8 @@ def type_mismatch(opt: Option, value: Any) -> str | None:
     return None if fits else _EXPECTED[kind]
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """How error messages name a TOML value's type (``integer``, ``string``, ``table``)."""
     return {bool: "boolean", int: "integer", float: "float", str: "string", dict: "table", list: "array"}.get(
         type(value), type(value).__name__
     )
@@ -310,11 +311,6 @@ def in_range(opt: Option, value: float) -> bool:
     return (low is None or value >= low) and (high is None or value <= high)
 
 
-def out_of_range(opt: Option, value: Any) -> bool:
-    """True when ``value`` (not None) lies outside the declared range of ``opt`` (NaN and inf included)."""
-    return value is not None and not in_range(opt, value)
-
-
 def check_value(opt: Option, value: Any) -> str | None:
     """What is wrong with ``value`` for ``opt`` (``"must be between 1 and 64, got 0."``), or ``None``.
 
@@ -328,7 +324,7 @@ def check_value(opt: Option, value: Any) -> str | None:
     if opt.kind in (bool, int, float, str, Path):
         expected = type_mismatch(opt, value)
         if expected is not None:
-            return f"must be {expected}, got {_type_name(value)} {_shown(value)}."
+            return f"must be {expected}, got {type_name(value)} {_shown(value)}."
     if opt.kind in (int, float) and not in_range(opt, value):
         return f"must be {describe_range(opt)}, got {_shown(value)}."
     return None
