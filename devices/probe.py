@@ -278,7 +278,7 @@ def read_throttling(vcgencmd: str | None) -> Throttling | None:
 
 def _video_index(path: Path) -> int:
     digits = path.name[len("video") :]
-    return int(digits) if digits.isdigit() else 1 << 30
+    return int(digits) if digits.isascii() and digits.isdigit() else 1 << 30
 
 
 def find_cameras(dev_root: Path = Path("/dev"), sysfs_root: Path = Path("/sys")) -> list[Camera]:
@@ -287,7 +287,7 @@ def find_cameras(dev_root: Path = Path("/dev"), sysfs_root: Path = Path("/sys"))
     On a Raspberry Pi some nodes are the ISP and codecs (``pispbe``, ``rpivid``, ``bcm2835-codec``), not
     cameras: the names tell them apart, so they are listed rather than guessed away.
     """
-    nodes = sorted((p for p in dev_root.glob("video*") if p.name[len("video") :].isdigit()), key=_video_index)
+    nodes = sorted((p for p in dev_root.glob("video*") if _video_index(p) != 1 << 30), key=_video_index)
     return [
         Camera(str(node), _read_line(sysfs_root / "class" / "video4linux" / node.name / "name"))
         for node in nodes

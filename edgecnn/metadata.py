@@ -143,7 +143,7 @@ def parse_labels(text: str) -> list[str]:
     pairs = []
     for line in lines:
         head, _, rest = line.replace(":", " ", 1).partition(" ")
-        if head.isdigit() and rest.strip():
+        if head.isascii() and head.isdigit() and rest.strip():  # not '²' (int() refuses it)
             pairs.append((int(head), rest.strip()))
         else:
             break

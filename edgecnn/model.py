@@ -187,7 +187,13 @@ def _allocated_interpreter(
                 f"{model_file.path} uses custom op {op!r} that {runtime.describe()} does not provide: "
                 "re-export the model with builtin ops only."
             ) from exc
-        raise ModelInvokeError(f"Cannot prepare {model_file.path}: {one_line(exc, first_line=True)}") from exc
+        reason = one_line(exc, first_line=True)
+        if reason == type(exc).__name__:  # the runtime said nothing: say what can be done instead
+            reason = (
+                f"{runtime.describe()} refused it without giving a reason ({reason}); "
+                f"`edgecnn inspect {model_file.path}` shows its ops and tensors: re-export the model"
+            )
+        raise ModelInvokeError(f"Cannot prepare {model_file.path}: {reason}") from exc
     return interpreter
 
 

@@ -6,9 +6,12 @@ runs, file descriptor 2 goes to a temporary file; afterwards every line that is 
 written to the real stderr, so a genuine native error still reaches the user. ``EDGECNN_DEBUG=1`` passes
 everything through untouched.
 
-Only for blocks that load no delegate: a process that crashes inside the block would lose what it wrote.
-So :func:`quiet_cpu_interpreter` filters only ``allocate_tensors()`` of interpreters created without
-delegates (where LiteRT prints its XNNPACK banner); an Edge TPU interpreter is never filtered, and
+That capture is only for blocks that load no delegate: a process that crashes inside the block would
+lose what it wrote. :func:`quiet_cpu_interpreter` filters ``allocate_tensors()`` (where LiteRT prints its
+XNNPACK banner) of interpreters created without delegates that way; an Edge TPU interpreter, whose
+delegate may crash the process, goes through :func:`native_chatter_streamed` instead: a small separate
+process filters fd 2 line by line as it is written, so whatever the library prints before it dies still
+reaches the terminal (the banner used to appear on every ``--device edgetpu`` run and beside its errors).
 :func:`decoder_chatter_filtered` covers only an image decode.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -68,6 +72,61 @@ def native_chatter_filtered(pattern: re.Pattern[str] = CHATTER) -> Iterator[None
                 sys.stderr.flush()
 
 
+# The filter process of native_chatter_streamed: copies stdin to stdout line by line, without the lines
+# argv[1] (a regular expression) matches; flushes each line, so nothing waits in it when the parent dies.
+_STREAM_FILTER = """
+import re, sys
+chatter = re.compile(sys.argv[1])
+out = sys.stdout.buffer
+for raw in sys.stdin.buffer:
+    if not chatter.match(raw.decode("utf-8", "replace")):
+        out.write(raw)
+        out.flush()
+"""
+
+
+@contextlib.contextmanager
+def native_chatter_streamed(pattern: re.Pattern[str] = CHATTER) -> Iterator[None]:
+    """Filter fd 2 for the block through a separate process, so a crash inside it loses nothing.
+
+    What native code writes goes through a pipe to a tiny Python process that passes every line but the
+    ``pattern`` ones straight on to the real stderr. If this process dies in the block (a delegate's
+    segfault), the filter reads to the end of the pipe and forwards all of it. Costs a process start
+    (tens of ms), so it is for blocks that load a delegate; :func:`native_chatter_filtered` for the rest.
+    """
+    if os.environ.get("EDGECNN_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _STREAM_FILTER, pattern.pattern],
+            stdin=subprocess.PIPE,
+            stdout=saved,
+            stderr=saved,
+        )
+    except OSError:  # no process to spare: unfiltered is better than nothing
+        os.close(saved)
+        yield
+        return
+    assert proc.stdin is not None
+    os.dup2(proc.stdin.fileno(), 2)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        proc.stdin.close()  # the filter sees the end of its input, forwards the rest and exits
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # a child of the block still holds the pipe open
+            proc.kill()
+            proc.wait()
+
+
 def decoder_chatter_filtered() -> contextlib.AbstractContextManager[None]:
     """For one image decode: libpng/libjpeg/OpenCV lines about a damaged file stay out of the terminal."""
     return native_chatter_filtered(DECODER_CHATTER)
@@ -76,20 +135,21 @@ def decoder_chatter_filtered() -> contextlib.AbstractContextManager[None]:
 def quiet_cpu_interpreter(interpreter_class: Any) -> Any:
     """``interpreter_class`` whose ``allocate_tensors()`` hides LiteRT's "Created ... XNNPACK delegate" banner.
 
-    Only for interpreters built without ``experimental_delegates``: the banner is printed by the first
-    ``allocate_tensors()`` (not the constructor), and a CPU-only allocation has no delegate that could crash
-    the process while fd 2 is captured. With a delegate (the Edge TPU) nothing is filtered.
+    The banner is printed by the first ``allocate_tensors()`` (not the constructor), also when a delegate
+    takes part of the graph (XNNPACK gets the rest). Without ``experimental_delegates`` the allocation is
+    captured in-process (:func:`native_chatter_filtered`); with a delegate (the Edge TPU), which could crash
+    the process mid-allocation, it is filtered by a separate process (:func:`native_chatter_streamed`) so a
+    crash loses nothing.
     """
 
     class QuietInterpreter(interpreter_class):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            self._edgecnn_quiet = not kwargs.get("experimental_delegates")
+            self._edgecnn_delegates = bool(kwargs.get("experimental_delegates"))
             super().__init__(*args, **kwargs)
 
         def allocate_tensors(self) -> Any:
-            if not self._edgecnn_quiet:
-                return super().allocate_tensors()
-            with native_chatter_filtered():
+            quiet = native_chatter_streamed if self._edgecnn_delegates else native_chatter_filtered
+            with quiet():
                 return super().allocate_tensors()
 
     QuietInterpreter.__name__ = QuietInterpreter.__qualname__ = interpreter_class.__name__

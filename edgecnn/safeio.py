@@ -48,6 +48,9 @@ class FileKind(enum.Enum):
     ANNOTATIONS = _Kind("annotation file", 1024 * MiB, InputError, "pass a COCO JSON or YOLO label file")
     IMAGE = _Kind("image", 256 * MiB, InputError, "pass a JPEG, PNG, BMP or WebP file")
     SECRET = _Kind("secret file", 64 * 1024, ConfigError, "pass a file holding the secret on one line")
+    CERTIFICATE = _Kind(
+        "CA certificate", 16 * MiB, ConfigError, "pass the PEM file that signed the broker's certificate"
+    )
     INVENTORY = _Kind("inventory", 16 * MiB, UsageError, "pass an Ansible inventory file or folder")
 
     @property
@@ -122,6 +125,22 @@ def check_file(path: str | os.PathLike[str], kind: FileKind) -> Path:
     p = Path(path)
     os.close(_open(p, kind))
     return p
+
+
+def file_problem(path: str | os.PathLike[str], kind: FileKind) -> str | None:
+    """Why ``path`` is no usable file of ``kind`` (``None``: it is one), for a checker that words its own error.
+
+    "not found" only when nothing is there: a directory, a FIFO or a device is named as what it is (a
+    password "file" that is a named pipe is not missing), as is a file too large or unreadable. Nothing
+    is read, and a FIFO is never blocked on.
+    """
+    if not os.path.lexists(path):
+        return f"{path} not found"
+    try:
+        check_file(path, kind)
+    except EdgecnnError as exc:
+        return str(exc).rstrip(".")
+    return None
 
 
 def read_bytes(path: str | os.PathLike[str], kind: FileKind) -> bytes:

@@ -401,3 +401,49 @@ def test_probe_timeout_setting(monkeypatch):
         monkeypatch.setenv("EDGECNN_PROBE_TIMEOUT", bad)
         with pytest.raises(UsageError, match="EDGECNN_PROBE_TIMEOUT"):
             probe_timeout()
+
+
+@pytest.mark.parametrize("probe", [[], ["--no-probe"]])
+def test_an_edge_tpu_run_prints_no_xnnpack_banner(coral, fakes, cache_home, probe):
+    """LiteRT prints "Created TensorFlow Lite XNNPACK delegate" when it allocates beside a delegate too: that
+    allocation is filtered (crash-safely, by a separate process) like a CPU one. A model failing there
+    leaves only edgecnn's line; a working one leaves stderr empty."""
+    failing = Path(__file__).parent / "data" / "coral" / "model_invoking_error.tflite"
+    result = cli(
+        "predict", failing, CAT, "--device", "edgetpu", *probe, lib=fakes["works"], cache_home=cache_home
+    )
+    assert result.code == 3, result.stderr
+    (line,) = error_lines(result.stderr)
+    assert result.stderr == line + "\n", result.stderr
+    ok = cli(
+        "predict", MOBILENET, CAT, "--device", "edgetpu", *probe, lib=fakes["works"], cache_home=cache_home
+    )
+    assert ok.code == 0 and ok.stderr == "", ok.stderr
+    loud = cli(
+        "predict", MOBILENET, CAT, "--device", "edgetpu", "--no-probe", lib=fakes["works"], cache_home=cache_home,
+        EDGECNN_DEBUG="1",
+    )  # fmt: skip
+    assert loud.code == 0 and "XNNPACK delegate for CPU" in loud.stderr
+
+
+def test_a_delegate_crash_while_allocating_still_shows_its_output(coral, fakes, cache_home):
+    """--no-probe lets the delegate crash the process itself, inside the filtered allocation: the process
+    dies by its signal as before (the filter takes nothing away from a crash)."""
+    result = cli(
+        "predict", MOBILENET, CAT, "--device", "edgetpu", "--no-probe", lib=fakes["prepare_segv"],
+        cache_home=cache_home,
+    )  # fmt: skip
+    assert result.code == -11, (result.code, result.stderr)
+    assert "XNNPACK" not in result.stderr
+
+
+def test_a_probe_failure_is_not_explained_by_a_banner():
+    """A child that died without reporting is explained by its last stderr line: never LiteRT's banner."""
+    from edgecnn.devices.backends.edgetpu.probe import _last_line
+
+    stderr = "boom: the real reason\nINFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n\n"
+    assert _last_line(stderr, "none") == "boom: the real reason"
+    assert (
+        _last_line("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n", "exit code 1")
+        == "exit code 1"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -253,6 +254,12 @@ def _coco_doc(path: Path) -> dict:
         ("json", "line 1: not valid JSON"),
         ("bbox", "'bbox' must be [x, y, width, height]"),
         ("duplicate_id", "repeats image id 100"),
+        ("nan_bbox", "box [nan, 10, 20, 10] is not finite"),
+        ("inf_bbox", "box [10, 10, inf, 10] is not finite"),
+        ("parent_dir", "names '../outside.png', which leaves the images folder"),
+        ("absolute", "which leaves the images folder"),
+        ("huge_int", "a number thousands of digits long"),
+        ("huge_width", "give its real width and height"),
     ],
 )
 def test_bad_coco_annotations_are_one_line_errors(scenes, tmp_path, how, needle):
@@ -270,7 +277,20 @@ def test_bad_coco_annotations_are_one_line_errors(scenes, tmp_path, how, needle)
         doc["images"][1]["id"] = 100
     elif how == "bbox":
         doc["annotations"][0]["bbox"] = [1, 2, 3]
-    path.write_text("{not json" if how == "json" else json.dumps(doc))
+    elif how == "nan_bbox":  # json writes NaN, and Python's json reads it: mAP 0 instead of an error
+        doc["annotations"][0]["bbox"] = [math.nan, 10, 20, 10]
+    elif how == "inf_bbox":
+        doc["annotations"][0]["bbox"] = [10, 10, math.inf, 10]
+    elif how in ("parent_dir", "absolute"):
+        outside = tmp_path / "outside.png"  # a real image where the name points: it must not be read
+        cv2.imwrite(str(outside), scenes[0][0])
+        doc["images"][0]["file_name"] = "../outside.png" if how == "parent_dir" else str(outside)
+    elif how == "huge_width":
+        doc["images"][0]["width"] = 10**400
+    text = "{not json" if how == "json" else json.dumps(doc)
+    if how == "huge_int":  # more digits than int() converts (sys.get_int_max_str_digits: 4300)
+        text = text.replace('"width": 100', '"width": 1' + "0" * 5000, 1)
+    path.write_text(text)
     with pytest.raises(InputError) as info:
         read_coco(path)
     assert needle in str(info.value) and str(path) in str(info.value)
@@ -335,3 +355,27 @@ def test_eval_is_a_regular_package_so_the_wheel_ships_it():
     assert (
         edgecnn.eval.__file__ is not None
     )  # a namespace package (no __init__.py) is left out by find_packages
+
+
+@pytest.mark.parametrize("how", ["huge_int", "parent_dir", "nan_bbox"])
+def test_hostile_coco_files_are_one_line_through_the_cli(scenes, detectors, tmp_path, how):
+    """A real ``edgecnn eval`` process: one error line, exit 3 (input), no traceback, no report written."""
+    path = _write_coco(tmp_path / "c", scenes[:2])
+    text = path.read_text()
+    if how == "huge_int":
+        text = text.replace('"id": 100', '"id": 1' + "0" * 5000, 1)
+    elif how == "parent_dir":
+        cv2.imwrite(str(tmp_path / "x.png"), scenes[0][0])
+        text = text.replace('"s00.png"', '"../x.png"')
+    else:
+        doc = json.loads(text)
+        doc["annotations"][0]["bbox"][0] = math.nan
+        text = json.dumps(doc)
+    path.write_text(text)
+    out = tmp_path / "report.json"
+    result = run_cli("eval", detectors["yolo_float"], path, "-o", out)
+    assert result.code == InputError.exit_code, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = error_lines(result.stderr)
+    assert line.startswith(f"edgecnn: error: {path}"), line
+    assert not out.exists()

@@ -85,4 +85,38 @@ def test_interpreter_with_a_delegate_is_not_captured():
     before = os.readlink("/proc/self/fd/2")
     quiet(experimental_delegates=[object()]).allocate_tensors()
     quiet().allocate_tensors()
-    assert seen[0] == before and seen[1] != before
+    # With a delegate fd 2 is a pipe to the filter process (crash-safe), without one a temporary file.
+    assert seen[0].startswith("pipe:") and seen[1] != before and not seen[1].startswith("pipe:")
+    assert os.readlink("/proc/self/fd/2") == before
+
+
+def test_streamed_filter_drops_chatter_and_keeps_the_rest_in_order(capfd, monkeypatch):
+    from edgecnn.nativelog import native_chatter_streamed
+
+    monkeypatch.delenv("EDGECNN_DEBUG", raising=False)
+    with native_chatter_streamed():
+        for line in [CHATTER[-1], KEPT[0], *CHATTER[:3], KEPT[2]]:
+            os.write(2, line.encode())
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == KEPT[0] + KEPT[2] + "after\n"
+
+
+def test_a_crash_inside_the_streamed_block_loses_nothing(tmp_path):
+    """The reason delegate interpreters are filtered by another process: what a library prints just
+    before it kills the process (here SIGABRT) still reaches stderr; only the banner is gone."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import os\n"
+        "from edgecnn.nativelog import native_chatter_streamed\n"
+        "with native_chatter_streamed():\n"
+        f"    os.write(2, {CHATTER[-1].encode()!r})\n"
+        "    os.write(2, b'last words of a delegate\\n')\n"
+        "    os.abort()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "EDGECNN_DEBUG"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=30)
+    assert proc.returncode == -signal.SIGABRT
+    assert proc.stderr == "last words of a delegate\n", proc.stderr

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -285,3 +288,141 @@ def test_defaults_are_what_the_readme_says():
         0.0,
         5.0,
     )
+
+
+def _numbers() -> list[Any]:
+    """Every declared number option (run options and [mqtt] keys), as (config key, declaration)."""
+    from edgecnn.run.options import MqttOptions, declared
+
+    found = [(k, o) for k, o in declared(RunOptions).items() if o.kind in (int, float) and o.spec.config]
+    found += [(f"mqtt.{k}", o) for k, o in declared(MqttOptions).items() if o.kind in (int, float)]
+    return found
+
+
+def _bad_values(opt: Any) -> list[float]:
+    """NaN, the infinities (float options), and one step outside each end of the declared range."""
+    values: list[float] = [math.nan, math.inf, -math.inf] if opt.kind is float else []
+    step = 1 if opt.kind is int else max(0.001, (opt.spec.high or 1) / 1000)
+    if opt.spec.low is not None:
+        values.append(opt.kind(opt.spec.low - step))
+    if opt.spec.high is not None:
+        values.append(opt.kind(opt.spec.high + step))
+    return values
+
+
+BAD_NUMBERS = [(key, value) for key, opt in _numbers() for value in _bad_values(opt)]
+
+
+def _toml(value: float) -> str:
+    return "nan" if math.isnan(value) else repr(value)  # inf, -inf, 2.0, 1001 are TOML as Python writes them
+
+
+def _errors(capsys: Any, argv: list[str]) -> list[str]:
+    """``edgecnn ARGV`` through the CLI's own entry point (edgecnn.cli.main): its stderr lines, exit 2 or 7."""
+    from edgecnn.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code in (2, 7), err
+    return err.splitlines()
+
+
+def _problem_of_flag(line: str, flag: str) -> str:
+    """``Invalid value for '--fps': PROBLEM (see 'edgecnn run --help')`` -> PROBLEM."""
+    match = re.fullmatch(rf"edgecnn: error: Invalid value for '{flag}'[^:]*: (.*) \(see '[^']*'\)", line)
+    assert match, line
+    return match.group(1)
+
+
+def _problem_of_key(line: str, config: Path, key: str, flag: str) -> str:
+    """``edgecnn: error: FILE: KEY (FLAG): PROBLEM`` -> PROBLEM."""
+    prefix = f"edgecnn: error: {config}: {key} ({flag}): "
+    assert line.startswith(prefix), line
+    return line[len(prefix) :]
+
+
+@pytest.mark.parametrize(("key", "value"), BAD_NUMBERS, ids=[f"{k}={v!r}" for k, v in BAD_NUMBERS])
+def test_a_number_the_flag_refuses_the_file_refuses_in_the_same_words(tmp_path, capsys, key, value, coral):
+    """One check (edgecnn.run.options.check_value) for every reader: fps = nan from a file does not run
+    unthrottled and stall_timeout = nan does not switch the stall detector off. Parametrized over the
+    declaration itself, so an option added later is covered without touching this test."""
+    from edgecnn.run.options import run_option
+
+    opt = run_option(key)
+    flag = opt.flag
+    config = tmp_path / "door.toml"
+    stop = "max_frames = 1\nduration = 5\n" if key not in ("max_frames", "duration") else ""
+    stop += 'source = "demo"\n' if key != "camera" else ""
+    if key.startswith("mqtt."):
+        table = f'[mqtt]\nhost = "127.0.0.1"\n{key[len("mqtt.") :]} = {_toml(value)}\n'
+        config.write_text(f'model = "{MOBILENET}"\n{stop}{table}')
+    else:
+        config.write_text(f'model = "{MOBILENET}"\n{stop}{key} = {_toml(value)}\n')
+    (from_file,) = _errors(capsys, ["run", "--config", str(config)])
+    file_problem = _problem_of_key(from_file, config, key, flag)
+    assert file_problem.startswith("must be between ") and file_problem.endswith(f"got {value!r}."), (
+        file_problem
+    )
+    if key == "mqtt.port":  # no flag of its own: part of --mqtt HOST[:PORT]
+        return
+    argv = ["run", str(MOBILENET), "--max-frames", "1", f"{flag}={value!r}"]
+    argv += ["--source", "demo"] if key != "camera" else []
+    if key.startswith("mqtt."):
+        argv.append("--mqtt=127.0.0.1")
+    (from_flag,) = _errors(capsys, argv)
+    assert _problem_of_flag(from_flag, flag) == file_problem
+
+
+def test_every_float_option_is_covered():
+    """The matrix above reaches every float option (a declaration it skipped would be unchecked)."""
+    floats = {k for k, o in _numbers() if o.kind is float}
+    assert floats >= {"fps", "min_score", "iou", "duration", "stall_timeout"}
+    assert {k for k, v in BAD_NUMBERS if isinstance(v, float) and math.isnan(v)} == floats
+
+
+@pytest.mark.parametrize("key", ["fps", "stall_timeout"])
+def test_nan_from_a_file_and_a_flag_in_real_processes(tmp_path, key, coral):
+    from edgecnn.run.options import run_option
+
+    flag = run_option(key).flag
+    config = tmp_path / "door.toml"
+    config.write_text(f'model = "{MOBILENET}"\nsource = "demo"\nmax_frames = 1\n{key} = nan\n')
+    from_file = run_cli("run", "--config", config, timeout=60)
+    from_flag = run_cli("run", MOBILENET, "--source", "demo", "--max-frames", "1", flag, "nan", timeout=60)
+    assert (from_file.code, from_flag.code) == (7, 2), (from_file.stderr, from_flag.stderr)
+    assert from_file.stdout == from_flag.stdout == ""
+    (file_line,) = error_lines(from_file.stderr)
+    (flag_line,) = error_lines(from_flag.stderr)
+    problem = f"must be between {run_option(key).spec.low:g} and {run_option(key).spec.high:g}, got nan."
+    assert file_line.endswith(f"{key} ({flag}): {problem}"), file_line
+    assert _problem_of_flag(flag_line, flag) == problem
+
+
+def test_a_toml_integer_too_large_for_a_float_is_out_of_range(tmp_path, capsys, coral):
+    config = tmp_path / "door.toml"
+    config.write_text(f'model = "{MOBILENET}"\nsource = "demo"\nfps = 1{"0" * 400}\n')
+    (line,) = _errors(capsys, ["run", "--config", str(config)])
+    assert line.endswith("fps (--fps): must be between 0.001 and 1000, got inf."), line
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [
+        ("--serve", "127.0.0.1:²", "--serve"),  # '²'.isdigit() is True and int('²') a ValueError
+        ("--serve", "127.0.0.1:٨٠٨٠", "--serve"),  # Arabic-Indic digits: int() takes them, a port may not
+        ("--mqtt", "broker:²", "--mqtt"),
+        ("--source", "²", "--source"),
+        ("--device", "edgetpu:usb:٣", "Bad Edge TPU device"),
+        ("--device", "edgetpu:usb:1\n", None),  # stripped like any flag value: fine, no traceback
+    ],
+)
+def test_numbers_in_addresses_are_ascii_digits(flag, value, needle, coral):
+    """Unicode digits in a port, camera index or Edge TPU index are one error line, not a traceback."""
+    result = run_cli("run", MOBILENET, *(["--source", "demo"] if flag != "--source" else []), flag, value,
+                     "--max-frames", "1")  # fmt: skip
+    assert "Traceback" not in result.stderr and "ValueError" not in result.stderr, result.stderr
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and result.code != 0, result.stderr
+    if needle:
+        assert needle in lines[0], lines

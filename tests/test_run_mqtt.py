@@ -440,7 +440,7 @@ def test_config_table_paths_and_cli_overrides(tmp_path):
         ('hots = "b"', ["unknown key 'hots' in [mqtt]", "did you mean 'host'"]),
         ('host = "b"\nport = "1883"', ["mqtt.port must be an integer", "string"]),
         ('host = "b"\ntls = "yes"', ["mqtt.tls must be true or false"]),
-        ('host = "b"\nqos = 2', ["mqtt.qos (--mqtt-qos)", "use 0", "or 1"]),
+        ('host = "b"\nqos = 2', ["mqtt.qos (--mqtt-qos)", "between 0 and 1"]),
         ('host = "b"\ntopic = "home/+/cam"', ["mqtt.topic (--mqtt-topic)", "'+'"]),
         ('host = "b"\ntopic = "home/"', ["mqtt.topic", "trailing '/'"]),
         ('host = "b:1884"\nport = 1885', ["mqtt.port (--mqtt)", "contradicts"]),
@@ -505,3 +505,33 @@ def test_a_ca_file_that_is_not_a_certificate_is_a_config_error(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"^mqtt.ca .*ca.pem: not a usable PEM CA certificate"):
         MqttSink(settings)
+
+
+@pytest.mark.parametrize(
+    ("flag", "kind", "reason"),
+    [
+        ("--mqtt-password-file", "fifo", "is a FIFO (named pipe), not a regular file"),
+        ("--mqtt-password-file", "dir", "is a directory, not a regular file"),
+        ("--mqtt-password-file", "missing", "not found: write the password into it"),
+        ("--mqtt-ca", "fifo", "is a FIFO (named pipe), not a regular file"),
+        ("--mqtt-ca", "dir", "is a directory, not a regular file"),
+    ],
+)
+def test_password_and_ca_files_that_are_not_files_say_what_they_are(tmp_path, flag, kind, reason):
+    """A FIFO or a folder given as a file is named as what it is, not "not found" (and never blocked on)."""
+    from tests.conftest import MOBILENET
+
+    path = tmp_path / "secret"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dir":
+        path.mkdir()
+    extra = ["--mqtt-username", "u"] if flag == "--mqtt-password-file" else []
+    result = run_cli(
+        "run", MOBILENET, "--source", "demo", "--max-frames", "1", "--mqtt", "127.0.0.1", *extra, flag, path,
+        timeout=60,
+    )  # fmt: skip
+    assert result.code == UsageError.exit_code, result.stderr
+    (line,) = error_lines(result.stderr)
+    assert line.startswith(f"edgecnn: error: {flag}: {path} {reason}"), line
+    assert "Traceback" not in result.stderr

@@ -114,6 +114,58 @@ def test_disconnects_idle_sockets_and_partial_requests_leave_no_traceback(served
     assert not [line for line in error_lines(stderr) if "error" in line or "warning" in line], stderr[-2000:]
 
 
+def _read_all(s: socket.socket, timeout: float = 5.0) -> bytes:
+    """What the server sends until it closes its side (a reset after that is fine: the answer was read)."""
+    s.settimeout(timeout)
+    chunks = []
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("how", "size"),
+    [
+        ("complete", 20 * 1024),  # one header of 20 KiB, then the blank line
+        ("complete", 200 * 1024),  # more than a socket buffer's worth: the server must keep reading
+        ("unfinished", 40 * 1024),  # 40 KiB and no end in sight, the socket left open
+        ("many_small", 20 * 1024),  # 400 ordinary headers: the head, not one line, is what is counted
+    ],
+)
+def test_a_request_head_over_16_kib_gets_431_not_a_reset(served_process, how, size):
+    proc, base, err = served_process("127.0.0.1:0")
+    wait_until(lambda: http_get(base + "/healthz")[0] == 200)
+    if how == "many_small":
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
+            b"X-Filler-%03d: %s\r\n" % (i, b"v" * 32) for i in range(size // 48)
+        )
+    else:
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size + b"\r\n"
+    s = _connect(base)
+    sender = threading.Thread(target=s.sendall, args=(head + (b"\r\n" if how != "unfinished" else b""),))
+    sender.start()
+    answer = _read_all(s)
+    sender.join(timeout=10)
+    s.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.0 431 Request Header Fields Too Large", answer[:200]
+    body = rest.partition(b"\r\n\r\n")[2]
+    assert "16 KiB" in json.loads(body)["error"]
+    assert http_get(base + "/healthz")[0] == 200  # and the server carries on
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert "Traceback" not in err.text()
+
+
+def test_a_head_just_under_16_kib_is_served():
+    from edgecnn.run.server import MAX_HEAD_BYTES, _head_end
+
+    head = b"GET / HTTP/1.0\r\nX: " + b"a" * (MAX_HEAD_BYTES - 100) + b"\r\n\r\n"
+    assert _head_end(head) == len(head) <= MAX_HEAD_BYTES
+    assert _head_end(b"GET / HTTP/1.0\r\n") is None
+
+
 def test_viewers_beyond_the_limit_get_503_with_retry_after(coral):
     pipeline = Pipeline(
         RunOptions(model=MOBILENET, source="demo", fps=30, serve="127.0.0.1:0", quiet=True),
@@ -185,7 +237,7 @@ def test_non_loopback_bind_needs_a_token(coral):
         resolve_access("::1", token=None, token_file=None, token_all=False, insecure=False, serve="x").token
         is None
     )
-    with pytest.raises(UsageError, match="at least 16"):
+    with pytest.raises(UsageError, match="must be 16 to 1024 characters"):
         resolve_access("0.0.0.0", token="short", token_file=None, token_all=False, insecure=False, serve="x")
     result = run_cli("run", MOBILENET, "--source", "demo", "--serve", "0.0.0.0:0", "--max-frames", "1")
     assert result.code == 2
@@ -298,7 +350,7 @@ def test_token_file_problems_are_one_line(tmp_path):
         "--max-frames",
         "1",
     )
-    assert result.code == 2 and "must be at least 16" in error_lines(result.stderr)[0]
+    assert result.code == 2 and "must be 16 to 1024 characters" in error_lines(result.stderr)[0]
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     result = run_cli(
@@ -306,6 +358,46 @@ def test_token_file_problems_are_one_line(tmp_path):
     )
     assert result.code != 0 and "is a FIFO" in error_lines(result.stderr)[0]
     assert Path(fifo).exists()
+
+
+BAD_TOKENS = [
+    ("semicolon", TOKEN + ";x", "';'"),  # ends the cookie: the browser's cookie never matched
+    ("quote", '"' + TOKEN + '"', "'\"'"),
+    ("non-ascii", TOKEN + "é", "'é'"),
+    ("space", TOKEN[:20] + " " + TOKEN[20:], "' '"),
+    ("tab", TOKEN + "\tx", "'\\t'"),
+    ("plus", TOKEN + "+x", "'+'"),  # ?token=a+b reads as "a b"
+    ("long", "a" * 1025, "16 to 1024"),
+]
+
+
+@pytest.mark.parametrize(("how", "token", "needle"), BAD_TOKENS, ids=[b[0] for b in BAD_TOKENS])
+def test_a_token_that_cannot_travel_is_refused_at_start(tmp_path, how, token, needle, coral):
+    """A token that a cookie, a URL or a header would mangle is one line at start-up, not a preview whose
+    cookie login always fails. Given by flag, environment and file alike (real processes)."""
+    base = ["run", MOBILENET, "--source", "demo", "--serve", "0.0.0.0:0", "--max-frames", "1"]
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    ways = [
+        ("--serve-token", run_cli(*base, "--serve-token", token, timeout=60)),
+        # EDGECNN_SERVE_TOKEN is the flag's envvar: typer passes it as --serve-token
+        ("--serve-token", run_cli(*base, env={"EDGECNN_SERVE_TOKEN": token}, timeout=60)),
+        (f"the token in {token_file}", run_cli(*base, "--serve-token-file", token_file, timeout=60)),
+    ]
+    for where, result in ways:
+        assert result.code == 2, (where, result.stderr)
+        (line,) = error_lines(result.stderr)
+        assert where in line and "must be 16 to 1024 characters from A-Z, a-z, 0-9" in line, line
+        assert needle in line, line
+        assert token not in line and TOKEN not in line  # a token is never echoed back
+
+
+def test_every_generated_token_is_accepted():
+    from edgecnn.run.access import check_token, new_token
+
+    for _ in range(200):
+        token = new_token()
+        assert check_token(token, "t") == token
 
 
 def test_a_full_queue_answers_503_with_retry_after_without_blocking():

@@ -180,7 +180,14 @@ def test_dropin_only_when_needed():
         unitmod.render_dropin("door", edgetpu=False, allow_ip=["not-an-ip"])
 
 
-@pytest.mark.parametrize("name", ["", "a/b", "../x", "-x", "door.toml", "x" * 65, "has space"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        *["", "a/b", "../x", "-x", "door.toml", "x" * 65, "has space"],
+        # '$' matches before a final newline: "door\n" passed a re.match(...$) check and wrote "door\n.toml"
+        *["door\n", "door\r", "door\r\n", "door\x00", "\ndoor", "do\nor", "dör", "door\u2028", "٣"],
+    ],
+)
 def test_bad_instance_names_are_refused(name):
     with pytest.raises(UsageError, match="Bad service name"):
         check_name(name)
@@ -482,6 +489,36 @@ def test_cli_install_errors_are_one_line(tmp_path, args, code, needle):
     lines = error_lines(result.stderr)
     assert len(lines) == 1 and lines[0].startswith("edgecnn: error: ") and needle in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("key", "value"), [("stall_timeout", "nan"), ("fps", "inf"), ("min_score", "-0.5")])
+def test_cli_install_refuses_a_config_number_the_flag_refuses(tmp_path, key, value):
+    """``service install --config`` checks a file's numbers with the run flags' own check: a service
+    whose stall detector a NaN turned off is refused at install, nothing written."""
+    from edgecnn.run.options import describe_range, run_option
+
+    config = tmp_path / "door.toml"
+    config.write_text(f'model = "{MOBILENET}"\ncamera = 0\n{key} = {value}\n')
+    root = _image_root(tmp_path)
+    before = _tree(root)
+    result = run_cli("service", "install", "door", "--config", config, "--root", root)
+    assert result.code == 7, result.stderr
+    (line,) = error_lines(result.stderr)
+    opt = run_option(key)
+    assert line.endswith(f"{key} ({opt.flag}): must be {describe_range(opt)}, got {float(value)!r}."), line
+    assert _tree(root) == before
+
+
+@pytest.mark.parametrize("name", ["door\n", "door\r", "dör"])
+def test_cli_install_refuses_a_name_with_a_newline_or_non_ascii(tmp_path, name):
+    """In a real process (argv can carry a newline; NUL it cannot): one line, and nothing written."""
+    root = _image_root(tmp_path)
+    before = _tree(root)
+    result = run_cli("service", "install", name, "--model", MOBILENET, "--camera", "0", "--root", root)
+    assert result.code == 2, result.stderr
+    (line,) = error_lines(result.stderr)
+    assert line.startswith("edgecnn: error: Bad service name"), result.stderr
+    assert _tree(root) == before and not list(root.rglob("door*"))
 
 
 @pytest.mark.skipif(Path("/run/systemd/system").is_dir(), reason="systemd is running here")

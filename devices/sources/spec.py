@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 DEMO_NAMES = ("demo", "synthetic:digits")
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
-_PICAMERA = re.compile(r"^picamera2(?::(\d+))?$")
+_PICAMERA = re.compile(r"picamera2(?::([0-9]+))?")  # fullmatch: no trailing newline, ASCII digits
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 
@@ -72,7 +72,7 @@ def parse_source(source: str | int | None = None, *, camera: int | None = None) 
     text = str(source).strip()
     if not text:
         raise SourceError("Empty --source: give a camera index, a video file, a folder, a URL or demo.")
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # '²' and '٣' are digits to str.isdigit, not camera numbers
         return SourceSpec(SourceKind.CAMERA, text, int(text))
     if text.lower() in DEMO_NAMES:
         return SourceSpec(SourceKind.SYNTHETIC, "digits")
@@ -80,7 +80,7 @@ def parse_source(source: str | int | None = None, *, camera: int | None = None) 
         raise SourceError(
             f"Unknown generated source {text!r}: the one there is is synthetic:digits (or demo)."
         )
-    match = _PICAMERA.match(text.lower())
+    match = _PICAMERA.fullmatch(text.lower())
     if match:
         return SourceSpec(SourceKind.PICAMERA2, text, int(match.group(1) or 0))
     url = _URL.match(text)

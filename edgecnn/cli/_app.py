@@ -119,9 +119,21 @@ def run_flag(key: str, **extra: Any) -> Any:
 
     The default is None (not given), so a --config file's value stands unless the flag is passed.
     ``edgecnn run`` and ``edgecnn service install`` both take their run flags from here, so they cannot
-    drift from each other or from the config file's checks.
+    drift from each other or from the config file's checks. A number is parsed and checked by the
+    declaration's own :func:`~edgecnn.run.options.parse_cli` (type, finiteness, range: the check a config
+    file's value gets), so a flag and a file refuse the same values with the same words; ``min``/``max``
+    are passed only so the help shows the range (typer does not enforce them beside a parser).
     """
-    from edgecnn.run.options import run_option
+    from edgecnn.run.options import parse_cli, run_option
 
     opt = run_option(key)
+    if opt.kind in (int, float):
+
+        def parse(text: str) -> Any:
+            try:
+                return parse_cli(opt, text)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc)) from None
+
+        extra.setdefault("parser", parse)
     return typer.Option(None, *opt.flags, min=opt.spec.low, max=opt.spec.high, help=opt.spec.help, **extra)

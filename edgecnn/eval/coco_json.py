@@ -3,19 +3,23 @@
 Boxes are ``[x, y, width, height]`` in pixels, as the COCO format defines. Image files are looked up
 relative to ``images`` (``--images DIR``), else beside the JSON file, else in ``images/`` beside it.
 Everything is checked before any inference: an annotation naming an image id, a category or a file that
-does not exist, or a box outside its image, is one error naming the file and the entry.
+does not exist, a box outside its image or not finite (NaN, Infinity), or a ``file_name`` that leaves the
+images folder (absolute, or with ``..``), is one error naming the file and the entry.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from edgecnn.errors import InputError
 from edgecnn.eval.groundtruth import EDGE_TOLERANCE_PX, DetectionDataset, DetectionSample, GroundTruthBox
 from edgecnn.safeio import FileKind, read_bytes
+
+MAX_SIDE = 1 << 20  # pixels: far beyond any photo, and small enough for float arithmetic on boxes
 
 
 def _require(path: Path, entry: str, obj: Any, key: str, kinds: tuple[type, ...]) -> Any:
@@ -25,6 +29,20 @@ def _require(path: Path, entry: str, obj: Any, key: str, kinds: tuple[type, ...]
             f"{path}: {entry} has no valid {key!r} (a COCO annotation file needs it): fix the file."
         )
     return value
+
+
+def _leaves_folder(file_name: str) -> bool:
+    """An absolute name, a ``..`` step or a NUL: a file name that could point outside the images folder.
+
+    Judged on the text, with either separator, before any file is looked at, so an annotation file cannot
+    make eval read ``/etc/shadow`` or ``../../x``; a symlinked images folder still works (it is the folder).
+    """
+    if not file_name or "\0" in file_name:
+        return True
+    for pure in (PurePosixPath(file_name), PureWindowsPath(file_name)):
+        if pure.is_absolute() or pure.anchor or ".." in pure.parts:
+            return True
+    return False
 
 
 def _image_path(json_path: Path, images: Path | None, file_name: str) -> Path | None:
@@ -49,6 +67,10 @@ def read_coco(
         raise InputError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg}): fix the file.") from None
     except UnicodeDecodeError:
         raise InputError(f"{path} is not a JSON text file: pass a COCO annotation file.") from None
+    except ValueError:  # an integer of more than sys.get_int_max_str_digits() (4,300) digits
+        raise InputError(
+            f"{path} holds a number thousands of digits long, which no COCO annotation file has: fix the file."
+        ) from None
     if not isinstance(doc, dict) or not all(
         isinstance(doc.get(k), list) for k in ("images", "annotations", "categories")
     ):
@@ -68,6 +90,16 @@ def read_coco(
         file_name = _require(path, entry, image, "file_name", (str,))
         width = _require(path, entry, image, "width", (int,))
         height = _require(path, entry, image, "height", (int,))
+        if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+            raise InputError(
+                f"{path}: {entry} says its image is {str(width)[:20]}x{str(height)[:20]} pixels: give its real width and "
+                f"height (1 to {MAX_SIDE})."
+            )
+        if _leaves_folder(file_name):
+            raise InputError(
+                f"{path}: {entry} names {file_name[:200]!r}, which leaves the images folder (an absolute path or "
+                "'..'): give file names relative to the images folder (--images DIR)."
+            )
         found = _image_path(path, image_dir, file_name)
         if found is None:
             where = image_dir or f"{path.parent} or {path.parent / 'images'}"
@@ -95,7 +127,15 @@ def read_coco(
             raise InputError(
                 f"{path}: {entry} 'bbox' must be [x, y, width, height] in pixels: fix the entry."
             )
-        x, y, w, h = (float(v) for v in bbox)
+        try:
+            x, y, w, h = (float(v) for v in bbox)
+        except OverflowError:  # an integer too large for a float
+            x = y = w = h = math.inf
+        if not all(math.isfinite(v) for v in (x, y, w, h)):
+            raise InputError(
+                f"{path}: {entry} box [{x:g}, {y:g}, {w:g}, {h:g}] is not finite (NaN or Infinity): COCO boxes "
+                "are [x, y, width, height] in pixels; fix the entry."
+            )
         _, width, height = info[image_id]
         t = EDGE_TOLERANCE_PX
         if w <= 0 or h <= 0 or x < -t or y < -t or x + w > width + t or y + h > height + t:

@@ -71,7 +71,7 @@ def platform_tags(target: Target) -> list[str]:
     """manylinux tags a device with ``target.glibc`` can load, oldest first (``pip download --platform``)."""
     arch = target.arch
     major, _, minor = (target.glibc or DEFAULT_GLIBC).partition(".")
-    if major != "2" or not minor.isdigit():
+    if major != "2" or not (minor.isascii() and minor.isdigit()):
         raise UsageError(f"Unexpected glibc version {target.glibc!r} on a {arch} device (expected 2.N).")
     tags = [f"manylinux2014_{arch}"] if arch in _MANYLINUX2014_ARCHS else []
     tags += [f"manylinux_2_{n}_{arch}" for n in range(MANYLINUX2014_GLIBC, int(minor) + 1)]

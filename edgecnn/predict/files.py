@@ -16,7 +16,7 @@ from edgecnn.errors import UsageError
 from edgecnn.images import IMAGE_SUFFIXES, expand_images, read_image
 from edgecnn.model import Model, open_model
 from edgecnn.modelfile import TFLITE_IDENTIFIER, read_model
-from edgecnn.tasks import DecodeOptions, TaskResult
+from edgecnn.tasks import MAX_DETECTIONS, DecodeOptions, TaskResult
 
 DEFAULT_MIN_SCORE = 0.4  # detection threshold, as Frigate's
 
@@ -157,8 +157,8 @@ def predict(
         raise UsageError("--top-k must be at least 1.")
     if not 0.0 <= min_score <= 1.0:
         raise UsageError(f"--min-score {min_score:g} is out of range: use 0 to 1.")
-    if max_detections < 1:
-        raise UsageError("--max-detections must be at least 1.")
+    if not 1 <= max_detections <= MAX_DETECTIONS:
+        raise UsageError(f"--max-detections must be between 1 and {MAX_DETECTIONS}, got {max_detections}.")
     model_file = read_model(model) if classifier is None else None
     # Fail on a bad image before the interpreter is loaded (or an Edge TPU probed).
     frames = [(str(p), read_image(p)) for p in expand_images(images)]

@@ -66,10 +66,25 @@ def read_token_file(path: str | os.PathLike[str]) -> str:
     return check_token(token, f"the token in {path}")
 
 
+# RFC 3986's unreserved characters: a token travels unchanged in a cookie (RFC 6265 forbids ';', '"', ',',
+# '\\' and spaces there), in ``?token=`` (where '+' would read as a space, '&' and '#' split it) and in an
+# ``Authorization: Bearer`` header. secrets.token_urlsafe() (what ``service install`` writes) uses only these.
+TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+MAX_TOKEN_CHARS = 1024  # a browser keeps a cookie of up to 4 KB; a request head is capped at 16 KiB
+
+
 def check_token(token: str, where: str) -> str:
-    if len(token) < MIN_TOKEN_CHARS or any(c.isspace() or not c.isprintable() for c in token):
+    """``token`` if it works in every way it is sent (see :data:`TOKEN_CHARS`), else one UsageError line.
+
+    A token with ';', '"', non-ASCII or whitespace used to be accepted and then never matched the browser's
+    cookie, so the preview could not be opened: it is refused at start-up instead.
+    """
+    bad = sorted({c for c in token if c not in TOKEN_CHARS})
+    if not MIN_TOKEN_CHARS <= len(token) <= MAX_TOKEN_CHARS or bad:
+        what = f"it has {', '.join(repr(c) for c in bad[:5])}; " if bad else ""
         raise UsageError(
-            f"{where} must be at least {MIN_TOKEN_CHARS} printable characters without spaces; make one with "
+            f"{where} must be {MIN_TOKEN_CHARS} to {MAX_TOKEN_CHARS} characters from A-Z, a-z, 0-9, '-', '_', "
+            f"'.', '~' (it travels in a cookie, a URL and a header): {what}make one with "
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`."
         )
     return token

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -34,12 +35,13 @@ from edgecnn.run.options import (
     CONFIG_KEYS,
     MqttOptions,
     RunOptions,
+    check_value,
     declared,
-    out_of_range,
     run_option,
     type_mismatch,
+    type_name,
 )
-from edgecnn.safeio import FileKind, check_file, loads_toml, read_text
+from edgecnn.safeio import FileKind, file_problem, loads_toml, read_text
 
 _PATH_KEYS = tuple(k for k, o in declared(RunOptions).items() if o.kind is Path)
 CROP_CHOICES = ("center", "none")
@@ -51,15 +53,9 @@ def flag(key: str) -> str:
     return run_option(key).flag
 
 
-def _type_name(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "float", str: "string", dict: "table", list: "array"}.get(
-        type(value), type(value).__name__
-    )
-
-
 def _check_type(key: str, value: Any, where: str) -> Any:
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{where}{key} must be {expected}, got {_type_name(value)} {value!r}.")
+        return ConfigError(f"{where}{key} must be {expected}, got {type_name(value)} {value!r}.")
 
     if key == "mqtt":
         if not isinstance(value, dict):
@@ -72,11 +68,8 @@ def _check_type(key: str, value: Any, where: str) -> Any:
                 raise ConfigError(
                     f"{where}unknown key {sub!r} in [mqtt]{hint}; known keys: {', '.join(mqtt_keys)}."
                 )
-            expected = type_mismatch(mqtt_keys[sub], sub_value)
-            if expected is not None:
-                raise ConfigError(
-                    f"{where}mqtt.{sub} must be {expected}, got {_type_name(sub_value)} {sub_value!r}."
-                )
+            if type_mismatch(mqtt_keys[sub], sub_value) is not None:
+                raise ConfigError(f"{where}mqtt.{sub} {check_value(mqtt_keys[sub], sub_value)}")
         return value
     if key == "classes":  # detectors' label filter: "person,car" or ["person", "car"]
         items = value.split(",") if isinstance(value, str) else value
@@ -86,10 +79,18 @@ def _check_type(key: str, value: Any, where: str) -> Any:
     if key == "source" and isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # source = 0 means camera 0
     opt = declared(RunOptions)[key]
-    expected = type_mismatch(opt, value)
-    if expected is not None:
-        raise bad(expected)
-    return float(value) if opt.kind is float else value
+    if type_mismatch(opt, value) is not None:
+        raise ConfigError(f"{where}{key} {check_value(opt, value)}")
+    # Ranges (and NaN, inf) are checked by validate_run_options with check_value, after CLI overrides.
+    return _as_float(value) if opt.kind is float else value
+
+
+def _as_float(value: float) -> float:
+    """A TOML number as a float; an integer too large for one is infinite (and out of every range)."""
+    try:
+        return float(value)
+    except OverflowError:  # fps = 1000...0 (400 digits)
+        return math.inf if value > 0 else -math.inf
 
 
 def load_run_config(path: str | os.PathLike[str]) -> RunOptions:
@@ -145,7 +146,7 @@ def _looks_like_local_path(value: str) -> bool:
     lowered = value.lower()
     return not (
         "://" in value
-        or value.isdigit()
+        or (value.isascii() and value.isdigit())
         or lowered in DEMO_NAMES
         or lowered.startswith(("picamera2", "synthetic:"))
     )
@@ -196,6 +197,11 @@ def validate_run_options(
 
     if check_model:
         _check_model(opts, fail)
+    for key, opt in declared(RunOptions).items():
+        if opt.kind in (int, float):  # the one check of type, finiteness and range (the CLI's too)
+            problem = check_value(opt, getattr(opts, key))
+            if problem is not None:
+                raise fail(key, problem)
     if opts.labels is not None:
         _check_regular(opts.labels, FileKind.LABELS, "labels", fail)
     if check_source:
@@ -219,12 +225,6 @@ def validate_run_options(
         parent = Path(opts.jsonl).expanduser().parent
         if not parent.is_dir():
             raise fail("jsonl", f"folder {parent} does not exist: create it or pass --jsonl - for stdout.")
-    for key, opt in declared(RunOptions).items():
-        if opt.spec.low is None and opt.spec.high is None:
-            continue
-        value = getattr(opts, key)
-        if out_of_range(opt, value):
-            raise fail(key, f"must be between {opt.spec.low:g} and {opt.spec.high:g}, got {value!r}.")
     if opts.mqtt:  # an empty table is MQTT off; edgecnn.run.mqtt (0.7 MB) stays unimported then
         from edgecnn.run.mqtt import mqtt_settings  # light: paho is imported only when a run starts
 
@@ -255,12 +255,9 @@ def _check_regular(
     path: str | os.PathLike[str], kind: FileKind, key: str, fail: Callable[[str, str], EdgecnnError]
 ) -> None:
     """A regular file within the kind's size cap (a FIFO or a device is refused by name, never opened)."""
-    if not os.path.lexists(path):
-        raise fail(key, f"{kind.what} {path} not found.")
-    try:
-        check_file(path, kind)
-    except EdgecnnError as exc:
-        raise fail(key, str(exc)) from None
+    problem = file_problem(path, kind)
+    if problem is not None:
+        raise fail(key, f"{kind.what} {problem}." if problem.endswith("not found") else f"{problem}.")
 
 
 def serve_access(opts: RunOptions) -> Any:
@@ -291,8 +288,13 @@ def parse_serve(value: str) -> tuple[str, int]:
     if port_text is None and value.strip().startswith("["):  # [::1] without a port
         raise bracket
     host = host or "127.0.0.1"
-    if port_text is None or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if port_text is None or not _digits(port_text) or not 0 <= int(port_text) <= 65535:
         raise UsageError(
             f"Bad --serve address {value!r}: use HOST:PORT with a port 0-65535, e.g. 127.0.0.1:8080."
         )
     return host, int(port_text)
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` is also true for '²', which ``int()`` refuses."""
+    return text.isascii() and text.isdigit()

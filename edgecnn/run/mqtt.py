@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecnn.errors import ConfigError, EdgecnnError, RuntimeMissing
-from edgecnn.run.options import MqttOptions, declared, out_of_range, type_mismatch
+from edgecnn.run.options import MqttOptions, check_value, declared
+from edgecnn.safeio import FileKind, file_problem
 
 if TYPE_CHECKING:
     from edgecnn.run.options import RunOptions
@@ -138,7 +139,9 @@ def parse_broker(value: str) -> tuple[str, int | None]:
     host = host_part or ""
     if not host or any(c.isspace() for c in host) or "/" in host:
         raise ValueError(f"bad broker address {value!r}: use HOST or HOST:PORT, e.g. broker.lan:1883.")
-    if port_text is not None and not (port_text.isdigit() and 1 <= int(port_text) <= 65535):
+    if port_text is not None and not (
+        port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535
+    ):
         raise ValueError(f"bad port in {value!r}: use HOST:PORT with a port 1-65535, e.g. broker.lan:1883.")
     return host, None if port_text is None else int(port_text)
 
@@ -149,9 +152,9 @@ def _check_types(table: dict[str, Any], fail: Fail) -> None:
     for key, value in table.items():
         if key not in keys:
             raise fail(f"mqtt.{key}", f"unknown key; the [mqtt] table takes {', '.join(keys)}.")
-        expected = None if value is None else type_mismatch(keys[key], value)
-        if expected is not None:
-            raise fail(f"mqtt.{key}", f"must be {expected}, got {value!r}.")
+        problem = check_value(keys[key], value)  # type, finiteness and range, as for the --mqtt* flags
+        if problem is not None:
+            raise fail(f"mqtt.{key}", problem)
 
 
 def _broker(opts: RunOptions, table: dict[str, Any], fail: Fail) -> tuple[str, int | None]:
@@ -170,10 +173,7 @@ def _broker(opts: RunOptions, table: dict[str, Any], fail: Fail) -> tuple[str, i
     if table.get("port") is not None:
         if port is not None and port != table["port"]:
             raise fail("mqtt.port", f"{table['port']} contradicts the port in host {host_value!r}: keep one.")
-        port = table["port"]
-        spec = declared(MqttOptions)["port"]
-        if out_of_range(spec, port):
-            raise fail("mqtt.port", f"must be between {_range(spec)}, got {port}.")
+        port = table["port"]  # in range: _check_types
     return host, port
 
 
@@ -197,10 +197,11 @@ def _password_file(table: dict[str, Any], username: str | None, fail: Fail) -> P
             raise fail(
                 "mqtt.password_file", "a password needs a username: set username (--mqtt-username) too."
             )
-        if not password_file.is_file():
-            raise fail(
-                "mqtt.password_file", f"{password_file} not found: write the password into it (one line)."
-            )
+        problem = file_problem(password_file, FileKind.SECRET)  # a FIFO or a folder is not "not found"
+        if problem is not None:
+            if problem.endswith("not found"):
+                problem += ": write the password into it (one line)"
+            raise fail("mqtt.password_file", f"{problem}.")
     return password_file
 
 
@@ -213,10 +214,6 @@ def _client_id(opts: RunOptions, table: dict[str, Any], fail: Fail) -> str:
     if not client_id or len(client_id.encode()) > 256:
         raise fail("mqtt.client_id", "must be 1 to 256 bytes.")
     return client_id
-
-
-def _range(opt: Any) -> str:
-    return f"{opt.spec.low:d} and {opt.spec.high:d}"
 
 
 def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
@@ -233,23 +230,18 @@ def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
     _check_types(table, fail)
     host, port = _broker(opts, table, fail)
     ca = Path(table["ca"]).expanduser() if table.get("ca") else None
-    if ca is not None and not ca.is_file():
-        raise fail(
-            "mqtt.ca",
-            f"CA certificate {ca} not found: give the PEM file that signed the broker's certificate.",
-        )
+    if ca is not None and (problem := file_problem(ca, FileKind.CERTIFICATE)) is not None:
+        if problem.endswith("not found"):
+            problem = f"CA certificate {problem}: give the PEM file that signed the broker's certificate"
+        raise fail("mqtt.ca", f"{problem}.")
     tls = bool(table.get("tls")) or ca is not None
     if port is None:
         port = DEFAULT_TLS_PORT if tls else DEFAULT_PORT
     topic = _topic(opts, table, fail)
     username = table.get("username") or None
     password_file = _password_file(table, username, fail)
-    qos = table.get("qos", keys["qos"].default)
-    if out_of_range(keys["qos"], qos):
-        raise fail("mqtt.qos", f"use 0 (at most once) or 1 (at least once), got {qos}.")
+    qos = table.get("qos", keys["qos"].default)  # both in range: _check_types
     queue_size = table.get("queue_size", DEFAULT_QUEUE_SIZE)
-    if out_of_range(keys["queue_size"], queue_size):
-        raise fail("mqtt.queue_size", f"must be between {_range(keys['queue_size'])}, got {queue_size}.")
     client_id = _client_id(opts, table, fail)
     return MqttSettings(
         host=host,
@@ -277,7 +269,7 @@ def _import_paho() -> Any:
 
 
 def _read_password(path: Path) -> str:
-    from edgecnn.safeio import FileKind, read_text
+    from edgecnn.safeio import read_text
 
     text = read_text(path, FileKind.SECRET)
     lines = text.splitlines()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -164,6 +165,7 @@ class RunOptions:
         low=0.0,
         high=1.0,
     )
+    # high: edgecnn.tasks.MAX_DETECTIONS (not imported: this module stays free of numpy for installers)
     max_detections: int = option(
         100, "Detectors: at most this many objects per frame (100).", low=1, high=10_000
     )
@@ -282,7 +284,72 @@ def type_mismatch(opt: Option, value: Any) -> str | None:
     return None if fits else _EXPECTED[kind]
 
 
-def out_of_range(opt: Option, value: Any) -> bool:
-    """True when ``value`` (not None) lies outside the declared range of ``opt``."""
+def type_name(value: Any) -> str:
+    """How error messages name a TOML value's type (``integer``, ``string``, ``table``)."""
+    return {bool: "boolean", int: "integer", float: "float", str: "string", dict: "table", list: "array"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut short: a 4,000-digit number or a huge string stays a readable line."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**limit else f"{str(value)[:limit]}..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_range(opt: Option) -> str:
+    """``between 1 and 64``, ``at least 0``, ``at most 10``, or ``a finite number`` (no range)."""
     low, high = opt.spec.low, opt.spec.high
-    return value is not None and ((low is not None and value < low) or (high is not None and value > high))
+    if low is not None and high is not None:
+        return f"between {low:g} and {high:g}"
+    if low is not None:
+        return f"at least {low:g}"
+    if high is not None:
+        return f"at most {high:g}"
+    return "a finite number"
+
+
+def in_range(opt: Option, value: float) -> bool:
+    """Whether a number lies inside the declared range of ``opt``; NaN and infinities never do."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    low, high = opt.spec.low, opt.spec.high
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def check_value(opt: Option, value: Any) -> str | None:
+    """What is wrong with ``value`` for ``opt`` (``"must be between 1 and 64, got 0."``), or ``None``.
+
+    The one check of a value's type, finiteness and range: the CLI flag (:func:`parse_cli`, through
+    ``edgecnn.cli._app.run_flag``), the TOML file (``edgecnn.run.config``), the ``[mqtt]`` table
+    (``edgecnn.run.mqtt``) and ``service install`` (which validates through the config checks) all call it,
+    so a value one of them refuses none of the others accepts. ``None`` (not set) always fits.
+    """
+    if value is None:
+        return None
+    if opt.kind in (bool, int, float, str, Path):
+        expected = type_mismatch(opt, value)
+        if expected is not None:
+            return f"must be {expected}, got {type_name(value)} {_shown(value)}."
+    if opt.kind in (int, float) and not in_range(opt, value):
+        return f"must be {describe_range(opt)}, got {_shown(value)}."
+    return None
+
+
+def parse_cli(opt: Option, text: str) -> Any:
+    """A CLI flag's text as the declared number, checked by :func:`check_value`; ValueError with the problem.
+
+    ``float("nan")`` and ``float("1e999")`` parse, so parsing alone is no check: the range (which NaN and
+    infinities never satisfy) is what refuses them, the same way for a flag and for a file.
+    """
+    if opt.kind not in (int, float) or not isinstance(text, str):
+        return text
+    try:
+        value: Any = opt.kind(text.strip())
+    except (ValueError, OverflowError):  # "abc"; an integer of more than 4,300 digits
+        expected = "an integer" if opt.kind is int else "a number"
+        raise ValueError(f"must be {expected}, got {_shown(text)}.") from None
+    problem = check_value(opt, value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value

@@ -17,7 +17,8 @@ backlog of 5. So the HTTP parsing stays the standard library's (:class:`_Handler
   silent socket is closed after :data:`IDLE_TIMEOUT_S`, a partial request :data:`READ_TIMEOUT_S` after
   its first byte, and past ``max_connections`` the oldest waiting one is closed to make room (it has no
   complete request, so nothing is lost), which keeps ``/healthz`` answering while a thousand idle
-  sockets are open;
+  sockets are open; a request head over :data:`MAX_HEAD_BYTES` is answered ``431`` from that thread
+  (the rest of it read and dropped for :data:`DRAIN_S`, so the answer is not lost to a reset);
 - a fixed pool of worker threads runs the handlers on requests already read, each socket with a
   :data:`READ_TIMEOUT_S` send timeout, so a stalled reader ends instead of holding a worker forever;
 - at most ``max_viewers`` ``/stream.mjpg`` clients (they hold a worker each); beyond that, and when every
@@ -81,6 +82,25 @@ class ServerLimits:
 
 
 MAX_HEAD_BYTES = 16 * 1024  # request line + headers; a GET from a browser is well under 2 KB
+DRAIN_S = 1.0  # after a 431, how long the rest of an oversized head is read and dropped before closing
+_TOO_LARGE_BODY = json.dumps(
+    {"error": f"request line and headers over {MAX_HEAD_BYTES // 1024} KiB: send fewer or shorter headers"}
+).encode()
+TOO_LARGE = (
+    (
+        f"HTTP/1.0 {HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE.value} {HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE.phrase}\r\n"
+        "Server: edgecnn\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nConnection: close\r\n"
+        f"Content-Length: {len(_TOO_LARGE_BODY) + 1}\r\n\r\n"
+    ).encode()
+    + _TOO_LARGE_BODY
+    + b"\n"
+)
+
+
+def _head_end(head: bytes | bytearray) -> int | None:
+    """Where the request head ends (just past its blank line), or None while it has not ended."""
+    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := head.find(sep)) >= 0]
+    return min(ends) if ends else None
 
 
 class _Parked:
@@ -91,10 +111,12 @@ class _Parked:
     :data:`READ_TIMEOUT_S` of its first byte (slowloris), a silent connection within :data:`IDLE_TIMEOUT_S`.
     """
 
-    __slots__ = ("address", "deadline", "head")
+    __slots__ = ("address", "deadline", "draining", "head", "too_large")
 
     def __init__(self, address: Any, deadline: float) -> None:
         self.address, self.deadline, self.head = address, deadline, bytearray()
+        self.too_large = False  # the head passed MAX_HEAD_BYTES: answer 431, not a reset
+        self.draining = False  # 431 sent: reading (and dropping) what the client still sends, until it closes
 
     def receive(self, conn: socket.socket) -> bool | None:
         """True: head complete; False: give up (closed, reset, too long); None: wait for more."""
@@ -106,12 +128,31 @@ class _Parked:
             return False
         if not data:
             return False
+        if self.draining:
+            return None
         if not self.head:
             self.deadline = min(self.deadline, time.monotonic() + READ_TIMEOUT_S)
         self.head += data
-        if b"\r\n\r\n" in self.head or b"\n\n" in self.head:
+        end = _head_end(self.head)
+        if end is not None and end <= MAX_HEAD_BYTES:
             return True
-        return False if len(self.head) > MAX_HEAD_BYTES else None
+        if end is not None or len(self.head) > MAX_HEAD_BYTES:
+            self.too_large = True
+            return False
+        return None
+
+    def refuse_too_large(self, conn: socket.socket) -> None:
+        """Answer 431 and stop sending; the caller keeps the socket parked, draining, until the client closes
+        (or :data:`DRAIN_S`). Closing with the rest of the client's headers unread would make the kernel
+        send a reset, which can destroy the 431 before the client reads it."""
+        try:
+            conn.send(TOO_LARGE)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self.head = bytearray()
+        self.draining = True
+        self.deadline = time.monotonic() + DRAIN_S
 
 
 class _Server(socketserver.TCPServer):
@@ -158,6 +199,13 @@ class _Server(socketserver.TCPServer):
                     assert isinstance(conn, socket.socket)
                     state = parked[conn]
                     done = state.receive(conn)
+                    if done is False and state.too_large and not state.draining:
+                        log.debug(
+                            "http %s: request head over %d bytes: 431", state.address[0], MAX_HEAD_BYTES
+                        )
+                        state.refuse_too_large(conn)  # stays parked while the rest is drained
+                        parked.move_to_end(conn)
+                        continue
                     if done is not None:
                         selector.unregister(conn)
                         parked.pop(conn)

@@ -28,7 +28,8 @@ LOGS_DIR = PurePosixPath("/var/log/edgecnn")
 MODELS_DIR = STATE_DIR / "models"
 
 # A systemd instance name that is also a plain file name: no escaping games, no "/" or "..".
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Checked with fullmatch: ``$`` would also match before a final newline ("door\n" -> "door\n.toml").
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def system_offline() -> bool:
@@ -48,7 +49,7 @@ def system_offline() -> bool:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name) or name.endswith((".toml", ".service")):
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name.endswith((".toml", ".service")):
         raise UsageError(
             f"Bad service name {name!r}: use 1-64 letters, digits, '-', '_' or '.', starting with a letter "
             "or digit (e.g. door, cam-1)."
@@ -104,4 +105,4 @@ class Layout:
         folder = self.host(CONFIG_DIR)
         if not folder.is_dir():
             return []
-        return sorted(p.stem for p in folder.glob("*.toml") if _NAME.match(p.stem))
+        return sorted(p.stem for p in folder.glob("*.toml") if _NAME.fullmatch(p.stem))

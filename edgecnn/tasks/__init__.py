@@ -25,6 +25,7 @@ import numpy as np
 from edgecnn.errors import ModelError
 from edgecnn.metadata import ModelMetadata
 from edgecnn.modelfile import ModelFile, TensorInfo
+from edgecnn.postprocess_op import MAX_DETECTIONS as POSTPROCESS_MAX_DETECTIONS
 from edgecnn.preprocess import Transform
 
 # Task name -> module. The module provides the TaskModule functions below.
@@ -34,6 +35,12 @@ TASKS: dict[str, str] = {
 }
 # The order modules are asked to claim a model without a declared task (most specific first).
 INFERENCE_ORDER = ("detect", "classify")
+
+
+# detect: the most objects per frame anyone may ask for, with --max-detections (edgecnn.run.options declares
+# the same bound for run/TOML) or in a model's TFLite_Detection_PostProcess op (checked with the op's other
+# options before any interpreter opens the file: edgecnn.postprocess_op).
+MAX_DETECTIONS = POSTPROCESS_MAX_DETECTIONS
 
 
 @dataclass(frozen=True)

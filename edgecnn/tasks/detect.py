@@ -47,7 +47,7 @@ from edgecnn.modelfile import ModelFile, TensorInfo
 from edgecnn.postprocess_op import POSTPROCESS_OP
 from edgecnn.preprocess import Transform
 from edgecnn.sanity import check_boxes, check_class_ids, check_scores
-from edgecnn.tasks import DecodeOptions, shapes
+from edgecnn.tasks import MAX_DETECTIONS, DecodeOptions, shapes
 
 log = logging.getLogger(__name__)
 
@@ -488,8 +488,10 @@ def decoder(
     labels: list[str] | None,
     options: DecodeOptions,
 ) -> _Base:
-    if options.max_detections < 1:
-        raise UsageError("--max-detections must be at least 1.")
+    if not 1 <= options.max_detections <= MAX_DETECTIONS:
+        raise UsageError(
+            f"--max-detections must be between 1 and {MAX_DETECTIONS}, got {options.max_detections}."
+        )
     if options.min_score is not None and not 0.0 <= options.min_score <= 1.0:
         raise UsageError(f"--min-score {options.min_score:g} is out of range: use 0 to 1.")
     if options.iou is not None and not 0.0 < options.iou <= 1.0:

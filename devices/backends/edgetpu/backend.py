@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from edgecnn.runtime import Runtime
 
 # pycoral/utils/edgetpu.py's device strings: usb, usb:N, pci, pci:N, or :N (the Nth of any kind).
-_TPU_DEVICE = re.compile(r"^(?P<bus>usb|pci)?(?::(?P<index>\d+))?$")
+_TPU_DEVICE = re.compile(r"(?P<bus>usb|pci)?(?::(?P<index>[0-9]+))?")  # fullmatch, ASCII digits
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class EdgeTPUOptions:
 
     @classmethod
     def parse(cls, address: str, value: str) -> EdgeTPUOptions:
-        match = _TPU_DEVICE.match(address)
+        match = _TPU_DEVICE.fullmatch(address)
         if not address or match is None:
             raise UsageError(
                 f"Bad Edge TPU device {value!r}: after 'edgetpu:' use usb, usb:N, pci, pci:N or :N (pycoral's grammar)."

@@ -181,12 +181,12 @@ def _operation_table(text: str) -> list[OperationRow]:
     rows = []
     in_table = False
     for line in text.splitlines():
-        if re.match(r"\s*Operator\s+Count\s+Status\s*$", line):
+        if re.fullmatch(r"\s*Operator\s+Count\s+Status\s*", line):
             in_table = True
             continue
         if not in_table or not line.strip():
             continue
-        match = re.match(r"\s*([A-Z][A-Z0-9_]*|[a-z][a-z0-9_-]*)\s+(\d+)\s+(\S.*?)\s*$", line)
+        match = re.fullmatch(r"\s*([A-Z][A-Z0-9_]*|[a-z][a-z0-9_-]*)\s+([0-9]+)\s+(\S.*?)\s*", line)
         if not match:
             in_table = False
             continue

@@ -131,7 +131,7 @@ def version_tuple(version: str) -> tuple[int, ...]:
     """Leading numeric components: "2.5.0.post1" -> (2, 5, 0), "16.0tf2.17.1-1" -> (16, 0)."""
     parts = []
     for piece in version.split("."):
-        match = re.match(r"\d+", piece)
+        match = re.match(r"[0-9]+", piece)
         if not match:
             break
         parts.append(int(match.group()))

@@ -282,6 +282,15 @@ def run_child(args: list[str], *, timeout: float, env: dict[str, str] | None = N
     return ChildOutcome(events, code, sig, timed_out, stderr)
 
 
+def _last_line(stderr: str, default: str) -> str:
+    """The child's last line of stderr that says something: LiteRT's INFO banners (the XNNPACK one comes
+    with every allocation) are no reason for a failure."""
+    from edgecnn.nativelog import is_chatter
+
+    lines = [line for line in stderr.splitlines() if line.strip() and not is_chatter(line)]
+    return lines[-1] if lines else default
+
+
 def inspect_library(requested: str | None = None, *, timeout: float = LIBRARY_TIMEOUT_S) -> LibraryInfo:
     """Open the library in a child and report its path, version and delegate symbol (never in-process)."""
     requested = requested or edgetpu_library()
@@ -301,7 +310,7 @@ def inspect_library(requested: str | None = None, *, timeout: float = LIBRARY_TI
     if outcome.timed_out:
         return LibraryInfo(requested, error=f"opening it did not finish within {timeout:g} s")
     error = outcome.last("error")
-    last_line = (outcome.stderr.strip().splitlines() or ["no report"])[-1]
+    last_line = _last_line(outcome.stderr, "no report")
     detail = error["message"] if error else one_line(last_line)
     return LibraryInfo(requested, error=f"the probe could not inspect it: {detail}")
 
@@ -449,7 +458,7 @@ def _probe_failure(
         )
     error = outcome.last("error")
     if error is None:
-        last = (outcome.stderr.strip().splitlines() or [f"exit code {outcome.returncode}"])[-1]
+        last = _last_line(outcome.stderr, f"exit code {outcome.returncode}")
         return DeviceError(
             f"The Edge TPU probe failed while {STAGES.get(stage, stage)}: {one_line(last)}. "
             f"Run with EDGECNN_DEBUG=1 for details, or {hint}."
