@@ -189,7 +189,8 @@ class HumanSink:
 class JsonlSink:
     """One JSON object per line, flushed per line so ``tail -f`` and log shippers see results at once.
 
-    A file is opened for appending: a restarted service adds to its log instead of wiping it.
+    A file is opened for appending: a restarted service adds to its log instead of wiping it. The path
+    goes through :func:`edgecnn.atomic.open_append` (FIFOs and devices as streams, nothing replaced).
     """
 
     def __init__(self, target: str) -> None:
@@ -198,13 +199,11 @@ class JsonlSink:
             self.stream: IO[str] = sys.stdout
             self._owned = False
         else:
-            path = Path(target).expanduser()
-            try:
-                self.stream = path.open("a", encoding="utf-8")
-            except OSError as exc:
-                raise InputError(
-                    f"Cannot open {path} for --jsonl: {exc.strerror}. Check the folder and permissions."
-                ) from exc
+            from edgecnn.atomic import open_append
+
+            # A regular file is appended to; a FIFO with no reader is refused at once (not waited for,
+            # which would block before SIGTERM is handled); a device is written as a stream.
+            self.stream = open_append(Path(target).expanduser(), what="--jsonl results")
             self._owned = True
         self._out = _Output(self.stream, "standard output" if target == "-" else target)
 
