@@ -7,7 +7,7 @@ else is a bug and gets a traceback. Each message names the problem and the fix.
     ├── UsageError                bad option values or combinations (exit 2)
     ├── ModelError                model file missing, not TFLite, truncated, broken (exit 3)
     │   └── ModelInvokeError      the runtime could not prepare or run the model
-    ├── InputError                unreadable image or video, bad folder (exit 4)
+    ├── InputError                unreadable image or video, bad folder, unwritable output (exit 4)
     ├── DeviceError               Edge TPU / delegate / camera problems (exit 5)
     │   ├── EdgeTPUNotFound
     │   └── DelegateCrashed       the delegate probe child died by a signal or hung
