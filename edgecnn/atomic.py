@@ -31,13 +31,15 @@ import contextlib
 import errno
 import os
 import re
+import select
 import stat
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from edgecnn.errors import InputError
 
@@ -285,17 +287,74 @@ def write_atomic(
     return target.path
 
 
-def open_append(path: str | os.PathLike[str], *, what: str = "output") -> IO[str]:
+class StoppableStream:
+    """A text stream on a FIFO or device whose writes wait for the reader only while ``stop`` is not set.
+
+    A reader that stops reading (a paused log shipper) fills the pipe; a plain blocking ``write`` would then
+    hold the thread in the kernel through SIGTERM (Python's handler runs and the write is retried, PEP 475),
+    so ``edgecnn run`` would never stop. Here the descriptor stays non-blocking and a full pipe is waited
+    on in short ``select`` slices: once ``stop`` is set, the write gives up with :class:`BrokenPipeError`
+    (the output ends as if its reader had left) and the run finishes.
+    """
+
+    SLICE_S = 0.2
+
+    def __init__(self, fd: int, stop: threading.Event) -> None:
+        self._fd, self._stop = fd, stop
+        self.closed = False
+
+    def write(self, text: str) -> int:
+        view = memoryview(text.encode("utf-8"))
+        while view:
+            try:
+                view = view[os.write(self._fd, view) :]
+            except BlockingIOError:
+                if self._stop.is_set():
+                    raise BrokenPipeError(
+                        errno.EPIPE, "the reader stopped reading while the run stopped"
+                    ) from None
+                select.select([], [self._fd], [], self.SLICE_S)
+        return len(text)
+
+    def flush(self) -> None:
+        pass  # every write went to the descriptor already
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self._fd)
+
+
+def open_append(
+    path: str | os.PathLike[str], *, what: str = "output", stop: threading.Event | None = None
+) -> IO[str]:
     """A text stream that appends to ``path`` (a log such as ``--jsonl``: a restart adds to it), line
     buffered by the caller's flushes. A regular file is opened for appending, never replaced; a device or
-    FIFO is opened as in :func:`write_atomic` (a FIFO with no reader is refused at once)."""
+    FIFO is opened as in :func:`write_atomic` (a FIFO with no reader is refused at once). With ``stop``, a
+    device or FIFO is a :class:`StoppableStream`: a reader that stops reading cannot hold the writer past
+    ``stop``."""
     target = check_output(path, what=what)
     try:
         if target.stream:
-            return os.fdopen(_open_stream(target, what), "w", encoding="utf-8")
+            fd = _open_stream(target, what)
+            if stop is None:
+                return os.fdopen(fd, "w", encoding="utf-8")
+            os.set_blocking(fd, False)
+            return cast(IO[str], StoppableStream(fd, stop))
         return open(target.real, "a", encoding="utf-8")
     except OSError as exc:
         raise _cannot(what, target.path, exc) from None
 
 
-__all__ = ["DEFAULT_MODE", "OutputTarget", "atomic_path", "check_output", "open_append", "write_atomic"]
+__all__ = [
+    "DEFAULT_MODE",
+    "OutputTarget",
+    "StoppableStream",
+    "atomic_path",
+    "check_output",
+    "open_append",
+    "write_atomic",
+]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecnn.atomic import atomic_path, check_output, open_append, write_atomic
+from edgecnn.atomic import StoppableStream, atomic_path, check_output, open_append, write_atomic
 from edgecnn.errors import InputError
 from tests.conftest import CAT, MOBILENET, error_lines, run_cli
 
@@ -312,6 +312,61 @@ def test_run_jsonl_fifo_without_reader_is_refused_before_serving(nodes):
         raise AssertionError("run --jsonl FIFO with no reader was not refused at once") from None
     assert proc.returncode == 4 and "No reader on FIFO" in stderr and "Traceback" not in stderr, stderr
     assert_untouched(nodes)
+
+
+def test_a_stalled_reader_cannot_hold_a_stream_past_stop():
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    stop = threading.Event()
+    stream = StoppableStream(write, stop)
+    stream.write("fits\n")
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(BrokenPipeError):
+        stream.write("x" * (4 << 20))  # more than any pipe holds, and nobody reads
+    assert 0.4 < time.monotonic() - started < 5
+    stream.close()
+    assert os.read(read, 5) == b"fits\n"
+    os.close(read)
+
+
+def test_run_jsonl_fifo_whose_reader_stalls_still_stops_on_sigterm(nodes):
+    """The reader opens the FIFO and never reads: the pipe fills, and SIGTERM must still end the run."""
+    import fcntl
+
+    reader = os.open(nodes["fifo"], os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        fcntl.fcntl(reader, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)  # full after a dozen lines
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "edgecnn",
+                "run",
+                MOBILENET,
+                "--source",
+                "demo",
+                "-q",
+                "--jsonl",
+                nodes["fifo"],
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        time.sleep(8)  # loading, then a few seconds of frames: the 4 KiB pipe is full long before
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(signal.SIGTERM)
+        try:
+            stdout, stderr = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError("SIGTERM did not end a run blocked on a stalled FIFO reader") from None
+    finally:
+        os.close(reader)
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+    assert stdout.startswith("summary:"), stdout  # the run ended the normal way, summary and all
 
 
 def test_service_files_are_never_written_through_links_or_devices(tmp_path, nodes):
