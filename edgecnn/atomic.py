@@ -22,7 +22,8 @@ Every file edgecnn produces goes through here (:func:`check_output` decides, :fu
 - a directory, block device or socket: refused with one line. ``-`` is refused too: only ``--jsonl``
   takes it (for standard output); other outputs print to standard output with ``--json``.
 
-Problems are :class:`~edgecnn.errors.InputError` (exit 4), refusals and write failures alike.
+Problems are :class:`~edgecnn.errors.OutputError` (an :class:`~edgecnn.errors.InputError`, exit 4, and an
+:class:`OSError` for callers that tolerate a failed write), refusals and write failures alike.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
 
-from edgecnn.errors import InputError
+from edgecnn.errors import OutputError
 
 DEFAULT_MODE = 0o644
 
@@ -68,13 +69,15 @@ def _describe(mode: int) -> str:
     return describe(mode)
 
 
-def _cannot(what: str, path: Path, exc: OSError) -> InputError:
+def _cannot(what: str, path: Path, exc: OSError) -> OutputError:
+    if isinstance(exc, OutputError):  # ours already (it is an OSError too): keep its message
+        return exc
     reason = exc.strerror or type(exc).__name__
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         reason += " (check the folder and its permissions)"
     elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
         reason += " (free some space or choose another place)"
-    return InputError(f"Cannot write the {what} to {path}: {reason}.")
+    return OutputError(f"Cannot write the {what} to {path}: {reason}.", exc.errno)
 
 
 def _own_fd(path: Path) -> int | None:
@@ -95,13 +98,13 @@ def check_output(
     streams: bool = True,
     symlinks: bool = True,
 ) -> OutputTarget:
-    """Decide how ``path`` is written (see the module docstring), or raise one :class:`InputError` line.
+    """Decide how ``path`` is written (see the module docstring), or raise one :class:`~edgecnn.errors.OutputError` line.
 
     Cheap and side-effect free: commands call it before long work so a bad ``-o`` fails at once.
     """
     p = Path(path)
     if str(path) == "-":
-        raise InputError(
+        raise OutputError(
             f"'-' (standard output) is not taken as the {what}: pass a file name (./- for a file named '-'), "
             "or print to standard output with --json where the command has it."
         )
@@ -117,7 +120,7 @@ def check_output(
     real, via = p, ""
     if stat.S_ISLNK(info.st_mode):
         if not symlinks:
-            raise InputError(
+            raise OutputError(
                 f"{p} is a symbolic link (to {os.readlink(p)}), not a regular file: remove it, then write "
                 f"the {what} again."
             )
@@ -137,7 +140,7 @@ def check_output(
     if streams and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
         return OutputTarget(p, p, True, fifo=stat.S_ISFIFO(mode))
     allowed = "a regular file, a character device (/dev/null) or a FIFO" if streams else "a regular file"
-    raise InputError(
+    raise OutputError(
         f"{real if via else p} is {_describe(mode)}{via}: the {what} can only be written to {allowed}; "
         "pass a file name."
     )
@@ -159,15 +162,16 @@ def _open_stream(target: OutputTarget, what: str) -> int:
         fd = os.open(target.path, _STREAM_FLAGS)
     except OSError as exc:
         if exc.errno == errno.ENXIO and target.fifo:
-            raise InputError(
+            raise OutputError(
                 f"No reader on FIFO {target.path}: start the program that reads it first, or pass a file "
-                f"name for the {what}."
+                f"name for the {what}.",
+                errno.ENXIO,
             ) from None
         raise _cannot(what, target.path, exc) from None
     try:
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):  # replaced since check_output looked
-            raise InputError(f"{target.path} changed while being opened for the {what}: try again.")
+            raise OutputError(f"{target.path} changed while being opened for the {what}: try again.")
         os.set_blocking(fd, True)  # a slow reader slows us down; it does not lose lines
     except BaseException:
         os.close(fd)
@@ -201,7 +205,7 @@ def _still_replaceable(target: OutputTarget, what: str) -> None:
     except OSError as exc:
         raise _cannot(what, target.path, exc) from None
     if not stat.S_ISREG(info.st_mode):
-        raise InputError(
+        raise OutputError(
             f"{target.real} became {_describe(info.st_mode)} while the {what} was being written: "
             "it was left alone; pass a file name."
         )

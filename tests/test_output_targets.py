@@ -9,6 +9,7 @@ device nodes made with mknod in tmp_path (``/dev/null``'s and ``/dev/full``'s nu
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -177,6 +178,20 @@ def test_atomic_path_copies_a_named_writer_into_the_stream(nodes):
     with pytest.raises(InputError, match="No reader on FIFO"), atomic_path(nodes["fifo"]):
         raise AssertionError("the writer must not run when nobody reads the FIFO")
     assert_untouched(nodes)
+
+
+def test_output_errors_are_input_errors_and_os_errors(tmp_path, nodes):
+    """Exit 4 on the command line; and code that let a failed write pass as an OSError (the Edge TPU probe
+    cache in a read-only home) still does."""
+    from edgecnn.errors import OutputError
+
+    with pytest.raises(OSError, match="is a directory") as caught:
+        write_atomic(tmp_path, b"{}")
+    assert isinstance(caught.value, OutputError) and isinstance(caught.value, InputError)
+    assert caught.value.exit_code == 4
+    with pytest.raises(OSError) as caught:
+        write_atomic(nodes["full"], b"{}")
+    assert caught.value.errno == errno.ENOSPC and "[Errno" not in str(caught.value)
 
 
 def test_a_link_to_a_regular_file_is_followed_and_kept(tmp_path):
