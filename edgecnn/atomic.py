@@ -291,6 +291,27 @@ def write_atomic(
     return target.path
 
 
+def output_folder(path: str | os.PathLike[str], *, what: str = "output folder") -> Path:
+    """``path`` as a folder to write files into, created if missing (a link to a folder is followed); a
+    device, FIFO or file there is one :class:`~edgecnn.errors.OutputError` line, not a ``FileExistsError``.
+    The files inside still go through :func:`write_atomic` / :func:`atomic_path`."""
+    p = Path(path)
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise _cannot(what, p, exc) from None
+    if mode is not None and not stat.S_ISDIR(mode):
+        kind = "a regular file" if stat.S_ISREG(mode) else _describe(mode)
+        raise OutputError(f"{p} is {kind}, not a folder: pass a folder for the {what}.")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot(what, p, exc) from None
+    return p
+
+
 class StoppableStream:
     """A text stream on a FIFO or device whose writes wait for the reader only while ``stop`` is not set.
 
@@ -360,5 +381,6 @@ __all__ = [
     "atomic_path",
     "check_output",
     "open_append",
+    "output_folder",
     "write_atomic",
 ]

@@ -24,7 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from edgecnn.atomic import StoppableStream, atomic_path, check_output, open_append, write_atomic
+from edgecnn.atomic import (
+    StoppableStream,
+    atomic_path,
+    check_output,
+    open_append,
+    output_folder,
+    write_atomic,
+)
 from edgecnn.errors import InputError
 from tests.conftest import CAT, MOBILENET, error_lines, run_cli
 
@@ -382,6 +389,28 @@ def test_run_jsonl_fifo_whose_reader_stalls_still_stops_on_sigterm(nodes):
         os.close(reader)
     assert proc.returncode == 0 and "Traceback" not in stderr, stderr
     assert stdout.startswith("summary:"), stdout  # the run ended the normal way, summary and all
+
+
+def test_output_folders_are_folders(nodes, tmp_path):
+    """Commands that write a folder of files (fleet bench -o, bench formats -o): a device, FIFO or file
+    there is one line, not a FileExistsError traceback; a link to a folder is followed."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "to-real").symlink_to(tmp_path / "real")
+    assert output_folder(tmp_path / "to-real") == tmp_path / "to-real"
+    assert output_folder(tmp_path / "new" / "sub").is_dir()
+    (tmp_path / "file").write_text("x")
+    for path, kind in [
+        (nodes["null"], "a character device"),
+        (nodes["link-to-fifo"], r"a FIFO \(named pipe\)"),
+        (tmp_path / "file", "a regular file"),
+    ]:
+        with pytest.raises(InputError, match=f"is {kind}, not a folder"):
+            output_folder(path, what="results")
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[pis]\npi1 ansible_host=127.0.0.1\n")
+    result = run_cli("fleet", "bench", inventory, "--model", MOBILENET, "-o", nodes["link-to-null"])
+    assert_one_error(result, "is a character device, not a folder", code=4)
+    assert_untouched(nodes)
 
 
 def test_service_files_are_never_written_through_links_or_devices(tmp_path, nodes):
