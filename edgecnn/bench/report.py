@@ -340,6 +340,6 @@ def plot_report(report: BenchReport, out: str | os.PathLike[str]) -> Path:
         ax.set_yscale("log")
     ax.legend(fontsize="small")
     ax.grid(axis="y", alpha=0.3)
-    with atomic_path(target, what="bench chart") as tmp:
+    with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     return target
