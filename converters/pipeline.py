@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn import __version__
-from edgecnn.atomic import write_atomic
+from edgecnn.atomic import check_output, write_atomic
 from edgecnn.converters.calibration import (
     ConversionData,
     ImageSet,
@@ -133,6 +133,8 @@ def convert(
     source = Path(model)
     out_path = _output_path(source, output, quant)
     report_path = Path(report) if report else out_path.with_name(REPORT_NAME)
+    check_output(out_path, what="converted model")  # a directory or a socket fails now, not after converting
+    check_output(report_path, what="conversion report")
 
     keras_model = load_keras_model(source)
     src = _describe_source(keras_model, source, labels=labels, mean=mean, std=std)
@@ -150,13 +152,17 @@ def convert(
     )
     tpu, tpu_files = _edgetpu(conv.final, conv.meta, out_path) if edgetpu else (None, {})
 
-    write_atomic(out_path, conv.final)
+    write_atomic(out_path, conv.final, what="converted model")
     for path, content in tpu_files.items():
         write_atomic(path, content)
     result = _build_report(
         source, src, data, conv, tpu, out_path=out_path, report_path=report_path, started=started
     )
-    write_atomic(report_path, (json.dumps(result.to_dict(), indent=2, default=str) + "\n").encode())
+    write_atomic(
+        report_path,
+        (json.dumps(result.to_dict(), indent=2, default=str) + "\n").encode(),
+        what="conversion report",
+    )
     return result
 
 

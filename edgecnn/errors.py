@@ -9,6 +9,7 @@ else is a bug and gets a traceback. Each message names the problem and the fix.
     │   └── ModelInvokeError      the runtime could not prepare or run the model
     │       └── InvalidResult     outputs that cannot be right (NaN, scores outside 0..1, unknown class)
     ├── InputError                unreadable image or video, bad folder (exit 4)
+    │   └── OutputError           an output path that cannot be written (also an OSError)
     ├── DeviceError               Edge TPU / delegate / camera problems (exit 5)
     │   ├── EdgeTPUNotFound
     │   └── DelegateCrashed       the delegate probe child died by a signal or hung
@@ -48,6 +49,16 @@ class InvalidResult(ModelInvokeError):
 
 class InputError(EdgecnnError):
     exit_code = 4
+
+
+class OutputError(InputError, OSError):
+    """An output that cannot be written (``edgecnn.atomic``): a directory, socket or FIFO with no reader
+    as ``-o``, a full disk. Also an :class:`OSError`, so code that let a failed write pass as one (a probe
+    cache in a read-only home) still does."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno  # type: ignore[misc]
 
 
 class DeviceError(EdgecnnError):

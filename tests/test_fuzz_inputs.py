@@ -214,3 +214,104 @@ def test_bench_files_load_or_fail_with_input_error(bench_json, tmp_path_factory,
     event("reported")
     assert format_report(report) and format_report(report, markdown=True)
     json.dumps(report.to_dict(), default=str)
+
+
+# -- output targets: whatever the path is, only a regular file is ever replaced ------------------------
+
+OUTPUT_KINDS = ["missing", "regular", "dir", "null", "full", "fifo", "fifo+reader", "socket", "dash"]
+
+
+def _make_output(folder, kind: str, links: int):
+    """``folder/out`` as ``kind``, reached through ``links`` symbolic links; (path, the node itself)."""
+    import os
+    import socket
+    import stat
+
+    node = folder / "node"
+    reader = sock = None
+    if kind == "regular":
+        node.write_bytes(b"old")
+    elif kind == "dir":
+        node.mkdir()
+    elif kind in ("null", "full"):
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3 if kind == "null" else 7))
+    elif kind.startswith("fifo"):
+        os.mkfifo(node)
+        if kind == "fifo+reader":  # a reader present from the start; what we write fits the pipe buffer
+            reader = os.open(node, os.O_RDONLY | os.O_NONBLOCK)
+    elif kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(node))
+    path = node
+    for i in range(links):
+        link = folder / f"link{i}"
+        link.symlink_to(path)
+        path = link
+    return ("-" if kind == "dash" else path), node, reader, sock
+
+
+@given(
+    kind=st.sampled_from(OUTPUT_KINDS),
+    links=st.integers(0, 2),
+    writer=st.sampled_from(["write_atomic", "atomic_path", "open_append"]),
+    streams=st.booleans(),
+    symlinks=st.booleans(),
+)
+def test_output_targets_are_written_streamed_or_refused(
+    tmp_path_factory, kind, links, writer, streams, symlinks
+):
+    import contextlib
+    import errno
+    import os
+    import stat
+
+    from edgecnn.atomic import atomic_path, open_append, write_atomic
+
+    if os.geteuid() != 0:
+        pytest.skip("making device nodes needs root")
+    folder = tmp_path_factory.mktemp("out")
+    path, node, reader, sock = _make_output(folder, kind, links)
+    before = {p.name: os.lstat(p) for p in folder.iterdir()}
+    written = False
+    try:
+        if writer == "write_atomic":
+            write_atomic(path, b"new", streams=streams, symlinks=symlinks)
+        elif writer == "atomic_path":
+            with atomic_path(path, streams=streams, symlinks=symlinks) as tmp:
+                tmp.write_bytes(b"new")
+        elif streams and symlinks:  # open_append has no such options: appending replaces nothing
+            fh = open_append(path)
+            try:  # the caller maps write errors (JsonlSink: one line); only /dev/full's may happen here
+                fh.write("new")
+                fh.close()
+            except OSError as exc:
+                assert kind == "full" and exc.errno == errno.ENOSPC, exc
+                event("append: ENOSPC")
+                return
+        else:
+            return
+        written = True
+        event(f"written: {kind}")
+        if kind in ("missing", "regular") and path != "-":
+            content = node.read_bytes()
+            assert content == (b"oldnew" if writer == "open_append" and kind == "regular" else b"new")
+    except InputError as exc:
+        event(f"refused: {kind}")
+        assert "\n" not in str(exc)
+    finally:
+        if reader is not None:
+            with contextlib.suppress(BlockingIOError):
+                got = os.read(reader, 100)
+                assert got in (b"new", b""), got
+            os.close(reader)
+        if sock is not None:
+            sock.close()
+    after = {p.name: os.lstat(p) for p in folder.iterdir()}
+    assert set(after) == set(before) | ({"node"} if written and kind == "missing" else set()), (
+        "temp files left"
+    )
+    for name, old in before.items():  # links stay links, nodes stay nodes; only a regular file is new
+        new = after[name]
+        assert stat.S_IFMT(new.st_mode) == stat.S_IFMT(old.st_mode), name
+        if not stat.S_ISREG(old.st_mode):
+            assert (new.st_ino, new.st_rdev) == (old.st_ino, old.st_rdev), name

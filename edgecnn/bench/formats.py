@@ -97,11 +97,12 @@ def _compare(
     *,
     keep: bool,
 ) -> FormatsReport:
+    from edgecnn.atomic import output_folder
     from edgecnn.bench.runner import run_bench
     from edgecnn.converters.pipeline import convert
     from edgecnn.devices.probe import probe_device
 
-    folder.mkdir(parents=True, exist_ok=True)
+    output_folder(folder, what="converted models")
     probe = probe_device(diagnose_edgetpu=False)
     measured = []
     for number, fmt in enumerate(formats, 1):

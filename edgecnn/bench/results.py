@@ -264,7 +264,7 @@ def validate(data: Any) -> list[str]:
 def save_result(result: BenchResult, path: str | os.PathLike[str]) -> Path:
     """Write ``result`` as JSON, atomically (a crash never leaves half a file)."""
     text = json.dumps(result.to_dict(), indent=2, sort_keys=False) + "\n"
-    return write_atomic(path, text.encode())
+    return write_atomic(path, text.encode(), what="bench result")
 
 
 def load_result(path: str | os.PathLike[str]) -> BenchResult:

@@ -7,10 +7,12 @@ code (``EDGECNN_DEBUG=1`` shows the traceback instead).
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
 import sys
+from typing import Any, NoReturn
 
 import typer
 
@@ -74,13 +76,86 @@ def usage_line(exc: click.UsageError) -> str:
     return f"edgecnn: error: {message} (see '{path} --help')"
 
 
+# Exit status when standard output's reader went away (`edgecnn predict ... | head -1`): what a shell
+# reports for a process killed by SIGPIPE, so `set -o pipefail` scripts see the usual value.
+EXIT_BROKEN_PIPE = 128 + 13
+# Exit status when standard output cannot be written (`> /dev/full`): an unwritable output, like -o's.
+EXIT_STDOUT_FAILED = 4
+
+
+def _discard(stream: object) -> None:
+    """Point ``stream``'s descriptor at /dev/null, so the interpreter's final flush of what is still
+    buffered succeeds silently (the recipe in the docs of Python's signal module, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())  # type: ignore[attr-defined]
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+class _CheckedStream:
+    """``sys.stdout`` as the commands see it, remembering the first write or flush that failed, so the
+    error mapping knows an ``OSError`` came from standard output and not from some file a command read."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.failure: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self.stream.write(text))
+        except OSError as exc:
+            self.failure = self.failure or exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self.failure = self.failure or exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, isatty, buffer, ...
+        return getattr(self.stream, name)
+
+
+def _end_on_stdout_failure(stdout: _CheckedStream) -> NoReturn:
+    """One line (none for a closed pipe) and the exit status for a standard output that cannot be written."""
+    exc = stdout.failure
+    assert exc is not None
+    _discard(stdout.stream)
+    sys.stdout = stdout.stream  # Click may have wrapped it (PacifyFlushWrapper): not needed any more
+    if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+        sys.exit(EXIT_BROKEN_PIPE)
+    reason = exc.strerror or one_line(exc)
+    typer.echo(f"edgecnn: error: cannot write to standard output: {reason}", err=True)
+    sys.exit(EXIT_STDOUT_FAILED)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the app; every error (ours, or Click's usage errors) leaves as one line and an exit code."""
+    """Run the app; every error (ours, or Click's usage errors) leaves as one line and an exit code.
+
+    Standard output failing (a full disk behind ``> file``, ``/dev/full``, a closed pipe) is handled here
+    too, once for every command: one line ``cannot write to standard output`` (nothing for a closed pipe,
+    exit 141, like a process SIGPIPE ended) instead of a traceback.
+    """
     setup_logging()
+    stdout = _CheckedStream(sys.stdout)
+    sys.stdout = stdout  # type: ignore[assignment]
+    try:
+        _run(argv, stdout)
+    finally:
+        if sys.stdout is stdout:  # type: ignore[comparison-overlap]
+            sys.stdout = stdout.stream
+
+
+def _run(argv: list[str] | None, stdout: _CheckedStream) -> NoReturn:
     debug = bool(os.environ.get("EDGECNN_DEBUG"))
     try:
         # standalone_mode=False: Click raises usage errors instead of printing Typer's Rich boxes.
         code = app(args=argv, prog_name="edgecnn", standalone_mode=False)
+        stdout.flush()  # what is still buffered fails here, not in the interpreter's exit
     except click.NoArgsIsHelpError as exc:  # `edgecnn bench`: the help (Rich printed it already), exit 2
         if exc.format_message().strip():
             typer.echo(exc.format_message(), err=True)
@@ -104,4 +179,12 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("edgecnn: interrupted", err=True)
         sys.exit(130)
+    except SystemExit:
+        if stdout.failure is not None:  # Click turned EPIPE into exit 1 behind PacifyFlushWrapper
+            _end_on_stdout_failure(stdout)
+        raise
+    except OSError:
+        if stdout.failure is None or debug:
+            raise
+        _end_on_stdout_failure(stdout)
     sys.exit(code if isinstance(code, int) else 0)

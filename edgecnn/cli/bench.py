@@ -68,10 +68,13 @@ def bench_run_command(
 
     Example: edgecnn bench model_int8.tflite --device cpu,edgetpu --threads 1,4 --runs 500 -o pi5.json
     """
+    from edgecnn.atomic import check_output
     from edgecnn.bench.results import save_result
     from edgecnn.bench.runner import format_result, run_bench
 
     save = deprecated_alias(save, old_save, new="--output", old_name="--save")
+    if save is not None:  # a directory or a socket fails now, not after the timing
+        check_output(save, what="bench result")
     result = run_bench(
         pick_model(model, model_opt),
         devices=device,
@@ -120,8 +123,11 @@ def bench_report_command(
 
     Example: edgecnn bench report pi5.json x86.json --markdown --plot latency.png --reference benchmarks/reference
     """
+    from edgecnn.atomic import check_output
     from edgecnn.bench.report import build_report, format_report, plot_report
 
+    if plot is not None:
+        check_output(plot, what="bench chart")
     report = build_report(list(files), reference=reference, threshold=threshold / 100)
     if plot is not None:
         plot_report(report, plot)

@@ -72,7 +72,7 @@ def eval_command(
     """
     from rich.console import Console
 
-    from edgecnn.atomic import write_atomic
+    from edgecnn.atomic import check_output, write_atomic
     from edgecnn.errors import EdgecnnError, UsageError
     from edgecnn.eval.evaluate import check_gate, evaluate
     from edgecnn.eval.progress import progress_bar
@@ -82,6 +82,8 @@ def eval_command(
     chosen = pick_model(model, model_opt)
     if data is None:
         raise UsageError("No DATA: pass a folder of labelled images or a COCO .json after the model.")
+    if output is not None:  # a directory or a socket fails now, not after the whole evaluation
+        check_output(output, what="eval report")
     with progress_bar(f"eval {data.name}", enabled=not quiet) as progress:
         report = evaluate(
             chosen,
@@ -100,7 +102,11 @@ def eval_command(
             agnostic=bool(agnostic),
         )
     if output is not None:
-        write_atomic(output, (json.dumps(report.to_dict(), indent=2, default=_default) + "\n").encode())
+        write_atomic(
+            output,
+            (json.dumps(report.to_dict(), indent=2, default=_default) + "\n").encode(),
+            what="eval report",
+        )
     if json_out:
         echo_json(report.to_dict())
     else:

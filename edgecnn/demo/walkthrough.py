@@ -375,7 +375,7 @@ def prepare_output(out: Path) -> None:
             )
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    (out / MARKER).write_text("Written by edgecnn demo; the next demo into this folder replaces it.\n")
+    write_atomic(out / MARKER, b"Written by edgecnn demo; the next demo into this folder replaces it.\n")
 
 
 def render_video(out: Path, *, seconds: float) -> tuple[Path, list[int]]:
@@ -424,7 +424,7 @@ def run_on_video(
         say.line("$ edgecnn " + " ".join(argv[3:]))
         jsonl.unlink(missing_ok=True)  # --jsonl appends
         code, lines, healthz, latest = _run_child(argv, url, seconds, say)
-        log_path.write_text("".join(lines), encoding="utf-8")
+        write_atomic(log_path, "".join(lines).encode("utf-8"), what="demo run log")
         if code == 0:
             break
         if attempt < 2 and any(f"Cannot serve on 127.0.0.1:{port}" in line for line in lines):

@@ -71,8 +71,9 @@ def fleet_bench(
     if not model_path.is_file():
         raise UsageError(f"Model {model_path} not found: pass --model FILE.tflite.")
     read_model(model_path)
-    out_dir = Path(out).absolute()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from edgecnn.atomic import output_folder
+
+    out_dir = output_folder(Path(out).absolute(), what="fleet bench results")
     inventory = load_inventory(inventory_path, limit=limit)
     for name in inventory.names:  # a stale file from an earlier run must not pass for this one's
         (out_dir / f"{name}.json").unlink(missing_ok=True)

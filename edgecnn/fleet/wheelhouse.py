@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecnn.atomic import atomic_path
+from edgecnn.atomic import atomic_path, write_atomic
 from edgecnn.digest import sha256_file
 from edgecnn.errors import EdgecnnError, UsageError
 
@@ -159,7 +159,8 @@ def build_project_wheel(dest: Path, *, source: Path | None = None) -> Path:
         if len(wheels) != 1:
             raise WheelhouseError(f"expected one edgecnn wheel from {source}, got {[w.name for w in wheels]}")
         target = dest / wheels[0].name
-        shutil.copyfile(wheels[0], target)
+        with atomic_path(target) as staged:
+            shutil.copyfile(wheels[0], staged)
     return target
 
 
@@ -234,7 +235,7 @@ def prepare_wheelhouse(target: Target, wheel: Path, cache: Path, *, online: bool
                 f"downloading wheels for {target.key} (glibc {target.glibc or DEFAULT_GLIBC})",
                 env={**os.environ, "PIP_NO_INPUT": "1"},
             )
-            stamp.write_text(json.dumps(stamp_data, indent=1), encoding="utf-8")
+            write_atomic(stamp, json.dumps(stamp_data, indent=1).encode("utf-8"))
             downloaded = True
     digest = folder_digest(folder)
     return Wheelhouse(target, folder, placed, digest, downloaded, pack(folder, digest))

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Hashable
 from pathlib import Path
@@ -189,22 +190,22 @@ class HumanSink:
 class JsonlSink:
     """One JSON object per line, flushed per line so ``tail -f`` and log shippers see results at once.
 
-    A file is opened for appending: a restarted service adds to its log instead of wiping it.
+    A file is opened for appending: a restarted service adds to its log instead of wiping it. The path
+    goes through :func:`edgecnn.atomic.open_append` (FIFOs and devices as streams, nothing replaced).
     """
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, stop: threading.Event | None = None) -> None:
         self.target = target
         if target == "-":
             self.stream: IO[str] = sys.stdout
             self._owned = False
         else:
-            path = Path(target).expanduser()
-            try:
-                self.stream = path.open("a", encoding="utf-8")
-            except OSError as exc:
-                raise InputError(
-                    f"Cannot open {path} for --jsonl: {exc.strerror}. Check the folder and permissions."
-                ) from exc
+            from edgecnn.atomic import open_append
+
+            # A regular file is appended to; a FIFO with no reader is refused at once (not waited for,
+            # which would block before SIGTERM is handled); a device is written as a stream.
+            # With ``stop`` (the run's stop event), a FIFO whose reader stalls cannot keep SIGTERM waiting.
+            self.stream = open_append(Path(target).expanduser(), what="--jsonl results", stop=stop)
             self._owned = True
         self._out = _Output(self.stream, "standard output" if target == "-" else target)
 
@@ -226,11 +227,12 @@ class JsonlSink:
                 self.stream.close()
 
 
-def build_sinks(options: RunOptions) -> list[ResultSink]:
-    """The sinks ``options`` ask for: JSONL if ``jsonl``, and always the human lines/summary sink."""
+def build_sinks(options: RunOptions, stop: threading.Event | None = None) -> list[ResultSink]:
+    """The sinks ``options`` ask for: JSONL if ``jsonl``, and always the human lines/summary sink.
+    ``stop`` is the run's stop event: output streams stop waiting for a stalled reader once it is set."""
     sinks: list[ResultSink] = []
     if options.jsonl is not None:
-        sinks.append(JsonlSink(options.jsonl))
+        sinks.append(JsonlSink(options.jsonl, stop))
     human_stream = sys.stderr if options.jsonl == "-" else sys.stdout
     sinks.append(
         HumanSink(

@@ -101,7 +101,7 @@ class Pipeline:
             clf.device,
             clf.runtime.describe(),
         )
-        sinks: list[ResultSink] = [*build_sinks(opts), *self._extra_sinks]
+        sinks: list[ResultSink] = [*build_sinks(opts, self.stop_event), *self._extra_sinks]
         stats = RunStats(self.clock())  # --duration and "first result after" count from here, model loaded
         notifier = Notifier(self._env)
         outputs = _Outputs()

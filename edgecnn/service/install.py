@@ -269,8 +269,9 @@ def _write(path: Path, data: bytes, written: list[str]) -> None:
     from edgecnn.modelfile import write_atomic
 
     _mkdirs(path.parent)
-    write_atomic(path, data)
-    os.chmod(path, FILE_MODE)  # write_atomic's temp file is 0600
+    # A unit or config file must be a real file: a device, FIFO or link there (a masked unit links to
+    # /dev/null; under --root a link points into the host) is refused, never written through.
+    write_atomic(path, data, FILE_MODE, what="service file", streams=False, symlinks=False)
     written.append(str(path))
 
 
@@ -279,7 +280,7 @@ def _write_secret(path: Path, text: str, written: list[str]) -> None:
     from edgecnn.modelfile import write_atomic
 
     _mkdirs(path.parent)
-    write_atomic(path, (text + "\n").encode(), mode=0o600)
+    write_atomic(path, (text + "\n").encode(), mode=0o600, what="secret file", streams=False, symlinks=False)
     written.append(str(path))
 
 
