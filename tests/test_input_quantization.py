@@ -276,11 +276,11 @@ ROWS = [
 ]
 
 
-def _constant_yolo(tf: Any) -> bytes:
-    rows = np.array([[*box, *scores] for box, scores in ROWS], dtype=np.float32)
+def _constant_yolo(tf: Any, table: list[Any] = ROWS) -> bytes:
+    rows = np.array([[*box, *scores] for box, scores in table], dtype=np.float32)
     rows[:, :4] /= NMS_SIZE  # normalised, as Ultralytics' TFLite export
-    const = rows.T[None]  # [1, 4 + 3, 4]
-    const = np.concatenate([const, np.zeros((1, 7, 4), np.float32)], axis=2)  # N=8 > 7 rows
+    const = rows.T[None]  # [1, 4 + 3, len(table)]
+    const = np.concatenate([const, np.zeros((1, 7, 8), np.float32)], axis=2)  # N > 7 rows
 
     @tf.function(input_signature=[tf.TensorSpec((1, NMS_SIZE, NMS_SIZE, 3), tf.float32)])
     def model(x: Any) -> Any:
@@ -314,6 +314,25 @@ def test_iou_and_agnostic_change_suppression(nms_model):
     assert _found(path, image, agnostic=True) == [("a", 0.9), ("c", 0.9)]
     assert _found(path, image, agnostic=True, iou=0.9) == [("a", 0.9), ("b", 0.8), ("c", 0.7), ("c", 0.9)]
     assert "class-agnostic, IoU 0.7" in open_model(path, decode=_options(iou=0.7, agnostic=True)).decoder.name
+
+
+def test_max_detections_keeps_the_best_objects_after_nms_not_the_best_candidates_before(tmp_path):
+    # Six near-identical candidates for one object outscore a second object. Capping the candidates that
+    # enter NMS (OpenCV's top_k) found one object with --max-detections 3; NMS first, then the cap: two.
+    import cv2
+    import tensorflow as tf
+
+    crowd = [((20 + i * 0.2, 20, 20, 20), (0.95 - i * 0.01, 0.0, 0.0)) for i in range(6)]
+    crowd.append(((46, 46, 16, 16), (0.6, 0.0, 0.0)))
+    path = tmp_path / "crowd.tflite"
+    path.write_bytes(
+        with_ultralytics_metadata(_constant_yolo(tf, crowd), imgsz=NMS_SIZE, names=("a", "b", "c"))
+    )
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), np.zeros((NMS_SIZE, NMS_SIZE, 3), np.uint8))
+    assert _found(path, image, max_detections=3) == [("a", 0.6), ("a", 0.95)]
+    assert _found(path, image, max_detections=1) == [("a", 0.95)]
+    assert _found(path, image, max_detections=3, agnostic=True) == [("a", 0.6), ("a", 0.95)]
 
 
 def _options(**kwargs: Any) -> Any:

@@ -444,13 +444,16 @@ class YoloDecoder(_Base):
         xyxy[:, 2:] = boxes[:, :2] + boxes[:, 2:] / 2
         if len(candidates) and np.all(np.isfinite(scores)) and np.all(np.isfinite(xyxy)):
             tlwh = np.concatenate([xyxy[:, :2], boxes[:, 2:]], axis=1)
+            # No top_k for OpenCV: its top_k caps the candidates *entering* NMS, so on a crowded frame the
+            # overlapping duplicates of the best objects used up the budget and real objects never reached
+            # it (benchmarks/peer_ultralytics.py: 36 of Ultralytics' 56 objects). Its kept indices come
+            # best first; --max-detections keeps the first of those, as Ultralytics' max_det does.
             if self.options.agnostic:
-                found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.min_score, self.iou,
-                                        top_k=self.max_detections)  # fmt: skip
+                found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.min_score, self.iou)
             else:
                 found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.min_score,
-                                               self.iou, top_k=self.max_detections)  # fmt: skip
-            kept = np.asarray(found, dtype=np.int64).reshape(-1)
+                                               self.iou)  # fmt: skip
+            kept = np.asarray(found, dtype=np.int64).reshape(-1)[: self.max_detections]
             xyxy, scores, ids = xyxy[kept], scores[kept], ids[kept]
         return self._objects(xyxy, scores, ids, transform)
 
