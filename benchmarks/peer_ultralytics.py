@@ -12,7 +12,7 @@ backend) and once through ``edgecnn predict --json --min-score CONF --max-detect
 decoder column). Ultralytics' own default NMS IoU is 0.7, so pass ``--iou 0.7`` to compare with a plain
 ``yolo predict``.
 
-Objects are matched per image: same label, greedily by IoU (the best remaining pair first), a pair counts
+Objects are matched per image: same class id, greedily by IoU (the best remaining pair first), a pair counts
 when its IoU >= ``--match-iou``. Per model the table shows the matched objects, those only Ultralytics or
 only edgecnn found, the share of Ultralytics' objects matched, the mean IoU of the matches and the largest
 score difference between matched objects. "target" is met when >= 99% of Ultralytics' objects are matched
@@ -48,6 +48,7 @@ TARGET_IOU = 0.95
 
 @dataclass(frozen=True)
 class Found:
+    id: int  # class id: matched on it (a file without metadata has no label names, and the two name ids apart)
     label: str
     score: float
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the image
@@ -107,13 +108,13 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 def match(
     ours: list[Found], theirs: list[Found], min_iou: float
 ) -> tuple[list[tuple[int, int, float]], set[int], set[int]]:
-    """Greedy same-label matching, best IoU first: (pairs (their index, our index, IoU), unmatched theirs, ours)."""
+    """Greedy same-class matching, best IoU first: (pairs (their index, our index, IoU), unmatched theirs, ours)."""
     pairs = sorted(
         (
             (iou(t.box, o.box), ti, oi)
             for ti, t in enumerate(theirs)
             for oi, o in enumerate(ours)
-            if t.label == o.label
+            if t.id == o.id
         ),
         reverse=True,
     )
@@ -194,11 +195,41 @@ def run_edgecnn(
     report = json.loads(done.stdout)
     found = {
         str(Path(r["image"]).resolve()): [
-            Found(o["label"], float(o["score"]), tuple(o["box"])) for o in r["objects"]
+            Found(int(o["id"]), o["label"], float(o["score"]), tuple(o["box"])) for o in r["objects"]
         ]
         for r in report["results"]
     }
     return str(report.get("decoder", "")), found
+
+
+def round_ultralytics_input() -> None:
+    """Make Ultralytics' LiteRT backend round its int8/int16 input quantization to nearest.
+
+    Its ``forward`` computes ``im / scale + zero_point`` and casts with ``astype``, which truncates toward
+    zero: with the common scale 1/255, zero point -128, 63 of the 256 pixel values land one step low
+    (``p / 255 / (1 / 255)`` is a hair under ``p`` in float32). This shifts each value by half a step, in the
+    direction the truncation drops, so the cast yields ``round(im / scale + zero_point)``; the backend's own
+    code runs unchanged.
+    """
+    import numpy as np
+    import torch
+    from ultralytics.nn.backends.litert import LiteRTBackend
+
+    original = LiteRTBackend.forward
+    if getattr(original, "rounds_input", False):
+        return
+
+    def forward(self: Any, im: torch.Tensor) -> Any:
+        details = self.input_details[0]
+        if details["dtype"] in {np.int8, np.int16}:
+            scale, zero_point = details["quantization"]
+            limits = np.iinfo(details["dtype"])
+            wanted = torch.round(im / scale + zero_point).clamp(limits.min, limits.max)
+            im = (wanted + torch.where(wanted >= 0, 0.5, -0.5) - zero_point) * scale
+        return original(self, im)
+
+    forward.rounds_input = True  # type: ignore[attr-defined]
+    LiteRTBackend.forward = forward  # type: ignore[method-assign]
 
 
 def run_ultralytics(
@@ -214,7 +245,7 @@ def run_ultralytics(
         )
         names = result.names
         found[str(image)] = [
-            Found(str(names[int(c)]), float(s), tuple(float(v) for v in box))
+            Found(int(c), str(names[int(c)]), float(s), tuple(float(v) for v in box))
             for box, s, c in zip(
                 result.boxes.xyxy.tolist(), result.boxes.conf.tolist(), result.boxes.cls.tolist(), strict=True
             )
@@ -256,7 +287,8 @@ def print_table(rows: list[ModelFigures], args: argparse.Namespace, with_iou: bo
 
     table = Table(
         title=f"edgecnn vs Ultralytics predict: conf {args.conf:g}, NMS IoU {args.iou:g}"
-        f"{'' if with_iou else ' (Ultralytics only: this edgecnn has no --iou)'}, match IoU >= {args.match_iou:g}"
+        f"{'' if with_iou else ' (Ultralytics only: this edgecnn has no --iou)'}, same class, match IoU >= {args.match_iou:g}"
+        f"{'; Ultralytics int8 input rounded' if args.round_ultralytics_input else ''}"
     )
     for name in ("model", "kind", "input", "images", "matched", "only Ultr.", "only edgecnn", "matched %",
                  "mean IoU", "min IoU", "max |score diff|", "target"):  # fmt: skip
@@ -298,7 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-det", type=int, default=300, help="objects per image at most, both (default 300)"
     )
-    parser.add_argument("--match-iou", type=float, default=0.5, help="a same-label pair matches at this IoU")
+    parser.add_argument("--match-iou", type=float, default=0.5, help="a same-class pair matches at this IoU")
+    parser.add_argument(
+        "--round-ultralytics-input",
+        action="store_true",
+        help="diagnostic: make Ultralytics round its int8 input quantization instead of truncating",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args(argv)
     if not Path(args.edgecnn).is_file():
@@ -312,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics: no update checks, nothing downloaded
     os.environ.setdefault("YOLO_VERBOSE", "False")
     with_iou = edgecnn_supports_iou(args.edgecnn)
+    if args.round_ultralytics_input:
+        round_ultralytics_input()
     rows = [compare(m, images, args, with_iou) for m in models]
     if args.json:
         print(
@@ -323,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                     "iou": args.iou,
                     "max_det": args.max_det,
                     "match_iou": args.match_iou,
+                    "ultralytics_input_rounded": args.round_ultralytics_input,
                     "images": [str(i) for i in images],
                     "models": [r.to_json() for r in rows],
                 },
