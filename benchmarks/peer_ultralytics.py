@@ -3,7 +3,8 @@
 Usage (with the separate Ultralytics virtualenv's Python, see below)::
 
     benchmarks/.venv-ultralytics/bin/python benchmarks/peer_ultralytics.py MODEL|DIR... --images IMAGE|DIR...
-        [--edgecnn .venv/bin/edgecnn] [--conf 0.25] [--iou 0.45] [--max-det 300] [--match-iou 0.5] [--json]
+        [--edgecnn .venv/bin/edgecnn] [--conf 0.25] [--iou 0.45] [--max-det 300] [--match-iou 0.5]
+        [--round-ultralytics-input] [--json]
 
 Every model (``*.tflite``; folders are searched recursively) runs on every image twice: once through
 Ultralytics (``YOLO(model, task="detect").predict(..., conf, iou, max_det, device="cpu")``, its LiteRT
@@ -16,7 +17,14 @@ Objects are matched per image: same class id, greedily by IoU (the best remainin
 when its IoU >= ``--match-iou``. Per model the table shows the matched objects, those only Ultralytics or
 only edgecnn found, the share of Ultralytics' objects matched, the mean IoU of the matches and the largest
 score difference between matched objects. "target" is met when >= 99% of Ultralytics' objects are matched
-with a mean IoU >= 0.95. ``--json`` adds every unmatched object.
+with a mean IoU >= 0.95. ``--json`` adds every unmatched object. Boxes in ``edgecnn predict --json`` are
+rounded to 0.1 px, so identical detections show an IoU of about 0.999.
+
+Ultralytics' LiteRT backend quantizes an int8 input with ``astype`` after ``im / scale + zero_point``, which
+truncates toward zero instead of rounding (the TFLite convention edgecnn follows): with scale 1/255 and zero
+point -128, 63 of 256 pixel values come out one step low; with the older onnx2tf scale 0.018658 and zero
+point -14 (one step is ~4.8 pixel levels) about half do. ``--round-ultralytics-input`` wraps the backend's
+``forward`` so its cast rounds: what remains is then edgecnn's own difference.
 
 The comparison needs PyTorch and Ultralytics, which edgecnn never depends on: they live in their own
 virtualenv (git-ignored), with ``ai-edge-litert`` for Ultralytics' LiteRT backend (its
@@ -155,7 +163,8 @@ def model_kind(path: Path) -> tuple[str, str]:
     dtype = np.dtype(inp["dtype"]).name
     shape = f"{w}x{h} {dtype}"
     if dtype in {"int8", "uint8", "int16"}:
-        return "full integer (int I/O)", shape
+        scale, zero_point = inp["quantization"]
+        return "full integer (int I/O)", f"{shape} (scale {scale:.6g}, zero {zero_point})"
     tensors = interp.get_tensor_details()
     ints = sum(np.dtype(t["dtype"]) == np.int8 for t in tensors)
     halves = sum(np.dtype(t["dtype"]) == np.float16 for t in tensors)
