@@ -272,7 +272,11 @@ def compare(model: Path, images: list[Path], args: argparse.Namespace, with_iou:
     except (RuntimeError, json.JSONDecodeError, KeyError) as exc:
         figures.error = f"edgecnn: {exc}"
         return figures
-    theirs = run_ultralytics(model, images, args.conf, args.iou, args.max_det)
+    try:
+        theirs = run_ultralytics(model, images, args.conf, args.iou, args.max_det)
+    except Exception as exc:  # a file Ultralytics cannot run is one row, not the end of the comparison
+        figures.error = f"ultralytics: {type(exc).__name__}: {exc}"
+        return figures
     for image in map(str, images):
         t, o = theirs.get(image, []), ours.get(image, [])
         pairs, only_t, only_o = match(o, t, args.match_iou)
