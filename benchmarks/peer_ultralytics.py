@@ -103,7 +103,14 @@ class ModelFigures:
         return out
 
 
+SAME_BOX_PX = 0.1  # edgecnn's JSON rounds boxes to 0.1 px
+
+
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union; 1.0 for the same box up to the JSON's rounding, even one of no area
+    (a badly quantized end-to-end export reports zero-width boxes, and both tools then agree exactly)."""
+    if max(abs(x - y) for x, y in zip(a, b, strict=True)) <= SAME_BOX_PX:
+        return 1.0
     w = min(a[2], b[2]) - max(a[0], b[0])
     h = min(a[3], b[3]) - max(a[1], b[1])
     if w <= 0 or h <= 0:

@@ -33,6 +33,9 @@ def test_iou_of_known_boxes(peer):
     assert peer.iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
     assert peer.iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
     assert peer.iou((0, 0, 10, 10), (10, 0, 20, 10)) == 0.0  # touching edges share no area
+    # the same zero-width box (a badly quantized end-to-end export), up to edgecnn's 0.1 px rounding
+    assert peer.iou((195.4, 330.4, 195.4, 991.1), (195.43, 330.36, 195.43, 991.06)) == 1.0
+    assert peer.iou((195.4, 330.4, 195.4, 991.1), (195.6, 330.4, 195.6, 991.1)) == 0.0
 
 
 def test_match_takes_the_best_pair_first_and_never_crosses_classes(peer):
