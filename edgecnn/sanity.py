@@ -64,17 +64,27 @@ def check_scores(scores: np.ndarray, model: str | os.PathLike[str] | None, what:
             )
 
 
-def check_boxes(xyxy: np.ndarray, model: str | os.PathLike[str] | None) -> None:
-    """Boxes (x1, y1, x2, y2) must be finite and have x2 > x1 and y2 > y1."""
+def check_boxes(
+    xyxy: np.ndarray, model: str | os.PathLike[str] | None, *, tolerance: float = 0.0
+) -> np.ndarray:
+    """Which boxes (x1, y1, x2, y2) have an area: a mask. NaN/inf, or corners inverted by more than
+    ``tolerance``, are :class:`InvalidResult`.
+
+    A box with no area is dropped, not an error: quantized outputs collapse small or edge boxes to zero
+    width (a real YOLO26 full-integer export gives a few a frame, and Ultralytics reports them). Corners
+    the wrong way round by more than a quantization step mean the outputs are misread.
+    """
     check_finite(xyxy, model)
-    if len(xyxy):
-        bad = ~((xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1]))
-        if bad.any():
-            box = ", ".join(f"{v:.4g}" for v in xyxy[int(np.flatnonzero(bad)[0])])
-            raise InvalidResult(
-                f"{model or 'The model'} produced {int(bad.sum())} boxes with no area or inverted corners (e.g. "
-                f"{box}): its box outputs are misread or broken. Re-export it and check it with `edgecnn predict`."
-            )
+    if not len(xyxy):
+        return np.ones(0, bool)
+    inverted = (xyxy[:, 2] < xyxy[:, 0] - tolerance) | (xyxy[:, 3] < xyxy[:, 1] - tolerance)
+    if inverted.any():
+        box = ", ".join(f"{v:.4g}" for v in xyxy[int(np.flatnonzero(inverted)[0])])
+        raise InvalidResult(
+            f"{model or 'The model'} produced {int(inverted.sum())} boxes with inverted corners (e.g. "
+            f"{box}): its box outputs are misread or broken. Re-export it and check it with `edgecnn predict`."
+        )
+    return np.asarray((xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1]), dtype=bool)
 
 
 def check_class_ids(

@@ -186,6 +186,7 @@ class _Base:
         self.where = str(model_file.path or "the model")
         self.labels = detection_labels(labels)
         self.min_score = DEFAULT_MIN_SCORE if options.min_score is None else float(options.min_score)
+        self._told_no_area = False
         self.max_detections = options.max_detections
         self.iou = DEFAULT_IOU if options.iou is None else float(options.iou)
         self.options = options
@@ -220,7 +221,20 @@ class _Base:
         check_scores(scores, self.where)
         seen = scores > 0  # a score of 0 is nothing seen (end-to-end padding rows with --min-score 0)
         xyxy, scores, classes = xyxy.reshape(-1, 4)[seen], scores[seen], classes[seen]
-        check_boxes(xyxy, self.where)
+        # Inverted by more than 1% of the input is misread outputs; no area is a box quantized to nothing.
+        area = check_boxes(
+            xyxy, self.where, tolerance=0.01 * max(transform.input_width, transform.input_height)
+        )
+        if not area.all():
+            if not self._told_no_area:
+                log.warning(
+                    "%s gave %d boxes with no area (dropped; quantized outputs collapse small boxes): "
+                    "said once per model.",
+                    self.where,
+                    int((~area).sum()),
+                )
+                self._told_no_area = True
+            xyxy, scores, classes = xyxy[area], scores[area], classes[area]
         self._check_in_range(xyxy, transform)
         ids = check_class_ids(classes, self._known_classes(), self.where, integral=self.whole_classes)
         if self.keep is not None and len(ids):
