@@ -128,9 +128,9 @@ class TimedInterpreter:
 def classify_only(model: Path, frame: np.ndarray, threads: int | None, count: int) -> tuple[float, float]:
     """(model-only fps on an in-memory frame: preprocess + invoke + decode (top-k; NMS for a detector),
     bare invoke fps). Any task: a detector's figure is its detect-only fps."""
-    from edgecnn.model import open_classifier
+    from edgecnn.model import open_model
 
-    clf = open_classifier(model, threads=threads)
+    clf = open_model(model, threads=threads)
     for _ in range(20):
         clf.process(frame)
     t0 = time.perf_counter()
@@ -147,15 +147,15 @@ def classify_only(model: Path, frame: np.ndarray, threads: int | None, count: in
 
 def end_to_end(model: Path, video: Path, threads: int | None) -> dict[str, float]:
     """The library pipeline on the file (every frame, in order), with invoke() timed inside it."""
-    from edgecnn.model import open_classifier
+    from edgecnn.model import open_model
     from edgecnn.run import RunOptions, run
 
-    clf = open_classifier(model, threads=threads)
+    clf = open_model(model, threads=threads)
     timed = TimedInterpreter(clf.interpreter)
     clf.interpreter = timed
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the summary line; we print our own
-        summary = run(RunOptions(model=model, source=str(video), quiet=True), classifier=clf)
+        summary = run(RunOptions(model=model, source=str(video), quiet=True), model=clf)
     wall = time.perf_counter() - t0
     busy = (
         summary.mean_ms["preprocess"]

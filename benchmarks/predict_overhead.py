@@ -41,9 +41,9 @@ def bare_loop(model: Path, threads: int, runs: int) -> list[float]:
 def edgecnn_loop(model: Path, image: Path, threads: int, runs: int) -> list[float]:
     """predict's own per-inference path: infer() (set input, invoke, dequantize, probabilities)."""
     from edgecnn.images import read_image
-    from edgecnn.model import open_classifier
+    from edgecnn.model import open_model
 
-    clf = open_classifier(model, threads=threads)
+    clf = open_model(model, threads=threads)
     tensor = clf.preprocess(read_image(image))
     times = []
     for _ in range(runs):

@@ -1,6 +1,6 @@
 """Verification: the float Keras model vs the converted model, on held-out images.
 
-The converted model runs through edgecnn's own runtime (:func:`edgecnn.model.open_classifier`), fed the
+The converted model runs through edgecnn's own runtime (:func:`edgecnn.model.open_model`), fed the
 same uint8 images a camera would give it: the embedded metadata (colour, mean/std, resize) and the input
 quantization are exercised exactly as on the device. The Keras model gets ``(pixel - mean) / std``.
 """
@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgecnn.model import open_classifier
+from edgecnn.model import open_model
 from edgecnn.modelfile import ModelFile
 from edgecnn.nativelog import native_chatter_filtered
 
@@ -40,7 +40,7 @@ def keras_scores(model: Any, images: np.ndarray, mean: Any, std: Any) -> np.ndar
 def runtime_scores(model_file: ModelFile, images: np.ndarray, colour: str) -> np.ndarray:
     """Probabilities from the converted model, one uint8 image at a time, through the device runtime."""
     with native_chatter_filtered():  # LiteRT's XNNPACK banner, mid-report; CPU only, no delegate to crash
-        classifier = open_classifier(model_file, device="cpu", threads=1)
+        classifier = open_model(model_file, device="cpu", threads=1)
     scores = []
     for image in images:
         frame = image[..., 0] if colour == "GRAY" else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)

@@ -1,9 +1,8 @@
 """Open a model for inference: parse it, read its metadata, pick the delegate, build the interpreter,
 and pick the task decoder (:mod:`edgecnn.tasks`) its outputs need.
 
-:func:`open_model` (also spelled :func:`open_classifier`, its older name) is the one way the runtime
-(predict, run, bench, eval) gets an interpreter, so every command reports the same errors for the same
-bad input. :meth:`Model.process` is the per-frame call: preprocess, invoke, decode, each timed.
+:func:`open_model` is the one way the runtime (predict, run, bench, eval) gets an interpreter, so every
+command reports the same errors for the same bad input. :meth:`Model.process` is the per-frame call: preprocess, invoke, decode, each timed.
 """
 
 from __future__ import annotations
@@ -142,9 +141,6 @@ class Model:
         return Prediction(adapters.top_k(scores, top_k, self.labels), (t1 - t0) * 1e3, (t2 - t1) * 1e3)
 
 
-Classifier = Model  # the name before detection: kept for callers and tests
-
-
 def _unresolved_custom_op(exc: BaseException) -> str | None:
     text = str(exc)
     marker = "unresolved custom op: "
@@ -208,7 +204,7 @@ def _checked_io(interpreter: Any, model_file: ModelFile) -> list[dict[str, Any]]
     return details
 
 
-def open_classifier(
+def open_model(
     model: str | os.PathLike[str] | ModelFile,
     *,
     device: str | DeviceSpec = "cpu",
@@ -235,7 +231,7 @@ def open_classifier(
     runtime = runtime or get_runtime()
     selection = select_backend(model_file, spec_device, runtime=runtime, meta=meta, probe=probe)
     if selection.fallback is not None:  # auto: the accelerator failed, its CPU twin runs instead
-        return open_classifier(
+        return open_model(
             selection.fallback,
             device="cpu",
             threads=threads,
@@ -277,6 +273,3 @@ def open_classifier(
         crop=crop,
         decoder=decoder,
     )
-
-
-open_model = open_classifier

@@ -28,7 +28,7 @@ from edgecnn.devices.backends import (
 )
 from edgecnn.errors import DeviceError, EdgeTPUNotFound, UsageError
 from edgecnn.metadata import read_metadata
-from edgecnn.model import open_classifier
+from edgecnn.model import open_model
 from edgecnn.modelfile import ModelFile, read_model
 from edgecnn.runtime import get_runtime
 from tests.conftest import MOBILENET, MOBILENET_EDGETPU
@@ -73,8 +73,8 @@ def test_unknown_backend_is_rejected_by_the_factory():
 def test_the_cpu_path_never_imports_edge_tpu_code():
     code = (
         "import sys\n"
-        "from edgecnn.model import open_classifier\n"
-        f"clf = open_classifier({str(MOBILENET)!r}, device='cpu')\n"
+        "from edgecnn.model import open_model\n"
+        f"clf = open_model({str(MOBILENET)!r}, device='cpu')\n"
         "assert clf.device == 'cpu'\n"
         "print(sorted(m for m in sys.modules if m.startswith('edgecnn.devices.backends.edgetpu')))\n"
     )
@@ -139,8 +139,8 @@ def test_a_new_backend_is_one_registry_line(monkeypatch):
     monkeypatch.setattr(backends, "_loaded", {})
     assert parse_device("recorder:3") == DeviceSpec("recorder", "3")
     with pytest.raises(DeviceError, match="no recorder attached"):
-        open_classifier(MOBILENET, device="recorder:3")
-    clf = open_classifier(MOBILENET, device="auto")  # tried, failed, fell back to its CPU model
+        open_model(MOBILENET, device="recorder:3")
+    clf = open_model(MOBILENET, device="auto")  # tried, failed, fell back to its CPU model
     assert clf.device == "cpu" and _Recorder.calls == ["delegates 3", "delegates None"]
     assert "DeviceAllow=/dev/recorder rw" in sandbox_needs("auto").dropin
 

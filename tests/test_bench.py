@@ -178,9 +178,9 @@ def test_latency_stats_on_known_samples():
 
 
 def test_time_invokes_counts_and_duration(coral):
-    from edgecnn.model import open_classifier
+    from edgecnn.model import open_model
 
-    clf = open_classifier(MOBILENET)
+    clf = open_model(MOBILENET)
     tensors = [clf.preprocess(cv2.imread(str(CAT)))]
     samples, wall = time_invokes(clf.interpreter, tensors, runs=7)
     assert samples.shape == (7,) and (samples > 0).all() and wall > 0

@@ -11,7 +11,7 @@ import pytest
 
 from edgecnn.errors import ConversionError
 from edgecnn.metadata import read_metadata
-from edgecnn.model import open_classifier
+from edgecnn.model import open_model
 from edgecnn.modelfile import read_model
 from edgecnn.train import load_dataset
 from tests.conftest import error_lines, run_cli
@@ -87,7 +87,7 @@ def test_verification_figures_are_measured_on_held_out_images(digits_model, digi
     # Recompute independently: Keras on (pixel / 255), the int8 file through the runtime on raw pixels.
     model = keras.models.load_model(digits_run / "model.keras", compile=False)
     float_top = model.predict(data.x_test.astype(np.float32) / 255.0, verbose=0).argmax(axis=1)
-    clf = open_classifier(digits_model.tflite)
+    clf = open_model(digits_model.tflite)
     int8_top = np.array([clf.classify(im[..., 0]).top.id for im in data.x_test])
     assert np.mean(float_top == int8_top) == pytest.approx(v["top1_agreement"], abs=1e-4)
     assert np.mean(int8_top == data.y_test) == pytest.approx(v["converted_accuracy"], abs=1e-4)
@@ -146,7 +146,7 @@ def test_other_quantizations_and_io_types(digits_run, tmp_path, quantize, io, in
     if io == "uint8":
         # uint8 <-> int8 at both ends: the list (QUANTIZE, CONV_2D v3, ... SOFTMAX v2).
         assert [(o.name, o.version, o.count) for o in mf.operators()] == [("QUANTIZE", 1, 2), *SEED_INT8_OPS]
-    clf = open_classifier(report.output)
+    clf = open_model(report.output)
     data = load_dataset("digits")
     hits = sum(
         clf.classify(im[..., 0]).top.id == label

@@ -4,7 +4,7 @@ This machine has no Coral, so the tests build stand-ins for libedgetpu from ``te
 with the C compiler (one raises SIGSEGV when the delegate is created, one returns NULL, one hangs, one
 lacks the delegate symbol, one reports libedgetpu 16.0's real version string) and point
 ``EDGECNN_EDGETPU_LIB`` at them. Everything above the library is the real code path:
-``edgecnn predict`` -> ``open_classifier`` -> ``_edgetpu_delegate`` -> probe child -> ``load_edgetpu_delegate``.
+``edgecnn predict`` -> ``open_model`` -> ``_edgetpu_delegate`` -> probe child -> ``load_edgetpu_delegate``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from edgecnn.devices.backends.edgetpu import pairing as diag
 from edgecnn.devices.backends.edgetpu.delegate import EDGETPU_LIB_ENV
 from edgecnn.devices.backends.edgetpu.probe import inspect_library, probe_edgetpu, probe_timeout
 from edgecnn.errors import DelegateCrashed, EdgeTPUNotFound, UsageError
-from edgecnn.model import open_classifier
+from edgecnn.model import open_model
 from edgecnn.modelfile import read_model
 from edgecnn.runtime import get_runtime
 from tests.conftest import CAT, MOBILENET, MOBILENET_EDGETPU, error_lines, run_cli
@@ -234,7 +234,7 @@ def test_parent_survives_and_raises_typed_errors(coral, fakes, monkeypatch, tmp_
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv(EDGETPU_LIB_ENV, str(fakes["segv"]))
     with pytest.raises(DelegateCrashed, match=r"SIGSEGV while creating the delegate"):
-        open_classifier(MOBILENET_EDGETPU, device="edgetpu")
+        open_model(MOBILENET_EDGETPU, device="edgetpu")
     monkeypatch.setenv(EDGETPU_LIB_ENV, str(fakes["null"]))
     with pytest.raises(EdgeTPUNotFound, match="No Edge TPU could be opened"):
         probe_edgetpu(read_model(MOBILENET_EDGETPU), "usb", get_runtime())
@@ -269,7 +269,7 @@ def test_auto_fallback_in_process_logs_one_line(coral, fakes, monkeypatch, tmp_p
     logger = logging.getLogger("edgecnn")
     logger.addHandler(handler)
     try:
-        clf = open_classifier(MOBILENET_EDGETPU, device="auto")
+        clf = open_model(MOBILENET_EDGETPU, device="auto")
     finally:
         logger.removeHandler(handler)
     assert clf.device == "cpu" and clf.path == MOBILENET

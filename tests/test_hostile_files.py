@@ -221,10 +221,10 @@ def test_predict_crop_must_be_a_choice(coral):
 
 
 def test_usage_error_for_crop_in_the_library(coral):
-    from edgecnn.model import open_classifier
+    from edgecnn.model import open_model
 
     with pytest.raises(UsageError, match="center or none"):
-        open_classifier(MOBILENET, crop="middle")
+        open_model(MOBILENET, crop="middle")
 
 
 # -- images -------------------------------------------------------------------------------------------

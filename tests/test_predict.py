@@ -14,7 +14,7 @@ import pytest
 from edgecnn.errors import EdgeTPUNotFound, InputError, ModelError, ModelInvokeError, UsageError
 from edgecnn.images import read_image
 from edgecnn.inspect.contents import inspect_model
-from edgecnn.model import open_classifier
+from edgecnn.model import open_model
 from edgecnn.predict.files import predict
 from tests.conftest import BROKEN_MODEL, CAT, MNIST_NINE, MOBILENET, MOBILENET_EDGETPU, error_lines, run_cli
 
@@ -93,7 +93,7 @@ def test_without_labels_class_ids_are_shown(coral, tmp_path):
 
 
 def test_digits_model_classifies_held_out_digits(digits_model):
-    clf = open_classifier(digits_model.tflite)
+    clf = open_model(digits_model.tflite)
     assert clf.spec.colour == "GRAY" and clf.spec.dtype == np.int8
     hits = sum(
         clf.classify(img).top.id == int(lab)
@@ -105,7 +105,7 @@ def test_digits_model_classifies_held_out_digits(digits_model):
 def test_mnist_nine_runs_through_gray_path(digits_model, coral):
     # A real MNIST digit (white on black, like digits) goes through colour conversion and resize.
     image = read_image(MNIST_NINE)
-    pred = open_classifier(digits_model.tflite).classify(image, top_k=10)
+    pred = open_model(digits_model.tflite).classify(image, top_k=10)
     assert set(c.id for c in pred.classes) <= set(range(10))
     assert sum(c.score for c in pred.classes) == pytest.approx(1.0, abs=0.05)  # the zeros left out add 0
 
@@ -114,7 +114,7 @@ def test_top_k_shows_no_zero_scores_and_no_more_classes_than_the_model_has(coral
     """A quantized softmax rounds most classes to exactly 0: those are not listed (they read as padding),
     and k above the class count shows the classes there are. The count of classes shown is the count of
     non-zero scores, read from the interpreter independently."""
-    clf = open_classifier(MOBILENET)
+    clf = open_model(MOBILENET)
     scores = clf.infer(clf.preprocess(read_image(CAT)))
     nonzero = int(np.count_nonzero(scores))
     assert 3 < nonzero < 100  # a clear photo: most of 1001 scores are 0
@@ -173,7 +173,7 @@ def test_inspect_cli_json_on_own_model(digits_model):
 
 def test_edgetpu_model_without_tpu_says_so(coral):
     with pytest.raises(EdgeTPUNotFound, match="compiled for the Edge TPU"):
-        open_classifier(MOBILENET_EDGETPU, device="cpu")
+        open_model(MOBILENET_EDGETPU, device="cpu")
 
 
 def test_auto_falls_back_to_cpu_twin(coral, caplog):
@@ -246,7 +246,7 @@ def test_library_errors_are_typed(coral, tmp_path):
     with pytest.raises(UsageError):
         predict(MOBILENET, [])
     with pytest.raises(ModelInvokeError):
-        open_classifier(BROKEN_MODEL)
+        open_model(BROKEN_MODEL)
 
 
 def test_resize_before_colour_conversion_matches_the_reference_order(coral):

@@ -7,6 +7,7 @@ from importlib import resources
 
 from edgecnn.adapters import Class
 from edgecnn.run.results import FrameResult
+from edgecnn.tasks.classify import Classification
 
 PAGE = resources.files("edgecnn.run").joinpath("page.html").read_text(encoding="utf-8")
 
@@ -35,7 +36,7 @@ def test_latest_carries_the_results_summary_line():
     from edgecnn.run.live import LiveState
 
     result = FrameResult(
-        n=1, frame=7, timestamp=0.0, classes=[Class(9, "9", 0.957)], capture_wait_ms=0,
+        n=1, frame=7, timestamp=0.0, output=Classification([Class(9, "9", 0.957)]), capture_wait_ms=0,
         preprocess_ms=0, inference_ms=0, total_ms=0, age_ms=0,
     )  # fmt: skip
     assert result.summary() == "9 0.957"

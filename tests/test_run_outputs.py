@@ -12,10 +12,13 @@ from edgecnn.run.options import RunOptions
 from edgecnn.run.outputs import HumanSink, JsonlSink, ResultSink, build_sinks
 from edgecnn.run.results import FrameResult
 from edgecnn.run.stats import Reservoir, RunStats, format_summary
+from edgecnn.tasks.classify import Classification
 
 
 def result(n: int, label: str = "7", score: float = 0.9) -> FrameResult:
-    return FrameResult(n, n - 1, 1700000000.0 + n, [Class(int(label), label, score)], 0.5, 0.2, 0.1, 0.9, 3.0)
+    return FrameResult(
+        n, n - 1, 1700000000.0 + n, Classification([Class(int(label), label, score)]), 0.5, 0.2, 0.1, 0.9, 3.0
+    )
 
 
 class Clock:

@@ -11,11 +11,12 @@ import pytest
 from edgecnn.adapters import Class
 from edgecnn.devices.sources import open_source, parse_source
 from edgecnn.errors import SourceError, UsageError
-from edgecnn.model import open_classifier
+from edgecnn.model import open_model
 from edgecnn.run.options import RunOptions
 from edgecnn.run.outputs import ResultFilter
 from edgecnn.run.pipeline import Pipeline, run
 from edgecnn.run.results import FrameResult
+from edgecnn.tasks.classify import Classification
 from tests.conftest import MOBILENET, MOBILENET_EDGETPU, error_lines, run_cli
 from tests.run_support import digit_frame, numbered_frame, write_video
 
@@ -37,7 +38,7 @@ class Collect:
 @pytest.fixture(scope="module")
 def digits_video(digits_model, tmp_path_factory):
     """640x480 frames, each showing one held-out digit the model reads confidently from the 28x28 image."""
-    clf = open_classifier(digits_model.tflite)
+    clf = open_model(digits_model.tflite)
     chosen = []
     for image, label in zip(digits_model.images, digits_model.labels, strict=True):
         pred = clf.classify(image).top
@@ -112,7 +113,7 @@ def test_filters_reduce_output_but_not_latest(tmp_path, coral):
 
 
 def _result(n: int, label: str, score: float) -> FrameResult:
-    return FrameResult(n, n - 1, 0.0, [Class(int(label), label, score)], 0, 0, 0, 0, 0)
+    return FrameResult(n, n - 1, 0.0, Classification([Class(int(label), label, score)]), 0, 0, 0, 0, 0)
 
 
 def test_result_filter_rules():

@@ -17,6 +17,7 @@ from edgecnn.predict.files import predict
 from edgecnn.run.live import LiveState
 from edgecnn.run.outputs import HumanSink
 from edgecnn.run.results import FrameResult
+from edgecnn.tasks.classify import Classification
 from tests.conftest import error_lines, run_cli
 from tests.run_support import digit_frame, write_video
 
@@ -144,7 +145,7 @@ class Clock:
 
 
 def _result(n: int, file: str | None = None) -> FrameResult:
-    return FrameResult(n, n - 1, 0.0, [Class(1, "1", 0.9)], inference_ms=0.1, file=file)
+    return FrameResult(n, n - 1, 0.0, Classification([Class(1, "1", 0.9)]), inference_ms=0.1, file=file)
 
 
 @pytest.mark.parametrize("every_result", [False, True])

@@ -165,9 +165,9 @@ def read_all_live(source, count):
 def test_demo_source_shows_digits_the_seed_model_names(digits_model):
     """Every digit and handwriting variant the demo cycles through, classified by the seed model as-is."""
     from edgecnn.devices.sources.synthetic import DEMO_VARIANTS, DigitsGrabber
-    from edgecnn.model import open_classifier
+    from edgecnn.model import open_model
 
-    classifier = open_classifier(digits_model.tflite)
+    classifier = open_model(digits_model.tflite)
     grabber = DigitsGrabber(640, 480, hold=1)
     grabber.open()
     shown = 10 * DEMO_VARIANTS

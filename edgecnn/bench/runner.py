@@ -125,16 +125,16 @@ def peak_rss_mb() -> float | None:
 # --- inputs --------------------------------------------------------------------------------------
 
 
-def _random_inputs(classifier: Any, seed: int, count: int = 4) -> list[np.ndarray]:
+def _random_inputs(model: Any, seed: int, count: int = 4) -> list[np.ndarray]:
     """Random pixels through the model's own preprocessing: the right dtype, shape and value range."""
-    spec = classifier.spec
+    spec = model.spec
     rng = np.random.default_rng(seed)
     shape = (spec.height, spec.width) if spec.channels == 1 else (spec.height, spec.width, 3)
-    return [classifier.preprocess(rng.integers(0, 256, shape, dtype=np.uint8)) for _ in range(count)]
+    return [model.preprocess(rng.integers(0, 256, shape, dtype=np.uint8)) for _ in range(count)]
 
 
-def _image_inputs(classifier: Any, frames: list[np.ndarray]) -> list[np.ndarray]:
-    return [classifier.preprocess(frame) for frame in frames]
+def _image_inputs(model: Any, frames: list[np.ndarray]) -> list[np.ndarray]:
+    return [model.preprocess(frame) for frame in frames]
 
 
 def _read_images(folder: str | os.PathLike[str]) -> list[np.ndarray]:
@@ -208,14 +208,14 @@ def bench_configuration(
     vcgencmd: str | None,
 ) -> ConfigResult:
     """Load, first invoke, warm up, measure: one :class:`ConfigResult`."""
-    from edgecnn.model import open_classifier
+    from edgecnn.model import open_model
 
     scoped = reset_peak_rss()
     temp_before = read_temperature(sysfs_root)
     throttle_before = read_throttling(vcgencmd)
-    clf = open_classifier(model_path, device=device, threads=threads, require_task=False)
-    tensors = _image_inputs(clf, frames) if frames else _random_inputs(clf, seed)
-    interpreter = clf.interpreter
+    opened = open_model(model_path, device=device, threads=threads, require_task=False)
+    tensors = _image_inputs(opened, frames) if frames else _random_inputs(opened, seed)
+    interpreter = opened.interpreter
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensors[0])
     t0 = time.perf_counter_ns()
     interpreter.invoke()
@@ -224,15 +224,17 @@ def bench_configuration(
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensors[i % len(tensors)])
         interpreter.invoke()
     samples, wall = time_invokes(interpreter, tensors, runs=runs, duration_s=duration_s)
-    post = time_postprocess(clf, frames[0] if frames else None, runs=min(int(samples.size), 200), seed=seed)
+    post = time_postprocess(
+        opened, frames[0] if frames else None, runs=min(int(samples.size), 200), seed=seed
+    )
     temp_after = read_temperature(sysfs_root)
     throttle_after = read_throttling(vcgencmd)
     rss = peak_rss_mb()
 
     warnings = []
-    if clf.path is not None and clf.path.resolve() != model_path.resolve():
+    if opened.path is not None and opened.path.resolve() != model_path.resolve():
         warnings.append(
-            f"--device {device} ran the CPU model {clf.path.name} instead of {model_path.name} (no Edge TPU "
+            f"--device {device} ran the CPU model {opened.path.name} instead of {model_path.name} (no Edge TPU "
             "works here): these figures are the CPU model's."
         )
     if probe.governor and probe.governor != "performance":
@@ -247,10 +249,10 @@ def bench_configuration(
         warnings.append(f"only {samples.size} timed runs: p99 is close to the max; use --runs 100 or more.")
     return ConfigResult(
         device=device,
-        device_used=clf.device,
+        device_used=opened.device,
         threads=threads,
         runs=int(samples.size),
-        load_ms=round(clf.load_ms, 3),
+        load_ms=round(opened.load_ms, 3),
         first_inference_ms=round(first_ms, 3),
         latency_ms=latency_stats(samples),
         throughput_ips=round(samples.size / wall, 2) if wall > 0 else 0.0,
@@ -262,8 +264,8 @@ def bench_configuration(
         throttling_after=throttle_after.raw if throttle_after else None,
         warnings=warnings,
         postprocess_ms=asdict(latency_stats(post)) if post.size else None,
-        task=clf.task,
-        decoder=clf.decoder.name or None,
+        task=opened.task,
+        decoder=opened.decoder.name or None,
     )
 
 
@@ -327,11 +329,11 @@ def _check_counts(runs: int, warmup: int, duration_s: float | None) -> None:
 
 def _open_accelerators(model_path: Path, device_list: Sequence[str], threads: int) -> None:
     """Fail fast: a missing Edge TPU should not be discovered after minutes of CPU runs."""
-    from edgecnn.model import open_classifier
+    from edgecnn.model import open_model
 
     for device in device_list:
         if parse_device(device).key != "cpu":
-            open_classifier(model_path, device=device, threads=threads, require_task=False)
+            open_model(model_path, device=device, threads=threads, require_task=False)
 
 
 def _log_result(model_name: str, result: ConfigResult, threads: int) -> None:

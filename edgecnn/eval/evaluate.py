@@ -108,7 +108,7 @@ def evaluate(
     images: str | os.PathLike[str] | None = None,
     probe: bool = True,
     progress: ProgressFn | None = None,
-    classifier: Model | None = None,
+    opened: Model | None = None,
     detector: DetectorUnderTest | None = None,
     against_detector: DetectorUnderTest | None = None,
     iou: float | None = None,
@@ -118,7 +118,7 @@ def evaluate(
 
     ``against_device`` defaults to ``device`` for a model compiled for the Edge TPU and to ``cpu``
     otherwise, so ``eval m_edgetpu.tflite DATA --device edgetpu --against m.tflite`` compares TPU and CPU.
-    ``classifier`` injects an opened model; ``detector``/``against_detector`` inject detectors through the
+    ``opened`` injects an opened model; ``detector``/``against_detector`` inject detectors through the
     evaluator's narrow interface (tests, callers with their own detector). ``iou``/``agnostic`` set a YOLO
     detector's NMS (None: 0.45, per class); mAP is measured after it, as Ultralytics' val does (at its 0.7).
     """
@@ -141,7 +141,7 @@ def evaluate(
         iou=iou,
         agnostic=agnostic,
     )
-    opened = classifier or open_model(
+    opened = opened or open_model(
         model, device=device, threads=threads, labels=labels, crop=crop, probe=probe, decode=decode
     )
     task = model_task(opened)

@@ -138,7 +138,7 @@ def predict(
     min_score: float = DEFAULT_MIN_SCORE,
     max_detections: int = 100,
     classes: str | list[str] | tuple[str, ...] | None = None,
-    classifier: Model | None = None,
+    opened: Model | None = None,
     probe: bool = True,
     iou: float | None = None,
     agnostic: bool = False,
@@ -159,7 +159,7 @@ def predict(
         raise UsageError(f"--min-score {min_score:g} is out of range: use 0 to 1.")
     if not 1 <= max_detections <= MAX_DETECTIONS:
         raise UsageError(f"--max-detections must be between 1 and {MAX_DETECTIONS}, got {max_detections}.")
-    model_file = read_model(model) if classifier is None else None
+    model_file = read_model(model) if opened is None else None
     # Fail on a bad image before the interpreter is loaded (or an Edge TPU probed).
     frames = [(str(p), read_image(p)) for p in expand_images(images)]
     options = DecodeOptions(
@@ -170,7 +170,7 @@ def predict(
         iou=iou,
         agnostic=agnostic,
     )
-    clf = classifier or open_model(
+    opened = opened or open_model(
         model_file or model,
         device=device,
         threads=threads,
@@ -181,7 +181,7 @@ def predict(
     )
     results = []
     for name, frame in frames:
-        pred = clf.process(frame)
+        pred = opened.process(frame)
         results.append(
             ImageResult(
                 name,
@@ -193,18 +193,18 @@ def predict(
                 int(frame.shape[0]),
             )
         )
-    labels_source = "--labels" if labels else (clf.meta.source if clf.labels else "none (class ids)")
+    labels_source = "--labels" if labels else (opened.meta.source if opened.labels else "none (class ids)")
     return PredictReport(
-        model=str(clf.path or model),
-        device=clf.device,
-        runtime=clf.runtime.describe(),
-        threads=clf.threads,
-        load_ms=round(clf.load_ms, 3),
+        model=str(opened.path or model),
+        device=opened.device,
+        runtime=opened.runtime.describe(),
+        threads=opened.threads,
+        load_ms=round(opened.load_ms, 3),
         labels_source=labels_source,
         results=results,
-        task=clf.task,
-        decoder=clf.decoder.name,
-        input_normalisation=clf.spec.normalisation.rule,
+        task=opened.task,
+        decoder=opened.decoder.name,
+        input_normalisation=opened.spec.normalisation.rule,
     )
 
 

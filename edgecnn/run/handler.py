@@ -2,7 +2,7 @@
 
 Split out of :class:`~edgecnn.run.pipeline.Pipeline` so that the loop itself only decides *whether* there
 is a frame (see :mod:`edgecnn.run.reconnect`) and *when* to stop; this module never branches on the task or
-the backend (the classifier's decoder and the sinks do).
+the backend (the model's decoder and the sinks do).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from edgecnn.devices.sources import FrameSource
 from edgecnn.devices.sources.base import Frame
 from edgecnn.errors import InvalidResult
-from edgecnn.model import Classifier, Inference
+from edgecnn.model import Inference, Model
 from edgecnn.run.live import LiveState
 from edgecnn.run.notify import Notifier
 from edgecnn.run.options import RunOptions
@@ -40,7 +40,7 @@ class FrameHandler:
         opts: RunOptions,
         *,
         source: FrameSource,
-        clf: Classifier,
+        model: Model,
         sinks: list[ResultSink],
         stats: RunStats,
         notifier: Notifier,
@@ -48,7 +48,7 @@ class FrameHandler:
         live: LiveState | None,
         clock: Callable[[], float],
     ) -> None:
-        self.opts, self.source, self.clf, self.sinks = opts, source, clf, sinks
+        self.opts, self.source, self.model, self.sinks = opts, source, model, sinks
         self.stats, self.notifier, self.metrics, self.live, self.clock = stats, notifier, metrics, live, clock
         self.result_filter = ResultFilter(
             every=opts.every, min_score=opts.min_score, on_change=opts.on_change
@@ -62,7 +62,7 @@ class FrameHandler:
         """Run ``frame`` through every step; return ``clock()`` after its outputs and the stop reason."""
         t_got = time.perf_counter()
         try:
-            pred = self.clf.process(frame.image)
+            pred = self.model.process(frame.image)
         except InvalidResult as exc:
             self._invalid(frame, exc)
             return self.clock(), None
@@ -165,7 +165,7 @@ class FrameHandler:
         """systemd: READY after the first result, the watchdog ping, a status line every 10 s."""
         notifier, stats = self.notifier, self.stats
         if n == 1:
-            notifier.ready(f"{self.clf.decoder.verb} {self.source.name}")
+            notifier.ready(f"{self.model.decoder.verb} {self.source.name}")
             self.last_status = now
         watchdog_every = notifier.watchdog_interval
         if watchdog_every is not None and now - self.last_watchdog >= watchdog_every:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from edgecnn.devices.sources import FrameSource, SourceEnded, open_source, parse_source
 from edgecnn.errors import SourceError
-from edgecnn.model import Classifier, open_classifier
+from edgecnn.model import Model, open_model
 from edgecnn.run.config import option_error, parse_serve, serve_access, validate_run_options
 from edgecnn.run.handler import FrameHandler
 from edgecnn.run.live import LiveState
@@ -54,7 +54,7 @@ class _Outputs:
 class Pipeline:
     """One run. Build it, then call :meth:`run` (blocking); :meth:`stop` or ``stop_event`` ends it.
 
-    Injection points for tests and embedding: ``source`` (any :class:`FrameSource`), ``classifier``
+    Injection points for tests and embedding: ``source`` (any :class:`FrameSource`), ``model``
     (an opened model), ``sinks`` (added to the ones ``options`` ask for), ``clock`` (monotonic seconds for
     duration, stall and fps), ``env`` (for ``NOTIFY_SOCKET``/``WATCHDOG_USEC``). When ``options.serve`` is
     set, :attr:`serving` is set once the HTTP endpoint listens and :attr:`server_address` is its address.
@@ -65,7 +65,7 @@ class Pipeline:
         options: RunOptions,
         *,
         source: FrameSource | None = None,
-        classifier: Classifier | None = None,
+        model: Model | None = None,
         sinks: Sequence[ResultSink] = (),
         clock: Callable[[], float] = time.monotonic,
         stop_event: threading.Event | None = None,
@@ -80,7 +80,7 @@ class Pipeline:
         self.server_address: tuple[str, int] | None = None
         self.live: LiveState | None = None
         self._source = source
-        self._classifier = classifier
+        self._model = model
         self._extra_sinks = list(sinks)
         self._env = env
 
@@ -89,17 +89,17 @@ class Pipeline:
 
     def run(self) -> RunSummary:
         opts = self.options
-        validate_run_options(opts, check_model=self._classifier is None, check_source=self._source is None)
-        clf = self._open_classifier()
-        model_name = Path(clf.path).name if clf.path else str(opts.model)
+        validate_run_options(opts, check_model=self._model is None, check_source=self._source is None)
+        model = self._open_model()
+        model_name = Path(model.path).name if model.path else str(opts.model)
         source = self._open_source()
         log.info(
             "%s: %s with %s on %s (%s)",
-            clf.task,
+            model.task,
             source.name,
             model_name,
-            clf.device,
-            clf.runtime.describe(),
+            model.device,
+            model.runtime.describe(),
         )
         sinks: list[ResultSink] = [*build_sinks(opts, self.stop_event), *self._extra_sinks]
         stats = RunStats(self.clock())  # --duration and "first result after" count from here, model loaded
@@ -107,16 +107,16 @@ class Pipeline:
         outputs = _Outputs()
         stopped = "error"
         try:
-            self._start_outputs(outputs, sinks, source, clf, model_name)
-            stopped = self._loop(source, clf, sinks, stats, notifier, outputs.metrics)
+            self._start_outputs(outputs, sinks, source, model, model_name)
+            stopped = self._loop(source, model, sinks, stats, notifier, outputs.metrics)
         finally:
-            summary = self._finish(outputs, sinks, source, clf, model_name, stats, notifier, stopped)
+            summary = self._finish(outputs, sinks, source, model, model_name, stats, notifier, stopped)
         return summary
 
-    def _open_classifier(self) -> Classifier:
+    def _open_model(self) -> Model:
         opts = self.options
         crop = None if opts.crop in (None, "none") else opts.crop
-        return self._classifier or open_classifier(
+        return self._model or open_model(
             opts.model,  # type: ignore[arg-type]  # validated: a model path is set
             device=opts.device,
             threads=opts.threads,
@@ -145,7 +145,7 @@ class Pipeline:
         outputs: _Outputs,
         sinks: list[ResultSink],
         source: FrameSource,
-        clf: Classifier,
+        model: Model,
         model_name: str,
     ) -> None:
         """MQTT (connects in the background) and, with ``serve``, the live state, metrics and HTTP server."""
@@ -166,10 +166,10 @@ class Pipeline:
             stall_timeout=opts.stall_timeout,
             clock=self.clock,
             model=model_name,
-            device=clf.device,
+            device=model.device,
         )
         metrics = outputs.metrics = RunMetrics(
-            model=model_name, device=clf.device, source=source.name, fps=self.live.fps
+            model=model_name, device=model.device, source=source.name, fps=self.live.fps
         )
         host, port = parse_serve(opts.serve)
         if outputs.mqtt is not None:
@@ -187,7 +187,7 @@ class Pipeline:
         outputs: _Outputs,
         sinks: list[ResultSink],
         source: FrameSource,
-        clf: Classifier,
+        model: Model,
         model_name: str,
         stats: RunStats,
         notifier: Notifier,
@@ -204,7 +204,7 @@ class Pipeline:
         mqtt_counts = outputs.mqtt.finish().to_dict() if outputs.mqtt is not None else None
         summary = stats.summary(
             model=model_name,
-            device=clf.device,
+            device=model.device,
             source=source.name,
             end=end,
             stopped=stopped,
@@ -226,7 +226,7 @@ class Pipeline:
     def _loop(
         self,
         source: FrameSource,
-        clf: Classifier,
+        model: Model,
         sinks: list[ResultSink],
         stats: RunStats,
         notifier: Notifier,
@@ -243,7 +243,7 @@ class Pipeline:
         handler = FrameHandler(
             opts,
             source=source,
-            clf=clf,
+            model=model,
             sinks=sinks,
             stats=stats,
             notifier=notifier,
@@ -311,20 +311,20 @@ def run(
     options: RunOptions,
     *,
     source: FrameSource | None = None,
-    classifier: Classifier | None = None,
+    model: Model | None = None,
     sinks: Sequence[ResultSink] = (),
     clock: Callable[[], float] = time.monotonic,
     stop_event: threading.Event | None = None,
     env: Mapping[str, str] | None = None,
 ) -> RunSummary:
-    """Classify frames from ``options``' source (or ``source``) until it ends, a limit is hit, or
+    """Run the model on frames from ``options``' source (or ``source``) until it ends, a limit is hit, or
     ``stop_event`` is set; return the summary. Raises SourceError when the source cannot be opened or is
-    lost and ``options.reconnect`` is off, and the model/usage errors of :func:`open_classifier`.
+    lost and ``options.reconnect`` is off, and the model/usage errors of :func:`open_model`.
     """
     return Pipeline(
         options,
         source=source,
-        classifier=classifier,
+        model=model,
         sinks=sinks,
         clock=clock,
         stop_event=stop_event,

@@ -16,56 +16,19 @@ from edgecnn.adapters import Class
 from edgecnn.tasks import TaskResult
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class FrameResult:
     n: int  # 1-based count of processed frames in this run
     frame: int  # the frame's index in its source (file frame number; gaps = dropped live frames)
     timestamp: float  # wall clock when the frame was captured (Unix seconds)
-    output: TaskResult  # the task's result (a list of classes is taken as a classification)
-    capture_wait_ms: float  # time the pipeline waited for this frame
-    preprocess_ms: float
-    inference_ms: float
-    total_ms: float  # wait + preprocess + inference + postprocess + bookkeeping for this frame
-    age_ms: float  # capture to result: the latency a viewer of a live source sees
+    output: TaskResult  # the task's result
+    capture_wait_ms: float = 0.0  # time the pipeline waited for this frame
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+    total_ms: float = 0.0  # wait + preprocess + inference + postprocess + bookkeeping for this frame
+    age_ms: float = 0.0  # capture to result: the latency a viewer of a live source sees
     postprocess_ms: float = 0.0  # outputs -> result (top-k; NMS and box mapping for detectors)
     file: str | None = None  # the image file this frame was read from; None for cameras, streams, videos
-
-    def __init__(
-        self,
-        n: int,
-        frame: int,
-        timestamp: float,
-        output: TaskResult | list[Class] | None = None,
-        capture_wait_ms: float = 0.0,
-        preprocess_ms: float = 0.0,
-        inference_ms: float = 0.0,
-        total_ms: float = 0.0,
-        age_ms: float = 0.0,
-        postprocess_ms: float = 0.0,
-        *,
-        classes: list[Class] | None = None,
-        file: str | None = None,
-    ) -> None:
-        """``classes=[...]`` (the keyword from before tasks) or a list as ``output`` is a classification."""
-        if output is None or isinstance(output, list):
-            from edgecnn.tasks.classify import Classification
-
-            output = Classification(list(output if output is not None else classes or []))
-        values = {
-            "n": n,
-            "frame": frame,
-            "timestamp": timestamp,
-            "output": output,
-            "capture_wait_ms": capture_wait_ms,
-            "preprocess_ms": preprocess_ms,
-            "inference_ms": inference_ms,
-            "total_ms": total_ms,
-            "age_ms": age_ms,
-            "postprocess_ms": postprocess_ms,
-            "file": file,
-        }
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
 
     @property
     def task(self) -> str:
