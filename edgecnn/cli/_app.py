@@ -15,7 +15,7 @@ from edgecnn import __version__
 
 app = typer.Typer(
     name="edgecnn",
-    help="Train, convert, run and measure small CNN image classifiers on Raspberry Pi and Coral Edge TPU.",
+    help="Train, convert, run and measure small CNN image classifiers and object detectors on Raspberry Pi and Coral Edge TPU.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -35,7 +35,7 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
-    """edgecnn: from a Keras CNN to a camera-fed classifier on a Raspberry Pi or a Coral."""
+    """edgecnn: from a CNN to a camera-fed classifier or detector on a Raspberry Pi or a Coral."""
 
 
 def reflow(text: str | None) -> str | None:

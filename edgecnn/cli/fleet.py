@@ -76,7 +76,7 @@ def deploy_command(
         help="The edgecnn wheel to install (default: built from the checkout edgecnn runs from).",
     ),
     health_frames: int = typer.Option(
-        10, "--health-frames", min=1, max=10_000, help="Frames the offline health gate classifies."
+        10, "--health-frames", min=1, max=10_000, help="Frames the offline health gate runs the model on."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the per-host outcome as JSON."),
 ) -> None:

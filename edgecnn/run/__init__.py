@@ -1,4 +1,4 @@
-"""``edgecnn run``: camera-fed classification as a long-running, observable service.
+"""``edgecnn run``: camera-fed classification or detection as a long-running, observable service.
 
 Modules: ``options`` (RunOptions), ``config`` (TOML files: :func:`load_run_config`,
 :func:`validate_run_options`; no heavy imports, safe for installers), ``pipeline`` (:func:`run`,

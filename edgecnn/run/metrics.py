@@ -45,7 +45,7 @@ class RunMetrics:
     def __init__(self, *, model: str, device: str, source: str, fps: Callable[[], float]) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.frames = Counter("edgecnn_frames", "Frames classified.", registry=r)
+        self.frames = Counter("edgecnn_frames", "Frames processed (any task).", registry=r)
         self.dropped = Counter(
             "edgecnn_frames_dropped",
             "Frames the source dropped because inference was still busy.",
@@ -71,14 +71,14 @@ class RunMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.fps = Gauge("edgecnn_fps", "Classified frames per second over the last 5 s.", registry=r)
+        self.fps = Gauge("edgecnn_fps", "Processed frames per second over the last 5 s.", registry=r)
         self.fps.set_function(fps)
         self.source_up = Gauge(
             "edgecnn_source_up", "1 while the source is open and delivering frames.", registry=r
         )
         self.last_frame = Gauge(
             "edgecnn_last_frame_timestamp_seconds",
-            "Unix time of the last classified frame's capture.",
+            "Unix time of the last processed frame's capture.",
             registry=r,
         )
         self.top_score = Gauge(
@@ -98,7 +98,7 @@ class RunMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        Info("edgecnn_run", "What this run classifies with.", registry=r).info(
+        Info("edgecnn_run", "What this run runs: model, device, source, version.", registry=r).info(
             {"model": model, "device": device, "source": source, "version": __version__}
         )
 

@@ -3,7 +3,7 @@
 systemd passes ``NOTIFY_SOCKET`` (a filesystem path, or ``@name`` for an abstract socket) to a
 ``Type=notify`` service; the service sends newline-separated ``KEY=VALUE`` datagrams to it. With
 ``WatchdogSec=`` systemd also sets ``WATCHDOG_USEC`` (and ``WATCHDOG_PID``) and restarts the service when
-no ``WATCHDOG=1`` arrives in time. ``edgecnn run`` sends ``READY=1`` after its first classified frame,
+no ``WATCHDOG=1`` arrives in time. ``edgecnn run`` sends ``READY=1`` after its first processed frame,
 ``WATCHDOG=1`` at half the interval only while frames flow (a stalled camera gets the service
 restarted), and ``STOPPING=1`` when it shuts down.
 """

@@ -179,7 +179,7 @@ class RunOptions:
         high=1.0,
     )
     agnostic: bool = option(False, AGNOSTIC_HELP, flags=("--agnostic/--no-agnostic",))
-    every: int = option(1, "Only output every Nth classified frame.", low=1, high=1_000_000)
+    every: int = option(1, "Only output every Nth processed frame.", low=1, high=1_000_000)
     on_change: bool = option(
         False,
         "Only output when the top label (detectors: the set of labels present) changes.",
@@ -206,7 +206,7 @@ class RunOptions:
         "Retry a source that fails or stops (capped backoff) instead of exiting.",
         flags=("--reconnect/--no-reconnect",),
     )
-    max_frames: int | None = option(help="Stop after N classified frames.", low=1, high=10**12)
+    max_frames: int | None = option(help="Stop after N processed frames.", low=1, high=10**12)
     duration: float | None = option(help="Stop after S seconds.", low=0.001, high=10**9)
     # seconds without a frame before a source counts as stalled
     stall_timeout: float = option(

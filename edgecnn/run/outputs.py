@@ -20,7 +20,7 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
-from edgecnn.errors import InputError
+from edgecnn.errors import OutputError
 from edgecnn.run.options import RunOptions
 from edgecnn.run.results import FrameResult
 from edgecnn.run.stats import RunSummary, format_summary
@@ -54,9 +54,10 @@ class _Output:
             raise OutputClosed(self.name) from None
         except OSError as exc:
             self.failed = True
-            raise InputError(
+            raise OutputError(
                 f"Cannot write results to {self.name}: {exc.strerror or exc}. "
-                "Free space or choose another output."
+                "Free space or choose another output.",
+                exc.errno,
             ) from exc
 
 
@@ -170,7 +171,7 @@ class HumanSink:
     def _write(self, result: FrameResult, now: float) -> None:
         if self._first is None:
             self._first, self._first_n = now, result.n
-        # Classified frames per second since the first line (n counts frames, shown or not).
+        # Processed frames per second since the first line (n counts frames, shown or not).
         fps = (result.n - self._first_n) / (now - self._first) if now > self._first else None
         self._out.write(format_line(result, fps, self._skipped) + "\n")
         self._last, self._skipped, self._held = now, 0, None

@@ -232,7 +232,7 @@ class Pipeline:
         notifier: Notifier,
         metrics: RunMetrics | None,
     ) -> str:
-        """Open, read, classify, output until a stop condition; return why it stopped.
+        """Open, read, infer, output until a stop condition; return why it stopped.
 
         The source's open/lost/stalled state and its backoff live in :class:`SourceLink`; what happens to a
         frame in :class:`FrameHandler`. This loop only orders them and checks the stop conditions.

@@ -56,8 +56,8 @@ class RunSummary:
     dropped: int
     reconnects: int
     duration_s: float
-    fps: float  # classified frames per second, first result to last
-    first_frame_s: float | None  # run start to first classified frame
+    fps: float  # processed frames per second, first result to last
+    first_frame_s: float | None  # run start to first processed frame
     latency_ms: dict[str, float]  # capture to result, p50/p90/p99
     inference_ms: dict[str, float]  # infer() alone: p50/p90/p99
     mean_ms: dict[str, float]  # mean per stage: capture_wait, preprocess, inference, postprocess, other
