@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgecnn.errors import EdgecnnError, ServiceError, UsageError
 from edgecnn.safeio import FileKind, read_bytes
@@ -45,6 +45,10 @@ from edgecnn.service.unit import (
     unit_settings,
     uses_edgetpu,
 )
+
+if TYPE_CHECKING:  # for the types only: the functions below import these where they use them
+    from edgecnn.modelfile import ModelFile
+    from edgecnn.run.options import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +117,7 @@ def _options(
     *,
     config: Path | None,
     cli: dict[str, Any],
-) -> Any:
+) -> RunOptions:
     """RunOptions from ``--config FILE`` (if any) with the install flags applied over it."""
     from edgecnn.run.config import load_run_config, merge_cli
     from edgecnn.run.options import RunOptions
@@ -124,7 +128,7 @@ def _options(
     return merge_cli(base, cli)
 
 
-def _fail(opts: Any, key: str, problem: str) -> EdgecnnError:
+def _fail(opts: RunOptions, key: str, problem: str) -> EdgecnnError:
     """Same shape as edgecnn.run.config's messages: the flag for CLI values, file and key otherwise."""
     from edgecnn.run.config import option_error
 
@@ -133,7 +137,7 @@ def _fail(opts: Any, key: str, problem: str) -> EdgecnnError:
     return option_error(opts, key, problem)
 
 
-def _check_model(opts: Any) -> Any:
+def _check_model(opts: RunOptions) -> ModelFile:
     from edgecnn.modelfile import read_model
 
     if opts.model is None or str(opts.model) == "":
@@ -147,7 +151,13 @@ def _check_model(opts: Any) -> Any:
         raise _fail(opts, "model", str(exc)) from None
 
 
-def _check_model_opens(opts: Any, model_file: Any) -> None:
+def _model_path(model_file: ModelFile) -> Path:
+    """The file the model was read from (:func:`_check_model` reads it from one: never None here)."""
+    assert model_file.path is not None
+    return model_file.path
+
+
+def _check_model_opens(opts: RunOptions, model_file: ModelFile) -> None:
     """Open the model the way ``edgecnn run`` will (its task, decoder, labels, options), so a model that
     predict and run refuse is refused here, not by a unit that then fails on every start. An Edge TPU
     model cannot be allocated on this CPU: its file was checked by read_model, the rest waits for the TPU."""
@@ -177,7 +187,7 @@ def _check_model_opens(opts: Any, model_file: Any) -> None:
         raise _fail(opts, "model", str(exc)) from None
 
 
-def _check_sandbox_paths(opts: Any, layout: Layout) -> Any:
+def _check_sandbox_paths(opts: RunOptions, layout: Layout) -> RunOptions:
     """Paths the sandbox hides or keeps read-only; returns options whose paths make sense on this host."""
     changes: dict[str, Any] = {}
     if opts.jsonl is not None and opts.jsonl != "-":
@@ -213,18 +223,18 @@ def _keys_in(config: str | os.PathLike[str] | None) -> set[str]:
     return set(loads_toml(read_text(config, FileKind.CONFIG), config))
 
 
-def _live_source(opts: Any) -> bool:
+def _live_source(opts: RunOptions) -> bool:
     from edgecnn.devices.sources.spec import parse_source
 
     return parse_source(opts.source, camera=opts.camera).live
 
 
-def _model_copies(opts: Any, model_file: Any, device: str) -> list[Path]:
+def _model_copies(opts: RunOptions, model_file: ModelFile, device: str) -> list[Path]:
     """The model, plus its CPU twin when the device may fall back to the CPU (``auto``)."""
     from edgecnn.devices.backends import DeviceKind, backends_for, parse_device
     from edgecnn.metadata import read_metadata
 
-    copies = [Path(model_file.path)]
+    copies = [_model_path(model_file)]
     if parse_device(device).key == DeviceKind.AUTO.value:
         for backend in backends_for(device):
             twin = (
@@ -237,7 +247,7 @@ def _model_copies(opts: Any, model_file: Any, device: str) -> list[Path]:
     return copies
 
 
-def config_dict(opts: Any) -> dict[str, Any]:
+def config_dict(opts: RunOptions) -> dict[str, Any]:
     """The keys of ``opts`` worth writing: set, and different from RunOptions' defaults."""
     from edgecnn.run.options import CONFIG_KEYS, RunOptions
 
@@ -284,7 +294,7 @@ def _write_secret(path: Path, text: str, written: list[str]) -> None:
     written.append(str(path))
 
 
-def _serve_token(opts: Any, layout: Layout, name: str) -> str | None:
+def _serve_token(opts: RunOptions, layout: Layout, name: str) -> str | None:
     """The token of an instance that serves beyond loopback: kept across reinstalls, generated once.
 
     None when it serves on loopback only, not at all, with ``serve_insecure``, or names its own
@@ -307,7 +317,7 @@ def _serve_token(opts: Any, layout: Layout, name: str) -> str | None:
     return new_token()
 
 
-def _needs_no_network(opts: Any) -> bool:
+def _needs_no_network(opts: RunOptions) -> bool:
     """No --serve, no MQTT and a local source: the instance can run without any network.
 
     The Edge TPU too: libedgetpu finds the Coral (also after its re-enumeration 1a6e:089a -> 18d1:9302)
@@ -403,8 +413,8 @@ def install_service(
 class _Plan:
     """An install with every check passed and every file's content known; nothing is written yet."""
 
-    opts: Any  # RunOptions: --config with the flags over it (reconnect on for a live source)
-    model_file: Any  # the model as read and parsed (edgecnn.modelfile.ModelFile)
+    opts: RunOptions  # --config with the flags over it (reconnect on for a live source)
+    model_file: ModelFile  # the model as read and parsed
     token: str | None  # the serve token to write, if the instance needs one
     settings: UnitSettings
     edgetpu: bool
@@ -438,13 +448,13 @@ def _plan(
     model_file = _check_model(opts)
     check = _check_sandbox_paths(opts, layout)
     token = _serve_token(opts, layout, name)
-    validate_run_options(dataclasses.replace(check, model=Path(model_file.path), serve_token=token))
+    validate_run_options(dataclasses.replace(check, model=_model_path(model_file), serve_token=token))
     _check_model_opens(opts, model_file)
     if model_file.is_edgetpu and not uses_edgetpu(opts.device):
         raise _fail(
             opts,
             "device",
-            f"{Path(model_file.path).name} is compiled for the Edge TPU: use --device edgetpu or auto, or "
+            f"{_model_path(model_file).name} is compiled for the Edge TPU: use --device edgetpu or auto, or "
             "install the CPU model.",
         )
     if "reconnect" not in _keys_in(config) and _live_source(opts):
@@ -463,7 +473,7 @@ def _plan(
     return _Plan(opts, model_file, token, settings, edgetpu, dropin, render_unit(settings))
 
 
-def _model_description(opts: Any, model_file: Any) -> str:
+def _model_description(opts: RunOptions, model_file: ModelFile) -> str:
     """What the model does (``image classifier``, ``object detector``), from its task; a model no task
     runs is refused here rather than by a service that would fail at every start."""
     from edgecnn.metadata import read_metadata
@@ -494,7 +504,7 @@ def _checked_settings(layout: Layout, executable: str | os.PathLike[str] | None)
     return settings
 
 
-def _copy_models(name: str, layout: Layout, plan: _Plan, written: list[str]) -> Any:
+def _copy_models(name: str, layout: Layout, plan: _Plan, written: list[str]) -> RunOptions:
     """Copy the model (and its CPU twin) and the labels file; returns the options naming the copies."""
     opts = plan.opts
     models_dir = layout.models(name)
