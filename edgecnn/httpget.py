@@ -3,13 +3,17 @@
 ``edgecnn demo`` polls ``/healthz`` and ``/latest`` of the ``run`` it started; ``service status`` asks
 an installed instance whether it is healthy. Both want every status back as data (a 503 is an answer,
 not an error) and only "nothing answers" as an exception, which ``urllib`` does not give.
+:func:`free_port` finds a port for a server edgecnn starts and then asks (the demo's ``run --serve``).
 """
 
 from __future__ import annotations
 
 import http.client
+import json
+import socket
 import urllib.parse
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -52,3 +56,23 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes
     """``get`` as a (status, lower-case headers, body) tuple, the shape tests and the demo unpack."""
     response = get(url, timeout=timeout)
     return response.status, response.headers, response.body
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get_json(url: str, timeout: float = 2.0) -> tuple[int, dict[str, Any]]:
+    """GET ``url``; (status, JSON body), or (0, {}) while nothing listens yet."""
+    try:
+        status, _headers, body = http_get(url, timeout)
+    except OSError:
+        return 0, {}
+    try:
+        data = json.loads(body) if body else {}
+    except ValueError:
+        data = {}
+    return status, data if isinstance(data, dict) else {}

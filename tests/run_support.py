@@ -15,12 +15,13 @@ import numpy as np
 
 # The package's own helpers (edgecnn demo uses them too): re-exported for the tests.
 from edgecnn.devices.sources.synthetic import digit_frame, write_video
-from edgecnn.httpget import http_get
+from edgecnn.httpget import free_port, http_get
 
 __all__ = [
     "LineReader",
     "MjpegServer",
     "digit_frame",
+    "free_port",
     "http_get",
     "numbered_frame",
     "wait_until",

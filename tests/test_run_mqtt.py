@@ -28,7 +28,7 @@ from edgecnn.run.mqtt import default_topic, mqtt_settings, parse_broker
 from edgecnn.run.options import RunOptions
 from edgecnn.run.pipeline import Pipeline
 from tests.conftest import error_lines, run_cli
-from tests.run_support import LineReader, digit_frame, http_get, wait_until, write_video
+from tests.run_support import LineReader, digit_frame, free_port, http_get, wait_until, write_video
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 needs_broker = pytest.mark.skipif(
@@ -36,12 +36,6 @@ needs_broker = pytest.mark.skipif(
     reason="mosquitto is not installed (apt install mosquitto, or tools/system-deps as root)",
 )
 HOSTNAME = re.sub(r"[^A-Za-z0-9_.-]+", "-", socket.gethostname()).strip("-")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def accepts(port: int) -> bool:

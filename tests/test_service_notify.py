@@ -32,6 +32,7 @@ from edgecnn.service.install import config_dict, render_config
 from edgecnn.service.status import fetch_health, healthz_url
 from edgecnn.service.unit import render_unit, unit_settings
 from tests.conftest import CAT, MOBILENET
+from tests.run_support import free_port
 
 # Sets WATCHDOG_PID to the PID that exec() keeps, as systemd does for the main process.
 _LAUNCHER = (
@@ -104,12 +105,6 @@ def _video(path: Path, frames: int, fps: float = 30.0) -> Path:
         writer.write(frame)
     writer.release()
     return path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _exec_start_argv(name: str, config: Path) -> list[str]:
@@ -242,7 +237,7 @@ def test_exec_start_runs_config_with_ready_watchdog_and_stopping(tmp_path, notif
     if sandbox and (SYSTEMD_ANALYZE is None or not _libseccomp()):
         pytest.skip("needs systemd-analyze (syscall groups) and libseccomp.so.2")
     video = _video(tmp_path / "door.avi", frames=900)  # 30 s at its own pace: SIGTERM comes long before
-    port = _free_port()
+    port = free_port()
     options = RunOptions(
         model=MOBILENET, source=str(video), realtime=True, quiet=True, serve=f"127.0.0.1:{port}"
     )

@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -37,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from edgecnn.atomic import write_atomic
 from edgecnn.errors import EdgecnnError, RuntimeMissing, UsageError
-from edgecnn.httpget import http_get
+from edgecnn.httpget import free_port, http_get_json
 from edgecnn.texttable import render
 
 if TYPE_CHECKING:  # the stages import TensorFlow: only when the demo runs them
@@ -547,26 +546,6 @@ def score_jsonl(
         latest=latest,
         url=url,
     )
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def http_get_json(url: str, timeout: float = 2.0) -> tuple[int, dict[str, Any]]:
-    """GET ``url``; (status, JSON body), or (0, {}) while nothing listens yet."""
-    try:
-        status, _headers, body = http_get(url, timeout)
-    except OSError:
-        return 0, {}
-    try:
-        data = json.loads(body) if body else {}
-    except ValueError:
-        data = {}
-    return status, data if isinstance(data, dict) else {}
 
 
 def _pct(value: float | None) -> str:
