@@ -24,7 +24,7 @@ import pytest
 
 from edgecnn.errors import ConfigError, UsageError
 from edgecnn.run.config import load_run_config, merge_cli, validate_run_options
-from edgecnn.run.mqtt import default_topic, mqtt_settings, parse_broker
+from edgecnn.run.mqtt_settings import default_topic, mqtt_settings, parse_broker
 from edgecnn.run.options import RunOptions
 from edgecnn.run.pipeline import Pipeline
 from tests.conftest import error_lines, run_cli

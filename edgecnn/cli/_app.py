@@ -15,7 +15,10 @@ from edgecnn import __version__
 
 app = typer.Typer(
     name="edgecnn",
-    help="Train, convert, run and measure small CNN image classifiers and object detectors on Raspberry Pi and Coral Edge TPU.",
+    help=(
+        "Train, convert, run and measure small CNN image classifiers and object detectors on Raspberry Pi "
+        "and Coral Edge TPU."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

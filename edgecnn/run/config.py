@@ -225,8 +225,8 @@ def validate_run_options(
         parent = Path(opts.jsonl).expanduser().parent
         if not parent.is_dir():
             raise fail("jsonl", f"folder {parent} does not exist: create it or pass --jsonl - for stdout.")
-    if opts.mqtt:  # an empty table is MQTT off; edgecnn.run.mqtt (0.7 MB) stays unimported then
-        from edgecnn.run.mqtt import mqtt_settings  # light: paho is imported only when a run starts
+    if opts.mqtt:  # an empty table is MQTT off: the settings module stays unimported then
+        from edgecnn.run.mqtt_settings import mqtt_settings  # no sink, no paho: only checks
 
         mqtt_settings(opts, fail)
     return opts

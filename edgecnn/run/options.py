@@ -4,8 +4,8 @@ flag in its metadata (:class:`OptionSpec`).
 
 The CLI (``edgecnn.cli.run``, and ``edgecnn.cli.service`` for the run flags ``service install`` passes on)
 takes its ranges, help and flags from here through ``edgecnn.cli._app.run_flag``, the TOML loader
-(``edgecnn.run.config``) its keys, types and ranges, the MQTT settings (``edgecnn.run.mqtt``) the ``[mqtt]``
-keys, and ``service install`` the keys worth writing. Adding an option is one field here, one
+(``edgecnn.run.config``) its keys, types and ranges, the MQTT settings (``edgecnn.run.mqtt_settings``) the
+``[mqtt]`` keys, and ``service install`` the keys worth writing. Adding an option is one field here, one
 ``run_flag("key")`` parameter in ``edgecnn.cli.run``, and its use.
 """
 
@@ -73,7 +73,8 @@ def option(default: Any = None, help: str = "", **spec: Any) -> Any:
 
 @dataclass
 class MqttOptions:
-    """The ``[mqtt]`` table / ``--mqtt*`` flags; checked and resolved by :func:`edgecnn.run.mqtt.mqtt_settings`.
+    """The ``[mqtt]`` table / ``--mqtt*`` flags; checked and resolved by
+    :func:`edgecnn.run.mqtt_settings.mqtt_settings`.
 
     ``RunOptions.mqtt`` holds these as a plain dict (only the keys that were set), so a file's table and the
     flags merge key by key.
@@ -255,7 +256,7 @@ def run_option(key: str) -> Option:
 
 
 # Keys a config file may set: the CLI flags' long names with '_' for '-'. ``mqtt`` is a table with
-# MQTT_KEYS (the ``--mqtt*`` flags; see edgecnn.run.mqtt).
+# MQTT_KEYS (the ``--mqtt*`` flags; see edgecnn.run.mqtt_settings).
 CONFIG_KEYS: tuple[str, ...] = tuple(k for k, o in declared(RunOptions).items() if o.spec.config)
 
 # Keys of the ``[mqtt]`` table and the type each must have in TOML.
@@ -322,8 +323,8 @@ def check_value(opt: Option, value: Any) -> str | None:
 
     The one check of a value's type, finiteness and range: the CLI flag (:func:`parse_cli`, through
     ``edgecnn.cli._app.run_flag``), the TOML file (``edgecnn.run.config``), the ``[mqtt]`` table
-    (``edgecnn.run.mqtt``) and ``service install`` (which validates through the config checks) all call it,
-    so a value one of them refuses none of the others accepts. ``None`` (not set) always fits.
+    (``edgecnn.run.mqtt_settings``) and ``service install`` (which validates through the config checks) all
+    call it, so a value one of them refuses none of the others accepts. ``None`` (not set) always fits.
     """
     if value is None:
         return None
