@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
+import os
 
 import pytest
 
@@ -111,3 +114,20 @@ def test_summary_fps_and_stages():
     }
     text = format_summary(s)
     assert "11 frames in 3.0 s (10.0 fps)" in text and "dropped 4  reconnects 1" in text
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_failed_result_write_is_an_output_error_and_ends_the_output():
+    """A full disk is the output's problem, not the input's: OutputError (exit 4, the InputError family)."""
+    from edgecnn.errors import OutputError
+
+    full = open("/dev/full", "w", encoding="utf-8")  # noqa: SIM115  # closed below, its failed buffer dropped
+    try:
+        sink = HumanSink(full, interval=0.0)
+        with pytest.raises(OutputError, match="No space left on device") as caught:
+            sink.emit(result(1))
+        assert caught.value.errno == errno.ENOSPC
+        sink.emit(result(2))  # the output ended at its first failed write: nothing more is tried
+    finally:
+        with contextlib.suppress(OSError):  # close() flushes the unwritten line again
+            full.close()
