@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := train,dev,mqtt,plot,fleet,eval
 
-.PHONY: demo test lint install clean system-deps
+.PHONY: demo test test-fast lint install clean system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The inner loop: no training, no model building, no TensorFlow (tests marked slow, see tests/conftest.py).
+# No system-deps: the few tests that use nspawn, mosquitto or chromium skip where they are absent.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

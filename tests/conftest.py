@@ -26,6 +26,35 @@ CAT = CORAL / "cat.bmp"
 MNIST_NINE = CORAL / "mnist_nine.bmp"
 
 
+# Fixtures that train or build a model with TensorFlow (directly or through tests/detectors.py,
+# tests/odd_outputs.py, edgecnn.train, edgecnn.converters, edgecnn.demo). Every test that uses one, however
+# indirectly (``item.fixturenames`` is the whole closure), is marked ``slow`` by pytest_collection_modifyitems
+# below, so `make test-fast` (``-m "not slow"``) never waits for TensorFlow. tests/test_markers.py fails when a
+# fixture in tests/ reaches TensorFlow and is missing here. Tests that run TensorFlow in their own body carry
+# ``@pytest.mark.slow`` themselves.
+SLOW_FIXTURES = frozenset(
+    {
+        "digits_run",  # conftest: `edgecnn train` on digits
+        "digits_model",  # conftest: digits_run converted to int8
+        "detectors",  # conftest: tests/detectors.py trains every detector layout
+        "odd_models",  # conftest: tests/detectors.py builds odd-output models with TensorFlow
+        "flat_model",  # test_convert.py: a Keras model with a flat input
+        "models",  # test_input_quantization.py: classifiers converted with TensorFlow
+        "nms_model",  # test_input_quantization.py: a constant YOLO built with TensorFlow
+        "odd",  # test_detector_sanity.py: tests/odd_outputs.fixed_output_tflite (TensorFlow)
+        "fixed_detectors",  # test_fuzz_models.py: the same
+        "quick_demo",  # test_demo.py: edgecnn.demo trains and converts
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that needs a fixture from SLOW_FIXTURES (in one place, not per file)."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def coral() -> Path:
     if not MOBILENET.exists():

@@ -179,6 +179,7 @@ def test_min_agreement_fails_and_keeps_no_output(digits_run, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["black"]  # no temp files either
 
 
+@pytest.mark.slow  # runs TensorFlow
 def test_layer_without_int8_kernel_is_named():
     import keras
 

@@ -218,6 +218,7 @@ def test_convert_edgetpu_writes_compiled_model_with_metadata(digits_run, fake_co
     assert not leftovers
 
 
+@pytest.mark.slow  # runs TensorFlow
 def test_edgetpu_conversion_of_an_incompatible_model_writes_nothing(fake_compiler_dir, tmp_path, monkeypatch):
     import keras
 

@@ -72,7 +72,10 @@ def test_readme_lists_exactly_these_codes():
     assert documented == set(CASES), f"README documents {sorted(documented)}, tests cover {sorted(CASES)}"
 
 
-@pytest.mark.parametrize("code", sorted(CASES))
+# `train` and `convert` (9, 10) start TensorFlow: slow.
+@pytest.mark.parametrize(
+    "code", [pytest.param(c, marks=pytest.mark.slow) if c in (9, 10) else c for c in sorted(CASES)]
+)
 def test_exit_code(code, tmp_path, coral):
     (tmp_path / "junk.tflite").write_bytes(b"not a model at all")
     (tmp_path / "bad.toml").write_text("bogus = 1\n")

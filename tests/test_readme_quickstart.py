@@ -143,6 +143,7 @@ def test_extractor_reads_only_quickstart_blocks():
     assert shlex.split(quickstart_commands(sample)[2])[-1] == "tests/data/a b.bmp"
 
 
+@pytest.mark.slow  # runs TensorFlow
 def test_readme_quickstart_runs_verbatim(tmp_path):
     commands = quickstart_commands(README.read_text(encoding="utf-8"))
     if not commands:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import CAT, MOBILENET
 
 PROBE = f"""
@@ -51,6 +53,7 @@ print("LABEL", report.results[0].classes[0].label)
 """
 
 
+@pytest.mark.slow  # runs TensorFlow's own interpreter
 def test_falls_back_to_tf_lite_with_a_warning_when_no_litert(coral):
     out = subprocess.run([sys.executable, "-c", FALLBACK], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]

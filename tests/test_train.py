@@ -85,6 +85,7 @@ def test_digits_images_match_the_shared_scaling():
     assert len(data.x_train) + len(data.x_test) == len(images)
 
 
+@pytest.mark.slow  # runs TensorFlow
 def test_same_seed_same_run_with_augmentation(tmp_path):
     runs = [
         train(output=tmp_path / name, epochs=1, limit=100, seed=3, augment=True, verbose=0) for name in "ab"
@@ -95,6 +96,7 @@ def test_same_seed_same_run_with_augmentation(tmp_path):
     assert runs[0].confusion_matrix == runs[1].confusion_matrix
 
 
+@pytest.mark.slow  # runs TensorFlow
 def test_image_folder_rgb_run_converts_and_predicts_through_the_runtime(tmp_path):
     from edgecnn.converters.pipeline import convert
     from edgecnn.metadata import read_metadata
@@ -126,6 +128,7 @@ def test_image_folder_rgb_run_converts_and_predicts_through_the_runtime(tmp_path
     assert sum(p == t for p, t in zip(predicted, truth, strict=True)) >= len(truth) - 1, (predicted, truth)
 
 
+@pytest.mark.slow  # runs TensorFlow
 def test_mobile_architecture_maps_to_the_edge_tpu():
     from edgecnn.converters.calibration import representative_dataset
     from edgecnn.converters.keras_to_tflite import fixed_batch, to_tflite
@@ -144,6 +147,7 @@ def test_mobile_architecture_maps_to_the_edge_tpu():
     assert check.compatible and check.cpu == 0, check.problems
 
 
+@pytest.mark.slow  # runs TensorFlow
 def test_train_cli_shows_keras_progress_and_prints_json(tmp_path):
     out = run_cli("train", "--limit", "100", "--epochs", "2", "-o", tmp_path / "run", "--json")
     assert out.code == 0, out.stderr
@@ -171,6 +175,7 @@ def test_train_usage_errors_are_one_line(tmp_path, args, code, needle):
     assert "Traceback" not in out.stderr and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # runs TensorFlow
 def test_keras_dataset_unavailable_offline_says_where_to_put_it(tmp_path):
     # An empty Keras cache and a proxy on a closed port: the real download path runs and fails at once,
     # and this test can never download anything even on a machine with internet.
