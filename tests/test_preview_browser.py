@@ -7,6 +7,7 @@ says why, only where Chromium is not installed (``tools/system-deps`` installs i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -114,42 +116,39 @@ class Page:
         self.ws.close()
 
 
-def test_preview_page_shows_the_result_and_then_stopped(tmp_path, coral):
-    clip = _video(tmp_path, seconds=8)
+@contextlib.contextmanager
+def _served_in_browser(
+    run_args: list[str], profile: Path
+) -> Iterator[tuple[subprocess.Popen[str], str, int]]:
+    """A real ``edgecnn run ... --serve 127.0.0.1:0`` and a headless Chromium beside it: (the run, the
+    preview's URL, the DevTools port). Both are killed on the way out, whatever the test did."""
     run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edgecnn",
-            "run",
-            str(MOBILENET),
-            "--source",
-            str(clip),
-            "--realtime",
-            "--serve",
-            "127.0.0.1:0",
-            "--quiet",
-            "--top-k",
-            "3",
-            "--jsonl",
-            str(tmp_path / "results.jsonl"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+        [sys.executable, "-m", "edgecnn", "run", *run_args, "--serve", "127.0.0.1:0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     browser = None
     try:
         url = _wait_line(run.stderr, SERVING, 60, "'serving http://...'").group(1)
         _drain(run.stderr)
         browser = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
         port = int(_wait_line(browser.stderr, DEVTOOLS, 60, "'DevTools listening'").group(2))
         _drain(browser.stderr)
+        yield run, url, port
+    finally:
+        for proc in (browser, run):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def test_preview_page_shows_the_result_and_then_stopped(tmp_path, coral):
+    clip = _video(tmp_path, seconds=8)
+    run_args = [str(MOBILENET), "--source", str(clip), "--realtime", "--quiet", "--top-k", "3",
+                "--jsonl", str(tmp_path / "results.jsonl")]  # fmt: skip
+    with _served_in_browser(run_args, tmp_path / "profile") as (run, url, port):
         page = Page(port, url)
         try:
             live = page.wait_for(
@@ -176,33 +175,15 @@ def test_preview_page_shows_the_result_and_then_stopped(tmp_path, coral):
             assert max(len(state["label"].split("  ")) for state in seen) == 3
         finally:
             page.close()
-    finally:
-        for proc in (browser, run):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 def test_a_browser_without_the_token_reads_how_to_give_it(tmp_path, coral):
     """A token-protected preview opened in a browser shows a page saying what to do, not raw JSON; the
     ?token= link it describes then shows the preview itself."""
     token = "browser-test-token-0123456789abcdef"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "edgecnn", "run", str(MOBILENET), "--source", "demo", "--fps", "10", "--quiet",
-         "--serve", "127.0.0.1:0", "--serve-token", token],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    browser = None
     read_body = "JSON.stringify({title: document.title, text: document.body ? document.body.innerText : ''})"
-    try:
-        url = _wait_line(run.stderr, SERVING, 60, "'serving http://...'").group(1)
-        _drain(run.stderr)
-        browser = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        port = int(_wait_line(browser.stderr, DEVTOOLS, 60, "'DevTools listening'").group(2))
-        _drain(browser.stderr)
+    run_args = [str(MOBILENET), "--source", "demo", "--fps", "10", "--quiet", "--serve-token", token]
+    with _served_in_browser(run_args, tmp_path / "profile") as (_run, url, port):
         page = Page(port, url)
         try:
             shown = page.wait_for(lambda s: "token" in s.get("title", ""), 30, "the token page", read_body)
@@ -216,8 +197,3 @@ def test_a_browser_without_the_token_reads_how_to_give_it(tmp_path, coral):
             assert live["label"] and live["model"] == MOBILENET.name, live
         finally:
             page.close()
-    finally:
-        for proc in (browser, run):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
