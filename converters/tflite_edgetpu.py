@@ -48,6 +48,7 @@ class TFLiteCompileReport:
     output: str
     log: str | None
     report: str
+    cut: str | None  # with cut_head: the cut CPU model (the compiled one's CPU twin)
     check: EdgeTPUCheck
     compiler: dict[str, Any]
     seconds: dict[str, float]
@@ -67,11 +68,19 @@ def compile_tflite(
     *,
     output: str | os.PathLike[str] | None = None,
     report: str | os.PathLike[str] | None = None,
+    cut_head: bool = False,
 ) -> TFLiteCompileReport:
-    """Check and compile ``model`` (a full-integer TFLite) for the Edge TPU; see the module docstring."""
+    """Check and compile ``model`` (a full-integer TFLite) for the Edge TPU; see the module docstring.
+
+    ``cut_head``: a YOLOv8/YOLO11 export is first cut at its per-scale head maps
+    (:mod:`edgecnn.converters.yolo_head_cut`); the cut CPU model ``MODEL_heads.tflite`` is written beside the
+    compiled ``MODEL_heads_edgetpu.tflite`` (its CPU twin), and edgecnn decodes the heads on the CPU.
+    """
     started = time.perf_counter()
     source = Path(model)
-    out_path = Path(output) if output else source.with_name(f"{source.stem}_edgetpu.tflite")
+    stem = f"{source.stem}_heads" if cut_head else source.stem
+    out_path = Path(output) if output else source.with_name(f"{stem}_edgetpu.tflite")
+    cut_path = out_path.with_name(out_path.stem.removesuffix("_edgetpu") + ".tflite") if cut_head else None
     if out_path.suffix != ".tflite":
         raise UsageError(f"Output {out_path} must end in .tflite.")
     if out_path.resolve() == source.resolve():
@@ -81,12 +90,22 @@ def compile_tflite(
     report_path = Path(report) if report else out_path.with_name(out_path.stem + "_report.json")
     check_output(out_path, what="compiled model")
     check_output(report_path, what="compile report")
+    if cut_path is not None:
+        if cut_path.resolve() == source.resolve():
+            raise UsageError(f"{cut_path} would overwrite the input model: pass another -o.")
+        check_output(cut_path, what="cut model")
     source_file = read_model(source)
     if source_file.is_edgetpu:
         raise UsageError(
             f"{source.name} is already compiled for the Edge TPU: run it, or compile its CPU model."
         )
     kind = model_kind(source_file)
+    cut_bytes = None
+    if cut_path is not None and kind.full_integer:
+        from edgecnn.converters.yolo_head_cut import cut_heads
+
+        cut_bytes = cut_heads(source_file)
+        source_file = parse_model(cut_bytes, cut_path)
     if kind.kind not in (Kind.FULL_INTEGER, Kind.INTEGER_FLOAT_IO):
         raise UsageError(
             f"{source.name} is {kind.describe()}; edgetpu_compiler needs a full-integer model: {kind.fix()}."
@@ -117,6 +136,8 @@ def compile_tflite(
         log_bytes = compiled.log_path.read_bytes() if compiled.log_path else None
     compile_s = time.perf_counter() - t0
     compiled_bytes = _carry_metadata(source_file, compiled_bytes, out_path)
+    if cut_path is not None and cut_bytes is not None:
+        write_atomic(cut_path, cut_bytes, what="cut model")
     write_atomic(out_path, compiled_bytes, what="compiled model")
     log_path = None
     if log_bytes is not None:
@@ -129,6 +150,7 @@ def compile_tflite(
         output=str(out_path),
         log=str(log_path) if log_path else None,
         report=str(report_path),
+        cut=str(cut_path) if cut_bytes is not None else None,
         check=check,
         compiler=compiled.summary.to_dict(),
         seconds={"compile": round(compile_s, 2), "total": round(time.perf_counter() - started, 2)},
@@ -168,6 +190,11 @@ def format_tflite_report(result: TFLiteCompileReport) -> str:
         f"edgetpu_compiler {c.get('compiler_version')}: {c.get('edgetpu_ops')} ops on the Edge TPU, "
         f"{c.get('cpu_ops')} on the CPU, {c.get('subgraphs')} subgraph(s)",
     ]
-    written = [result.output, *([result.log] if result.log else []), result.report]
+    written = [
+        *([result.cut] if result.cut else []),
+        result.output,
+        *([result.log] if result.log else []),
+        result.report,
+    ]
     lines.append(f"wrote {', '.join(written)}")
     return "\n".join(lines)

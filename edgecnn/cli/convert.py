@@ -82,6 +82,12 @@ def convert_command(
     ),
     seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="Seed for picking calibration images."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    cut_head: bool = typer.Option(
+        False,
+        "--cut-head",
+        help="With a YOLOv8/YOLO11 .tflite and --edgetpu: cut the graph at the per-scale head outputs so the "
+        "Edge TPU maps it whole; edgecnn decodes the heads on the CPU (writes MODEL_heads.tflite too).",
+    ),
 ) -> None:
     """Convert a Keras model to TFLite (int8 by default), verify it on held-out images, embed metadata.
 
@@ -102,12 +108,18 @@ def convert_command(
             labels=labels is not None,
             mean=mean is not None or std is not None,
         )
-        compiled = compile_tflite(model, output=output, report=report)
+        compiled = compile_tflite(model, output=output, report=report, cut_head=cut_head)
         if json_out:
             echo_json(compiled.to_dict())
         else:
             typer.echo(format_tflite_report(compiled))
         return
+    if cut_head:
+        from edgecnn.errors import UsageError
+
+        raise UsageError(
+            "--cut-head applies to a YOLOv8/YOLO11 .tflite with --edgetpu, not to a Keras model."
+        )
     from edgecnn.converters.pipeline import convert, format_report
 
     result = convert(
