@@ -20,7 +20,7 @@ from edgecnn.errors import ModelError, UsageError
 from edgecnn.model import open_model
 from edgecnn.modelfile import read_model
 from edgecnn.tasks import DecodeOptions
-from edgecnn.tasks.yolo_heads import METADATA_NAME, HeadLayout, decode_heads, head_layout
+from edgecnn.tasks.yolo_heads import LAYOUT_V5, METADATA_NAME, HeadLayout, decode_heads, head_layout
 from tests.conftest import MOBILENET, run_cli
 from tests.detectors import iou, make_scenes
 from tests.test_convert_tflite import compiler_path  # noqa: F401  (fixture)
@@ -93,7 +93,7 @@ def test_decode_heads_is_the_dfl_and_anchor_arithmetic():
 
 def test_a_model_that_is_not_a_yolov8_export_is_refused(tmp_path):
     assert find_heads(read_model(MOBILENET)) is None
-    with pytest.raises(UsageError, match="not a YOLOv8/YOLO11 detect export edgecnn can cut"):
+    with pytest.raises(UsageError, match="not a YOLOv8/YOLO11 or YOLOv5 detect export edgecnn can cut"):
         cut_heads(read_model(MOBILENET))
 
 
@@ -124,3 +124,145 @@ def test_convert_cut_head_compiles_the_cut_model(exports, compiler_path, tmp_pat
     assert data["output"] == str(compiled) and data["cut"] == str(cpu_model)
     assert head_layout(read_model(compiled)) is not None and head_layout(read_model(cpu_model)) is not None
     assert os.path.getsize(cpu_model) < os.path.getsize(source)
+
+
+# --- YOLOv5 ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def v5_exports(tmp_path_factory) -> tuple[Path, Path, Path, Path]:
+    """(YOLOv5-style full-integer export, it cut, the float32 export of the same weights, that one cut)."""
+    from tests.yolo_tf import yolov5_like_tflite
+
+    folder = tmp_path_factory.mktemp("yolov5_heads")
+    paths = []
+    for name, int8 in (("tiny_v5_int8", True), ("tiny_v5_float32", False)):
+        uncut = folder / f"{name}.tflite"
+        uncut.write_bytes(yolov5_like_tflite(int8=int8))
+        cut = folder / f"{name}_heads.tflite"
+        cut.write_bytes(cut_heads(read_model(uncut)))
+        paths += [uncut, cut]
+    return paths[0], paths[1], paths[2], paths[3]
+
+
+def test_a_yolov5_export_is_cut_at_its_conv_outputs_with_its_own_anchors(v5_exports):
+    from tests.yolo_tf import V5_ANCHORS
+
+    # (At 64 px the uncut head's layout ops are small enough to map too; a real 640 px YOLOv5n's 24 CPU ops
+    # and its cut's none are benchmarks/yolo_head_cut.py's figures.)
+    _, cut, _, float_cut = v5_exports
+    after = predict_compilation(read_model(cut))
+    assert after.compatible and after.cpu == 0, after.problems
+    model = read_model(cut)
+    assert [list(t.shape) for t in model.outputs] == [[1, 8, 8, 24], [1, 4, 4, 24], [1, 2, 2, 24]]
+    layout = head_layout(model)
+    assert layout is not None and layout.layout == LAYOUT_V5 and layout.strides == (8, 16, 32)
+    assert layout.classes == 3 and layout.anchors is not None
+    # int8 constants hold 4 * anchor: read back within one quantization step (largest anchor 56 -> 1.8 px)
+    assert np.allclose(np.concatenate(layout.anchors), np.concatenate(V5_ANCHORS), atol=1.0)
+    exact = head_layout(read_model(float_cut))
+    assert exact is not None and exact.anchors == V5_ANCHORS  # a float export's constants are exact
+
+
+def test_yolov5_decode_is_yolov5s_own_arithmetic(v5_exports):
+    """The float32 export, cut: decode_anchor_heads on its head maps == YOLOv5's reading of the uncut output."""
+    from edgecnn.runtime import get_runtime
+    from tests.yolo_tf import yolov5_rule
+
+    _, _, float_uncut, float_cut = v5_exports
+    runtime = get_runtime()
+    whole = runtime.interpreter_class(model_path=str(float_uncut))
+    heads = runtime.interpreter_class(model_path=str(float_cut))
+    whole.allocate_tensors()
+    heads.allocate_tensors()
+    layout = head_layout(read_model(float_cut))
+    assert layout is not None
+    rng = np.random.default_rng(3)
+    compared = 0
+    for _ in range(5):
+        image = rng.uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)
+        for interpreter in (whole, heads):
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
+            interpreter.invoke()
+        expected = yolov5_rule(whole.get_tensor(whole.get_output_details()[0]["index"])[0], 0.3)
+        maps = [(heads.get_tensor(d["index"])[0], 0.0, 0) for d in heads.get_output_details()]
+        got = decode_heads(maps, layout, 0.3)
+        order_e, order_g = np.lexsort(expected[0].T[::-1]), np.lexsort(got[0].T[::-1])
+        assert len(order_g) == len(order_e)
+        assert np.allclose(got[0][order_g], expected[0][order_e], atol=1e-3)
+        assert np.allclose(got[1][order_g], expected[1][order_e], atol=1e-5)
+        assert (got[2][order_g] == expected[2][order_e]).all()
+        compared += len(order_e)
+    assert compared >= 20, compared  # a test over no boxes proves nothing
+
+
+def test_the_cut_yolov5_int8_model_finds_the_float_exports_objects(v5_exports):
+    """Through edgecnn (letterbox, NMS): the cut full-integer model against the float32 export read by
+    YOLOv5's rule (edgecnn has no layout for the uncut [1, N, 5+nc] output), same label, by IoU."""
+    import cv2
+
+    from tests.yolo_tf import yolov5_rule
+
+    _, cut, float_uncut, _ = v5_exports
+    options = DecodeOptions(min_score=0.3)
+    heads = open_model(cut, decode=options)
+    assert heads.decoder.name.startswith(
+        "YOLOv5 heads [[1, 8, 8, 24], [1, 4, 4, 24], [1, 2, 2, 24]] (3 anchors"
+    )
+    reference = open_model(float_uncut, require_task=False)
+    total = found = close = 0
+    for scene in make_scenes(12, seed=5, width=80, height=64):
+        tensor, transform = reference.prepare(scene.image)
+        reference.invoke(tensor)
+        output = reference.interpreter.get_tensor(reference.interpreter.get_output_details()[0]["index"])[0]
+        xyxy, scores, ids = yolov5_rule(output, 0.3)
+        tlwh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+        kept = np.asarray(cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), 0.3, 0.45))
+        kept = kept.reshape(-1)
+        kept = kept[scores[kept] >= 0.35]  # clear of the threshold: int8 rounding moves scores by ~0.02
+        boxes = transform.to_frame(xyxy[kept]) if len(kept) else []
+        ours = heads.process(scene.image).result.objects
+        for box, class_id in zip(boxes, ids[kept], strict=True):
+            total += 1
+            best = max((iou(o.box, tuple(box)) for o in ours if o.id == class_id), default=0.0)
+            found += best >= 0.9
+            close += best >= 0.75
+    assert total >= 50, total  # measured: 246
+    # One int8 scale for all 24 channels (as the export has) rounds the box logits by up to 0.05: sizes are
+    # (2 sigmoid)^2 * anchor, a few percent off. Measured: 92.3% at IoU >= 0.9, 99.6% at 0.75.
+    assert close / total >= 0.98, (close, total)
+    assert found / total >= 0.85, (found, total)
+
+
+def test_an_older_yolov5_export_with_the_sigmoid_first_is_cut_at_its_logits(v5_exports, tmp_path):
+    """CONV_2D -> LOGISTIC -> QUANTIZE -> RESHAPE (the sigmoid of the whole map, as older exports do): the cut
+    keeps the conv's logits, the same maps the newer export is cut at."""
+    from edgecnn.runtime import get_runtime
+    from tests.yolo_tf import yolov5_like_tflite
+
+    _, _, _, float_cut = v5_exports
+    older = tmp_path / "older.tflite"
+    older.write_bytes(yolov5_like_tflite(int8=False, sigmoid_first=True))
+    older_cut = tmp_path / "older_heads.tflite"
+    older_cut.write_bytes(cut_heads(read_model(older)))
+    assert "LOGISTIC" not in {op.name for op in read_model(older_cut).operators()}
+    image = np.random.default_rng(4).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)
+    maps = []
+    for path in (older_cut, float_cut):
+        interpreter = get_runtime().interpreter_class(model_path=str(path))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
+        interpreter.invoke()
+        maps.append([interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()])
+    for a, b in zip(*maps, strict=True):
+        assert np.allclose(a, b, atol=1e-5)
+
+
+def test_yolov5_default_anchors_are_snapped_to_within_their_quantization_step():
+    from edgecnn.converters.yolo_head_cut import V5_DEFAULT_ANCHORS, _snap
+
+    # what the int8 constants of real YOLOv5n exports give for stride 32 (4 * anchor, step 2.9 px)
+    read = (114.543, 91.047, 155.662, 196.78, 373.0, 326.008)
+    assert _snap(read, 32, 11.75 / 4) == V5_DEFAULT_ANCHORS[32]
+    assert _snap(read, 32, 0.5) == read  # further than a step from the defaults: the model's own
+    assert _snap(read, 64, 11.75 / 4) == read  # no default anchors at stride 64
