@@ -72,7 +72,7 @@ def compile_tflite(
 ) -> TFLiteCompileReport:
     """Check and compile ``model`` (a full-integer TFLite) for the Edge TPU; see the module docstring.
 
-    ``cut_head``: a YOLOv8/YOLO11 export is first cut at its per-scale head maps
+    ``cut_head``: a YOLOv8/YOLO11 or YOLOv5 export is first cut at its per-scale head maps
     (:mod:`edgecnn.converters.yolo_head_cut`); the cut CPU model ``MODEL_heads.tflite`` is written beside the
     compiled ``MODEL_heads_edgetpu.tflite`` (its CPU twin), and edgecnn decodes the heads on the CPU.
     """

@@ -85,7 +85,7 @@ def convert_command(
     cut_head: bool = typer.Option(
         False,
         "--cut-head",
-        help="With a YOLOv8/YOLO11 .tflite and --edgetpu: cut the graph at the per-scale head outputs so the "
+        help="With a YOLOv8/YOLO11 or YOLOv5 .tflite and --edgetpu: cut the graph at the per-scale head outputs so the "
         "Edge TPU maps it whole; edgecnn decodes the heads on the CPU (writes MODEL_heads.tflite too).",
     ),
 ) -> None:
@@ -118,7 +118,7 @@ def convert_command(
         from edgecnn.errors import UsageError
 
         raise UsageError(
-            "--cut-head applies to a YOLOv8/YOLO11 .tflite with --edgetpu, not to a Keras model."
+            "--cut-head applies to a YOLOv8/YOLO11 or YOLOv5 .tflite with --edgetpu, not to a Keras model."
         )
     from edgecnn.converters.pipeline import convert, format_report
 
