@@ -4,7 +4,9 @@ Target: <= 1 ms per frame for the YOLO layout [1, 84, 8400] on this machine's CP
 full int8; printed with its ratio to invoke(). The same target holds for the YOLO heads layout: a YOLOv8-style
 full-integer export at 640 px (DFL head, 80 classes, tests/yolo_tf.py) cut at its three head maps
 (:mod:`edgecnn.converters.yolo_head_cut`), decoded by :mod:`edgecnn.tasks.yolo_heads` (DFL, anchors, sigmoid,
-NMS on the CPU; on a Coral the cut model's invoke is the Edge TPU's). The SSD layout (TFLite_Detection_PostProcess: NMS inside
+NMS on the CPU; on a Coral the cut model's invoke is the Edge TPU's). The uncut DFL export's row is there for
+its invoke(): on the noise frame its int8 DFL and box arithmetic collapse the untrained boxes to no width, so it
+reports no objects where the cut model's float decode finds some. The SSD layout (TFLite_Detection_PostProcess: NMS inside
 the graph, so edgecnn only reads and maps the rows) is measured the same way.
 
 The models are built here with TensorFlow (no downloads): a YOLOv8-shaped 640x640 network with untrained

@@ -2,7 +2,7 @@
 
 A full-integer YOLOv8 export ends in layout ops (TRANSPOSE, RESHAPE, CONCATENATION on ``[1, 64+nc, 8400]``)
 that edgetpu_compiler refuses for their size, so everything after the first of them (DFL, box decode,
-class sigmoid) runs on the CPU in the middle of the Edge TPU's work, at two transfers a frame. A model cut
+class sigmoid) runs on the CPU, in int8, inside the interpreter's invoke() after the Edge TPU's part. A model cut
 before them (``edgecnn convert MODEL.tflite --edgetpu --cut-head``, :mod:`edgecnn.converters.yolo_head_cut`)
 ends in one ``[1, H, W, 64+nc]`` output per scale (strides 8, 16, 32), all mapped; this layout decodes them:
 
