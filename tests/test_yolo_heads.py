@@ -258,6 +258,24 @@ def test_an_older_yolov5_export_with_the_sigmoid_first_is_cut_at_its_logits(v5_e
         assert np.allclose(a, b, atol=1e-5)
 
 
+def test_convert_cut_head_compiles_a_cut_yolov5(v5_exports, compiler_path, tmp_path):  # noqa: F811
+    """The stand-in compiler (tests/fakes) maps what the static check maps: the cut YOLOv5 compiles whole, and
+    the compiled model keeps the layout (anchors included) its decoder reads."""
+    uncut, _, _, _ = v5_exports
+    source = tmp_path / "yolov5n-int8.tflite"
+    source.write_bytes(uncut.read_bytes())
+    result = run_cli("convert", source, "--edgetpu", "--cut-head", "--json", env={"PATH": compiler_path})
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["check"]["compatible"] is True and data["check"]["cpu"] == 0
+    compiled = read_model(tmp_path / "yolov5n-int8_heads_edgetpu.tflite")
+    layout = head_layout(read_model(tmp_path / "yolov5n-int8_heads.tflite"))
+    assert layout is not None and layout.layout == LAYOUT_V5
+    assert compiled.metadata_entry(METADATA_NAME) == read_model(
+        tmp_path / "yolov5n-int8_heads.tflite"
+    ).metadata_entry(METADATA_NAME)
+
+
 def test_yolov5_default_anchors_are_snapped_to_within_their_quantization_step():
     from edgecnn.converters.yolo_head_cut import V5_DEFAULT_ANCHORS, _snap
 

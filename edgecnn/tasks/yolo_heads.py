@@ -36,7 +36,7 @@ from edgecnn.errors import ModelError
 from edgecnn.modelfile import ModelFile
 from edgecnn.preprocess import Transform
 from edgecnn.tasks import DecodeOptions
-from edgecnn.tasks.detect import Detections, YoloDecoder, _Base, _view
+from edgecnn.tasks.detect import Detections, YoloDecoder, _view
 
 METADATA_NAME = "edgecnn_yolo_heads"
 LAYOUT = "yolov8-dfl-heads"
@@ -240,7 +240,8 @@ class HeadsDecoder(YoloDecoder):
     def __init__(
         self, model_file: ModelFile, interpreter: Any, labels: list[str] | None, options: DecodeOptions
     ) -> None:
-        _Base.__init__(self, model_file, labels, options)
+        # the base decoder's set-up (labels, options), not YoloDecoder's (which reads one [1, 4+nc, N] output)
+        super(YoloDecoder, self).__init__(model_file, labels, options)
         layout = head_layout(model_file)
         if layout is None:
             raise ModelError(f"{model_file.path or 'the model'} carries no {METADATA_NAME} metadata.")
