@@ -122,3 +122,21 @@ def test_convert_cut_head_compiles_the_cut_model(yolo_head_exports, compiler_pat
     assert data["output"] == str(compiled) and data["cut"] == str(cpu_model)
     assert head_layout(read_model(compiled)) is not None and head_layout(read_model(cpu_model)) is not None
     assert os.path.getsize(cpu_model) < os.path.getsize(source)
+
+
+def test_a_compiler_that_drops_metadata_still_gives_a_decodable_model(yolo_head_exports, tmp_path):
+    """The real compiler's treatment of metadata is not known here: what it may drop is put back."""
+    from edgecnn.converters.tflite_edgetpu import _carry_metadata
+    from edgecnn.modelfile import parse_model
+
+    _, cut, _ = yolo_head_exports
+    source = read_model(cut)
+    bare = parse_model(source.data)
+    bare.model.metadata = [m for m in bare.model.metadata or [] if m.name != METADATA_NAME.encode()]
+    from edgecnn.modelfile import with_metadata
+
+    stripped = parse_model(with_metadata(bare, "other", b"x"))
+    stripped.appended = {}
+    assert head_layout(stripped) is None
+    carried = parse_model(_carry_metadata(source, stripped.data, tmp_path / "c.tflite"))
+    assert head_layout(carried) == head_layout(source) and carried.appended == source.appended
