@@ -107,6 +107,11 @@ def test_broken_layout_metadata_is_a_model_error(yolo_head_exports):
 
     with pytest.raises(ModelError, match="does not describe its 3 outputs"):
         head_layout(parse_model(bad))
+    wrong_classes = b'{"layout": "yolov8-dfl-heads", "strides": [8, 16, 32], "reg_max": 16, "classes": 80}'
+    with pytest.raises(ModelError, match="does not describe its 3 outputs"):
+        head_layout(parse_model(with_metadata(read_model(cut), METADATA_NAME, wrong_classes)))
+    with pytest.raises(ModelError, match="metadata is unreadable"):
+        head_layout(parse_model(with_metadata(read_model(cut), METADATA_NAME, b"[1, 2]")))
 
 
 def test_convert_cut_head_compiles_the_cut_model(yolo_head_exports, compiler_path, tmp_path):  # noqa: F811

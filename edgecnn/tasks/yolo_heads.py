@@ -69,7 +69,11 @@ def head_layout(model_file: ModelFile) -> HeadLayout | None:
         raise ModelError(
             f"{where}: its {METADATA_NAME} metadata is unreadable ({exc}). Cut the model again."
         ) from None
-    if data.get("layout") != LAYOUT or len(layout.strides) != len(model_file.outputs):
+    channels = 4 * layout.reg_max + layout.classes
+    shapes_fit = all(
+        len(t.shape) == 4 and t.shape[0] == 1 and t.shape[3] == channels for t in model_file.outputs
+    )
+    if data.get("layout") != LAYOUT or len(layout.strides) != len(model_file.outputs) or not shapes_fit:
         raise ModelError(
             f"{where}: its {METADATA_NAME} metadata does not describe its {len(model_file.outputs)} outputs. "
             "Cut the model again with this edgecnn."
