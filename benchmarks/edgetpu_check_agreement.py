@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = []
     for source, compiled in pairs:
+        if read_model(source).is_edgetpu:  # a compiled file under a plain name is no pair
+            print(
+                f"skipped {source.relative_to(args.folder)}: it is itself compiled for the Edge TPU",
+                file=sys.stderr,
+            )
+            continue
         log = compiled.with_suffix(".log")
         rows = None
         if log.is_file():

@@ -34,6 +34,7 @@ from edgecnn.digest import sha256_file
 from edgecnn.errors import ConversionError, RuntimeMissing, UsageError
 from edgecnn.metadata import METADATA_NAME
 from edgecnn.modelfile import ModelFile, parse_model, read_model, with_metadata
+from edgecnn.tasks.yolo_heads import METADATA_NAME as HEADS_METADATA
 
 REPORT_SUFFIX = "_edgetpu_report.json"
 
@@ -163,23 +164,32 @@ def compile_tflite(
     return result
 
 
+_CARRIED = (METADATA_NAME, HEADS_METADATA)  # edgecnn's view; the YOLO heads layout of a cut model
+
+
 def _carry_metadata(source: ModelFile, compiled: bytes, out_path: Path) -> bytes:
-    """The compiled file with the source's edgecnn metadata and appended files (labels, Ultralytics'
-    ``metadata.json``), so the runtime reads the same labels and normalisation without flags."""
+    """The compiled file with the source's edgecnn metadata entries (its view, a cut model's heads layout) and
+    appended files (labels, Ultralytics' ``metadata.json``), so the runtime decodes it without flags."""
     compiled_file = parse_model(compiled, out_path)
     missing = {n: c for n, c in source.appended.items() if n not in compiled_file.appended}
-    payload = source.metadata_entry(METADATA_NAME)
-    has_entry = compiled_file.metadata_entry(METADATA_NAME) is not None
-    if not missing and (payload is None or has_entry):
+    entries = {
+        name: payload
+        for name in _CARRIED
+        if (payload := source.metadata_entry(name)) is not None and compiled_file.metadata_entry(name) is None
+    }
+    if not missing and not entries:
         return compiled
     compiled_file.appended = {**missing, **compiled_file.appended}
-    if payload is not None and not has_entry:
-        return with_metadata(compiled_file, METADATA_NAME, payload)
-    sink = io.BytesIO()
-    with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED) as archive:
-        for name, content in missing.items():
-            archive.writestr(name, content)
-    return compiled + sink.getvalue()
+    if not entries:
+        sink = io.BytesIO()
+        with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED) as archive:
+            for name, content in missing.items():
+                archive.writestr(name, content)
+        return compiled + sink.getvalue()
+    for name, payload in entries.items():  # with_metadata re-appends the appended files each time
+        compiled = with_metadata(compiled_file, name, payload)
+        compiled_file = parse_model(compiled, out_path)
+    return compiled
 
 
 def format_tflite_report(result: TFLiteCompileReport) -> str:

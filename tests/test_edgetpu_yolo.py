@@ -271,6 +271,7 @@ def test_only_size_limits_in_the_head_suggest_a_smaller_imgsz():
     assert check.advice[0].startswith("12 op(s) stay on the CPU only for their size")
     assert "yolo export model=best.pt format=edgetpu imgsz=160" in check.advice[0]
     assert not any(a.startswith("TRANSPOSE of") for a in check.advice)  # folded into the one line
+    assert "edgecnn convert MODEL.tflite --edgetpu --cut-head" in check.advice[1]  # the alternative
     at_160 = predict_compilation(_ultralytics(yolov8_head(160), 160))
     assert at_160.compatible and at_160.cpu == 0  # the estimate holds on the head rebuilt at that size
     plain = predict_compilation(yolov5_head(640))  # no Ultralytics metadata: said without its CLI

@@ -25,11 +25,9 @@ from tests.conftest import MOBILENET, run_cli
 from tests.detectors import iou, make_scenes
 from tests.test_convert_tflite import compiler_path  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.slow  # builds a model with TensorFlow (about 15 s)
-
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory) -> tuple[Path, Path, Path]:
+def yolo_head_exports(tmp_path_factory) -> tuple[Path, Path, Path]:
     """(the full-integer export, it cut at its heads, the float32 export of the same weights)."""
     from tests.yolo_tf import yolov8_like_tflite
 
@@ -43,8 +41,8 @@ def exports(tmp_path_factory) -> tuple[Path, Path, Path]:
     return uncut, cut, reference
 
 
-def test_the_cut_model_ends_at_the_head_maps_and_maps_whole(exports):
-    uncut, cut, _ = exports
+def test_the_cut_model_ends_at_the_head_maps_and_maps_whole(yolo_head_exports):
+    uncut, cut, _ = yolo_head_exports
     before, after = predict_compilation(read_model(uncut)), predict_compilation(read_model(cut))
     assert not before.compatible  # the export's decode (BATCH_MATMUL, float-sized layout ops) stays off
     assert after.compatible and after.cpu == 0, after.problems
@@ -54,11 +52,11 @@ def test_the_cut_model_ends_at_the_head_maps_and_maps_whole(exports):
     assert json.loads(model.appended["metadata.json"])["names"]  # Ultralytics' names still ride along
 
 
-def test_decoding_the_heads_finds_the_float_exports_objects(exports):
+def test_decoding_the_heads_finds_the_float_exports_objects(yolo_head_exports):
     """The float32 export is the reference: the cut model + edgecnn's float decode of its int8 heads finds its
     objects (same label, IoU >= 0.9); the full-integer export's own int8 decode (DFL and boxes in int8, boxes
     and scores sharing one output scale) is the coarser of the two."""
-    uncut, cut, reference = exports
+    uncut, cut, reference = yolo_head_exports
     options = DecodeOptions(min_score=0.3)
     ref, full, heads = (open_model(p, decode=options) for p in (reference, uncut, cut))
     assert heads.decoder.name.startswith(
@@ -97,10 +95,10 @@ def test_a_model_that_is_not_a_yolov8_export_is_refused(tmp_path):
         cut_heads(read_model(MOBILENET))
 
 
-def test_broken_layout_metadata_is_a_model_error(exports):
+def test_broken_layout_metadata_is_a_model_error(yolo_head_exports):
     from edgecnn.modelfile import with_metadata
 
-    _, cut, _ = exports
+    _, cut, _ = yolo_head_exports
     model = read_model(cut)
     bad = with_metadata(
         model, METADATA_NAME, b'{"layout": "yolov8-dfl-heads", "strides": [8], "reg_max": 16, "classes": 3}'
@@ -109,10 +107,15 @@ def test_broken_layout_metadata_is_a_model_error(exports):
 
     with pytest.raises(ModelError, match="does not describe its 3 outputs"):
         head_layout(parse_model(bad))
+    wrong_classes = b'{"layout": "yolov8-dfl-heads", "strides": [8, 16, 32], "reg_max": 16, "classes": 80}'
+    with pytest.raises(ModelError, match="does not describe its 3 outputs"):
+        head_layout(parse_model(with_metadata(read_model(cut), METADATA_NAME, wrong_classes)))
+    with pytest.raises(ModelError, match="metadata is unreadable"):
+        head_layout(parse_model(with_metadata(read_model(cut), METADATA_NAME, b"[1, 2]")))
 
 
-def test_convert_cut_head_compiles_the_cut_model(exports, compiler_path, tmp_path):  # noqa: F811
-    uncut, _, _ = exports
+def test_convert_cut_head_compiles_the_cut_model(yolo_head_exports, compiler_path, tmp_path):  # noqa: F811
+    uncut, _, _ = yolo_head_exports
     source = tmp_path / uncut.name
     source.write_bytes(uncut.read_bytes())
     result = run_cli("convert", source, "--edgetpu", "--cut-head", "--json", env={"PATH": compiler_path})
@@ -124,6 +127,24 @@ def test_convert_cut_head_compiles_the_cut_model(exports, compiler_path, tmp_pat
     assert data["output"] == str(compiled) and data["cut"] == str(cpu_model)
     assert head_layout(read_model(compiled)) is not None and head_layout(read_model(cpu_model)) is not None
     assert os.path.getsize(cpu_model) < os.path.getsize(source)
+
+
+def test_a_compiler_that_drops_metadata_still_gives_a_decodable_model(yolo_head_exports, tmp_path):
+    """The real compiler's treatment of metadata is not known here: what it may drop is put back."""
+    from edgecnn.converters.tflite_edgetpu import _carry_metadata
+    from edgecnn.modelfile import parse_model
+
+    _, cut, _ = yolo_head_exports
+    source = read_model(cut)
+    bare = parse_model(source.data)
+    bare.model.metadata = [m for m in bare.model.metadata or [] if m.name != METADATA_NAME.encode()]
+    from edgecnn.modelfile import with_metadata
+
+    stripped = parse_model(with_metadata(bare, "other", b"x"))
+    stripped.appended = {}
+    assert head_layout(stripped) is None
+    carried = parse_model(_carry_metadata(source, stripped.data, tmp_path / "c.tflite"))
+    assert head_layout(carried) == head_layout(source) and carried.appended == source.appended
 
 
 # --- YOLOv5 ----------------------------------------------------------------------------------------------

@@ -84,6 +84,8 @@ def head_layout(model_file: ModelFile) -> HeadLayout | None:
     where = model_file.path or "the model"
     try:
         data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
         anchors = data.get("anchors")
         layout = HeadLayout(
             tuple(int(s) for s in data["strides"]),
@@ -92,7 +94,7 @@ def head_layout(model_file: ModelFile) -> HeadLayout | None:
             str(data.get("layout")),
             None if anchors is None else tuple(tuple(float(v) for v in a) for a in anchors),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ModelError(
             f"{where}: its {METADATA_NAME} metadata is unreadable ({exc}). Cut the model again."
         ) from None

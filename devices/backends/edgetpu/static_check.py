@@ -238,6 +238,15 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
     if smaller is not None:  # one export option instead of a line per oversized op
         sized = {st.advice for st in statuses if st.reason.startswith(SIZE_REASON)}
         advice = [smaller[1], *(a for a in advice if a not in sized)]
+    if problems and kind.full_integer and not failures and _yolo_heads_found(model_file):
+        advice.insert(
+            0,
+            "or keep the input size and leave the head to the CPU after the Edge TPU: edgecnn convert MODEL.tflite "
+            "--edgetpu --cut-head cuts the model at its per-scale head outputs (mapped whole) and edgecnn decodes "
+            "them",
+        )
+        if smaller is not None:  # the export option first, the cut as its alternative
+            advice[0], advice[1] = advice[1], advice[0]
     return EdgeTPUCheck(
         compatible=not problems,
         compiled=False,
@@ -255,6 +264,13 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
         kind_fix=kind.fix(),
         smaller_imgsz=smaller[0] if smaller else None,
     )
+
+
+def _yolo_heads_found(model_file: ModelFile) -> bool:
+    """A YOLOv8/YOLO11 or YOLOv5 export ``convert --cut-head`` can cut (imported here: the cut lives with the converters)."""
+    from edgecnn.converters.yolo_head_cut import find_heads
+
+    return find_heads(model_file) is not None
 
 
 def _smaller_imgsz(
