@@ -297,6 +297,28 @@ def test_convert_cut_head_compiles_a_cut_yolov5(v5_exports, compiler_path, tmp_p
     ).metadata_entry(METADATA_NAME)
 
 
+def test_yolov5_layout_metadata_that_does_not_fit_is_a_model_error(v5_exports):
+    from edgecnn.modelfile import parse_model, with_metadata
+
+    _, cut, _, _ = v5_exports
+    good = json.loads(read_model(cut).metadata_entry(METADATA_NAME) or b"{}")
+    for change in (
+        {"anchors": good["anchors"][:2]},  # one scale without anchors
+        {"anchors": [a[:4] for a in good["anchors"]]},  # 2 anchors per cell: 2 x 8 channels, not 24
+        {"anchors": None},  # YOLOv5 without anchors
+        {"classes": 4},  # 3 x 9 channels
+        {"strides": [8, 16, 16]},  # the last map is 2x2, not 4x4
+        {"layout": "yolov9"},
+    ):
+        bad = with_metadata(read_model(cut), METADATA_NAME, json.dumps({**good, **change}).encode())
+        with pytest.raises(ModelError, match="does not describe its 3 outputs"):
+            head_layout(parse_model(bad))
+    for raw in (b'{"layout": "yolov5-anchor-heads", "strides": [8, 16, 32], "reg_max": 0, "classes": 3, '
+                b'"anchors": [["x"], [1], [2]]}', b"[" * 100000):  # fmt: skip
+        with pytest.raises(ModelError, match="metadata is unreadable"):
+            head_layout(parse_model(with_metadata(read_model(cut), METADATA_NAME, raw)))
+
+
 def test_yolov5_default_anchors_are_snapped_to_within_their_quantization_step():
     from edgecnn.converters.yolo_head_cut import V5_DEFAULT_ANCHORS, _snap
 
