@@ -317,9 +317,11 @@ def config_keys_table() -> str:
 
     def row(key: str, opt: Any) -> str:
         kind = "string (a path)" if opt.kind is Path else _TOML_TYPES.get(opt.kind, opt.kind.__name__)
-        kind += _range(opt.spec.low, opt.spec.high)
-        default = "" if opt.default in (None, False) or opt.kind is dict else f"`{opt.default}`"
-        return f"| `{key}` | {kind} | {default} | `{opt.flag}` | {_cell(opt.spec.help)} |"
+        details = [kind + _range(opt.spec.low, opt.spec.high)]
+        if opt.default not in (None, False) and opt.kind is not dict:
+            details.append(f"default `{opt.default}`")
+        details.append(f"flag `{opt.flag}`")
+        return f"| `{key}`<br><small>{', '.join(details)}</small> | {_cell(opt.spec.help)} |"
 
     run = declared(RunOptions)
     for key in CONFIG_KEYS:
@@ -327,7 +329,7 @@ def config_keys_table() -> str:
             rows.append(row(key, run[key]))
     for key, opt in declared(MqttOptions).items():
         rows.append(row(f"mqtt.{key}", opt))
-    return "| key | type | default | flag | what |\n| --- | --- | --- | --- | --- |\n" + "\n".join(rows)
+    return "| key | what |\n| --- | --- |\n" + "\n".join(rows)
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
