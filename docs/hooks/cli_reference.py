@@ -5,7 +5,8 @@ The pages are rendered from the same click command tree that ``--help`` reads
 the terminal and the site, and a new command gets its page without anyone writing one. ``mkdocs.yml``
 names ``reference/cli/index.md`` once in its nav; :func:`on_config` replaces that entry with the index
 and every command's page, in the app's order. Used by ``mkdocs build``/``serve`` (``hooks:`` in
-mkdocs.yml) and by ``tests/test_docs_site.py``.
+mkdocs.yml) and by ``tests/test_docs_site.py``. The same hook fills in two more generated parts: the
+configuration keys (reference/config.md) and the README's quick start (getting-started.md).
 """
 
 from __future__ import annotations
@@ -332,7 +333,27 @@ def config_keys_table() -> str:
     return "| key | what |\n| --- | --- |\n" + "\n".join(rows)
 
 
+# --- The README's quick start ---------------------------------------------------------------------------
+
+QUICKSTART_MARKER = "<!-- generated: README quick start -->"
+_QUICKSTART = re.compile(
+    r"<!-- --8<-- \[start:quickstart\] -->\n(.*?)<!-- --8<-- \[end:quickstart\] -->", re.S
+)
+
+
+def readme_quickstart(readme: str) -> str:
+    """The README's quick start (between its ``--8<--`` markers), with the fence's ``quickstart`` tag, which
+    tests/test_readme_quickstart.py looks for and Markdown does not know, dropped."""
+    match = _QUICKSTART.search(readme)
+    if not match:
+        raise ValueError("README.md has no quick start between <!-- --8<-- [start:quickstart] --> markers")
+    return re.sub(r"^```sh quickstart[ \t]*$", "```sh", match.group(1), flags=re.M)
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if CONFIG_MARKER in markdown:
         markdown = markdown.replace(CONFIG_MARKER, config_keys_table())
+    if QUICKSTART_MARKER in markdown:
+        readme = Path(config.config_file_path).parent / "README.md"
+        markdown = markdown.replace(QUICKSTART_MARKER, readme_quickstart(readme.read_text(encoding="utf-8")))
     return markdown
