@@ -153,20 +153,26 @@ def _default(param: Any) -> str:
         if not param.secondary_opts:
             return ""
         on, off = param.opts[-1], param.secondary_opts[-1]
-        return f"`{on if default else off}`"
+        return _flag(on if default else off)
     if isinstance(default, enum.Enum):
         default = default.value
     return f"`{default}`"
 
 
 def _names(param: Any) -> str:
+    """An option's spellings (``--top-k``, ``-k``), each kept on one line: a phone's narrow column would
+    otherwise break ``--batch-size`` at its hyphen."""
     if _is_argument(param):
         name = _argument_name(param).replace("|", "\\|")  # IMAGE|DIR: a pipe ends a table cell, even in code
         return f"`{name}`" + ("..." if param.nargs == -1 else "")
-    names = ", ".join(f"`{o}`" for o in param.opts)
+    names = ", ".join(_flag(o) for o in param.opts)
     if param.secondary_opts:
-        names += " / " + ", ".join(f"`{o}`" for o in param.secondary_opts)
+        names += " / " + ", ".join(_flag(o) for o in param.secondary_opts)
     return names
+
+
+def _flag(spelling: str) -> str:
+    return f'<code class="flag">{spelling}</code>'
 
 
 def _signature(param: Any) -> str:
