@@ -74,8 +74,6 @@ def _text(text: str) -> str:
             .replace("_", "\\_")
             .replace("|", "\\|")
         )
-    for i in range(1, len(parts), 2):
-        parts[i] = parts[i].replace("|", "\\|")  # a pipe in a code span still ends a table cell
     return "".join(parts)
 
 
@@ -163,8 +161,7 @@ def _names(param: Any) -> str:
     """An option's spellings (``--top-k``, ``-k``), each kept on one line: a phone's narrow column would
     otherwise break ``--batch-size`` at its hyphen."""
     if _is_argument(param):
-        name = _argument_name(param).replace("|", "\\|")  # IMAGE|DIR: a pipe ends a table cell, even in code
-        return f"`{name}`" + ("..." if param.nargs == -1 else "")
+        return f"`{_argument_name(param)}`" + ("..." if param.nargs == -1 else "")
     names = ", ".join(_flag(o) for o in param.opts)
     if param.secondary_opts:
         names += " / " + ", ".join(_flag(o) for o in param.secondary_opts)
