@@ -194,3 +194,12 @@ def test_no_option_help_holds_a_line_break():
         if "\n" in (getattr(param, "help", None) or "")
     ]
     assert not broken, broken
+
+
+def test_readme_links_point_at_files_in_the_repository():
+    """README.md is not part of the site's strict build: its relative links are checked here."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\((?!https?://|#)([^)\s]+)\)", readme)
+    assert len(targets) >= 5
+    missing = [t for t in targets if not (ROOT / t.split("#", 1)[0]).exists()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"
