@@ -163,7 +163,13 @@ def _yolo_layout(outputs: list[TensorInfo]) -> str | None:
 
 
 def claims(model_file: ModelFile, meta: ModelMetadata) -> bool:
-    return _has_postprocess_op(model_file) or _yolo_layout(model_file.outputs) is not None
+    from edgecnn.tasks import yolo_heads  # YOLO cut at its per-scale head outputs: its own module
+
+    return (
+        _has_postprocess_op(model_file)
+        or _yolo_layout(model_file.outputs) is not None
+        or yolo_heads.claims(model_file)
+    )
 
 
 def detection_labels(labels: list[str] | None) -> list[str] | None:
@@ -513,8 +519,12 @@ def decoder(
         raise UsageError(f"--min-score {options.min_score:g} is out of range: use 0 to 1.")
     if options.iou is not None and not 0.0 < options.iou <= 1.0:
         raise UsageError(f"--iou {options.iou:g} is out of range: use more than 0, at most 1 (e.g. 0.45).")
-    if _has_postprocess_op(model_file):
-        dec: _Base = SSDDecoder(model_file, interpreter, labels, options)
+    from edgecnn.tasks import yolo_heads  # YOLO cut at its per-scale head outputs: its own module
+
+    if yolo_heads.claims(model_file):
+        dec: _Base = yolo_heads.HeadsDecoder(model_file, interpreter, labels, options)
+    elif _has_postprocess_op(model_file):
+        dec = SSDDecoder(model_file, interpreter, labels, options)
     else:
         layout = _yolo_layout(model_file.outputs)
         if layout == "e2e":
