@@ -51,7 +51,7 @@ def test_two_objects_keep_their_ids(fps):
 
 @pytest.mark.parametrize("fps", [5, 10, 30])
 def test_id_survives_missed_detections_shorter_than_the_buffer(fps):
-    gap = set(range(fps, fps + int(0.8 * fps)))  # 0.8 s without a detection (buffer 1 s)
+    gap = set(range(fps, fps + int(1.5 * fps)))  # 1.5 s without a detection (default buffer 2 s)
     ids = run(Tracker(), walker(3 * fps, fps, gaps=gap), fps)
     seen = {i for frame in ids for i in frame if i is not None}
     assert seen == {1}
@@ -60,7 +60,7 @@ def test_id_survives_missed_detections_shorter_than_the_buffer(fps):
 
 @pytest.mark.parametrize("fps", [5, 30])
 def test_back_after_the_buffer_is_a_new_id(fps):
-    gap = set(range(fps, fps + int(1.6 * fps)))  # 1.6 s away, buffer 1.0 s
+    gap = set(range(fps, fps + int(1.6 * fps)))  # 1.6 s away, buffer 1 s
     tracker = Tracker(TrackerOptions(buffer_s=1.0))
     ids = run(tracker, walker(4 * fps, fps, speed=(20, 0), gaps=gap), fps)
     before = {i for frame in ids[:fps] for i in frame if i}
@@ -70,10 +70,10 @@ def test_back_after_the_buffer_is_a_new_id(fps):
 
 
 def test_buffer_is_seconds_at_the_measured_rate():
-    """The same 0.9 s gap keeps the ID at 5 fps (4 frames) and at 30 fps (27 frames)."""
+    """The same 0.9 s gap keeps the ID at 5 fps (4 frames) and at 30 fps (27 frames) with a 1 s buffer."""
     for fps in (5, 30):
         gap = set(range(fps, fps + int(0.9 * fps)))
-        ids = run(Tracker(), walker(3 * fps, fps, gaps=gap), fps)
+        ids = run(Tracker(TrackerOptions(buffer_s=1.0)), walker(3 * fps, fps, gaps=gap), fps)
         assert {i for frame in ids for i in frame if i} == {1}, fps
 
 

@@ -42,7 +42,7 @@ def play(
         update = tracker.update(boxes, [0.9] * len(dets), [label] * len(dets), n / fps)
         events += scene.step(update.tracks, update.ended, size=SIZE, timestamp=n / fps, frame=n)
     # Let every track run out of buffer (exits from zones) with empty frames.
-    for n in range(frames, frames + 1 + int(2 * fps)):
+    for n in range(frames, frames + 1 + int(3 * fps)):
         update = tracker.update(np.zeros((0, 4)), [], [], n / fps)
         events += scene.step(update.tracks, update.ended, size=SIZE, timestamp=n / fps, frame=n)
     return events
@@ -120,14 +120,16 @@ def loading(**extra) -> Scene:
 
 def test_enter_dwell_exit_once_each():
     scene = loading(dwell=3.0)
-    path = straight((100, 300), (300, 300), 10) + [(300.0, 300.0)] * 50 + straight((300, 300), (600, 300), 10)
+    # Walks in at 100 px/s (a third of its width per frame), stands 5 s, walks out.
+    path = straight((100, 300), (300, 300), 21) + [(300.0, 300.0)] * 50 + straight((300, 300), (600, 300), 31)
     events = play(scene, [path])
     assert [e.type for e in events] == ["enter", "dwell", "exit"]
     enter, dwell, leave = events
     assert dwell.timestamp - enter.timestamp == pytest.approx(3.0 - (3 - 1) / FPS, abs=0.15)
     assert dwell.seconds == pytest.approx(3.0, abs=0.15)
-    # First inside at 0.5 s, outside from 6.5 s, left after 3 frames outside (inertia): 6.2 s in the zone.
-    assert leave.seconds == pytest.approx(6.2, abs=0.2)
+    # First inside at 1.0 s, outside from 8.6 s, left after 3 frames outside (inertia): 7.8 s in the zone.
+    assert leave.seconds == pytest.approx(7.8, abs=0.2)
+    assert leave.frame == 88
     assert scene.counts()["zones"] == {"loading": 0}
 
 

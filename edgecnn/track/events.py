@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.track import kalman
 from edgecnn.track.geometry import Line, Zone, anchor_points, resolve_line, resolve_zone
 from edgecnn.track.spec import LineSpec, ZoneSpec
 from edgecnn.track.tracker import Track
@@ -113,19 +114,26 @@ class Scene:
         size: tuple[int, int],
         timestamp: float,
         frame: int,
+        boxes: np.ndarray | None = None,
     ) -> list[Event]:
-        """The events of one frame: ``tracks`` are the confirmed tracks matched in it, ``ended`` those the
-        tracker let go (they exit their zones); ``size`` is the frame's (width, height)."""
+        """The events of one frame: ``tracks`` are the confirmed tracks matched in it (``boxes``, when
+        given, their boxes: :attr:`TrackUpdate.boxes`), ``ended`` those the tracker let go (they exit their
+        zones); ``size`` is the frame's (width, height)."""
         if self.empty:
             return []
         self._resolve(size)
         events: list[Event] = []
         if tracks:
-            boxes = np.array([t.box for t in tracks], dtype=np.float64)
+            if boxes is None:
+                boxes = kalman.boxes(np.stack([t.state for t in tracks]))
+            states = [self._state(t) for t in tracks]
+            anchors: dict[str, np.ndarray] = {}
             for index, line in enumerate(self.lines):
-                self._lines(index, line, tracks, boxes, timestamp, frame, events)
+                points = _anchors(anchors, boxes, line.spec.anchor)
+                self._lines(index, line, tracks, states, points, timestamp, frame, events)
             for index, zone in enumerate(self.zones):
-                self._zones(index, zone, tracks, boxes, timestamp, frame, events)
+                points = _anchors(anchors, boxes, zone.spec.anchor)
+                self._zones(index, zone, tracks, states, points, timestamp, frame, events)
         for t in ended:
             state = self._states.pop(t.id, None)
             if state is None:
@@ -146,17 +154,17 @@ class Scene:
         index: int,
         line: Line,
         tracks: Sequence[Track],
-        boxes: np.ndarray,
+        states: list[_TrackState],
+        points: np.ndarray,
         timestamp: float,
         frame: int,
         events: list[Event],
     ) -> None:
         spec = line.spec
-        signed, level = line.sides(anchor_points(boxes, spec.anchor))
-        for t, distance, within in zip(tracks, signed.tolist(), level.tolist(), strict=True):
+        signed, level = line.sides(points)
+        for t, state, distance, within in zip(tracks, states, signed.tolist(), level.tolist(), strict=True):
             if spec.labels is not None and t.label not in spec.labels:
                 continue
-            state = self._state(t)
             if not within:
                 state.sides.pop(index, None)
                 continue
@@ -193,17 +201,17 @@ class Scene:
         index: int,
         zone: Zone,
         tracks: Sequence[Track],
-        boxes: np.ndarray,
+        states: list[_TrackState],
+        points: np.ndarray,
         timestamp: float,
         frame: int,
         events: list[Event],
     ) -> None:
         spec = zone.spec
-        inside = zone.contains(anchor_points(boxes, spec.anchor))
-        for t, now_inside in zip(tracks, inside.tolist(), strict=True):
+        inside = zone.contains(points)
+        for t, state, now_inside in zip(tracks, states, inside.tolist(), strict=True):
             if spec.labels is not None and t.label not in spec.labels:
                 continue
-            state = self._state(t)
             z = state.zones.get(index)
             if z is None:
                 if not now_inside:
@@ -251,3 +259,11 @@ class Scene:
             lines[name][direction] += n
         zones = {s.name: self.occupancy.get((s.name, "all"), 0) for s in self.zone_specs}
         return {"lines": lines, "zones": zones}
+
+
+def _anchors(cache: dict[str, np.ndarray], boxes: np.ndarray, anchor: str) -> np.ndarray:
+    """The anchor points of ``boxes``, computed once per anchor kind and frame."""
+    found = cache.get(anchor)
+    if found is None:
+        found = cache[anchor] = anchor_points(boxes, anchor)
+    return found

@@ -8,6 +8,7 @@ resolution) is resolved again.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,19 +57,23 @@ class Zone:
     spec: ZoneSpec
     polygon: np.ndarray  # (M, 2) corners, pixels
 
+    @functools.cached_property
+    def _edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(x1, y1, y2, dx/dy) of the edges that are not horizontal, as column vectors."""
+        a, b = self.polygon, np.roll(self.polygon, -1, axis=0)
+        keep = a[:, 1] != b[:, 1]
+        a, b = a[keep], b[keep]
+        slope = (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+        return a[:, :1], a[:, 1:], b[:, 1:], slope[:, None]
+
     def contains(self, points: np.ndarray) -> np.ndarray:
-        """Whether each of ``(N, 2)`` points is inside the polygon (even-odd rule; one pass per edge, all
-        points at once)."""
-        inside = np.zeros(len(points), dtype=bool)
+        """Whether each of ``(N, 2)`` points is inside the polygon (even-odd rule, every edge against
+        every point in one array operation)."""
+        x1, y1, y2, slope = self._edges
         px, py = points[:, 0], points[:, 1]
-        poly = self.polygon
-        for (x1, y1), (x2, y2) in zip(poly, np.roll(poly, -1, axis=0), strict=True):
-            if y1 == y2:
-                continue
-            crosses = (y1 > py) != (y2 > py)
-            x_at = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
-            inside ^= crosses & (px < x_at)
-        return inside
+        crosses = (y1 > py) != (y2 > py)
+        hits = crosses & (px < x1 + (py - y1) * slope)
+        return np.count_nonzero(hits, axis=0) % 2 == 1
 
 
 def resolve_line(spec: LineSpec, size: tuple[int, int]) -> Line:

@@ -16,15 +16,21 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(len(a), len(b))`` intersection over union of two sets of corner boxes."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    a, bt = a[:, :, None], b.T[None, :, :]  # (N, 4, 1) against (1, 4, M)
+    w = np.minimum(a[:, 2], bt[:, 2]) - np.maximum(a[:, 0], bt[:, 0])
+    h = np.minimum(a[:, 3], bt[:, 3]) - np.maximum(a[:, 1], bt[:, 1])
+    inter = np.maximum(w, 0) * np.maximum(h, 0)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+    area_b = (bt[:, 2] - bt[:, 0]) * (bt[:, 3] - bt[:, 1])
+    union = area_a + area_b - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def expand(boxes: np.ndarray, margin: float) -> np.ndarray:
+    """Corner boxes grown by ``margin`` times their width and height on every side (C-BIoU's buffered
+    boxes: overlap survives motion of up to about a box size per frame)."""
+    wh = boxes[:, 2:] - boxes[:, :2]
+    return np.concatenate([boxes[:, :2] - margin * wh, boxes[:, 2:] + margin * wh], axis=1)
 
 
 def assign(cost: np.ndarray, limit: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:

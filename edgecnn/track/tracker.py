@@ -9,8 +9,10 @@ Per frame (:meth:`Tracker.update`):
 3. **low-score** detections are matched to the confirmed tracks still unmatched that were seen last
    frame, with a stricter overlap: a half-hidden person whose score dropped keeps its track instead of
    breaking it (ByteTrack's point), while low-score clutter never starts or steals a track;
-4. tentative tracks (seen fewer than ``min_hits`` times) are matched to the high-score detections left;
-   one that misses a frame is dropped, so a one-frame false positive never gets an ID;
+4. tentative tracks (seen fewer than ``min_hits`` times) are matched to the high-score detections left,
+   on boxes grown by half their size (a new track has no velocity yet, and a fast object at a low frame
+   rate moves most of its width between frames); one that misses a frame is dropped, so a one-frame false
+   positive never gets an ID;
 5. high-score detections still unmatched start tentative tracks; confirmed tracks unmatched for more than
    ``buffer_s`` **seconds** end.
 
@@ -30,10 +32,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgecnn.track import kalman
-from edgecnn.track.match import NO_MATCH, assign, iou
+from edgecnn.track.match import NO_MATCH, assign, expand, iou
 
 TRAIL_POINTS = 16  # box centres kept per track for the overlay's trail
 DEFAULT_INTERVAL_S = 1 / 30  # assumed frame interval until two timestamps have been seen
+# A tentative track has no velocity yet, and at 5 fps a car moves most of its width between frames: it is
+# matched on boxes grown by half their size each side (C-BIoU, Yang et al. 2023). Confirmed tracks are not:
+# measured on benchmarks/tracking.py, grown boxes let them jump to a false positive beside a missed object.
+BUFFER_MARGIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class TrackerOptions:
     match_iou: float = 0.2  # overlap a high-score detection needs with a track's predicted box
     low_match_iou: float = 0.5  # overlap a low-score detection needs (stricter: it may be clutter)
     min_hits: int = 2  # detections before a track is confirmed and gets an ID
-    buffer_s: float = 1.0  # seconds a confirmed track survives unmatched (occlusion, missed detections)
+    buffer_s: float = 2.0  # seconds a confirmed track survives unmatched (occlusion, missed detections)
 
 
 @dataclass(eq=False)
@@ -57,6 +63,7 @@ class Track:
     id: int = 0
     hits: int = 1
     lost: bool = False  # not matched this frame (the box is a prediction)
+    row: int = -1  # this frame's row in the tracker's predicted boxes
     trail: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=TRAIL_POINTS))
 
     @property
@@ -75,6 +82,7 @@ class TrackUpdate:
 
     ids: list[int | None]  # per detection, in input order: its confirmed track's ID, or None
     tracks: list[Track]  # confirmed tracks matched this frame (their box is the filtered one)
+    boxes: np.ndarray  # (len(tracks), 4) their filtered boxes, corners in pixels
     started: list[Track]  # tracks confirmed this frame (each appears once in a run)
     ended: list[Track]  # confirmed tracks that ran out of buffer this frame
     lost: list[Track]  # confirmed tracks unmatched this frame but still buffered
@@ -90,6 +98,7 @@ class Tracker:
         self.last_time: float | None = None
         self.interval = DEFAULT_INTERVAL_S  # measured seconds between frames (moving average)
         self._measured = False
+        self._codes: dict[str, int] = {}  # label -> a number, so label checks are one array comparison
 
     @property
     def fps(self) -> float:
@@ -133,34 +142,45 @@ class Tracker:
         det_scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         det_labels = list(labels)
         tracks = self.tracks
+        predicted = np.zeros((0, 4))
+        states = np.zeros((0, 5, 4))
         if tracks:
             states = kalman.predict(np.stack([t.state for t in tracks]), dt)
-            for t, s in zip(tracks, states, strict=True):
-                t.state = s
-        high = [i for i in range(len(det_scores)) if det_scores[i] >= opts.high_score]
-        low = [i for i in range(len(det_scores)) if det_scores[i] < opts.high_score]
-        confirmed = [t for t in tracks if t.confirmed]
-        tentative = [t for t in tracks if not t.confirmed]
+            predicted = kalman.boxes(states)
+            for row, (t, s) in enumerate(zip(tracks, states, strict=True)):
+                t.state, t.row = s, row
+        codes = self._codes
+        det_codes = np.array([codes.setdefault(label, len(codes)) for label in det_labels], dtype=np.int64)
+        high = np.flatnonzero(det_scores >= opts.high_score).tolist()
+        low = np.flatnonzero(det_scores < opts.high_score).tolist()
+        confirmed = [t for t in tracks if t.id > 0]
+        tentative = [t for t in tracks if t.id == 0]
         matches: list[tuple[Track, int]] = []
 
-        pairs, left_tracks, left_high = self._match(confirmed, high, det_boxes, det_labels, opts.match_iou)
+        def match(
+            candidates: list[Track], dets: list[int], min_iou: float, margin: float = 0.0
+        ) -> tuple[list[tuple[Track, int]], list[Track], list[int]]:
+            return self._match(candidates, dets, predicted, det_boxes, det_codes, min_iou, margin)
+
+        pairs, left_tracks, left_high = match(confirmed, high, opts.match_iou)
         matches += pairs
         recent = [t for t in left_tracks if not t.lost]  # ByteTrack: low scores only keep live tracks
-        pairs, _, _ = self._match(recent, low, det_boxes, det_labels, opts.low_match_iou)
+        pairs, _, _ = match(recent, low, opts.low_match_iou)
         matches += pairs
-        pairs, _, left_high = self._match(tentative, left_high, det_boxes, det_labels, opts.match_iou)
+        pairs, _, left_high = match(tentative, left_high, opts.match_iou, BUFFER_MARGIN)
         matches += pairs
 
         ids: list[int | None] = [None] * len(det_scores)
-        matched_tracks = self._correct(matches, det_boxes, det_scores, timestamp)
+        matched_tracks, corrected = self._correct(matches, states, det_boxes, det_scores, timestamp)
         started: list[Track] = []
         for t in matched_tracks:
-            if not t.confirmed and t.hits >= opts.min_hits:
+            if t.id == 0 and t.hits >= opts.min_hits:
                 t.id, self.next_id = self.next_id, self.next_id + 1
                 started.append(t)
         for t, i in matches:
-            if t.confirmed:
+            if t.id:
                 ids[i] = t.id
+        shown = [k for k, t in enumerate(matched_tracks) if t.id]
 
         matched_set = set(matched_tracks)
         kept: list[Track] = []
@@ -169,11 +189,13 @@ class Tracker:
         for t in tracks:
             if t in matched_set:
                 kept.append(t)
-            elif not t.confirmed:
+            elif t.id == 0:
                 continue  # a tentative track that missed a frame: noise, gone without an ID
             elif timestamp - t.last_seen > opts.buffer_s:
                 ended.append(t)
             else:
+                if not t.lost:  # unseen: keep moving, but stop growing or shrinking (ByteTrack does the same)
+                    t.state[kalman.VEL, 2:] = 0.0
                 t.lost = True
                 kept.append(t)
                 lost.append(t)
@@ -187,29 +209,33 @@ class Tracker:
         self.tracks = kept
         return TrackUpdate(
             ids=ids,
-            tracks=[t for t in kept if t.confirmed and not t.lost],
+            tracks=[matched_tracks[k] for k in shown],
+            boxes=kalman.boxes(corrected[shown]) if shown else np.zeros((0, 4)),
             started=started,
             ended=ended,
             lost=lost,
         )
 
-    @staticmethod
     def _match(
+        self,
         tracks: list[Track],
         dets: list[int],
+        predicted: np.ndarray,
         det_boxes: np.ndarray,
-        det_labels: list[str],
+        det_codes: np.ndarray,
         min_iou: float,
+        margin: float = 0.0,
     ) -> tuple[list[tuple[Track, int]], list[Track], list[int]]:
+        """Optimal pairs of ``tracks`` (their predicted boxes, rows of ``predicted``) and detections
+        ``dets`` overlapping by at least ``min_iou``; tracks and detections left over."""
         if not tracks or not dets:
             return [], list(tracks), list(dets)
-        predicted = kalman.boxes(np.stack([t.state for t in tracks]))
-        cost = 1.0 - iou(predicted, det_boxes[dets])
-        track_labels = [t.label for t in tracks]
-        for c, i in enumerate(dets):
-            for r, label in enumerate(track_labels):
-                if label != det_labels[i]:
-                    cost[r, c] = NO_MATCH
+        track_boxes, found = predicted[[t.row for t in tracks]], det_boxes[dets]
+        if margin:
+            track_boxes, found = expand(track_boxes, margin), expand(found, margin)
+        cost = 1.0 - iou(track_boxes, found)
+        track_codes = np.array([self._codes[t.label] for t in tracks], dtype=np.int64)
+        cost[track_codes[:, None] != det_codes[dets][None, :]] = NO_MATCH  # labels never mix
         pairs, rows, cols = assign(cost, 1.0 - min_iou)
         return (
             [(tracks[r], dets[c]) for r, c in pairs],
@@ -219,22 +245,29 @@ class Tracker:
 
     @staticmethod
     def _correct(
-        matches: list[tuple[Track, int]], det_boxes: np.ndarray, det_scores: np.ndarray, timestamp: float
-    ) -> list[Track]:
-        """Kalman-update every matched track with its detection (one batched update)."""
+        matches: list[tuple[Track, int]],
+        predicted: np.ndarray,
+        det_boxes: np.ndarray,
+        det_scores: np.ndarray,
+        timestamp: float,
+    ) -> tuple[list[Track], np.ndarray]:
+        """Kalman-update every matched track with its detection (one batched update over the rows of the
+        frame's ``predicted`` states); the tracks and their new states."""
         if not matches:
-            return []
+            return [], np.zeros((0, 5, 4))
         tracks = [t for t, _ in matches]
         index = [i for _, i in matches]
-        states = kalman.update(np.stack([t.state for t in tracks]), kalman.xyxy_to_cxcywh(det_boxes[index]))
-        for t, s, i in zip(tracks, states, index, strict=True):
+        states = kalman.update(predicted[[t.row for t in tracks]], kalman.xyxy_to_cxcywh(det_boxes[index]))
+        scores = det_scores[index].tolist()
+        centres = states[:, kalman.POS, :2].tolist()
+        for t, s, score, centre in zip(tracks, states, scores, centres, strict=True):
             t.state = s
-            t.score = float(det_scores[i])
+            t.score = score
             t.hits += 1
             t.last_seen = timestamp
             t.lost = False
-            t.trail.append((float(s[kalman.POS, 0]), float(s[kalman.POS, 1])))
-        return tracks
+            t.trail.append((centre[0], centre[1]))
+        return tracks, states
 
     @staticmethod
     def _start(box: np.ndarray, score: float, label: str, timestamp: float) -> Track:

@@ -1,0 +1,73 @@
+"""Where ``edgecnn run`` sends events: the JSONL events file (``--events FILE``); ``/events``, metrics and
+MQTT attach themselves as listeners of the :class:`~edgecnn.track.stage.TrackStage`.
+
+:func:`open_tracking` builds the stage a run's options ask for (``None`` with ``--no-track``): its lines and
+zones, its tracker settings, and the events file. The file is appended to through
+:func:`edgecnn.atomic.open_append` (a restarted service adds to its log; FIFOs and devices work as
+streams), one object per line, flushed per event; a failed write ends the run with one line, as a failed
+``--jsonl`` write does.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgecnn.run.outputs import _Output
+from edgecnn.track.stage import TrackStage, TrackStep
+from edgecnn.track.tracker import TrackerOptions
+
+if TYPE_CHECKING:
+    from edgecnn.run.options import RunOptions
+    from edgecnn.run.results import FrameResult
+    from edgecnn.run.stats import RunSummary
+
+
+class EventsFile:
+    """A listener writing each event as one JSON line; also a result sink so the run closes it."""
+
+    def __init__(self, path: Path, stop: threading.Event | None = None) -> None:
+        from edgecnn.atomic import open_append
+
+        self.path = path
+        self.stream = open_append(path.expanduser(), what="--events file", stop=stop)
+        self._out = _Output(self.stream, str(path))
+
+    def track_step(self, step: TrackStep, stage: TrackStage) -> None:
+        if step.events:
+            self._out.write(
+                "".join(json.dumps(e.to_json(), separators=(",", ":")) + "\n" for e in step.events)
+            )
+
+    def emit(self, result: FrameResult) -> None:
+        """Results are not this output's business (the ResultSink side only closes the file)."""
+
+    def close(self, summary: RunSummary | None) -> None:
+        try:
+            if not self._out.failed:
+                self.stream.flush()
+        except OSError:
+            pass
+        finally:
+            self.stream.close()
+
+
+def open_tracking(
+    opts: RunOptions, stop: threading.Event | None = None
+) -> tuple[TrackStage | None, EventsFile | None]:
+    """The track stage ``opts`` ask for and its events file (either may be ``None``). The options were
+    validated (:func:`edgecnn.run.config.validate_run_options`), so the specs parse."""
+    if not opts.track:
+        return None, None
+    from edgecnn.run.config import option_error
+    from edgecnn.track.spec import parse_all
+
+    lines, zones = parse_all(opts.lines, opts.zones, lambda key, problem: option_error(opts, key, problem))
+    stage = TrackStage(lines, zones, TrackerOptions(buffer_s=opts.track_buffer))
+    events = None
+    if opts.events is not None:
+        events = EventsFile(Path(opts.events), stop)
+        stage.listeners.append(events)
+    return stage, events

@@ -1,0 +1,187 @@
+"""Tracking inside ``edgecnn run``: a detector trained in the session on a video of shapes crossing a line.
+
+Real model (tests/detectors.py), real video file, real pipeline, real HTTP server and MQTT broker: track IDs
+in the JSONL records, exact crossing events in the events file, counts in ``/latest``, ``/events``,
+``/metrics`` and on MQTT; classifiers and ``--no-track`` untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from edgecnn.run.options import RunOptions
+from edgecnn.run.pipeline import Pipeline, run
+from tests.conftest import MOBILENET, error_lines, run_cli
+from tests.run_support import http_get, numbered_frame, wait_until, write_video
+from tests.test_run_mqtt import Broker, Subscriber, needs_broker
+from tests.track_scenes import Mover, frames_of
+
+# Three shapes (square, triangle, square) crossing the middle of a 160x120 frame left to right, one after
+# the other, at 10 fps for 5 s. The line 0.5,0,0.5,1 is drawn top to bottom: left to right is "out".
+MOVERS = [
+    Mover(1, 0, 28, (-30, 8), (50, 0), 0.0),
+    Mover(2, 2, 30, (-30, 46), (45, 0), 0.6),
+    Mover(3, 0, 28, (-30, 84), (55, 0), 1.2),
+]
+
+
+@pytest.fixture(scope="module")
+def crossing_video(tmp_path_factory) -> Path:
+    frames, _ = frames_of(MOVERS, [], fps=10, seconds=5)
+    return write_video(tmp_path_factory.mktemp("track") / "crossing.avi", frames, fps=10)
+
+
+@pytest.fixture(scope="module")
+def detector(detectors) -> Path:
+    return detectors["yolo_float"]
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_three_shapes_crossing_give_three_events_and_stable_ids(detector, crossing_video, tmp_path):
+    results, events = tmp_path / "results.jsonl", tmp_path / "events.jsonl"
+    summary = run(
+        RunOptions(
+            model=detector,
+            source=str(crossing_video),
+            jsonl=str(results),
+            events=events,
+            lines=["0.5,0,0.5,1"],
+            zones=["0,0,0.5,0,0.5,1,0,1"],  # the left half
+            quiet=True,
+        )
+    )
+    crossings = [e for e in records(events) if e["type"] == "cross"]
+    assert [(e["line"], e["direction"]) for e in crossings] == [("line1", "out")] * 3
+    assert sorted(e["label"] for e in crossings) == ["square", "square", "triangle"]
+    assert len({e["track_id"] for e in crossings}) == 3
+    zone_events = [(e["type"], e["track_id"]) for e in records(events) if e["type"] != "cross"]
+    assert sorted(t for t, _ in zone_events) == ["enter"] * 3 + ["exit"] * 3  # each left the left half
+    rows = records(results)
+    ids = {o["track_id"] for r in rows for o in r["objects"]} - {None}
+    assert ids == {1, 2, 3}  # three objects, three IDs: no switch, no fragment
+    assert rows[-1]["counts"] == {"lines": {"line1": {"in": 0, "out": 3}}, "zones": {"zone1": 0}}
+    assert all("track" in r["latency_ms"] for r in rows)
+    assert "track" in summary.mean_ms
+
+
+def test_no_track_leaves_records_as_they_were(detector, crossing_video, tmp_path):
+    results = tmp_path / "results.jsonl"
+    summary = run(
+        RunOptions(model=detector, source=str(crossing_video), jsonl=str(results), track=False, quiet=True)
+    )
+    rows = records(results)
+    assert any(r["objects"] for r in rows)
+    assert all("track_id" not in o for r in rows for o in r["objects"])
+    assert all("counts" not in r and "track" not in r["latency_ms"] for r in rows)
+    assert "track" not in summary.mean_ms
+
+
+def test_a_classifier_passes_through_untouched(tmp_path, coral):
+    video = write_video(tmp_path / "v.avi", [numbered_frame(i) for i in range(5)])
+    results = tmp_path / "results.jsonl"
+    summary = run(RunOptions(model=MOBILENET, source=str(video), jsonl=str(results), quiet=True))
+    rows = records(results)
+    assert len(rows) == 5 and all("classes" in r and "track" not in r["latency_ms"] for r in rows)
+    assert "track" not in summary.mean_ms
+
+
+def test_latest_events_and_metrics_while_serving(detector, crossing_video):
+    options = RunOptions(
+        model=detector, source=str(crossing_video), loop=True, serve="127.0.0.1:0", lines=["0.5,0,0.5,1"],
+        quiet=True,
+    )  # fmt: skip
+    pipeline = Pipeline(options)
+    thread = threading.Thread(target=pipeline.run, daemon=True)
+    thread.start()
+    try:
+        assert pipeline.serving.wait(30)
+        host, port = pipeline.server_address  # type: ignore[misc]
+        base = f"http://{host}:{port}"
+
+        def events() -> list[dict]:
+            return json.loads(http_get(base + "/events")[2])["events"]
+
+        # The video loops: the first pass's three crossings, then the next pass's (new tracks, new IDs).
+        wait_until(lambda: len(events()) >= 3)
+        first = events()[:3]
+        assert [e["direction"] for e in first] == ["out"] * 3
+        assert len(json.loads(http_get(base + "/events?n=2")[2])["events"]) == 2
+        latest = json.loads(http_get(base + "/latest")[2])
+        assert latest["counts"]["lines"]["line1"]["out"] >= 3
+        assert all("track_id" in o for o in latest["objects"])
+        metrics = http_get(base + "/metrics")[2].decode()
+        assert 'edgecnn_line_crossings_total{direction="out",label="square",line="line1"}' in metrics
+        assert 'edgecnn_tracks_total{label="triangle"}' in metrics
+        assert "edgecnn_track_seconds_count" in metrics
+    finally:
+        pipeline.stop()
+        thread.join(30)
+
+
+@needs_broker
+def test_events_and_retained_counts_over_mqtt(detector, crossing_video, tmp_path):
+    broker = Broker(tmp_path).start()
+    try:
+        sub = Subscriber(broker.port, "edgecnn/door/#")
+        try:
+            run(RunOptions(model=detector, source=str(crossing_video), lines=["0.5,0,0.5,1"], quiet=True,
+                           mqtt={"host": f"127.0.0.1:{broker.port}", "topic": "edgecnn/door"}))  # fmt: skip
+            wait_until(lambda: len(sub.on("events")) >= 3, timeout=10)
+            crossings = [json.loads(m.payload) for m in sub.on("events")]
+            assert [(e["type"], e["direction"]) for e in crossings] == [("cross", "out")] * 3
+            counts = [json.loads(m.payload) for m in sub.on("counts")]
+            assert counts[-1] == {"lines": {"line1": {"in": 0, "out": 3}}, "zones": {}}
+        finally:
+            sub.close()
+        late = Subscriber(broker.port, "edgecnn/door/counts")  # retained: a new subscriber gets the counts
+        try:
+            wait_until(lambda: late.on("counts"), timeout=10)
+            assert json.loads(late.on("counts")[-1].payload)["lines"]["line1"]["out"] == 3
+        finally:
+            late.close()
+    finally:
+        broker.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--line", "1,2,3"], "--line: line 1: use 2 points"),
+        (["--zone", "0,0,1,1"], "--zone: zone 1: use at least 3 points"),
+        (["--no-track", "--line", "0,0,1,1"], "counting and events need tracking"),
+        (["--track-buffer", "-1"], "must be between 0 and 3600"),
+    ],
+)
+def test_bad_flags_are_one_line(args, words, tmp_path, coral):
+    result = run_cli("run", MOBILENET, "--source", "demo", *args)
+    assert result.code == 2, result.stderr
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and words in lines[0], result.stderr
+
+
+def test_config_tables(tmp_path, coral):
+    from edgecnn.errors import ConfigError
+    from edgecnn.run.config import load_run_config, validate_run_options
+
+    config = tmp_path / "door.toml"
+    config.write_text(
+        f'model = "{MOBILENET}"\nsource = "demo"\nevents = "events.jsonl"\n'
+        '[[lines]]\nname = "gate"\npoints = [[0.5, 0], [0.5, 1]]\nlabels = ["person"]\n'
+        '[[zones]]\nname = "bench"\npoints = [0.1, 0.1, 0.4, 0.1, 0.4, 0.4]\ndwell = 30\n'
+    )
+    opts = validate_run_options(load_run_config(config))
+    assert opts.events == tmp_path / "events.jsonl"  # relative to the file, like every path
+    assert opts.lines == [{"name": "gate", "points": [[0.5, 0], [0.5, 1]], "labels": ["person"]}]
+    config.write_text(config.read_text().replace("dwell = 30", "dwel = 30"))
+    with pytest.raises(
+        ConfigError,
+        match=r"door.toml: zones \(--zone\): zone 1: unknown key 'dwel' \(did you mean 'dwell'\?\)",
+    ):
+        validate_run_options(load_run_config(config))
