@@ -18,6 +18,7 @@ from edgecnn.run.pipeline import Pipeline, run
 from tests.conftest import MOBILENET, error_lines, run_cli
 from tests.run_support import http_get, numbered_frame, wait_until, write_video
 from tests.test_run_mqtt import Broker, Subscriber, needs_broker
+from tests.test_service import _image_root, needs_systemctl
 from tests.track_scenes import Mover, frames_of
 
 # Three shapes (square, triangle, square) crossing the middle of a 160x120 frame left to right, one after
@@ -185,3 +186,69 @@ def test_config_tables(tmp_path, coral):
         match=r"door.toml: zones \(--zone\): zone 1: unknown key 'dwel' \(did you mean 'dwell'\?\)",
     ):
         validate_run_options(load_run_config(config))
+
+
+@needs_systemctl
+def test_service_install_carries_lines_zones_and_the_events_file(tmp_path):
+    import tomllib
+
+    from edgecnn.errors import ConfigError
+    from edgecnn.service.install import install_service
+
+    root = _image_root(tmp_path)
+    base = tmp_path / "door.toml"
+    base.write_text(
+        f'model = "{MOBILENET}"\ncamera = 0\nevents = "/var/log/edgecnn/door-events.jsonl"\n'
+        '[[lines]]\nname = "gate"\npoints = [0.5, 0, 0.5, 1]\n'
+        '[[zones]]\nname = "bench"\npoints = [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4]]\ndwell = 30\n'
+    )
+    install_service("door", config=base, root=root)
+    written = tomllib.loads((root / "etc/edgecnn/door.toml").read_text())
+    assert written["events"] == "/var/log/edgecnn/door-events.jsonl"
+    assert written["lines"] == [{"name": "gate", "points": [0.5, 0, 0.5, 1]}]
+    assert written["zones"][0]["dwell"] == 30
+    base.write_text(f'model = "{MOBILENET}"\ncamera = 0\nevents = "/home/pi/events.jsonl"\n')
+    with pytest.raises(ConfigError, match=r"events .*only under /var/log/edgecnn"):
+        install_service("door", config=base, root=root)
+
+
+def test_overlay_draws_lines_zones_ids_and_trails():
+    import cv2
+    import numpy as np
+
+    from edgecnn.run.live import render_preview
+    from edgecnn.run.results import FrameResult
+    from edgecnn.tasks.detect import Detections, Object
+    from edgecnn.track.spec import parse_line, parse_zone
+    from edgecnn.track.stage import Tracked, TrackStage
+
+    def fail(problem):
+        return ValueError(problem)
+
+    stage = TrackStage([parse_line("0.5,0,0.5,1", 1, fail)], [parse_zone("0,0,0.3,0,0.3,0.3", 1, fail)])
+    image = np.full((120, 160, 3), 128, np.uint8)
+    for i in range(6):  # a square walking right, 4 px a frame
+        box = (20.0 + 4 * i, 60.0, 48.0 + 4 * i, 88.0)
+        step = stage.apply(Detections([Object(0, "square", 0.9, box)]), size=(160, 120), time_s=i / 10,
+                           timestamp=1000 + i / 10, frame=i)  # fmt: skip
+    assert isinstance(step.output, Tracked) and step.output.track_ids == (1,)
+    assert step.output.to_json()["objects"][0]["track_id"] == 1
+    result = FrameResult(6, 5, 1000.5, step.output)
+
+    drawn = cv2.imdecode(
+        np.frombuffer(render_preview(image, result, quality=100), np.uint8), cv2.IMREAD_COLOR
+    )
+    line_pixels = drawn[100:118, 80].astype(int)  # the line x = 80, below the labels (JPEG: near its colour)
+    assert np.all(np.abs(line_pixels - (0, 220, 255)).sum(axis=1) < 100)
+    zone_edge = drawn[20, 46:51].astype(int)  # the zone's right edge, x = 48: 1 px, blurred by JPEG
+    assert (zone_edge[:, 0] - zone_edge[:, 2]).max() > 60  # bluish (the zone colour is BGR 255, 200, 0)
+    plain = cv2.imdecode(
+        np.frombuffer(
+            render_preview(image, FrameResult(6, 5, 0.0, step.output.inner), quality=100), np.uint8
+        ),
+        cv2.IMREAD_COLOR,
+    )
+    assert np.abs(plain[100:118, 79:82].astype(int) - 128).max() < 20  # without tracking: no line drawn
+    # The "#1" label sits in the box's bottom-left corner (rows above y2 = 88, from x1 = 40).
+    label = np.abs(drawn[78:88, 41:56].astype(int) - plain[78:88, 41:56].astype(int)).sum(axis=2)
+    assert np.count_nonzero(label > 100) > 20
