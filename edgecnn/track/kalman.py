@@ -56,34 +56,34 @@ def initiate(measure: np.ndarray) -> np.ndarray:
 
 
 def predict(state: np.ndarray, dt: float) -> np.ndarray:
-    """States ``dt`` seconds later (a new array). Sizes never go below one pixel."""
-    out = state.copy()
+    """States ``dt`` seconds later, computed in place in ``state`` (pass a copy to keep the old one) and
+    returned. Sizes never go below one pixel."""
     size = _size(state[:, POS])[:, None]
-    qa = (ACCEL_NOISE * size) ** 2  # continuous white-noise acceleration (the standard CV model)
-    qp = (POS_NOISE * size) ** 2
-    vel, p00, p01, p11 = state[:, VEL], state[:, P00], state[:, P01], state[:, P11]
-    out[:, POS] = state[:, POS] + vel * dt
-    out[:, P00] = p00 + 2 * dt * p01 + dt * dt * p11 + qa * dt**3 / 3 + qp * dt
-    out[:, P01] = p01 + dt * p11 + qa * dt**2 / 2
-    out[:, P11] = p11 + qa * dt
-    np.maximum(out[:, POS, 2:], 1.0, out=out[:, POS, 2:])
-    return out
+    q = size * size  # noise variances scale with the box size squared
+    pos, vel, p00, p01, p11 = (state[:, k] for k in range(5))
+    pos += vel * dt
+    # Continuous white-noise acceleration (the standard constant-velocity model) plus a position walk.
+    p00 += (2 * dt) * p01 + (dt * dt) * p11 + q * ((ACCEL_NOISE**2) * dt**3 / 3 + (POS_NOISE**2) * dt)
+    p01 += dt * p11 + q * ((ACCEL_NOISE**2) * dt**2 / 2)
+    p11 += q * ((ACCEL_NOISE**2) * dt)
+    np.maximum(pos[:, 2:], 1.0, out=pos[:, 2:])
+    return state
 
 
 def update(state: np.ndarray, measure: np.ndarray) -> np.ndarray:
-    """States ``(N, 5, 4)`` corrected by the matched measurements ``(N, 4)`` (a new array)."""
-    out = state.copy()
-    r = (MEASURE_NOISE * _size(measure)[:, None]) ** 2
-    p00, p01, p11 = state[:, P00], state[:, P01], state[:, P11]
-    s = p00 + r
+    """States ``(N, 5, 4)`` corrected by the matched measurements ``(N, 4)``, in place, and returned."""
+    size = _size(measure)[:, None]
+    pos, vel, p00, p01, p11 = (state[:, k] for k in range(5))
+    s = p00 + (MEASURE_NOISE * MEASURE_NOISE) * size * size
     k0, k1 = p00 / s, p01 / s
-    innovation = measure - state[:, POS]
-    out[:, POS] = state[:, POS] + k0 * innovation
-    out[:, VEL] = state[:, VEL] + k1 * innovation
-    out[:, P00] = (1 - k0) * p00
-    out[:, P01] = (1 - k0) * p01
-    out[:, P11] = p11 - k1 * p01
-    return out
+    innovation = measure - pos
+    pos += k0 * innovation
+    vel += k1 * innovation
+    p11 -= k1 * p01
+    scale = 1 - k0
+    p00 *= scale
+    p01 *= scale
+    return state
 
 
 def boxes(state: np.ndarray) -> np.ndarray:
