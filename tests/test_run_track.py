@@ -252,3 +252,37 @@ def test_overlay_draws_lines_zones_ids_and_trails():
     # The "#1" label sits in the box's bottom-left corner (rows above y2 = 88, from x1 = 40).
     label = np.abs(drawn[78:88, 41:56].astype(int) - plain[78:88, 41:56].astype(int)).sum(axis=2)
     assert np.count_nonzero(label > 100) > 20
+
+
+def test_snapshots_one_jpeg_per_event_and_retention(detector, crossing_video, tmp_path):
+    import cv2
+
+    events, folder = tmp_path / "events.jsonl", tmp_path / "snaps"
+    run(RunOptions(model=detector, source=str(crossing_video), events=events, lines=["0.5,0,0.5,1"], quiet=True,
+                   snapshots=folder, snapshots_keep=2))  # fmt: skip
+    named = [e["snapshot"] for e in records(events)]
+    assert len(named) == 3 and len(set(named)) == 3
+    kept = sorted(p.name for p in folder.iterdir())
+    assert kept == sorted(named)[-2:]  # the newest two
+    image = cv2.imread(str(folder / kept[-1]))
+    assert image is not None and image.shape == (120, 160, 3)
+    assert not list(folder.glob("*.tmp*"))  # written atomically: no temp file left behind
+
+
+def test_snapshot_folder_stays_under_its_size_limit(tmp_path):
+    import numpy as np
+
+    from edgecnn.track.events import Event
+    from edgecnn.track.snapshots import Snapshots
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)  # noise: JPEGs of some 60 kB
+    (tmp_path / "notes.txt").write_text("not a snapshot: never counted or deleted\n")
+    snaps = Snapshots(tmp_path, keep=1000, max_bytes=200_000)
+    for i in range(12):
+        snaps.write(image, [Event("enter", 1000.0 + i, i, 1, "person", 0.9, zone="z", box=(10, 10, 50, 90))])
+    files = list(tmp_path.glob("*-snapshot.jpg"))
+    assert sum(p.stat().st_size for p in files) <= 200_000
+    assert 1 <= len(files) < 12
+    assert max(files).name.startswith("19700101-001651.000-f000011")  # the newest is kept
+    assert (tmp_path / "notes.txt").exists()

@@ -230,7 +230,7 @@ def validate_run_options(
         if not parent.is_dir():
             raise fail("jsonl", f"folder {parent} does not exist: create it or pass --jsonl - for stdout.")
     if not opts.track:
-        for key in ("lines", "zones", "events"):
+        for key in ("lines", "zones", "events", "snapshots"):
             if getattr(opts, key):
                 raise fail(key, "counting and events need tracking: drop --no-track (track = false).")
     if opts.lines or opts.zones:

@@ -122,6 +122,7 @@ class FrameHandler:
                 time_s=track_time(self.source, frame),
                 timestamp=frame.timestamp,
                 frame=frame.index,
+                image=frame.image,
             )
             output, track_ms = step.output, step.ms
         t_done = time.perf_counter()

@@ -245,6 +245,15 @@ class RunOptions:
     events: Path | None = option(
         help="Append one JSON object per event (cross, enter, exit, dwell) to FILE.",
     )
+    snapshots: Path | None = option(
+        help="Write a JPEG of the frame for each event into this folder (oldest deleted past the limits).",
+    )
+    snapshots_keep: int = option(
+        100, "Keep at most this many event snapshots (default 100).", low=1, high=10**7
+    )
+    snapshots_max_mb: float = option(
+        100.0, "Keep at most this many megabytes of event snapshots (default 100).", low=0.1, high=10**7
+    )
     # Not config keys: where values came from (for error messages) and tuning knobs for tests.
     config_path: Path | None = None
     backoff_initial: float = 0.5

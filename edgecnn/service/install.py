@@ -200,16 +200,21 @@ def _check_sandbox_paths(opts: RunOptions, layout: Layout) -> RunOptions:
                 f"{opts.jsonl}: use {LOGS_DIR}/NAME.jsonl, or '-' for the journal.",
             )
         changes["jsonl"] = None  # created by systemd at start (LogsDirectory=), not here
-    if opts.events is not None:  # the tracking events file (edgecnn.track): the same rule as jsonl
-        target = PurePosixPath(opts.events)
-        if not target.is_absolute() or not _under(target.parent, WRITABLE_DIRS):
+    # Tracking's events file and snapshot folder (edgecnn.track): the same rule as jsonl.
+    for key, example in (("events", "NAME-events.jsonl"), ("snapshots", "NAME-snapshots")):
+        value = getattr(opts, key)
+        if value is None:
+            continue
+        target = PurePosixPath(value)
+        folder = target.parent if key == "events" else target
+        if not target.is_absolute() or not _under(folder, WRITABLE_DIRS):
             raise _fail(
                 opts,
-                "events",
+                key,
                 f"the service can write only under {LOGS_DIR} or {STATE_DIR} (ProtectSystem=strict), not "
-                f"{opts.events}: use {LOGS_DIR}/NAME-events.jsonl.",
+                f"{value}: use {STATE_DIR}/{example}.",
             )
-        changes["events"] = None
+        changes[key] = None
     if opts.source is not None and _is_local_source(opts.source):
         target = PurePosixPath(opts.source)
         if _under(target, tuple(PurePosixPath(p) for p in HOME_DIRS)):

@@ -45,6 +45,7 @@ class Event:
     direction: str | None = None  # cross: which of the line's directions
     seconds: float | None = None  # dwell and exit: time in the zone so far
     box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # the track's box, pixels
+    snapshot: str | None = None  # with --snapshots: the JPEG's file name in that folder
 
     def to_json(self) -> dict[str, Any]:
         """The event's record (the events file, MQTT ``.../events``, ``/events``)."""
@@ -63,6 +64,8 @@ class Event:
         if self.seconds is not None:
             record["seconds"] = round(self.seconds, 3)
         record["box"] = [round(v, 1) for v in self.box]
+        if self.snapshot is not None:
+            record["snapshot"] = self.snapshot
         return record
 
 

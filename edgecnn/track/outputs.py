@@ -66,6 +66,12 @@ def open_tracking(
 
     lines, zones = parse_all(opts.lines, opts.zones, lambda key, problem: option_error(opts, key, problem))
     stage = TrackStage(lines, zones, TrackerOptions(buffer_s=opts.track_buffer))
+    if opts.snapshots is not None:
+        from edgecnn.track.snapshots import Snapshots
+
+        stage.snapshots = Snapshots(
+            Path(opts.snapshots), keep=opts.snapshots_keep, max_bytes=int(opts.snapshots_max_mb * 2**20)
+        )
     events = None
     if opts.events is not None:
         events = EventsFile(Path(opts.events), stop)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from edgecnn.track.events import Event, Scene
 from edgecnn.track.geometry import Line, Zone
+from edgecnn.track.snapshots import Snapshots, snapshot_name
 from edgecnn.track.spec import LineSpec, ZoneSpec
 from edgecnn.track.tracker import Tracker, TrackerOptions
 
@@ -174,13 +175,22 @@ class TrackStage:
         self.tracker = Tracker(options)
         self.scene = Scene(lines, zones)
         self.listeners: list[EventListener] = []
+        self.snapshots: Snapshots | None = None  # --snapshots: a JPEG per event, before the listeners
         self.tracks_total: dict[str, int] = {}  # label -> confirmed tracks so far (distinct objects)
 
     def apply(
-        self, output: Any, *, size: tuple[int, int], time_s: float, timestamp: float, frame: int
+        self,
+        output: Any,
+        *,
+        size: tuple[int, int],
+        time_s: float,
+        timestamp: float,
+        frame: int,
+        image: np.ndarray | None = None,
     ) -> TrackStep:
         """Track ``output``'s objects in a ``(width, height)`` frame at ``time_s`` (seconds on the clock the
-        tracker measures motion and dwell with); events carry ``timestamp`` (Unix seconds) and ``frame``."""
+        tracker measures motion and dwell with); events carry ``timestamp`` (Unix seconds) and ``frame``.
+        ``image`` (the frame) is what event snapshots show."""
         if not isinstance(output, HasObjects):
             return TrackStep(output)
         start = time.perf_counter()
@@ -191,7 +201,10 @@ class TrackStage:
             update.tracks, update.ended, size=size, timestamp=time_s, frame=frame, boxes=update.boxes
         )
         if timestamp != time_s:
-            events = [_restamp(e, timestamp) for e in events]
+            events = [replace(e, timestamp=timestamp) for e in events]
+        if events and self.snapshots is not None and image is not None:
+            events = [replace(e, snapshot=snapshot_name(e)) for e in events]
+            self.snapshots.write(image, events)
         started = [t.label for t in update.started]
         for label in started:
             self.tracks_total[label] = self.tracks_total.get(label, 0) + 1
@@ -208,9 +221,3 @@ class TrackStage:
             for listener in self.listeners:  # a failing output ends the run, as a result sink's does
                 listener.track_step(step, self)
         return step
-
-
-def _restamp(event: Event, timestamp: float) -> Event:
-    from dataclasses import replace
-
-    return replace(event, timestamp=timestamp)
