@@ -286,3 +286,49 @@ def test_snapshot_folder_stays_under_its_size_limit(tmp_path):
     assert 1 <= len(files) < 12
     assert max(files).name.startswith("19700101-001651.000-f000011")  # the newest is kept
     assert (tmp_path / "notes.txt").exists()
+
+
+@needs_broker
+def test_home_assistant_discovery_of_the_counts(detector, crossing_video, tmp_path):
+    broker = Broker(tmp_path).start()
+    try:
+        run(RunOptions(model=detector, source=str(crossing_video), lines=["0.5,0,0.5,1"], zones=["0,0,0.5,0,0.5,1"],
+                       quiet=True, mqtt={"host": f"127.0.0.1:{broker.port}", "topic": "edgecnn/door",
+                                         "discovery": True}))  # fmt: skip
+        late = Subscriber(broker.port, "homeassistant/#")  # retained: found after the run
+        try:
+            wait_until(lambda: len(late.messages) >= 3, timeout=10)
+            configs = {m.topic: json.loads(m.payload) for m in late.messages}
+            assert all(m.retain for m in late.messages)
+        finally:
+            late.close()
+        assert sorted(configs) == [
+            "homeassistant/sensor/edgecnn_door/line_line1_in/config",
+            "homeassistant/sensor/edgecnn_door/line_line1_out/config",
+            "homeassistant/sensor/edgecnn_door/zone_zone1/config",
+        ]
+        out = configs["homeassistant/sensor/edgecnn_door/line_line1_out/config"]
+        assert out["state_topic"] == "edgecnn/door/counts"
+        assert out["availability_topic"] == "edgecnn/door/availability"
+        assert out["value_template"] == '{{ value_json.lines["line1"]["out"] }}'
+        assert out["state_class"] == "total_increasing" and out["unique_id"] == "edgecnn_door_line_line1_out"
+        zone = configs["homeassistant/sensor/edgecnn_door/zone_zone1/config"]
+        assert zone["value_template"] == '{{ value_json.zones["zone1"] }}'
+    finally:
+        broker.stop()
+
+
+@needs_broker
+def test_no_discovery_unless_asked(detector, crossing_video, tmp_path):
+    broker = Broker(tmp_path).start()
+    try:
+        run(RunOptions(model=detector, source=str(crossing_video), lines=["0.5,0,0.5,1"], quiet=True,
+                       mqtt={"host": f"127.0.0.1:{broker.port}", "topic": "edgecnn/door"}))  # fmt: skip
+        late = Subscriber(broker.port, "#")
+        try:
+            wait_until(lambda: late.on("counts"), timeout=10)  # the retained counts arrive...
+            assert not [m for m in late.messages if m.topic.startswith("homeassistant/")]  # ...no configs
+        finally:
+            late.close()
+    finally:
+        broker.stop()

@@ -75,6 +75,7 @@ def run_command(
     mqtt_client_id: str | None = _mqtt_option("client_id"),
     mqtt_qos: int | None = _mqtt_option("qos"),
     mqtt_queue_size: int | None = _mqtt_option("queue_size"),
+    mqtt_discovery: bool | None = _mqtt_option("discovery"),
 ) -> None:
     """Classify frames or detect objects (the model's task) from a camera, video, stream or folder until
     stopped; print a summary on exit.

@@ -101,6 +101,10 @@ class MqttOptions:
     )
     client_id: str | None = option(help="MQTT client id (default edgecnn-HOSTNAME[-NAME]-PID).")
     qos: int = option(1, "1: at least once (default); 0: at most once.", low=0, high=1)
+    discovery: bool | None = option(
+        help="Home Assistant MQTT discovery: a sensor per counting line direction and zone (default off).",
+        flags=("--mqtt-discovery/--no-mqtt-discovery",),
+    )
     queue_size: int = option(
         1000,
         "Results kept while the broker is unreachable (default 1000); older ones are dropped and counted.",

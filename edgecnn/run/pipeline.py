@@ -11,6 +11,7 @@ summary is returned.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -165,6 +166,14 @@ class Pipeline:
             sinks.append(outputs.mqtt)
             if self.tracking is not None:
                 self.tracking.listeners.append(outputs.mqtt)  # PREFIX/events, retained PREFIX/counts
+                if outputs.mqtt.settings.discovery and not self.tracking.scene.empty:
+                    from edgecnn.track.hass import discovery_messages
+
+                    scene = self.tracking.scene
+                    outputs.mqtt.announce(
+                        discovery_messages(outputs.mqtt.settings.topic, scene.line_specs, scene.zone_specs),
+                        json.dumps(scene.counts(), separators=(",", ":"), sort_keys=True),
+                    )
         if opts.serve is None:
             return
         from edgecnn.run.metrics import RunMetrics
