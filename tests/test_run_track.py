@@ -332,3 +332,43 @@ def test_no_discovery_unless_asked(detector, crossing_video, tmp_path):
             late.close()
     finally:
         broker.stop()
+
+
+def test_fleet_status_carries_the_counts(detector, crossing_video):
+    """What `edgecnn fleet status` reads from a device's /latest: the counts (JSON) and the summary (table)."""
+    from edgecnn.fleet.status import _instance
+
+    options = RunOptions(model=detector, source=str(crossing_video), loop=True, serve="127.0.0.1:0",
+                         lines=["0.5,0,0.5,1"], quiet=True)  # fmt: skip
+    pipeline = Pipeline(options)
+    thread = threading.Thread(target=pipeline.run, daemon=True)
+    thread.start()
+    try:
+        assert pipeline.serving.wait(30)
+        host, port = pipeline.server_address  # type: ignore[misc]
+
+        def crossed() -> bytes | None:
+            status, _, body = http_get(f"http://{host}:{port}/latest")
+            counts = json.loads(body).get("counts") if status == 200 else None
+            return body if counts and counts["lines"]["line1"]["out"] >= 3 else None
+
+        latest = wait_until(crossed)
+    finally:
+        pipeline.stop()
+        thread.join(30)
+    service = {"name": "door", "active": "active", "sub_state": "running", "serve": ":8080"}
+    inst = _instance(service, {"door/latest": latest.decode()}, systemd_running=True)
+    assert inst.counts is not None and inst.counts["lines"]["line1"]["out"] >= 3
+    assert inst.last_result is not None and "line1 in 0 out" in inst.last_result
+
+
+def test_cli_line_and_events(detector, crossing_video, tmp_path):
+    events = tmp_path / "events.jsonl"
+    result = run_cli(
+        "run", str(detector), "--source", str(crossing_video), "--line", "0.5,0,0.5,1", "--line", "0,0.5,1,0.5",
+        "--events", str(events), "-q",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    crossings = [(e["line"], e["direction"]) for e in records(events)]
+    assert crossings.count(("line1", "out")) == 3 and all(line == "line1" for line, _ in crossings)
+    assert "summary: 50 frames" in result.stdout
