@@ -372,3 +372,24 @@ def test_cli_line_and_events(detector, crossing_video, tmp_path):
     crossings = [(e["line"], e["direction"]) for e in records(events)]
     assert crossings.count(("line1", "out")) == 3 and all(line == "line1" for line, _ in crossings)
     assert "summary: 50 frames" in result.stdout
+
+
+def test_bench_times_the_track_stage_for_detectors(detectors, tmp_path, coral):
+    import cv2
+
+    from edgecnn.bench.results import load_result, save_result
+    from edgecnn.bench.runner import format_result, run_bench
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, scene in enumerate(detectors.held_out[:3]):
+        cv2.imwrite(str(images / f"{i}.png"), scene.image)
+    result = run_bench(detectors["yolo_float"], runs=20, warmup=1, images=images)
+    (row,) = result.results
+    assert row.track_ms is not None and row.track_ms["p50"] > 0
+    assert row.track_objects == len(detectors.held_out[0].boxes)  # the first image's objects, all found
+    assert "track (" in format_result(result)
+    saved = save_result(result, tmp_path / "bench.json")
+    assert load_result(saved).results[0].track_objects == row.track_objects
+    classifier = run_bench(MOBILENET, runs=5, warmup=1).results[0]
+    assert classifier.track_ms is None and classifier.track_objects is None
