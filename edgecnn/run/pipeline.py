@@ -104,10 +104,15 @@ class Pipeline:
             model.device,
             model.runtime.describe(),
         )
-        sinks: list[ResultSink] = [*build_sinks(opts, self.stop_event), *self._extra_sinks]
         from edgecnn.track.outputs import open_tracking  # tracking, lines, zones: edgecnn.track
 
         self.tracking, events_file = open_tracking(opts, self.stop_event)
+        try:
+            sinks: list[ResultSink] = [*build_sinks(opts, self.stop_event), *self._extra_sinks]
+        except BaseException:
+            if events_file is not None:
+                events_file.close(None)
+            raise
         if events_file is not None:
             sinks.append(events_file)  # closed with the sinks
         stats = RunStats(self.clock())  # --duration and "first result after" count from here, model loaded

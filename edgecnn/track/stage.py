@@ -13,6 +13,7 @@ metrics, MQTT) get each step that has events or new tracks.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,8 @@ from edgecnn.track.geometry import Line, Zone
 from edgecnn.track.snapshots import Snapshots, snapshot_name
 from edgecnn.track.spec import LineSpec, ZoneSpec
 from edgecnn.track.tracker import Tracker, TrackerOptions
+
+log = logging.getLogger("edgecnn.run")
 
 
 @runtime_checkable
@@ -177,6 +180,7 @@ class TrackStage:
         self.listeners: list[EventListener] = []
         self.snapshots: Snapshots | None = None  # --snapshots: a JPEG per event, before the listeners
         self.tracks_total: dict[str, int] = {}  # label -> confirmed tracks so far (distinct objects)
+        self._told_no_boxes = False
 
     def apply(
         self,
@@ -192,6 +196,11 @@ class TrackStage:
         tracker measures motion and dwell with); events carry ``timestamp`` (Unix seconds) and ``frame``.
         ``image`` (the frame) is what event snapshots show."""
         if not isinstance(output, HasObjects):
+            if not self.scene.empty and not self._told_no_boxes:
+                self._told_no_boxes = True
+                log.warning(
+                    "lines and zones count objects, but this model's results have no boxes: nothing to count"
+                )
             return TrackStep(output)
         start = time.perf_counter()
         objects = list(output.objects)
