@@ -64,6 +64,10 @@ def test_three_shapes_crossing_give_three_events_and_stable_ids(detector, crossi
     assert len({e["track_id"] for e in crossings}) == 3
     zone_events = [(e["type"], e["track_id"]) for e in records(events) if e["type"] != "cross"]
     assert sorted(t for t, _ in zone_events) == ["enter"] * 3 + ["exit"] * 3  # each left the left half
+    # Times are the video's own (frame / 10 fps), not the wall clock of a run that takes a fraction of a
+    # second: each shape spends 1.4-1.9 s of video in the left half.
+    stays = [e["seconds"] for e in records(events) if e["type"] == "exit"]
+    assert all(1.2 < s < 2.2 for s in stays), stays
     rows = records(results)
     ids = {o["track_id"] for r in rows for o in r["objects"]} - {None}
     assert ids == {1, 2, 3}  # three objects, three IDs: no switch, no fragment
