@@ -41,7 +41,7 @@ def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
 
 def _size(measure: np.ndarray) -> np.ndarray:
     """``(N,)`` noise scale: the mean of width and height, never below one pixel."""
-    return np.maximum(measure[..., 2:].mean(axis=-1), 1.0)
+    return np.maximum((measure[..., 2] + measure[..., 3]) * 0.5, 1.0)
 
 
 def initiate(measure: np.ndarray) -> np.ndarray:

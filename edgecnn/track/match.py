@@ -41,5 +41,6 @@ def assign(cost: np.ndarray, limit: float) -> tuple[list[tuple[int, int]], list[
     import lap  # imported here: a run with tracking off never loads it
 
     _, x, y = lap.lapjv(cost, extend_cost=True, cost_limit=limit)
-    pairs = [(i, int(j)) for i, j in enumerate(x) if j >= 0]
-    return pairs, [i for i, j in enumerate(x) if j < 0], [j for j, i in enumerate(y) if i < 0]
+    rows_to, cols_to = x.tolist(), y.tolist()  # Python ints: iterating NumPy scalars is slow
+    pairs = [(i, j) for i, j in enumerate(rows_to) if j >= 0]
+    return pairs, [i for i, j in enumerate(rows_to) if j < 0], [j for j, i in enumerate(cols_to) if i < 0]
