@@ -11,7 +11,6 @@ summary is returned.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -169,16 +168,10 @@ class Pipeline:
             outputs.mqtt = open_mqtt_sink(opts, lambda key, problem: option_error(opts, key, problem))
         if outputs.mqtt is not None:  # connects in the background: a broker that is down delays nothing
             sinks.append(outputs.mqtt)
-            if self.tracking is not None:
-                self.tracking.listeners.append(outputs.mqtt)  # PREFIX/events, retained PREFIX/counts
-                if outputs.mqtt.settings.discovery and not self.tracking.scene.empty:
-                    from edgecnn.track.hass import discovery_messages
+            if self.tracking is not None:  # PREFIX/events, retained PREFIX/counts, Home Assistant discovery
+                from edgecnn.track.outputs import attach_mqtt
 
-                    scene = self.tracking.scene
-                    outputs.mqtt.announce(
-                        discovery_messages(outputs.mqtt.settings.topic, scene.line_specs, scene.zone_specs),
-                        json.dumps(scene.counts(), separators=(",", ":"), sort_keys=True),
-                    )
+                attach_mqtt(self.tracking, outputs.mqtt)
         if opts.serve is None:
             return
         from edgecnn.run.metrics import RunMetrics

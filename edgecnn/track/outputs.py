@@ -20,6 +20,7 @@ from edgecnn.track.stage import TrackStage, TrackStep
 from edgecnn.track.tracker import TrackerOptions
 
 if TYPE_CHECKING:
+    from edgecnn.run.mqtt import MqttSink
     from edgecnn.run.options import RunOptions
     from edgecnn.run.results import FrameResult
     from edgecnn.run.stats import RunSummary
@@ -77,3 +78,17 @@ def open_tracking(
         events = EventsFile(Path(opts.events), stop)
         stage.listeners.append(events)
     return stage, events
+
+
+def attach_mqtt(stage: TrackStage, mqtt: MqttSink) -> None:
+    """Events and counts over the run's MQTT connection (``PREFIX/events``, retained ``PREFIX/counts``),
+    and with ``[mqtt] discovery`` the Home Assistant sensors of the counts."""
+    stage.listeners.append(mqtt)
+    scene = stage.scene
+    if mqtt.settings.discovery and not scene.empty:
+        from edgecnn.track.hass import discovery_messages
+
+        mqtt.announce(
+            discovery_messages(mqtt.settings.topic, scene.line_specs, scene.zone_specs),
+            json.dumps(scene.counts(), separators=(",", ":"), sort_keys=True),
+        )
