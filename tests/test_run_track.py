@@ -397,3 +397,14 @@ def test_bench_times_the_track_stage_for_detectors(detectors, tmp_path, coral):
     assert load_result(saved).results[0].track_objects == row.track_objects
     classifier = run_bench(MOBILENET, runs=5, warmup=1).results[0]
     assert classifier.track_ms is None and classifier.track_objects is None
+
+
+@pytest.mark.parametrize("layout", ["yolo_int8", "yolo_channels_last", "e2e_float", "ssd_tf1", "ssd_int8"])
+def test_every_detector_layout_is_tracked(detectors, crossing_video, tmp_path, layout):
+    """Tracking reads boxes from the result, whatever layout decoded them: the same three crossings."""
+    events = tmp_path / "events.jsonl"
+    run(RunOptions(model=detectors[layout], source=str(crossing_video), events=events, lines=["0.5,0,0.5,1"],
+                   quiet=True))  # fmt: skip
+    crossings = records(events)
+    assert [e["direction"] for e in crossings] == ["out"] * 3
+    assert len({e["track_id"] for e in crossings}) == 3
