@@ -285,6 +285,10 @@ def test_snapshot_folder_stays_under_its_size_limit(tmp_path):
     snaps = Snapshots(tmp_path, keep=1000, max_bytes=200_000)
     for i in range(12):
         snaps.write(image, [Event("enter", 1000.0 + i, i, 1, "person", 0.9, zone="z", box=(10, 10, 50, 90))])
+        if i % 4 == 3:
+            snaps.close()  # waits for the writes (a new writer per batch: at most 8 frames may wait)
+            snaps = Snapshots(tmp_path, keep=1000, max_bytes=200_000)
+    snaps.close()
     files = list(tmp_path.glob("*-snapshot.jpg"))
     assert sum(p.stat().st_size for p in files) <= 200_000
     assert 1 <= len(files) < 12

@@ -103,17 +103,15 @@ class Pipeline:
             model.device,
             model.runtime.describe(),
         )
-        from edgecnn.track.outputs import open_tracking  # tracking, lines, zones: edgecnn.track
+        from edgecnn.track.outputs import close_all, open_tracking  # tracking, lines, zones: edgecnn.track
 
-        self.tracking, events_file = open_tracking(opts, self.stop_event)
+        self.tracking, track_outputs = open_tracking(opts, self.stop_event)  # events file, snapshots
         try:
             sinks: list[ResultSink] = [*build_sinks(opts, self.stop_event), *self._extra_sinks]
         except BaseException:
-            if events_file is not None:
-                events_file.close(None)
+            close_all(track_outputs)
             raise
-        if events_file is not None:
-            sinks.append(events_file)  # closed with the sinks
+        sinks += track_outputs  # closed with the sinks
         stats = RunStats(self.clock())  # --duration and "first result after" count from here, model loaded
         notifier = Notifier(self._env)
         outputs = _Outputs()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgecnn.run.outputs import _Output
 from edgecnn.track.stage import TrackStage, TrackStep
@@ -57,27 +57,40 @@ class EventsFile:
 
 def open_tracking(
     opts: RunOptions, stop: threading.Event | None = None
-) -> tuple[TrackStage | None, EventsFile | None]:
-    """The track stage ``opts`` ask for and its events file (either may be ``None``). The options were
-    validated (:func:`edgecnn.run.config.validate_run_options`), so the specs parse."""
+) -> tuple[TrackStage | None, list[Any]]:
+    """The track stage ``opts`` ask for (``None`` with ``--no-track``) and the outputs it opened (events
+    file, snapshots), which the run closes with its result sinks. The options were validated
+    (:func:`edgecnn.run.config.validate_run_options`), so the specs parse."""
     if not opts.track:
-        return None, None
+        return None, []
     from edgecnn.run.config import option_error
     from edgecnn.track.spec import parse_all
 
     lines, zones = parse_all(opts.lines, opts.zones, lambda key, problem: option_error(opts, key, problem))
     stage = TrackStage(lines, zones, TrackerOptions(buffer_s=opts.track_buffer))
-    if opts.snapshots is not None:
-        from edgecnn.track.snapshots import Snapshots
+    opened: list[Any] = []
+    try:
+        if opts.snapshots is not None:
+            from edgecnn.track.snapshots import Snapshots
 
-        stage.snapshots = Snapshots(
-            Path(opts.snapshots), keep=opts.snapshots_keep, max_bytes=int(opts.snapshots_max_mb * 2**20)
-        )
-    events = None
-    if opts.events is not None:
-        events = EventsFile(Path(opts.events), stop)
-        stage.listeners.append(events)
-    return stage, events
+            stage.snapshots = Snapshots(
+                Path(opts.snapshots), keep=opts.snapshots_keep, max_bytes=int(opts.snapshots_max_mb * 2**20)
+            )
+            opened.append(stage.snapshots)
+        if opts.events is not None:
+            events = EventsFile(Path(opts.events), stop)
+            stage.listeners.append(events)
+            opened.append(events)
+    except BaseException:
+        close_all(opened)
+        raise
+    return stage, opened
+
+
+def close_all(outputs: list[Any]) -> None:
+    """Close what :func:`open_tracking` opened (when the run could not start)."""
+    for output in outputs:
+        output.close(None)
 
 
 def attach_mqtt(stage: TrackStage, mqtt: MqttSink) -> None:

@@ -1,6 +1,10 @@
 """JPEG snapshots of events (``--snapshots DIR``): the frame with the event's object boxed and named, one
 file per event, written atomically (:func:`edgecnn.atomic.write_atomic`: a reader never sees half a JPEG).
 
+Encoding and writing happen on a thread of their own: ``write_atomic`` syncs each file to disk, which on
+a Pi's SD card can take longer than a frame, and inference never waits for it. At most
+:data:`QUEUE_FRAMES` frames wait to be written; an event beyond that gets no snapshot (logged once).
+
 The folder never fills the disk: after each write the oldest snapshots are deleted until at most
 ``keep`` files and ``max_bytes`` bytes remain (only files this module names, ``*-snapshot.jpg``, are
 counted or deleted). A snapshot that cannot be written (full disk, folder removed) is logged once and
@@ -15,9 +19,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +33,7 @@ from edgecnn.track.events import Event
 log = logging.getLogger("edgecnn.run")
 
 SUFFIX = "-snapshot.jpg"
+QUEUE_FRAMES = 8  # frames with events waiting to be written
 
 
 def snapshot_name(event: Event) -> str:
@@ -35,7 +43,8 @@ def snapshot_name(event: Event) -> str:
 
 
 class Snapshots:
-    """Writes and prunes the snapshots of one run's events."""
+    """Writes and prunes the snapshots of one run's events, in the background; also a result sink, so the
+    run's end (:meth:`close`) waits for the last ones."""
 
     def __init__(
         self, folder: Path, *, keep: int = 100, max_bytes: int = 100 * 2**20, quality: int = 85
@@ -44,9 +53,35 @@ class Snapshots:
 
         self.folder = output_folder(folder, what="--snapshots folder")
         self.keep, self.max_bytes, self.quality = keep, max_bytes, quality
-        self._failed = False
+        self._failed = self._told_full = False
+        self._queue: queue.Queue[tuple[np.ndarray, list[Event]] | None] = queue.Queue(QUEUE_FRAMES)
+        self._worker = threading.Thread(target=self._work, name="edgecnn-snapshots", daemon=True)
+        self._worker.start()
 
     def write(self, image: np.ndarray, events: Sequence[Event]) -> None:
+        """Queue one JPEG per event of this frame (the frame is the pipeline's and never changed after)."""
+        try:
+            self._queue.put_nowait((image, list(events)))
+        except queue.Full:
+            if not self._told_full:
+                self._told_full = True
+                log.warning("event snapshots fall behind the events (disk too slow): some are skipped")
+
+    def emit(self, result: Any) -> None:
+        """Results are not this output's business (the ResultSink side only waits for the writes)."""
+
+    def close(self, summary: Any = None) -> None:
+        self._queue.put(None)
+        self._worker.join(timeout=30)
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                self._write(*item)
+            except Exception as exc:  # a snapshot must never take the run down
+                log.warning("event snapshot failed: %s", exc)
+
+    def _write(self, image: np.ndarray, events: Sequence[Event]) -> None:
         """One JPEG per event (its box drawn on a copy of ``image``), then prune the folder."""
         import cv2
 
