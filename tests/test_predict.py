@@ -173,8 +173,9 @@ def test_inspect_cli_json_on_own_model(digits_model):
 
 
 def test_edgetpu_model_without_tpu_says_so(coral):
-    with pytest.raises(EdgeTPUNotFound, match="compiled for the Edge TPU"):
+    with pytest.raises(EdgeTPUNotFound, match="compiled for the Edge TPU") as error:
         open_model(MOBILENET_EDGETPU, device="cpu")
+    assert f"or run the CPU model {MOBILENET}." in str(error.value)  # the twin, named by the Edge TPU backend
 
 
 def test_auto_falls_back_to_cpu_twin(coral, caplog):
