@@ -74,7 +74,7 @@ def predict_command(
             iou=iou,
             agnostic=agnostic,
         ),
-        min_score=min_score or 0.0,
+        min_score=min_score,
         threads=threads,
         device=device or "cpu",
         labels=labels,

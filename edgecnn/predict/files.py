@@ -17,7 +17,7 @@ from edgecnn.images import IMAGE_SUFFIXES, expand_images, read_image
 from edgecnn.model import Model, open_model
 from edgecnn.modelfile import TFLITE_IDENTIFIER, read_model
 from edgecnn.tasks import DecodeOptions, TaskResult
-from edgecnn.tasks.options import check_min_score
+from edgecnn.tasks.options import MIN_SCORE, check_min_score
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def predict(
     images: list[str | os.PathLike[str]],
     *,
     decode: DecodeOptions | None = None,
-    min_score: float = 0.0,
+    min_score: float | None = None,
     threads: int | None = None,
     device: str = "cpu",
     labels: str | os.PathLike[str] | None = None,
@@ -134,7 +134,8 @@ def predict(
     ``decode`` holds the task options (:mod:`edgecnn.tasks.options`: ``top_k`` for classifiers;
     ``object_threshold``, ``max_detections``, ``classes``, ``iou``, ``agnostic`` for detectors), as
     ``edgecnn run`` takes them. ``min_score`` is the output filter, as in ``run``: an image whose result
-    scores less (its top class; its best object) is left out of the report (default 0: every image).
+    scores less (its top class; its best object) is left out of the report (None: the declared 0, every
+    image).
 
     The model is read before the images, so a missing model is reported as the model, not as an image;
     a model and an image given the other way round are named as such.
@@ -142,7 +143,7 @@ def predict(
     if not images:
         raise UsageError("No images given: edgecnn predict MODEL IMAGE [IMAGE...].")
     check_argument_order(model, images)
-    min_score = check_min_score(min_score)
+    lowest = check_min_score(MIN_SCORE.default if min_score is None else min_score)
     options = decode or DecodeOptions()
     model_file = read_model(model) if opened is None else None
     # Fail on a bad image before the interpreter is loaded (or an Edge TPU probed).
@@ -159,7 +160,7 @@ def predict(
     results = []
     for name, frame in frames:
         pred = opened.process(frame)
-        if pred.result.score < min_score:
+        if pred.result.score < lowest:  # the output filter, as run's ResultFilter
             continue
         results.append(
             ImageResult(
