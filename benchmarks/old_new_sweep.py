@@ -158,6 +158,11 @@ def sweep_model(s: Sweep, model: Path, photos: Path, yolo: Path, classes_dir: Pa
         s.compare(
             f"{name} eval", ["eval", model, yolo, "--json", "-q"], ["eval", model, yolo, "--json", "-q"]
         )
+    # eval's refusals: a dataset of another task's layout; a model no task decodes
+    other = yolo if task == "classify" else classes_dir
+    s.compare(
+        f"{name} eval on {other.name} (refused?)", ["eval", model, other, "-q"], ["eval", model, other, "-q"]
+    )
     bench = ["bench", model, "--runs", "3", "--warmup", "1", "--json"]
     s.compare(f"{name} bench (task, decoder, settings)", bench, bench)
 
