@@ -13,6 +13,9 @@ Three layouts, each a decoder chosen once per model from its outputs:
   The input is letterboxed, as Ultralytics does.
 - **End-to-end** ``[1, N, 6]`` (x1, y1, x2, y2, score, class): NMS already done in the model.
 
+Every layout keeps the objects scoring at least ``--object-threshold`` (default 0.4), at most
+``--max-detections`` of them, of the ``--classes`` asked for: the task options of :mod:`edgecnn.tasks.options`,
+checked there (which results are output, ``--min-score``, is decided after the decoder, by the command).
 ``--iou`` and ``--agnostic`` apply to the YOLO layout only: SSD's op and end-to-end models do their own NMS,
 and a decoder for them logs a warning when either is given instead of pretending to use it.
 
