@@ -1,6 +1,6 @@
 """A YOLO export cut at its head maps, decoded by edgecnn, against the uncut export, on real images.
 
-Usage: python benchmarks/yolo_head_cut.py MODEL.tflite IMAGE... [--min-score 0.25] [--reference FLOAT.tflite]
+Usage: python benchmarks/yolo_head_cut.py MODEL.tflite IMAGE... [--object-threshold 0.25] [--reference FLOAT.tflite]
 [--json]
 
 MODEL is a full-integer Ultralytics YOLOv8/YOLO11 export (``*_full_integer_quant.tflite``) or a YOLOv5 one
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path)
     parser.add_argument("images", type=Path, nargs="+")
-    parser.add_argument("--min-score", type=float, default=0.25)
+    parser.add_argument("--object-threshold", type=float, default=0.25)
     parser.add_argument("--reference", type=Path, help="a float-activation export of the same weights")
     parser.add_argument("--repeats", type=int, default=20, help="decodes timed per image (median kept)")
     parser.add_argument("--json", action="store_true")
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             name: predict_compilation(read_model(path))
             for name, path in (("uncut", args.model), ("cut", cut_path))
         }
-        options = DecodeOptions(min_score=args.min_score)
+        options = DecodeOptions(object_threshold=args.object_threshold)
         paths = {"uncut": args.model, "cut": cut_path}
         if args.reference:
             paths["reference"] = args.reference
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             found: dict[str, list[Any]] = {}
             for name, model in models.items():
                 if name == "uncut" and v5:
-                    found[name] = yolov5_objects(model, frame, args.min_score, cut_model.decoder.iou)  # type: ignore[attr-defined]
+                    found[name] = yolov5_objects(model, frame, args.object_threshold, cut_model.decoder.iou)  # type: ignore[attr-defined]
                     continue
                 inference = model.process(frame)
                 found[name] = inference.result.objects  # type: ignore[attr-defined]
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                         repeats.append((time.perf_counter() - start) * 1e3)
                     times[name].append(statistics.median(repeats))
             ious = [_best_iou(o, found["cut"]) for o in found["uncut"]]
-            clear = [o.score >= args.min_score + NEAR for o in found["uncut"]]
+            clear = [o.score >= args.object_threshold + NEAR for o in found["uncut"]]
             hits = sum(i >= 0.9 for i in ious)
             counts["uncut"] += len(ious)
             counts["matched"] += hits
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "model": str(args.model),
         "images": len(per_image),
-        "min_score": args.min_score,
+        "object_threshold": args.object_threshold,
         "objects": total,
         "matched": counts["matched"],
         "matched_share": share(counts["matched"], total),
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.model.name}: {counts['matched']} of {total} objects of the uncut model matched by the cut one "
         f"(same label, IoU >= 0.9): {pct(result['matched_share'])}; at IoU >= 0.5: "
-        f"{pct(result['matched_share_iou50'])}; not within {NEAR} of --min-score {args.min_score:g}: "
+        f"{pct(result['matched_share_iou50'])}; not within {NEAR} of --object-threshold {args.object_threshold:g}: "
         f"{counts['clear_matched']} of {counts['clear']} ({pct(result['clear_matched_share'])})"
     )
     for name, c in checks.items():

@@ -74,13 +74,16 @@ def test_help_keeps_every_bracketed_word(monkeypatch):
 
 
 def _hidden_spellings() -> set[str]:
-    """Old option names kept hidden for scripts (``--save``, ``--out``, ``--out-dir``): never to be advertised."""
-    hidden = set()
+    """Old option names kept hidden for scripts (``--save``, ``--out``, ``--out-dir``): never to be advertised.
+
+    A name another command documents is not one of them: ``eval --top-k`` is the hidden old spelling of
+    ``--accuracy-k``, and ``--top-k`` is the documented classes-per-result option of predict and run."""
+    hidden, shown = set(), set()
     for _path, cmd in _commands(app):
         for param in cmd.params:
-            if getattr(param, "hidden", False):
-                hidden.update(name for name in param.opts if name.startswith("--"))
-    return hidden
+            names = {name for name in param.opts if name.startswith("--")}
+            (hidden if getattr(param, "hidden", False) else shown).update(names)
+    return hidden - shown
 
 
 def _names(spelling: str) -> re.Pattern[str]:

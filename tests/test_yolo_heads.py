@@ -57,7 +57,7 @@ def test_decoding_the_heads_finds_the_float_exports_objects(yolo_head_exports):
     objects (same label, IoU >= 0.9); the full-integer export's own int8 decode (DFL and boxes in int8, boxes
     and scores sharing one output scale) is the coarser of the two."""
     uncut, cut, reference = yolo_head_exports
-    options = DecodeOptions(min_score=0.3)
+    options = DecodeOptions(object_threshold=0.3)
     ref, full, heads = (open_model(p, decode=options) for p in (reference, uncut, cut))
     assert heads.decoder.name.startswith(
         "YOLO heads [[1, 8, 8, 67], [1, 4, 4, 67], [1, 2, 2, 67]] (DFL 16 bins"
@@ -225,7 +225,7 @@ def test_the_cut_yolov5_int8_model_finds_the_float_exports_objects(v5_exports):
     from tests.yolo_tf import yolov5_rule
 
     _, cut, float_uncut, _ = v5_exports
-    options = DecodeOptions(min_score=0.3)
+    options = DecodeOptions(object_threshold=0.3)
     heads = open_model(cut, decode=options)
     assert heads.decoder.name.startswith(
         "YOLOv5 heads [[1, 8, 8, 24], [1, 4, 4, 24], [1, 2, 2, 24]] (3 anchors"

@@ -158,3 +158,10 @@ def decoder(
             f"{shapes(model_file.outputs)}: a classifier has one [1, N] output. Fix the model's task metadata."
         )
     return ScoresDecoder(model_file, meta, labels, options)
+
+
+def evaluator() -> Any:
+    """How ``edgecnn eval`` measures classifiers: accuracy on class folders (:mod:`edgecnn.eval.classify`)."""
+    from edgecnn.eval import classify as classify_eval
+
+    return classify_eval

@@ -36,7 +36,7 @@ from edgecnn.errors import ModelError
 from edgecnn.modelfile import ModelFile
 from edgecnn.preprocess import Transform
 from edgecnn.tasks import DecodeOptions
-from edgecnn.tasks.detect import Detections, YoloDecoder, _view
+from edgecnn.tasks.detect import DetectDecoder, Detections, YoloDecoder, _view
 
 METADATA_NAME = "edgecnn_yolo_heads"
 LAYOUT = "yolov8-dfl-heads"
@@ -143,17 +143,17 @@ def _candidates(values: np.ndarray, logit: float, scale: float, zero_point: int)
 
 
 def decode_anchor_heads(
-    heads: list[tuple[np.ndarray, float, int]], layout: HeadLayout, min_score: float
+    heads: list[tuple[np.ndarray, float, int]], layout: HeadLayout, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """YOLOv5's head maps ``[H, W, na*(5+nc)]`` -> (boxes xyxy in input pixels, scores, class ids) of every
-    anchor whose objectness x best class score reaches ``min_score``, before NMS.
+    anchor whose objectness x best class score reaches ``threshold`` (--object-threshold), before NMS.
 
     YOLOv5's decode (``models/yolo.py`` Detect, the TF export's TFDetect), on the sigmoid ``s`` of each value:
     centre ``(2 s_xy - 0.5 + cell) * stride``, size ``(2 s_wh)^2 * anchor``, score ``s_obj * s_class`` (as its
     NMS scores a box). The score cannot exceed the objectness, so anchors are first kept on the raw
     objectness logit: only those are dequantized.
     """
-    logit = _logit(min_score)
+    logit = _logit(threshold)
     no = 5 + layout.classes
     boxes, scores, ids = [], [], []
     for (head, scale, zero_point), stride, anchor in zip(
@@ -171,7 +171,7 @@ def decode_anchor_heads(
         best = rows[:, 5:].argmax(axis=1)
         s = 1.0 / (1.0 + np.exp(-rows[:, :5]))
         score = s[:, 4] / (1.0 + np.exp(-rows[np.arange(len(best)), 5 + best]))
-        keep = ~(score < min_score)  # NaN stays in, for the sanity checks to report
+        keep = ~(score < threshold)  # NaN stays in, for the sanity checks to report
         rows_at, s, best, score = rows_at[keep], s[keep], best[keep], score[keep]
         cell, a = rows_at // na, rows_at % na
         wh_anchor = np.asarray(anchor, dtype=np.float32).reshape(na, 2)[a]
@@ -191,18 +191,18 @@ def decode_anchor_heads(
 
 
 def decode_heads(
-    heads: list[tuple[np.ndarray, float, int]], layout: HeadLayout, min_score: float
+    heads: list[tuple[np.ndarray, float, int]], layout: HeadLayout, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Head maps ``(values [H, W, 4*reg_max + nc], scale, zero point)`` (scale 0: float values) -> (boxes xyxy in
-    input pixels, scores, class ids) of every cell whose best class reaches ``min_score``, before NMS.
+    input pixels, scores, class ids) of every cell whose best class reaches ``threshold`` (--object-threshold), before NMS.
 
     The threshold is applied to the raw class logits (integers, for a quantized map), so only candidate
     cells are dequantized and decoded: an 80x80x144 map is never converted whole. A YOLOv5 layout goes to
     :func:`decode_anchor_heads`.
     """
     if layout.layout == LAYOUT_V5:
-        return decode_anchor_heads(heads, layout, min_score)
-    logit = _logit(min_score)
+        return decode_anchor_heads(heads, layout, threshold)
+    logit = _logit(threshold)
     bins = 4 * layout.reg_max
     boxes, scores, ids = [], [], []
     project = np.arange(layout.reg_max, dtype=np.float32)
@@ -243,13 +243,13 @@ class HeadsDecoder(YoloDecoder):
         self, model_file: ModelFile, interpreter: Any, labels: list[str] | None, options: DecodeOptions
     ) -> None:
         # the base decoder's set-up (labels, options), not YoloDecoder's (which reads one [1, 4+nc, N] output)
-        super(YoloDecoder, self).__init__(model_file, labels, options)
+        DetectDecoder.__init__(self, model_file, labels, options)
         layout = head_layout(model_file)
         if layout is None:
             raise ModelError(f"{model_file.path or 'the model'} carries no {METADATA_NAME} metadata.")
         self.layout = layout
         self.channels_last = False
-        self.classes = self.class_count = layout.classes
+        self.class_count = layout.classes
         self._outputs = interpreter.get_output_details()
         how = (
             f"{len(layout.anchors[0]) // 2} anchors per cell, objectness x class"
@@ -267,14 +267,14 @@ class HeadsDecoder(YoloDecoder):
         for d in self._outputs:
             scale, zero_point = d["quantization"]
             heads.append((_view(interpreter, d["index"])[0], float(scale), int(zero_point)))
-        xyxy, scores, ids = decode_heads(heads, self.layout, self.min_score)
+        xyxy, scores, ids = decode_heads(heads, self.layout, self.threshold)
         del heads  # views of the runtime's buffers (no copy): none may outlive decode (see YoloDecoder)
         if len(scores) and np.all(np.isfinite(scores)) and np.all(np.isfinite(xyxy)):
             tlwh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
             if self.options.agnostic:
-                found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.min_score, self.iou)
+                found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.threshold, self.iou)
             else:
-                found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.min_score,
+                found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.threshold,
                                                self.iou)  # fmt: skip
             kept = np.asarray(found, dtype=np.int64).reshape(-1)[: self.max_detections]
             xyxy, scores, ids = xyxy[kept], scores[kept], ids[kept]
