@@ -1,4 +1,4 @@
-"""The task seam: one module per task (classify, detect) turns a model's raw outputs into a result.
+"""The task seam: one module per task (classify, detect, pose, segment) turns a model's raw outputs into a result.
 
 Everything after the interpreter (predict, the run pipeline, JSONL/MQTT/``/latest``, metrics, the preview,
 bench, fleet status) sees only :class:`TaskResult` and :class:`Decoder`; none of it knows which task runs.
@@ -6,8 +6,8 @@ Adding a task is one module with the functions of :class:`TaskModule` plus one l
 
 Which task a model has is read from it: edgecnn metadata's ``task``, Ultralytics' ``task``, else each
 registered module in :data:`INFERENCE_ORDER` is asked whether the outputs look like its own
-(``TFLite_Detection_PostProcess``, YOLO-shaped tensors, ``[1, N]`` scores). A model no module claims
-(pose keypoints, segmentation masks, several unrelated outputs, an int64 argmax) is one :class:`ModelError`
+(MoveNet keypoints, class maps, ``TFLite_Detection_PostProcess``, YOLO-shaped tensors, ``[1, N]``
+scores). A model no module claims (several unrelated outputs, an int64 that is no class map) is one :class:`ModelError`
 naming its output shapes (:func:`unsupported_message`, the same line in every command), never a
 meaningless result. ``bench`` times such a model anyway: it opens it with ``require_task=False`` and gets
 an :class:`Undecodable` decoder, which has nothing to decode and says so.
@@ -32,9 +32,11 @@ from edgecnn.preprocess import Transform
 TASKS: dict[str, str] = {
     "classify": "edgecnn.tasks.classify",
     "detect": "edgecnn.tasks.detect",
+    "pose": "edgecnn.tasks.pose",
+    "segment": "edgecnn.tasks.segment",
 }
 # The order modules are asked to claim a model without a declared task (most specific first).
-INFERENCE_ORDER = ("detect", "classify")
+INFERENCE_ORDER = ("pose", "segment", "detect", "classify")
 
 
 # detect: the most objects per frame anyone may ask for, with --max-detections (edgecnn.run.options declares
@@ -99,8 +101,16 @@ class TaskResult(Protocol):
         ...
 
     def draw(self, image: np.ndarray) -> None:
-        """Draw the result onto a BGR frame in place (the preview stream)."""
+        """Draw the result onto a BGR frame in place (the preview stream, ``predict --save``)."""
         ...
+
+
+def detailed_json(result: TaskResult) -> dict[str, Any]:
+    """The task's keys for one image's report (``predict --json``): :meth:`TaskResult.to_json` (what every
+    frame of ``run`` carries, kept small), plus what a task keeps for single images only (segment: each
+    mask as RLE), through the result's optional ``detailed_json`` method."""
+    detailed = getattr(result, "detailed_json", None)
+    return detailed() if callable(detailed) else result.to_json()
 
 
 class Decoder(Protocol):
@@ -119,6 +129,8 @@ class Decoder(Protocol):
 class TaskModule(Protocol):
     NAME: str
     DESCRIPTION: str  # what a model of this task is, in words: "image classifier", "object detector"
+
+    # Optional: OUTPUT_DTYPES, output dtypes this task reads beyond DECODED_DTYPES (segment: int64 maps).
 
     def claims(self, model_file: ModelFile, meta: ModelMetadata) -> bool:
         """True when the model's outputs are this task's (used when the model declares no task)."""
@@ -140,7 +152,7 @@ def task_module(name: str) -> TaskModule:
     except KeyError:
         raise ModelError(
             f"Unsupported task {name!r}: edgecnn runs {', '.join(TASKS)} models. "
-            "Use a model for one of these (pose, segmentation and others are not supported yet)."
+            "Use a model for one of these (oriented boxes and others are not supported yet)."
         ) from None
     return importlib.import_module(module_name)  # type: ignore[return-value]
 
@@ -156,15 +168,19 @@ NO_TASK = "none"  # the task of a model no task decodes (bench results say it)
 
 def find_task(model_file: ModelFile, meta: ModelMetadata) -> str | None:
     """The task that decodes the model's outputs, or None when none does: declared in its metadata, else
-    the first module in INFERENCE_ORDER that claims it. Outputs of a dtype no decoder reads are no task's."""
-    if any(t.dtype.upper() not in DECODED_DTYPES for t in model_file.outputs):
-        return None
+    the first module in INFERENCE_ORDER that claims it. Outputs of a dtype the task does not read (strings,
+    bools; int64 except as segment's class map) are no task's."""
     if meta.task:
-        return meta.task if meta.task in TASKS else None
+        return meta.task if meta.task in TASKS and _reads_dtypes(meta.task, model_file) else None
     for name in INFERENCE_ORDER:
-        if task_module(name).claims(model_file, meta):
+        if _reads_dtypes(name, model_file) and task_module(name).claims(model_file, meta):
             return name
     return None
+
+
+def _reads_dtypes(name: str, model_file: ModelFile) -> bool:
+    known = DECODED_DTYPES + tuple(getattr(task_module(name), "OUTPUT_DTYPES", ()))
+    return all(t.dtype.upper() in known for t in model_file.outputs)
 
 
 def unsupported_message(model_file: ModelFile, meta: ModelMetadata) -> str:
@@ -177,8 +193,9 @@ def unsupported_message(model_file: ModelFile, meta: ModelMetadata) -> str:
         subject = f"is a {meta.task!r} model ({meta.source} metadata; outputs {outputs})"
     return (
         f"{where} {subject} that no edgecnn task decodes: "
-        "predict, run and eval need a classify model ([1, N] scores) or a detect model "
-        "(TFLite_Detection_PostProcess; YOLO [1, 4+nc, N] or [1, N, 6]); "
+        "predict, run and eval need a classify model ([1, N] scores), a detect model "
+        "(TFLite_Detection_PostProcess; YOLO [1, 4+nc, N] or [1, N, 6]), a pose model (MoveNet [1, 1, 17, 3]; "
+        "YOLO pose) or a segment model (class map [1, H, W]; scores [1, H, W, C]; YOLO seg); "
         "`edgecnn bench` still times it (invoke only)."
     )
 
