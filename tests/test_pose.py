@@ -45,9 +45,9 @@ def test_movenet_on_squat_matches_coral_reference_keypoints():
     got = np.array([[k.x / result.width, k.y / result.height, k.score] for k in pose.keypoints])
     # Coral's reference comes from another runtime and resizer: positions agree within 0.04 of the image
     # (measured 0.030 in x, 0.026 in y, stretched bilinear resize); the quantized scores step in ~0.07s and
-    # move more between resizers: their mean difference stays under 0.2 (measured 0.14).
+    # move more between resizers: their mean difference stays under 0.25 (measured 0.18).
     assert np.abs(got[:, :2] - ref[:, :2]).max() < 0.04
-    assert np.abs(got[:, 2] - ref[:, 2]).mean() < 0.2
+    assert np.abs(got[:, 2] - ref[:, 2]).mean() < 0.25
     assert pose.score == pytest.approx(got[:, 2].mean())
     record = result.to_dict()
     assert set(record["poses"][0]["keypoints"]) == set(COCO_KEYPOINTS)
