@@ -281,7 +281,6 @@ def test_bench_reports_postprocess_apart_from_invoke(detectors):
 @pytest.mark.parametrize(
     ("kind", "needle"),
     [
-        ("pose", "[1, 1, 17, 3] FLOAT32"),
         ("two_heads", "[1, 5] FLOAT32, [1, 10] FLOAT32"),
     ],
 )
