@@ -104,7 +104,7 @@ def figures(matrix: np.ndarray, labels: list[str] | None = None) -> Segmentation
     per_class = []
     for i in range(classes):
         label = labels[i] if labels is not None and i < len(labels) else str(i)
-        iou = round(100.0 * tp[i] / union[i], 4) if union[i] else None
+        iou = round(float(100.0 * tp[i] / union[i]), 4) if union[i] else None
         per_class.append(ClassIoU(i, label, int(in_truth[i]), iou))
     present = [c.iou_pct for c in per_class if c.iou_pct is not None]
     total = in_truth.sum()
