@@ -130,5 +130,5 @@ def test_deeplab_mean_iou_and_pixel_accuracy_on_a_mask_folder(tmp_path):
     assert 0 < report.figures.mean_iou_pct < bird_iou  # the few edge pixels of classes 1-2 drag it down
 
     (masks / "flipped.png").unlink()
-    with pytest.raises(InputError, match="flipped.png has no mask"):
+    with pytest.raises(InputError, match=r"flipped\.png has no mask"):
         evaluate_segmentation(open_model(DEEPLAB, labels=PASCAL), images, masks)
