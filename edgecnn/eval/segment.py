@@ -184,7 +184,7 @@ def evaluate_segmentation(
         out = model.process(read_image(image))
         times.append(out.inference_ms)
         try:
-            matrix += confusion(truth, out.result.mask, classes, ignore=ignore)
+            matrix += confusion(truth, out.result.mask  # type: ignore[attr-defined]  # a segment model: a Segmentation, classes, ignore=ignore)
         except InputError as exc:
             raise InputError(f"{mask_path}: {exc}: a mask is the size of its image.") from None
         if progress:
