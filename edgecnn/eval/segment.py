@@ -183,8 +183,9 @@ def evaluate_segmentation(
     for done, ((image, mask_path), truth) in enumerate(zip(pairs, truths, strict=True), 1):
         out = model.process(read_image(image))
         times.append(out.inference_ms)
+        predicted: np.ndarray = out.result.mask  # type: ignore[attr-defined]  # a segment model's Segmentation
         try:
-            matrix += confusion(truth, out.result.mask  # type: ignore[attr-defined]  # a segment model: a Segmentation, classes, ignore=ignore)
+            matrix += confusion(truth, predicted, classes, ignore=ignore)
         except InputError as exc:
             raise InputError(f"{mask_path}: {exc}: a mask is the size of its image.") from None
         if progress:
