@@ -31,6 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edgecnn.adapters import dequantize
 from edgecnn.errors import InvalidResult, ModelError
 from edgecnn.metadata import ModelMetadata
 from edgecnn.modelfile import ModelFile, TensorInfo
@@ -211,12 +212,17 @@ def to_frame(
     linear: bool = False,
     roi: tuple[int, int, int, int] | None = None,
     fill: float = 0,
+    grid: tuple[int, int] | None = None,
+    origin: tuple[int, int] = (0, 0),
 ) -> np.ndarray:
     """A map over the input (``[h, w]``, any resolution) -> frame pixels (``roi`` x, y, w, h: that part
-    only). Nearest for class ids, linear for logits; outside the map (letterbox padding) is ``fill``."""
+    only). Nearest for class ids, linear for logits; outside the map (letterbox padding) is ``fill``.
+    ``values`` may be a crop at ``origin`` (column, row) of a map of ``grid`` (width, height) cells."""
     x, y, w, h = roi or (0, 0, transform.frame_width, transform.frame_height)
-    matrix = frame_matrix(transform, values.shape[1], values.shape[0])
+    gw, gh = grid or (values.shape[1], values.shape[0])
+    matrix = frame_matrix(transform, gw, gh)
     matrix[:, 2] += matrix[:, :2] @ np.array([x, y], np.float64)  # the roi's (0, 0) is frame (x, y)
+    matrix[:, 2] -= np.array(origin, np.float64)
     return cv2.warpAffine(
         values,
         matrix,
@@ -272,7 +278,10 @@ def segment_labels(labels: list[str] | None) -> list[str] | None:
 
 
 def _areas(mask: np.ndarray, labels: list[str] | None, count: int) -> list[Area]:
-    counts = np.bincount(mask.ravel(), minlength=count)
+    if mask.dtype == np.uint8:  # OpenCV's histogram: no 8-byte copy of every pixel, as bincount makes
+        counts = cv2.calcHist([mask], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    else:
+        counts = np.bincount(mask.ravel(), minlength=count)
     total = max(1, mask.size)
     present = np.flatnonzero(counts)
     order = present[np.argsort(-counts[present], kind="stable")]
@@ -380,6 +389,8 @@ class YoloSegDecoder(_detect.YoloDecoder):
         self.task = NAME
         self.channels_first = channels_first
         self._proto = proto  # its position among the outputs
+        self._proto_details = interpreter.get_output_details()[proto]
+        self._proto_index = self._proto_details["index"]
         self.background = None
         self.name = self.name.replace(
             "class scores)", f"class scores, {self.masks} mask coefficients) + prototypes {list(proto_shape)}"
@@ -392,24 +403,37 @@ class YoloSegDecoder(_detect.YoloDecoder):
             raw = self.raw_output(interpreter)
             coefficients = self.dequantized(raw[4 + self.classes :, columns[rows]]).T  # [n, M]: a copy
             del raw
-            protos = _detect._read(interpreter, self._proto)[0]
+            protos = _detect._view(interpreter, self._proto_index)[0]  # no copy: crops are copied below
             if self.channels_first:
                 protos = protos.transpose(1, 2, 0)
-            ph, pw, m = protos.shape
-            logits = (
-                (coefficients @ protos.reshape(-1, m).T).reshape(-1, ph, pw)
-                if len(rows)
-                else np.zeros((0, ph, pw))
-            )
+            ph, pw, _m = protos.shape
+            to_grid = frame_matrix(transform, pw, ph)
+            crops = []
+            for obj in found.objects:
+                # The object's box on the prototype grid, a cell of margin for bilinear sampling: only
+                # those cells' logits are computed (Ultralytics computes all 160x160 and crops after).
+                (gx1, gx2), (gy1, gy2) = (
+                    to_grid[i, i] * np.array(obj.box[i::2]) + to_grid[i, 2] for i in (0, 1)
+                )
+                cx1, cy1 = max(0, int(np.floor(gx1)) - 1), max(0, int(np.floor(gy1)) - 1)
+                cx2, cy2 = min(pw, int(np.ceil(gx2)) + 2), min(ph, int(np.ceil(gy2)) + 2)
+                crops.append(((cx1, cy1), self._dequantized_protos(protos[cy1:cy2, cx1:cx2])))
+            del protos
             instances = []
             class_map = np.full((transform.frame_height, transform.frame_width), NO_CLASS, np.uint8)
             # Worst object first, so the best one's pixels win where masks overlap.
-            for obj, logit in reversed(list(zip(found.objects, logits, strict=True))):
+            for obj, coefficient, (origin, crop) in reversed(
+                list(zip(found.objects, coefficients, crops, strict=True))
+            ):
                 x1, y1 = int(np.floor(obj.box[0])), int(np.floor(obj.box[1]))
                 x2, y2 = int(np.ceil(obj.box[2])), int(np.ceil(obj.box[3]))
                 w, h = max(1, x2 - x1), max(1, y2 - y1)
+                logit = (
+                    (crop @ coefficient).astype(np.float32) if crop.size else np.full((1, 1), -1, np.float32)
+                )
+                roi = (x1, y1, w, h)
                 mask = (
-                    to_frame(logit.astype(np.float32), transform, linear=True, roi=(x1, y1, w, h), fill=-1)
+                    to_frame(logit, transform, linear=True, roi=roi, fill=-1, grid=(pw, ph), origin=origin)
                     > 0
                 )
                 # Crop to the box (Ultralytics' crop_mask): pixels whose centre is inside it.
@@ -423,6 +447,13 @@ class YoloSegDecoder(_detect.YoloDecoder):
             instances.reverse()
         labels = self.labels
         return Segmentation(_areas(class_map, labels, 0), class_map, instances, background=NO_CLASS)
+
+    def _dequantized_protos(self, crop: np.ndarray) -> np.ndarray:
+        """A crop of the prototypes as float32 (a copy, whatever the output's dtype)."""
+        scale, zero_point = self._proto_details["quantization"]
+        if np.issubdtype(crop.dtype, np.integer) and scale:
+            return dequantize(crop, scale, zero_point)
+        return crop.astype(np.float32)
 
 
 def decoder(
