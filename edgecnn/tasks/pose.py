@@ -20,6 +20,7 @@ stretch or letterbox). A model whose decoder is a custom op stock LiteRT lacks (
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ from edgecnn.preprocess import Transform
 from edgecnn.sanity import check_finite
 from edgecnn.tasks import DecodeOptions, shapes
 from edgecnn.tasks import detect as _detect
+
+log = logging.getLogger(__name__)
 
 NAME = "pose"
 DESCRIPTION = "pose estimator"  # what the model does, in words (the service's Description=)
@@ -277,6 +280,12 @@ class YoloPoseDecoder(_detect.YoloDecoder):
         return Poses(poses)
 
 
+def _not_applied(where: str, name: str, options: DecodeOptions) -> None:
+    """Say so when detection options are given to a layout without boxes to filter or NMS to run."""
+    if options.iou is not None or options.agnostic or options.classes:
+        log.warning("--iou, --agnostic and --classes do not apply to %s (%s): ignored.", where, name)
+
+
 def decoder(
     model_file: ModelFile,
     meta: ModelMetadata,
@@ -285,7 +294,9 @@ def decoder(
     options: DecodeOptions,
 ) -> MoveNetDecoder | YoloPoseDecoder:
     if _movenet(model_file):
-        return MoveNetDecoder(model_file, options)
+        movenet = MoveNetDecoder(model_file, options)
+        _not_applied(movenet.where, movenet.name, options)
+        return movenet
     kpt_shape = _kpt_shape(model_file)
     layout = _detect._yolo_layout(model_file.outputs)
     if kpt_shape is not None and layout in ("yolo", "yolo-channels-last"):

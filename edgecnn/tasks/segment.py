@@ -304,6 +304,7 @@ def _background(labels: list[str] | None) -> int | None:
 
 class _MapDecoder:
     task = NAME
+    name = ""
     letterbox = False
     verb = "segmenting"
     decodes = True
@@ -462,12 +463,17 @@ def decoder(
     interpreter: Any,
     labels: list[str] | None,
     options: DecodeOptions,
-) -> ClassMapDecoder | ScoreMapDecoder | YoloSegDecoder:
+) -> _MapDecoder | YoloSegDecoder:
     outputs = model_file.outputs
-    if _class_map(outputs):
-        return ClassMapDecoder(model_file, interpreter, labels)
-    if _score_map(outputs):
-        return ScoreMapDecoder(model_file, interpreter, labels)
+    if _class_map(outputs) or _score_map(outputs):
+        maps: _MapDecoder = (ClassMapDecoder if _class_map(outputs) else ScoreMapDecoder)(
+            model_file, interpreter, labels
+        )
+        if options.iou is not None or options.agnostic or options.classes:
+            log.warning(
+                "--iou, --agnostic and --classes do not apply to %s (%s): ignored.", maps.where, maps.name
+            )
+        return maps
     pair = _yolo_seg(outputs)
     if pair is not None:
         _detect.check_options(options)
