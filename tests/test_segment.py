@@ -214,3 +214,41 @@ def test_segment_through_inspect_run_and_bench(tmp_path):
     path, _ = _yolo_seg(tmp_path)
     config = run_bench(path, runs=5, warmup=1).results[0]
     assert config.task == "segment" and config.postprocess_ms is not None and config.postprocess_ms["p50"] > 0
+
+
+def test_latest_and_metrics_of_a_served_segmenter_are_compact(tmp_path):
+    """``run --serve``: /latest carries class shares (no masks) and /metrics counts the labels present;
+    nothing in the server knows the task."""
+    import threading
+
+    from edgecnn.run.options import RunOptions
+    from edgecnn.run.pipeline import Pipeline
+    from tests.run_support import http_get, wait_until
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "bird.png"), cv2.imread(str(BIRD)))
+    pipeline = Pipeline(
+        RunOptions(model=DEEPLAB, labels=PASCAL, source=frames, loop=True, serve="127.0.0.1:0", quiet=True)
+    )
+    thread = threading.Thread(target=pipeline.run, daemon=True)
+    thread.start()
+    try:
+        assert pipeline.serving.wait(60), "server did not start"
+        host, port = pipeline.server_address
+        base = f"http://{host}:{port}"
+        wait_until(
+            lambda: (
+                http_get(base + "/latest")[0] == 200 and json.loads(http_get(base + "/latest")[2])["n"] >= 2
+            )
+        )
+        status, _, body = http_get(base + "/latest")
+        latest = json.loads(body)
+        assert status == 200 and latest["task"] == "segment" and len(body) < 1500 and "rle" not in latest
+        assert latest["summary"].startswith("bird") and latest["classes"][1]["label"] == "bird"
+        metrics = http_get(base + "/metrics")[2].decode()
+        assert 'label="bird"' in metrics
+    finally:
+        pipeline.stop()
+        thread.join(20)
+    assert not thread.is_alive()
