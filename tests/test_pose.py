@@ -188,3 +188,20 @@ def test_bench_times_pose_postprocess_apart(tmp_path):
     model_path, _ = _pose_model(tmp_path, int8=True)
     config = run_bench(model_path, runs=5, warmup=1).results[0]
     assert config.task == "pose" and config.postprocess_ms is not None and config.postprocess_ms["p50"] > 0
+
+
+def test_detection_options_given_to_movenet_are_said_to_be_ignored(caplog):
+    import logging
+
+    from edgecnn.tasks import DecodeOptions
+
+    with caplog.at_level(logging.WARNING):
+        open_model(MOVENET, decode=DecodeOptions(iou=0.5))
+    assert [r.message for r in caplog.records if "do not apply" in r.message] == [
+        f"--iou, --agnostic and --classes do not apply to {MOVENET} (MoveNet single-pose [1, 1, 17, 3] "
+        "(y, x, score per COCO keypoint)): ignored."
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        open_model(MOVENET)
+    assert not caplog.records
