@@ -126,7 +126,7 @@ def compare(
 ) -> dict[str, Any]:
     from edgecnn.tasks import DecodeOptions
 
-    model = open_model(model_path, decode=DecodeOptions(min_score=conf, iou=iou))
+    model = open_model(model_path, decode=DecodeOptions(object_threshold=conf, iou=iou))
     stats: dict[str, Any] = {
         "model": model_path.name,
         "decoder": model.decoder.name,

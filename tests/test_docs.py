@@ -70,8 +70,11 @@ def test_help_keeps_every_bracketed_word(monkeypatch):
 
 
 def _hidden_spellings() -> set[str]:
-    """Old option names kept hidden for scripts (``--out``, ``--out-dir``): never to be advertised. A name
-    another command shows (``predict --save DIR``, bench's old hidden ``--save`` aside) is that command's."""
+    """Old option names kept hidden for scripts (``--out``, ``--out-dir``): never to be advertised.
+
+    A name another command documents is not one of them: ``eval --top-k`` is the hidden old spelling of
+    ``--accuracy-k``, and ``--top-k`` is the documented classes-per-result option of predict and run;
+    ``predict --save DIR`` is predict's own, bench's old hidden ``--save`` aside."""
     hidden, shown = set(), set()
     for _path, cmd in _commands(app):
         for param in cmd.params:

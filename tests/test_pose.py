@@ -55,7 +55,7 @@ def test_movenet_on_squat_matches_coral_reference_keypoints():
 
 def _yolo_pose_output(channels_last: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
     """[1, 4+1+17*3, N] (normalised, as Ultralytics' TFLite export): two people, a duplicate of the first
-    (NMS drops it) and a weak candidate (under --min-score); and each person's keypoints in input pixels."""
+    (NMS drops it) and a weak candidate (under --object-threshold); and each person's keypoints in input pixels."""
     n = 64  # more candidates than rows, as every real export (8400 columns) has
     out = np.zeros((4 + 1 + K * 3, n), np.float32)
     people = [((20, 24, 16, 30), 0.9), ((44, 36, 14, 20), 0.7)]
@@ -112,11 +112,13 @@ def test_yolo_pose_keypoints_land_in_frame_pixels_through_the_letterbox(tmp_path
     assert result.labels() == ["person", "person"] and result.key == 2
 
 
-def test_min_score_and_max_detections_apply_to_yolo_pose(tmp_path):
+def test_object_threshold_and_max_detections_apply_to_yolo_pose(tmp_path):
     from edgecnn.tasks import DecodeOptions
 
     model_path, _ = _pose_model(tmp_path)
-    one = open_model(model_path, decode=DecodeOptions(min_score=0.8)).process(np.zeros((64, 64, 3), np.uint8))
+    one = open_model(model_path, decode=DecodeOptions(object_threshold=0.8)).process(
+        np.zeros((64, 64, 3), np.uint8)
+    )
     assert len(one.result.poses) == 1
     capped = open_model(model_path, decode=DecodeOptions(max_detections=1)).process(
         np.zeros((64, 64, 3), np.uint8)

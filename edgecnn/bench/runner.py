@@ -43,6 +43,7 @@ from edgecnn.devices.backends import parse_device
 from edgecnn.devices.probe import DeviceProbe, Throttling, probe_device, read_temperature, read_throttling
 from edgecnn.errors import InvalidResult, UsageError
 from edgecnn.modelfile import read_model
+from edgecnn.tasks.options import DecodeOptions
 from edgecnn.texttable import render
 
 log = logging.getLogger(__name__)
@@ -206,14 +207,16 @@ def bench_configuration(
     probe: DeviceProbe,
     sysfs_root: Path,
     vcgencmd: str | None,
+    decode: DecodeOptions | None = None,
 ) -> ConfigResult:
-    """Load, first invoke, warm up, measure: one :class:`ConfigResult`."""
+    """Load, first invoke, warm up, measure: one :class:`ConfigResult`. ``decode``: the task options the
+    decoder is timed with (the declared defaults when None, as ``predict`` and ``run`` have them)."""
     from edgecnn.model import open_model
 
     scoped = reset_peak_rss()
     temp_before = read_temperature(sysfs_root)
     throttle_before = read_throttling(vcgencmd)
-    opened = open_model(model_path, device=device, threads=threads, require_task=False)
+    opened = open_model(model_path, device=device, threads=threads, decode=decode, require_task=False)
     tensors = _image_inputs(opened, frames) if frames else _random_inputs(opened, seed)
     interpreter = opened.interpreter
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensors[0])
@@ -362,11 +365,13 @@ def run_bench(
     probe: DeviceProbe | None = None,
     sysfs_root: Path = Path("/sys"),
     path_env: str | None = None,
+    decode: DecodeOptions | None = None,
 ) -> BenchResult:
     """Benchmark ``model`` on every (device, threads) pair; devices that cannot open fail before any timing.
 
     ``probe`` names the machine (``probe_device()`` by default); ``sysfs_root``/``path_env`` point the
-    temperature and throttling reads elsewhere (tests).
+    temperature and throttling reads elsewhere (tests). ``decode`` holds the task options (top-k, object
+    threshold, ...: :mod:`edgecnn.tasks.options`) the postprocess is timed with.
     """
     _check_counts(runs, warmup, duration_s)
     device_list = parse_devices(devices)
@@ -397,6 +402,7 @@ def run_bench(
                 probe=probe,
                 sysfs_root=sysfs_root,
                 vcgencmd=vcgencmd,
+                decode=decode,
             )
             _log_result(model_path.name, result, n)
             results.append(result)

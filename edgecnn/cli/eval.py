@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgecnn.cli._app import _default, app, echo_json, model_option, pick_model, run_flag
+from edgecnn.cli._app import _default, app, deprecated_alias, echo_json, model_option, pick_model, run_flag
 
 
 @app.command("eval")
@@ -26,8 +26,11 @@ def eval_command(
         "--against-device",
         help="Device for --against (default: --device for an Edge TPU model, else cpu).",
     ),
-    top_k: int = typer.Option(
-        5, "--top-k", "-k", min=1, max=1000, help="k of top-k accuracy (classification)."
+    accuracy_k: int = typer.Option(
+        5, "--accuracy-k", min=1, max=1000, help="Classifiers: k of top-k accuracy (default 5)."
+    ),
+    old_top_k: int | None = typer.Option(
+        None, "--top-k", "-k", min=1, max=1000, hidden=True, help="The old spelling of --accuracy-k."
     ),
     threads: int | None = run_flag("threads"),
     device: str | None = run_flag("device"),
@@ -90,7 +93,9 @@ def eval_command(
             data,
             against=against,
             against_device=against_device,
-            top_k=top_k,
+            accuracy_k=deprecated_alias(
+                accuracy_k, old_top_k, new="--accuracy-k", old_name="--top-k", default=5
+            ),
             threads=threads,
             device=device or "cpu",
             labels=labels,

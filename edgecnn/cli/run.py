@@ -39,6 +39,7 @@ def run_command(
     realtime: bool | None = run_flag("realtime"),
     loop: bool | None = run_flag("loop"),
     jsonl: str | None = run_flag("jsonl"),
+    object_threshold: float | None = run_flag("object_threshold"),
     min_score: float | None = run_flag("min_score"),
     max_detections: int | None = run_flag("max_detections"),
     classes: str | None = run_flag("classes"),

@@ -10,6 +10,13 @@ from edgecnn.eval.coco_json import read_coco
 from edgecnn.eval.groundtruth import DetectionDataset
 from edgecnn.eval.yolo_labels import is_yolo_dataset, read_yolo
 
+# What each dataset_format() name is, in words (eval's error when a model's task reads another layout).
+LAYOUT_NAMES = {
+    "folders": "class folders",
+    "yolo": "a YOLO detection dataset",
+    "coco": "a COCO detection file",
+}
+
 
 def dataset_format(data: str | os.PathLike[str]) -> str:
     """``coco`` (a .json file), ``yolo`` (a folder with labels/) or ``folders`` (class sub-folders)."""

@@ -22,9 +22,8 @@ from edgecnn.errors import OutputError, UsageError
 from edgecnn.images import IMAGE_SUFFIXES, expand_images, read_image
 from edgecnn.model import Model, open_model
 from edgecnn.modelfile import TFLITE_IDENTIFIER, read_model
-from edgecnn.tasks import MAX_DETECTIONS, DecodeOptions, TaskResult, detailed_json
-
-DEFAULT_MIN_SCORE = 0.4  # detection threshold, as Frigate's
+from edgecnn.tasks import DecodeOptions, TaskResult, detailed_json
+from edgecnn.tasks.options import MIN_SCORE, check_min_score
 
 
 @dataclass(frozen=True)
@@ -90,15 +89,6 @@ class PredictReport:
         }
 
 
-def parse_classes(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:
-    """``"person,car"`` -> ``("person", "car")``; None or empty -> None (keep every class)."""
-    if value is None:
-        return None
-    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
-    names = tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
-    return names or None
-
-
 def _looks_like_model(path: Path) -> bool:
     """A regular file with a ``.tflite`` name or TFLite's ``TFL3`` identifier at byte 4."""
     if not path.is_file():  # missing, a folder, a FIFO: reading it as an image says what is wrong
@@ -138,51 +128,39 @@ def predict(
     model: str | os.PathLike[str],
     images: list[str | os.PathLike[str]],
     *,
-    top_k: int = 3,
+    decode: DecodeOptions | None = None,
+    min_score: float | None = None,
     threads: int | None = None,
     device: str = "cpu",
     labels: str | os.PathLike[str] | None = None,
     crop: str | None = None,
-    min_score: float = DEFAULT_MIN_SCORE,
-    max_detections: int = 100,
-    classes: str | list[str] | tuple[str, ...] | None = None,
     opened: Model | None = None,
     probe: bool = True,
-    iou: float | None = None,
-    agnostic: bool = False,
     save: str | os.PathLike[str] | None = None,
 ) -> PredictReport:
-    """Run ``model`` on ``images`` (files, or folders of them). ``top_k`` is for classifiers;
-        ``min_score``, ``max_detections``, ``classes`` (label names), ``iou`` and ``agnostic`` (YOLO layouts'
-        NMS; None: 0.45) for detectors. ``save``: a folder to write each image into with its result drawn on it
-    (classes, boxes, keypoints and skeletons, masks), under the image's own name, each file written
-    atomically.
+    """Run ``model`` on ``images`` (files, or folders of them).
 
-        The model is read before the images, so a missing model is reported as the model, not as an image;
-        a model and an image given the other way round are named as such.
+    ``decode`` holds the task options (:mod:`edgecnn.tasks.options`: ``top_k`` for classifiers;
+    ``object_threshold``, ``max_detections``, ``classes``, ``iou``, ``agnostic`` for detectors; the
+    pose and segment tasks read those of them that apply to their layouts), as ``edgecnn run`` takes
+    them. ``min_score`` is the output filter, as in ``run``: an image whose result scores less (its top
+    class; its best object) is left out of the report (None: the declared 0, every image). ``save``: a
+    folder to write each reported image into with its result drawn on it (classes, boxes, keypoints and
+    skeletons, masks), under the image's own name, each file written atomically.
+
+    The model is read before the images, so a missing model is reported as the model, not as an image;
+    a model and an image given the other way round are named as such.
     """
     if not images:
         raise UsageError("No images given: edgecnn predict MODEL IMAGE [IMAGE...].")
     check_argument_order(model, images)
-    if top_k < 1:
-        raise UsageError("--top-k must be at least 1.")
-    if not 0.0 <= min_score <= 1.0:
-        raise UsageError(f"--min-score {min_score:g} is out of range: use 0 to 1.")
-    if not 1 <= max_detections <= MAX_DETECTIONS:
-        raise UsageError(f"--max-detections must be between 1 and {MAX_DETECTIONS}, got {max_detections}.")
+    lowest = check_min_score(MIN_SCORE.default if min_score is None else min_score)
+    options = decode or DecodeOptions()
     model_file = read_model(model) if opened is None else None
     # Fail on a bad image before the interpreter is loaded (or an Edge TPU probed).
     frames = [(str(p), read_image(p)) for p in expand_images(images)]
     folder = output_folder(save, what="--save folder") if save is not None else None
     names = _saved_names([Path(name) for name, _ in frames]) if folder is not None else []
-    options = DecodeOptions(
-        top_k=top_k,
-        min_score=min_score,
-        max_detections=max_detections,
-        classes=parse_classes(classes),
-        iou=iou,
-        agnostic=agnostic,
-    )
     opened = opened or open_model(
         model_file or model,
         device=device,
@@ -195,6 +173,8 @@ def predict(
     results = []
     for i, (name, frame) in enumerate(frames):
         pred = opened.process(frame)
+        if pred.result.score < lowest:  # the output filter, as run's ResultFilter
+            continue
         saved = None
         if folder is not None:
             saved = str(save_annotated(folder / names[i], frame, pred.result))

@@ -295,16 +295,10 @@ class Pipeline:
 
 
 def decode_options(opts: RunOptions) -> DecodeOptions:
-    """The task options of a run: ``--top-k`` for classifiers; ``--min-score`` (when set; else the
-    detector's default 0.4), ``--max-detections``, ``--classes``, ``--iou`` and ``--agnostic`` for detectors."""
-    return DecodeOptions(
-        top_k=opts.top_k,
-        min_score=opts.min_score or None,
-        max_detections=opts.max_detections,
-        classes=tuple(opts.classes) if opts.classes else None,
-        iou=opts.iou,
-        agnostic=opts.agnostic,
-    )
+    """The task options of a run (:mod:`edgecnn.tasks.options`): ``--top-k`` for classifiers;
+    ``--object-threshold``, ``--max-detections``, ``--classes``, ``--iou``, ``--agnostic`` for detectors.
+    (``--min-score``, the output filter, is the result filter's: :class:`edgecnn.run.outputs.ResultFilter`.)"""
+    return DecodeOptions.from_values(opts)
 
 
 def run(

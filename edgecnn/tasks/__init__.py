@@ -2,7 +2,9 @@
 
 Everything after the interpreter (predict, the run pipeline, JSONL/MQTT/``/latest``, metrics, the preview,
 bench, fleet status) sees only :class:`TaskResult` and :class:`Decoder`; none of it knows which task runs.
-Adding a task is one module with the functions of :class:`TaskModule` plus one line in :data:`TASKS`.
+Adding a task is one module with the functions of :class:`TaskModule` plus one line in :data:`TASKS`;
+its optional ``evaluator()`` (:class:`Evaluator`) is how ``edgecnn eval`` measures it, and the options a
+user can give its decoder are declared once in :mod:`edgecnn.tasks.options`.
 
 Which task a model has is read from it: edgecnn metadata's ``task``, Ultralytics' ``task``, else each
 registered module in :data:`INFERENCE_ORDER` is asked whether the outputs look like its own
@@ -16,17 +18,22 @@ an :class:`Undecodable` decoder, which has nothing to decode and says so.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Hashable
+import os
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
+from edgecnn.errors import ModelError, UsageError
+from edgecnn.tasks.options import MAX_DETECTIONS as MAX_DETECTIONS  # re-exported: declared with the options
+from edgecnn.tasks.options import DecodeOptions as DecodeOptions
 
-from edgecnn.errors import ModelError
-from edgecnn.metadata import ModelMetadata
-from edgecnn.modelfile import ModelFile, TensorInfo
-from edgecnn.postprocess_op import MAX_DETECTIONS as POSTPROCESS_MAX_DETECTIONS
-from edgecnn.preprocess import Transform
+if TYPE_CHECKING:  # kept out at run time: the task options are read by the light config check
+    import numpy as np
+
+    from edgecnn.metadata import ModelMetadata
+    from edgecnn.model import Model
+    from edgecnn.modelfile import ModelFile, TensorInfo
+    from edgecnn.preprocess import Transform
 
 # Task name -> module. The module provides the TaskModule functions below.
 TASKS: dict[str, str] = {
@@ -37,24 +44,6 @@ TASKS: dict[str, str] = {
 }
 # The order modules are asked to claim a model without a declared task (most specific first).
 INFERENCE_ORDER = ("pose", "segment", "detect", "classify")
-
-
-# detect: the most objects per frame anyone may ask for, with --max-detections (edgecnn.run.options declares
-# the same bound for run/TOML) or in a model's TFLite_Detection_PostProcess op (checked with the op's other
-# options before any interpreter opens the file: edgecnn.postprocess_op).
-MAX_DETECTIONS = POSTPROCESS_MAX_DETECTIONS
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    """What a user can tell a decoder; each task reads the fields it knows and ignores the others."""
-
-    top_k: int = 1  # classify: classes per result
-    min_score: float | None = None  # detect: keep objects scoring at least this (None: the task's default)
-    max_detections: int = 100  # detect: at most this many objects per frame
-    classes: tuple[str, ...] | None = None  # detect: keep only these labels
-    iou: float | None = None  # detect: NMS IoU threshold for YOLO layouts (None: the task's default, 0.45)
-    agnostic: bool = False  # detect: YOLO layouts' NMS across classes instead of per class
 
 
 class TaskResult(Protocol):
@@ -126,7 +115,38 @@ class Decoder(Protocol):
     def decode(self, interpreter: Any, transform: Transform) -> TaskResult: ...
 
 
+class Evaluator(Protocol):
+    """How ``edgecnn eval`` measures models of one task: what a task module's ``evaluator()`` returns
+    (a module of the ``eval`` stage in practice, :func:`stage_evaluator`: ``edgecnn.eval.classify``,
+    ``edgecnn.eval.detect``, ``edgecnn.eval.pose``, ``edgecnn.eval.segment``).
+
+    ``eval`` finds the model's task, asks the task module for its evaluator, checks the dataset's layout
+    against :attr:`LAYOUTS`, opens the model(s) with the user's :class:`DecodeOptions` updated by
+    :attr:`DECODE`, and hands them to :meth:`evaluate_model`. It knows no task by name.
+    """
+
+    LAYOUTS: tuple[str, ...]  # dataset layouts it reads, as edgecnn.eval.datasets.dataset_format names them
+    EXPECTS: str  # those layouts in words, for the mismatch error: "class folders (DATA/<label>/*.jpg)"
+    DECODE: Mapping[str, Any]  # decode options it fixes (detect: nearly every detection, for mAP)
+
+    def evaluate_model(
+        self,
+        data: str | os.PathLike[str],
+        model: Model,
+        *,
+        against: Model | None,
+        options: Any,  # edgecnn.eval.evaluate.EvalOptions
+        progress: Callable[[int, int], None] | None,  # edgecnn.eval.progress.ProgressFn
+    ) -> Any:
+        """Measure ``model`` (and ``against``, a second build, on the same decoded images) on ``data``:
+        an ``edgecnn.eval.report.EvalReport`` (typed loosely here: the core imports no stage)."""
+        ...
+
+
 class TaskModule(Protocol):
+    """What a task module provides. ``evaluator`` is optional: a task without it runs everywhere but in
+    ``eval``, which refuses its models with one line (:func:`task_evaluator`)."""
+
     NAME: str
     DESCRIPTION: str  # what a model of this task is, in words: "image classifier", "object detector"
 
@@ -144,6 +164,10 @@ class TaskModule(Protocol):
         labels: list[str] | None,
         options: DecodeOptions,
     ) -> Decoder: ...
+
+    def evaluator(self) -> Evaluator:
+        """Optional: this task's evaluator, imported when called (eval's code stays out of predict and run)."""
+        ...
 
 
 def task_module(name: str) -> TaskModule:
@@ -253,3 +277,29 @@ def open_decoder(
         if require_task:
             raise
         return Undecodable(str(exc))
+
+
+def stage_evaluator(module: str) -> Any:
+    """What a task module's ``evaluator()`` returns: its evaluator, a module of the ``eval`` stage, imported
+    by name when ``eval`` calls the hook. The runtime core imports no stage (``tests/test_layout.py``): eval
+    depends on the tasks, never the reverse, so a task names the module that measures it, as :data:`TASKS`
+    names the task modules, and ``predict``/``run`` never load evaluation code."""
+    if not module.startswith("edgecnn.eval."):
+        raise ValueError(f"{module!r} is not a module of edgecnn.eval")
+    return importlib.import_module(module)
+
+
+def evaluators() -> list[str]:
+    """The registered tasks whose module provides an evaluator (``edgecnn eval`` measures their models)."""
+    return [name for name in TASKS if hasattr(task_module(name), "evaluator")]
+
+
+def task_evaluator(task: str, where: object = "the model") -> Evaluator:
+    """The evaluator of ``task``; a :class:`UsageError` (one line) when its module provides none."""
+    hook = getattr(task_module(task), "evaluator", None)
+    if hook is None:
+        raise UsageError(
+            f"{where} is a {task} model and edgecnn eval has no evaluator for {task} models: "
+            f"it measures {', '.join(evaluators())} models (`edgecnn predict` and `edgecnn bench` run it)."
+        )
+    return hook()  # type: ignore[no-any-return]

@@ -13,6 +13,9 @@ Three layouts, each a decoder chosen once per model from its outputs:
   The input is letterboxed, as Ultralytics does.
 - **End-to-end** ``[1, N, 6]`` (x1, y1, x2, y2, score, class): NMS already done in the model.
 
+Every layout keeps the objects scoring at least ``--object-threshold`` (default 0.4), at most
+``--max-detections`` of them, of the ``--classes`` asked for: the task options of :mod:`edgecnn.tasks.options`,
+checked there (which results are output, ``--min-score``, is decided after the decoder, by the command).
 ``--iou`` and ``--agnostic`` apply to the YOLO layout only: SSD's op and end-to-end models do their own NMS,
 and a decoder for them logs a warning when either is given instead of pretending to use it.
 
@@ -47,16 +50,13 @@ from edgecnn.modelfile import ModelFile, TensorInfo
 from edgecnn.postprocess_op import POSTPROCESS_OP
 from edgecnn.preprocess import Transform
 from edgecnn.sanity import check_boxes, check_class_ids, check_scores
-from edgecnn.tasks import MAX_DETECTIONS, DecodeOptions, shapes
+from edgecnn.tasks import DecodeOptions, shapes, stage_evaluator
+from edgecnn.tasks.options import DEFAULT_IOU
 
 log = logging.getLogger(__name__)
 
 NAME = "detect"
 DESCRIPTION = "object detector"  # what the model does, in words (the service's Description=)
-DEFAULT_MIN_SCORE = 0.4  # Frigate's default threshold (Ultralytics' predict default conf is 0.25)
-# NMS IoU threshold of YOLO layouts. Ultralytics' predict default is iou=0.7, per class (agnostic=False);
-# 0.45 (its val/older default, and YOLOv5's) drops more overlapping boxes of one class.
-DEFAULT_IOU = 0.45
 BOX_SLACK = 0.5  # normalised boxes may overshoot the image a little; more means the outputs are misread
 
 _PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
@@ -173,7 +173,10 @@ def detection_labels(labels: list[str] | None) -> list[str] | None:
     return labels
 
 
-class _Base:
+class DetectDecoder:
+    """What :func:`decoder` returns, whichever layout: labels, the task options, and the filtering, box
+    mapping and checks every layout shares (:meth:`_objects`)."""
+
     task = NAME
     letterbox = False
     class_count = 0  # classes the outputs can report (0: unknown); open_model checks the labels against it
@@ -185,7 +188,7 @@ class _Base:
     def __init__(self, model_file: ModelFile, labels: list[str] | None, options: DecodeOptions) -> None:
         self.where = str(model_file.path or "the model")
         self.labels = detection_labels(labels)
-        self.min_score = DEFAULT_MIN_SCORE if options.min_score is None else float(options.min_score)
+        self.threshold = float(options.object_threshold)  # --object-threshold: objects below are dropped
         self._told_no_area = False
         self.max_detections = options.max_detections
         self.iou = DEFAULT_IOU if options.iou is None else float(options.iou)
@@ -226,7 +229,7 @@ class _Base:
         """:meth:`_objects`, and which input row each object came from (pose and segment layouts built on
         YOLO's read their keypoints and mask coefficients for those rows)."""
         check_scores(scores, self.where)
-        seen = scores > 0  # a score of 0 is nothing seen (end-to-end padding rows with --min-score 0)
+        seen = scores > 0  # a score of 0 is nothing seen (end-to-end padding rows with --object-threshold 0)
         rows = np.flatnonzero(seen)
         xyxy, scores, classes = xyxy.reshape(-1, 4)[seen], scores[seen], classes[seen]
         # Inverted by more than 1% of the input is misread outputs; no area is a box quantized to nothing.
@@ -357,7 +360,7 @@ def _ssd_shapes_fit(outputs: list[tuple[int, ...]], order: tuple[int, int, int, 
     )
 
 
-class SSDDecoder(_Base):
+class SSDDecoder(DetectDecoder):
     whole_classes = True  # the op writes class indices as floats, exactly
 
     def __init__(
@@ -389,11 +392,11 @@ class SSDDecoder(_Base):
                 "in an order edgecnn does not know. Re-export it with the standard postprocess outputs."
             )
         boxes, classes, scores = boxes[:count], classes[:count], scores[:count]
-        # Every reported row is checked, not only those over --min-score: swapped class and score
+        # Every reported row is checked, not only those over --object-threshold: swapped class and score
         # outputs (scores like 34.0) or a NaN are the model's fault whatever the threshold.
         check_scores(scores, self.where)
         check_class_ids(classes, self._known_classes(), self.where, integral=True)
-        keep = scores >= self.min_score
+        keep = scores >= self.threshold
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
         self._check_normalised(boxes)
         w, h = transform.input_width, transform.input_height
@@ -404,7 +407,7 @@ class SSDDecoder(_Base):
 # --- Ultralytics YOLO ------------------------------------------------------------------------------------
 
 
-class YoloDecoder(_Base):
+class YoloDecoder(DetectDecoder):
     """``[1, 4+nc, N]``: class scores share one quantization with the boxes, so an int8 model's threshold
     test runs on the raw integers (``q >= threshold / scale + zero_point``) and only candidates are
     dequantized: a whole 84x8400 tensor is never converted."""
@@ -428,14 +431,14 @@ class YoloDecoder(_Base):
         shape = model_file.outputs[output].shape
         # Rows after the class scores (pose keypoints, segment mask coefficients): read by subclasses.
         self.extra_rows = extra_rows
-        self.classes = self.class_count = (shape[2] if channels_last else shape[1]) - 4 - extra_rows
-        if self.classes < 1:
+        self.class_count = (shape[2] if channels_last else shape[1]) - 4 - extra_rows
+        if self.class_count < 1:
             raise ModelError(
                 f"{self.where}: output {list(shape)} has no room for class scores after the boxes and "
                 f"{extra_rows} other rows: its metadata does not fit its outputs. Re-export it."
             )
         self.name = (
-            f"YOLO {list(shape)} (cx, cy, w, h + {self.classes} class scores) + OpenCV NMS"
+            f"YOLO {list(shape)} (cx, cy, w, h + {self.class_count} class scores) + OpenCV NMS"
             f" ({'class-agnostic' if options.agnostic else 'per class'}, IoU {self.iou:g})"
         )
 
@@ -472,17 +475,17 @@ class YoloDecoder(_Base):
         raw = self.raw_output(interpreter)
         scale, zero_point = details["quantization"]
         quantized = np.issubdtype(raw.dtype, np.integer) and bool(scale)
-        class_rows = raw[4 : 4 + self.classes]
+        class_rows = raw[4 : 4 + self.class_count]
         # max over classes first (a fast row-wise reduction), argmax only for the few candidates.
         best = class_rows.max(axis=0)
         if quantized:
-            threshold = math.ceil(self.min_score / scale + zero_point)
+            threshold = math.ceil(self.threshold / scale + zero_point)
             candidates = np.flatnonzero(best >= threshold)
             boxes = dequantize(raw[:4, candidates], scale, zero_point).T
             scores = dequantize(best[candidates], scale, zero_point)
         else:
             # NaN fails every comparison: keep NaN columns as candidates so _objects reports them.
-            candidates = np.flatnonzero(~(best < self.min_score))
+            candidates = np.flatnonzero(~(best < self.threshold))
             scores = best[candidates].astype(np.float32)
             boxes = raw[:4, candidates].T.astype(np.float32)
         ids = class_rows[:, candidates].argmax(axis=0) if len(candidates) else np.zeros(0, np.int64)
@@ -502,16 +505,16 @@ class YoloDecoder(_Base):
             # it (benchmarks/peer_ultralytics.py: 36 of Ultralytics' 56 objects). Its kept indices come
             # best first; --max-detections keeps the first of those, as Ultralytics' max_det does.
             if self.options.agnostic:
-                found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.min_score, self.iou)
+                found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.threshold, self.iou)
             else:
-                found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.min_score,
+                found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.threshold,
                                                self.iou)  # fmt: skip
             kept = np.asarray(found, dtype=np.int64).reshape(-1)[: self.max_detections]
             xyxy, scores, ids, candidates = xyxy[kept], scores[kept], ids[kept], candidates[kept]
         return xyxy, scores, ids, candidates, normalised
 
 
-class EndToEndDecoder(_Base):
+class EndToEndDecoder(DetectDecoder):
     letterbox = True
 
     def __init__(
@@ -529,24 +532,12 @@ class EndToEndDecoder(_Base):
             rows = _read(interpreter, 0)[0]
             scores = rows[:, 4]
             check_scores(scores, self.where)  # every row: a score of -3 is no padding row either
-            keep = ~(scores < self.min_score)  # NaN stays in, to be reported
+            keep = ~(scores < self.threshold)  # NaN stays in, to be reported
             rows = rows[keep]
             xyxy = rows[:, :4].copy()
             if xyxy.size and np.all(np.isfinite(xyxy)) and float(np.abs(xyxy).max()) <= 2.0:
                 xyxy *= np.array([transform.input_width, transform.input_height] * 2, dtype=np.float32)
             return self._objects(xyxy, rows[:, 4], rows[:, 5], transform)
-
-
-def check_options(options: DecodeOptions) -> None:
-    """The detector's options in range (also for the pose and segment layouts built on YOLO's)."""
-    if not 1 <= options.max_detections <= MAX_DETECTIONS:
-        raise UsageError(
-            f"--max-detections must be between 1 and {MAX_DETECTIONS}, got {options.max_detections}."
-        )
-    if options.min_score is not None and not 0.0 <= options.min_score <= 1.0:
-        raise UsageError(f"--min-score {options.min_score:g} is out of range: use 0 to 1.")
-    if options.iou is not None and not 0.0 < options.iou <= 1.0:
-        raise UsageError(f"--iou {options.iou:g} is out of range: use more than 0, at most 1 (e.g. 0.45).")
 
 
 def decoder(
@@ -555,10 +546,10 @@ def decoder(
     interpreter: Any,
     labels: list[str] | None,
     options: DecodeOptions,
-) -> _Base:
-    check_options(options)
+) -> DetectDecoder:
+    # The option values were checked against their declarations when ``options`` was built.
     if _has_postprocess_op(model_file):
-        dec: _Base = SSDDecoder(model_file, interpreter, labels, options)
+        dec: DetectDecoder = SSDDecoder(model_file, interpreter, labels, options)
     else:
         layout = _yolo_layout(model_file.outputs)
         if layout == "e2e":
@@ -582,3 +573,8 @@ def decoder(
             dec.name,
         )
     return dec
+
+
+def evaluator() -> Any:
+    """How ``edgecnn eval`` measures detectors: mAP on a YOLO folder or a COCO file (:mod:`edgecnn.eval.detect`)."""
+    return stage_evaluator("edgecnn.eval.detect")

@@ -5,7 +5,7 @@ Two layouts, each a decoder chosen once per model from its outputs:
 
 - **MoveNet single-pose** (Coral's zoo, TF Hub): one output ``[1, 1, 17, 3]`` of (y, x, score) per
   keypoint, normalised to the input. One person per frame; the pose's score is the mean of its keypoints'
-  (as Coral's examples rank it), and a pose under ``--min-score`` is no pose.
+  (as Coral's examples rank it), and a pose under ``--object-threshold`` is no pose.
 - **Ultralytics YOLO pose** (``yolov8n-pose``, ``yolo11n-pose``): one output ``[1, 4+nc+K*D, N]``
   (cx, cy, w, h, class scores, then K keypoints of x, y and, with D = 3, a visibility score), its
   ``kpt_shape`` [K, D] read from Ultralytics' metadata, float or full-integer. Boxes and NMS are the
@@ -40,9 +40,6 @@ log = logging.getLogger(__name__)
 
 NAME = "pose"
 DESCRIPTION = "pose estimator"  # what the model does, in words (the service's Description=)
-DEFAULT_MIN_SCORE = (
-    0.25  # a pose under this is no pose (Ultralytics' predict conf; MoveNet: mean keypoint score)
-)
 DRAW_MIN_SCORE = 0.3  # keypoints under this are not drawn (Coral's and Ultralytics' examples hide them too)
 
 COCO_KEYPOINTS = (
@@ -189,11 +186,6 @@ def _names(count: int) -> tuple[str, ...]:
     return COCO_KEYPOINTS if count == len(COCO_KEYPOINTS) else tuple(f"kpt{i}" for i in range(count))
 
 
-def _check_min_score(options: DecodeOptions) -> float:
-    _detect.check_options(options)
-    return DEFAULT_MIN_SCORE if options.min_score is None else float(options.min_score)
-
-
 def _keypoints(
     names: tuple[str, ...], xy: np.ndarray, scores: np.ndarray, transform: Transform
 ) -> tuple[Keypoint, ...]:
@@ -214,7 +206,8 @@ class MoveNetDecoder:
 
     def __init__(self, model_file: ModelFile, options: DecodeOptions) -> None:
         self.where = str(model_file.path or "the model")
-        self.min_score = _check_min_score(options)
+        # --object-threshold (edgecnn.tasks.options, checked there): a pose scoring less is no pose.
+        self.threshold = float(options.object_threshold)
         self.name = f"MoveNet single-pose {list(model_file.outputs[0].shape)} (y, x, score per COCO keypoint)"
         self.labels: list[str] | None = None
 
@@ -228,7 +221,7 @@ class MoveNetDecoder:
                 "outside 0..1: its output is not MoveNet's (y, x, score). Check it with `edgecnn inspect`."
             )
         score = float(scores.mean())
-        if score < self.min_score:
+        if score < self.threshold:
             return Poses([])
         xy = raw[:, 1::-1] * np.array([transform.input_width, transform.input_height], np.float32)
         return Poses([Pose(score, _keypoints(COCO_KEYPOINTS, xy, scores, transform))])
@@ -249,7 +242,6 @@ class YoloPoseDecoder(_detect.YoloDecoder):
         *,
         channels_last: bool,
     ) -> None:
-        options = DecodeOptions(**{**options.__dict__, "min_score": _check_min_score(options)})
         k, d = kpt_shape
         super().__init__(
             model_file, interpreter, labels, options, channels_last=channels_last, extra_rows=k * d
@@ -264,7 +256,7 @@ class YoloPoseDecoder(_detect.YoloDecoder):
             xyxy, scores, ids, columns, normalised = self.select(interpreter, transform)
             found, rows = self._indexed_objects(xyxy, scores, ids, transform)
             raw = self.raw_output(interpreter)
-            kpts = self.dequantized(raw[4 + self.classes :, columns[rows]])  # [K*D, n]: a copy
+            kpts = self.dequantized(raw[4 + self.class_count :, columns[rows]])  # [K*D, n]: a copy
             del raw
             k, d = self.kpt_shape
             kpts = kpts.T.reshape(-1, k, d)

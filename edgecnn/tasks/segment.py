@@ -402,7 +402,7 @@ class YoloSegDecoder(_detect.YoloDecoder):
             xyxy, scores, ids, columns, _normalised = self.select(interpreter, transform)
             found, rows = self._indexed_objects(xyxy, scores, ids, transform)
             raw = self.raw_output(interpreter)
-            coefficients = self.dequantized(raw[4 + self.classes :, columns[rows]]).T  # [n, M]: a copy
+            coefficients = self.dequantized(raw[4 + self.class_count :, columns[rows]]).T  # [n, M]: a copy
             del raw
             protos = _detect._view(interpreter, self._proto_index)[0]  # no copy: crops are copied below
             if self.channels_first:
@@ -476,7 +476,6 @@ def decoder(
         return maps
     pair = _yolo_seg(outputs)
     if pair is not None:
-        _detect.check_options(options)
         dec = YoloSegDecoder(model_file, interpreter, labels, options, *pair)
         if meta.letterbox is not None:
             dec.letterbox = bool(meta.letterbox)
