@@ -8,7 +8,10 @@ listing them in another order still scores right; a keypoint the model does not 
 Files with other than COCO's 17 keypoints use a sigma of :data:`OTHER_SIGMA` for each (pycocotools'
 sigmas are COCO's).
 
-Standalone for now (``evaluate_pose``); the eval command reaches it through the task seam at merge.
+``edgecnn eval MODEL person_keypoints.json [--images DIR]`` reaches it through the pose task
+(:func:`edgecnn.tasks.pose.evaluator`). As for detection mAP, nearly every pose is kept (object threshold
+0.001, COCO keypoints' 20 per image): AP integrates over every score threshold. ``--against`` is not
+offered for pose yet (one line): evaluate each build.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgecnn.errors import InputError, RuntimeMissing
+from edgecnn.errors import InputError, RuntimeMissing, UsageError
 from edgecnn.eval.coco_json import _image_path, _leaves_folder
 from edgecnn.eval.progress import ProgressFn
 from edgecnn.eval.report import ReportMixin
@@ -37,6 +40,13 @@ if TYPE_CHECKING:
     from edgecnn.model import Model
 
 OTHER_SIGMA = 0.05  # per keypoint, for files whose keypoints are not COCO's 17
+
+# The Evaluator protocol (edgecnn.tasks.Evaluator), reached through edgecnn.tasks.pose.evaluator().
+LAYOUTS = ("coco",)
+EXPECTS = "a COCO-keypoints .json file (person_keypoints_*.json; images beside it or --images DIR)"
+# Poses kept for AP: nearly all (AP integrates over every score threshold) and at most the 20 per image
+# COCO's keypoint evaluation reads (its maxDets). Fixed: eval takes no --object-threshold.
+DECODE: dict[str, Any] = {"object_threshold": 0.001, "max_detections": 20}
 
 
 @dataclass(frozen=True)
@@ -215,3 +225,20 @@ def evaluate_pose(
         figures=oks_ap(doc, results),
         median_inference_ms=round(statistics.median(times), 3) if times else 0.0,
     )
+
+
+def evaluate_model(
+    data: str | os.PathLike[str],
+    model: Model,
+    *,
+    against: Model | None = None,
+    options: Any,
+    progress: ProgressFn | None = None,
+) -> PoseReport:
+    """The evaluator's entry point (:class:`edgecnn.tasks.Evaluator`); ``options`` is an ``EvalOptions``
+    (``images``: ``--images``)."""
+    if against is not None:
+        raise UsageError(
+            "--against is not offered for pose models yet: run edgecnn eval on each build and compare OKS AP."
+        )
+    return evaluate_pose(model, data, images=options.images, progress=progress)

@@ -7,21 +7,26 @@ borders) count for nothing. IoU per class is TP / (TP + FP + FN) over the whole 
 matrix, as PASCAL and Cityscapes compute it, not a mean of per-image IoUs); mean IoU averages the classes
 present in the truth or the predictions.
 
-Standalone for now (``evaluate_segmentation``); the eval command reaches it through the task seam at merge.
+``edgecnn eval MODEL DATA`` reaches it through the segment task (:func:`edgecnn.tasks.segment.evaluator`):
+DATA is a folder holding ``masks/`` and ``images/`` (every image needs its mask), or ``masks/`` alone with
+``--images DIR`` (the masks choose the images: PASCAL VOC's ``SegmentationClass`` labels a part of its
+``JPEGImages``). With ``--against``, the second model is scored too and the two class maps' agreement is
+the share of labelled pixels where they give the same class. It scores class maps (DeepLab-style); YOLO
+seg's instance masks are refused in one line.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from edgecnn.errors import InputError
+from edgecnn.errors import InputError, UsageError
 from edgecnn.eval.progress import ProgressFn
 from edgecnn.eval.report import ReportMixin
 from edgecnn.images import IMAGE_SUFFIXES, list_images, read_image
@@ -31,6 +36,11 @@ if TYPE_CHECKING:
 
 IGNORE = 255
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")  # lossless only: a JPEG's class ids are blurred
+
+# The Evaluator protocol (edgecnn.tasks.Evaluator), reached through edgecnn.tasks.segment.evaluator().
+LAYOUTS = ("masks",)
+EXPECTS = "a folder with masks/ (label masks named as their images) and images/ (or --images DIR)"
+DECODE: dict[str, Any] = {}  # class maps take no decode option
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,15 @@ class SegmentationFigures:
 
 
 @dataclass(frozen=True)
+class SegmentationComparison:
+    """The ``--against`` model on the same images: its figures, and how often the two class maps agree."""
+
+    model: str
+    figures: SegmentationFigures
+    agreement_pct: float  # labelled pixels (not IGNORE) where both models give the same class
+
+
+@dataclass(frozen=True)
 class SegmentationReport(ReportMixin):
     task: str
     data: str
@@ -56,7 +75,7 @@ class SegmentationReport(ReportMixin):
     images: int
     figures: SegmentationFigures
     median_inference_ms: float
-    comparison: None = None
+    comparison: SegmentationComparison | None = None
 
     @property
     def headline(self) -> tuple[str, float]:
@@ -72,6 +91,13 @@ class SegmentationReport(ReportMixin):
         summary.add_row("mean IoU", f"{self.figures.mean_iou_pct:.2f}%")
         summary.add_row("pixel accuracy", f"{self.figures.pixel_accuracy_pct:.2f}%")
         summary.add_row("median inference", f"{self.median_inference_ms:.2f} ms")
+        if self.comparison is not None:
+            other = self.comparison
+            summary.add_row(
+                f"against {Path(other.model).name}: mean IoU", f"{other.figures.mean_iou_pct:.2f}%"
+            )
+            summary.add_row("against: pixel accuracy", f"{other.figures.pixel_accuracy_pct:.2f}%")
+            summary.add_row("pixels agreeing", f"{other.agreement_pct:.2f}%")
         classes = Table(title="per class", title_justify="left")
         for name in ("id", "label", "pixels", "IoU"):
             classes.add_column(name, justify="left" if name == "label" else "right")
@@ -138,8 +164,12 @@ def read_mask(path: Path) -> np.ndarray:
     )
 
 
-def mask_pairs(images: str | os.PathLike[str], masks: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
-    """Each image in ``images`` with the mask of the same stem in ``masks``; an image without one is an error."""
+def mask_pairs(
+    images: str | os.PathLike[str], masks: str | os.PathLike[str], *, every_image: bool = True
+) -> list[tuple[Path, Path]]:
+    """Each image with the mask of the same stem. ``every_image``: each image in ``images`` needs a mask
+    (a dataset's own images/); else the masks choose the images, each mask needing its image (a shared
+    image folder, as PASCAL VOC's JPEGImages, holds more images than are labelled)."""
     folder = Path(masks)
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder: pass the folder of label masks.")
@@ -147,19 +177,44 @@ def mask_pairs(images: str | os.PathLike[str], masks: str | os.PathLike[str]) ->
     for p in sorted(folder.iterdir()):
         if p.suffix.lower() in MASK_SUFFIXES:
             by_stem.setdefault(p.stem, p)
+    image_files = [i for i in list_images(images) if i.suffix.lower() in IMAGE_SUFFIXES]
     pairs = []
-    for image in list_images(images):
-        if image.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        mask = by_stem.get(image.stem)
-        if mask is None:
-            raise InputError(
-                f"{image} has no mask in {folder} (looked for {image.stem}.png): add it or remove the image."
-            )
-        pairs.append((image, mask))
+    if every_image:
+        for image in image_files:
+            mask = by_stem.get(image.stem)
+            if mask is None:
+                raise InputError(
+                    f"{image} has no mask in {folder} (looked for {image.stem}.png): add it or remove the image."
+                )
+            pairs.append((image, mask))
+    else:
+        by_image: dict[str, Path] = {}
+        for image in image_files:
+            by_image.setdefault(image.stem, image)
+        for stem, mask in by_stem.items():
+            found = by_image.get(stem)
+            if found is None:
+                raise InputError(
+                    f"{mask} has no image in {images} (looked for {stem}.*): add it or remove the mask."
+                )
+            pairs.append((found, mask))
     if not pairs:
-        raise InputError(f"{images} holds no images: pass the folder of images the masks label.")
+        raise InputError(
+            f"{images} holds no images with a mask in {folder}: pass the images the masks label."
+        )
     return pairs
+
+
+def _check_class_map(model: Model) -> None:
+    from edgecnn.tasks.segment import YoloSegDecoder
+
+    if model.task != "segment":
+        raise InputError(f"{model.path} is a {model.task} model: mean IoU needs a segment model.")
+    if isinstance(model.decoder, YoloSegDecoder):
+        raise UsageError(
+            f"{model.path} is a YOLO seg model (instance masks): edgecnn eval scores class maps against label "
+            "masks (DeepLab-style models); measure YOLO seg with `yolo val` (mask mAP)."
+        )
 
 
 def evaluate_segmentation(
@@ -169,27 +224,50 @@ def evaluate_segmentation(
     *,
     ignore: int = IGNORE,
     progress: ProgressFn | None = None,
+    against: Model | None = None,
+    every_image: bool = True,
 ) -> SegmentationReport:
-    """Run ``model`` (a segment model) on every image and score its class maps against the masks."""
-    if model.task != "segment":
-        raise InputError(f"{model.path} is a {model.task} model: mean IoU needs a segment model.")
-    pairs = mask_pairs(images, masks)
+    """Run ``model`` (a segment model; and ``against``, another build, on the same decoded images) on every
+    image and score its class maps against the masks (:func:`mask_pairs` pairs them)."""
+    _check_class_map(model)
+    if against is not None:
+        _check_class_map(against)
+    pairs = mask_pairs(images, masks, every_image=every_image)
     labels = getattr(model.decoder, "labels", None)
     truths = [read_mask(m) for _, m in pairs]
     known = [int(t[t != ignore].max(initial=0)) + 1 for t in truths]
-    classes = max([len(labels or []), getattr(model.decoder, "class_count", 0), *known])
+    counts = [len(labels or []), getattr(model.decoder, "class_count", 0), *known]
+    if against is not None:
+        counts.append(getattr(against.decoder, "class_count", 0))
+    classes = max(counts)
     matrix = np.zeros((classes, classes + 1), np.int64)
+    other_matrix = np.zeros_like(matrix)
+    agree = labelled = 0
     times = []
     for done, ((image, mask_path), truth) in enumerate(zip(pairs, truths, strict=True), 1):
-        out = model.process(read_image(image))
+        frame = read_image(image)
+        out = model.process(frame)
         times.append(out.inference_ms)
         predicted: np.ndarray = out.result.mask  # type: ignore[attr-defined]  # a segment model's Segmentation
         try:
             matrix += confusion(truth, predicted, classes, ignore=ignore)
+            if against is not None:
+                theirs: np.ndarray = against.process(frame).result.mask  # type: ignore[attr-defined]
+                other_matrix += confusion(truth, theirs, classes, ignore=ignore)
+                scored = truth != ignore
+                agree += int((predicted[scored] == theirs[scored]).sum())
+                labelled += int(scored.sum())
         except InputError as exc:
             raise InputError(f"{mask_path}: {exc}: a mask is the size of its image.") from None
         if progress:
             progress(done, len(pairs))
+    comparison = None
+    if against is not None:
+        comparison = SegmentationComparison(
+            str(against.path),
+            figures(other_matrix, labels),
+            round(100.0 * agree / labelled, 4) if labelled else 0.0,
+        )
     return SegmentationReport(
         task="segment",
         data=str(images),
@@ -197,4 +275,30 @@ def evaluate_segmentation(
         images=len(pairs),
         figures=figures(matrix, labels),
         median_inference_ms=round(statistics.median(times), 3) if times else 0.0,
+        comparison=comparison,
     )
+
+
+def evaluate_model(
+    data: str | os.PathLike[str],
+    model: Model,
+    *,
+    against: Model | None = None,
+    options: Any,
+    progress: ProgressFn | None = None,
+) -> SegmentationReport:
+    """The evaluator's entry point (:class:`edgecnn.tasks.Evaluator`): ``data`` holds ``masks/`` and
+    ``images/``, or ``masks/`` with the images in ``options.images`` (``--images``)."""
+    folder = Path(data)
+    images = options.images if options.images is not None else folder / "images"
+    if not images.is_dir():
+        raise InputError(f"{folder} has masks/ but no images/ folder: add it, or pass --images DIR.")
+    report = evaluate_segmentation(
+        model,
+        images,
+        folder / "masks",
+        progress=progress,
+        against=against,
+        every_image=options.images is None,
+    )
+    return replace(report, data=str(folder))

@@ -33,7 +33,7 @@ from edgecnn.metadata import ModelMetadata, ultralytics_metadata
 from edgecnn.modelfile import ModelFile
 from edgecnn.preprocess import Transform
 from edgecnn.sanity import check_finite
-from edgecnn.tasks import DecodeOptions, shapes
+from edgecnn.tasks import DecodeOptions, shapes, stage_evaluator
 from edgecnn.tasks import detect as _detect
 
 log = logging.getLogger(__name__)
@@ -303,3 +303,8 @@ def decoder(
         "fit no pose layout edgecnn reads (MoveNet [1, 1, 17, 3]; YOLO pose [1, 4+nc+K*3, N] with Ultralytics' "
         "kpt_shape metadata). Re-export it in one of these."
     )
+
+
+def evaluator() -> Any:
+    """How ``edgecnn eval`` measures pose models: OKS AP on a COCO-keypoints file (:mod:`edgecnn.eval.pose`)."""
+    return stage_evaluator("edgecnn.eval.pose")

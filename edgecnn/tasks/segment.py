@@ -36,7 +36,7 @@ from edgecnn.errors import InvalidResult, ModelError
 from edgecnn.metadata import ModelMetadata
 from edgecnn.modelfile import ModelFile, TensorInfo
 from edgecnn.preprocess import Transform
-from edgecnn.tasks import DecodeOptions, shapes
+from edgecnn.tasks import DecodeOptions, shapes, stage_evaluator
 from edgecnn.tasks import detect as _detect
 
 log = logging.getLogger(__name__)
@@ -485,3 +485,8 @@ def decoder(
         f"{shapes(outputs)} fit no segmentation layout edgecnn reads (class map [1, H, W]; scores "
         "[1, H, W, C]; YOLO seg [1, 4+nc+M, N] with prototypes [1, Hp, Wp, M]). Re-export it in one of these."
     )
+
+
+def evaluator() -> Any:
+    """How ``edgecnn eval`` measures segment models: mean IoU and pixel accuracy on a folder of label masks (:mod:`edgecnn.eval.segment`)."""
+    return stage_evaluator("edgecnn.eval.segment")
