@@ -32,13 +32,14 @@ TIMING = ("_ms", "timestamp", "created", "load_ms", "throughput", "rss", "temper
 
 
 def _untimed(value: Any) -> Any:
-    """``value`` without timings, timestamps and paths that differ by construction."""
+    """``value`` without timings, timestamps, versions and the machine's description (bench's ``machine``
+    names the libedgetpu help page, whose wording is not behaviour)."""
     if isinstance(value, dict):
         return {
             k: _untimed(v)
             for k, v in value.items()
             if not any(t in k for t in TIMING)
-            and k not in ("latency", "wall_s", "runtime", "edgecnn_version")
+            and k not in ("latency", "wall_s", "runtime", "edgecnn_version", "machine")
         }
     if isinstance(value, list):
         return [_untimed(v) for v in value]

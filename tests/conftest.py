@@ -44,6 +44,7 @@ SLOW_FIXTURES = frozenset(
         "odd",  # test_detector_sanity.py: tests/odd_outputs.fixed_output_tflite (TensorFlow)
         "fixed_detectors",  # test_fuzz_models.py: the same
         "quick_demo",  # test_demo.py: edgecnn.demo trains and converts
+        "yolo_head_exports",  # test_yolo_heads.py: tests/yolo_tf.py builds a YOLOv8-like export
     }
 )
 

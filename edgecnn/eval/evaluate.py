@@ -126,11 +126,11 @@ def evaluate(
     task = _task_of(model, opened)
     where = opened.path if opened is not None else model
     evaluator = task_evaluator(task, where)
-    _check_layout(evaluator, task, kind, where, data)
     decode = DecodeOptions(**{"iou": iou, "agnostic": agnostic, **evaluator.DECODE})
     opened = opened or open_model(
         model, device=device, threads=threads, labels=labels, crop=crop, probe=probe, decode=decode
     )
+    _check_layout(evaluator, task, kind, opened.path or where, data)  # the model's own errors come first
     other = None
     if against is not None:
         from edgecnn.modelfile import read_model

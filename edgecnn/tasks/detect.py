@@ -163,7 +163,13 @@ def _yolo_layout(outputs: list[TensorInfo]) -> str | None:
 
 
 def claims(model_file: ModelFile, meta: ModelMetadata) -> bool:
-    return _has_postprocess_op(model_file) or _yolo_layout(model_file.outputs) is not None
+    from edgecnn.tasks import yolo_heads  # YOLO cut at its per-scale head outputs: its own module
+
+    return (
+        _has_postprocess_op(model_file)
+        or _yolo_layout(model_file.outputs) is not None
+        or yolo_heads.claims(model_file)
+    )
 
 
 def detection_labels(labels: list[str] | None) -> list[str] | None:
@@ -548,8 +554,12 @@ def decoder(
     options: DecodeOptions,
 ) -> DetectDecoder:
     # The option values were checked against their declarations when ``options`` was built.
-    if _has_postprocess_op(model_file):
-        dec: DetectDecoder = SSDDecoder(model_file, interpreter, labels, options)
+    from edgecnn.tasks import yolo_heads  # YOLO cut at its per-scale head outputs: its own module
+
+    if yolo_heads.claims(model_file):
+        dec: DetectDecoder = yolo_heads.HeadsDecoder(model_file, interpreter, labels, options)
+    elif _has_postprocess_op(model_file):
+        dec = SSDDecoder(model_file, interpreter, labels, options)
     else:
         layout = _yolo_layout(model_file.outputs)
         if layout == "e2e":
