@@ -46,6 +46,24 @@ def _untimed(value: Any) -> Any:
     return value
 
 
+_ABSENT = "(absent)"
+
+
+def _differences(a: Any, b: Any, where: str = "") -> list[tuple[str, Any, Any]]:
+    """Where two JSON values differ: (path, old, new) of each differing leaf."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            d
+            for k in dict.fromkeys([*a, *b])
+            for d in _differences(a.get(k, _ABSENT), b.get(k, _ABSENT), f"{where}.{k}")
+        ]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{where}[{i}]")
+        ]
+    return [] if a == b else [(where, a, b)]
+
+
 def _cli(python: str, args: Sequence[str], cwd: Path) -> tuple[int, str, str]:
     done = subprocess.run(
         [python, "-m", "edgecnn", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
@@ -87,7 +105,8 @@ class Sweep:
         detail = f"exit {code}" + (f", {errors[0][:90]}" if errors else f", {shown or f'{size} records'}")
         print(f"{'same' if ok else 'DIFFERENT':9} {what}: {detail}")
         if not ok:
-            print(f"    old: {json.dumps(results[0])[:600]}\n    new: {json.dumps(results[1])[:600]}")
+            for where, a, b in _differences(list(results[0]), list(results[1]))[:5]:
+                print(f"    {where or '.'}: old {json.dumps(a)[:300]}  new {json.dumps(b)[:300]}")
         return body
 
 

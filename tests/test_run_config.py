@@ -106,7 +106,8 @@ def test_cli_ranges_and_help_are_the_declared_ones():
             bounds = (param.min, param.max)  # type: ignore[attr-defined]
             assert bounds == (opt.spec.low, opt.spec.high), opt.key
             ranged += 1
-    assert ranged == 16  # 14 run options, mqtt.qos and mqtt.queue_size
+    # 17 run options (object_threshold, track_buffer, snapshots_keep/_max_mb among them), mqtt.qos, queue_size
+    assert ranged == 19
     with pytest.raises(UsageError, match="--every: must be between 1 and 1e"):
         validate_run_options(merge_cli(RunOptions(model=MOBILENET), {"every": 10**7}), check_source=False)
 

@@ -92,7 +92,12 @@ def scene_folder(tmp_path):
 def _run_objects(model, folder, tmp_path, **options):
     out = tmp_path / f"run{len(list(tmp_path.glob('run*.jsonl')))}.jsonl"
     run(RunOptions(model=model, source=str(folder), jsonl=str(out), quiet=True, **options))
-    return [r["objects"] for r in map(json.loads, out.read_text().splitlines())]
+    return [_detected(r["objects"]) for r in map(json.loads, out.read_text().splitlines())]
+
+
+def _detected(objects):
+    """What the detector said of each object (run's records add a ``track_id``, None without --track)."""
+    return [{k: o[k] for k in ("id", "label", "score", "box")} for o in objects]
 
 
 def _predict_objects(model, folder, **options):
@@ -151,7 +156,7 @@ def test_cli_flags_are_the_same_in_predict_run_and_bench(detectors, scene_folder
     ran = run_cli("run", model, "--source", scene_folder, "--jsonl", out, "-q", *flags)
     assert ran.code == 0, ran.stderr
     objects = [r["objects"] for r in json.loads(predicted.stdout)["results"]]
-    assert objects == [json.loads(line)["objects"] for line in out.read_text().splitlines()]
+    assert objects == [_detected(json.loads(line)["objects"]) for line in out.read_text().splitlines()]
     assert all(len(o) <= 2 and {x["label"] for x in o} <= {"circle", "square"} for o in objects)
     benched = run_cli("bench", model, "--runs", "2", "--warmup", "0", "--json", *flags)
     assert benched.code == 0, benched.stderr

@@ -230,6 +230,9 @@ def bench_configuration(
     post = time_postprocess(
         opened, frames[0] if frames else None, runs=min(int(samples.size), 200), seed=seed
     )
+    track, track_objects = time_track(
+        opened, frames[0] if frames else None, runs=min(int(samples.size), 200), seed=seed
+    )
     temp_after = read_temperature(sysfs_root)
     throttle_after = read_throttling(vcgencmd)
     rss = peak_rss_mb()
@@ -269,7 +272,47 @@ def bench_configuration(
         postprocess_ms=asdict(latency_stats(post)) if post.size else None,
         task=opened.task,
         decoder=opened.decoder.name or None,
+        track_ms=asdict(latency_stats(track)) if track.size else None,
+        track_objects=track_objects,
     )
+
+
+def time_track(
+    model: Any,
+    frame: np.ndarray | None,
+    *,
+    runs: int,
+    seed: int = 0,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> tuple[np.ndarray, int | None]:
+    """Time ``run``'s track stage (:class:`edgecnn.track.stage.TrackStage`: tracker, no lines or zones) on
+    the decoded result of one frame, ``runs`` frames at 30 fps: (ns samples, objects per frame). No samples
+    when the result has no boxes (a classifier) or nothing decodes."""
+    none = np.asarray([], dtype=np.int64)
+    if not model.decoder.decodes:
+        return none, None
+    from edgecnn.track.stage import HasObjects, TrackStage
+
+    if frame is None:
+        spec = model.spec
+        rng = np.random.default_rng(seed)
+        shape = (spec.height, spec.width) if spec.channels == 1 else (spec.height, spec.width, 3)
+        frame = rng.integers(0, 256, shape, dtype=np.uint8)
+    try:
+        result = model.process(frame).result
+    except InvalidResult:
+        return none, None
+    if not isinstance(result, HasObjects):
+        return none, None
+    stage = TrackStage()
+    size = (frame.shape[1], frame.shape[0])
+    samples = []
+    for i in range(max(0, runs) + 5):  # the first frames start and confirm tracks: not timed
+        t0 = clock()
+        stage.apply(result, size=size, time_s=i / 30, timestamp=i / 30, frame=i)
+        if i >= 5:
+            samples.append(clock() - t0)
+    return np.asarray(samples, dtype=np.int64), len(result.objects)
 
 
 def time_postprocess(
@@ -478,6 +521,12 @@ def format_result(result: BenchResult) -> str:
             lines.append(
                 f"postprocess on {r.device_used} x{r.threads}: not measured, task {r.task or 'unknown'} "
                 f"({r.decoder or 'no decoder'})"
+            )
+        if r.track_ms:
+            t = r.track_ms
+            lines.append(
+                f"track ({r.track_objects} objects per frame, as edgecnn run tracks them): "
+                f"p50 {t['p50']:.3f} ms  p99 {t['p99']:.3f} ms"
             )
     seen = set()
     for r in result.results:

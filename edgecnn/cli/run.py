@@ -59,6 +59,14 @@ def run_command(
     duration: float | None = run_flag("duration"),
     stall_timeout: float | None = run_flag("stall_timeout"),
     quiet: bool | None = run_flag("quiet"),
+    track: bool | None = run_flag("track", rich_help_panel="Tracking and events"),
+    track_buffer: float | None = run_flag("track_buffer", rich_help_panel="Tracking and events"),
+    lines: list[str] | None = run_flag("lines", metavar="X1,Y1,X2,Y2", rich_help_panel="Tracking and events"),
+    zones: list[str] | None = run_flag("zones", metavar="X1,Y1,...", rich_help_panel="Tracking and events"),
+    events: Path | None = run_flag("events", metavar="FILE", rich_help_panel="Tracking and events"),
+    snapshots: Path | None = run_flag("snapshots", metavar="DIR", rich_help_panel="Tracking and events"),
+    snapshots_keep: int | None = run_flag("snapshots_keep", rich_help_panel="Tracking and events"),
+    snapshots_max_mb: float | None = run_flag("snapshots_max_mb", rich_help_panel="Tracking and events"),
     mqtt: str | None = _mqtt_option("host", metavar="HOST[:PORT]"),
     mqtt_topic: str | None = _mqtt_option("topic"),
     mqtt_tls: bool | None = _mqtt_option("tls"),
@@ -68,6 +76,7 @@ def run_command(
     mqtt_client_id: str | None = _mqtt_option("client_id"),
     mqtt_qos: int | None = _mqtt_option("qos"),
     mqtt_queue_size: int | None = _mqtt_option("queue_size"),
+    mqtt_discovery: bool | None = _mqtt_option("discovery"),
 ) -> None:
     """Classify frames or detect objects (the model's task) from a camera, video, stream or folder until
     stopped; print a summary on exit.
@@ -77,6 +86,8 @@ def run_command(
     Example: edgecnn run --config /etc/edgecnn/door.toml --duration 60
 
     Example: edgecnn run model.tflite --camera 0 --mqtt broker.lan --mqtt-topic edgecnn/door --on-change
+
+    Example: edgecnn run detector.tflite --source door.mp4 --line 0.5,0,0.5,1 --events events.jsonl
 
     SIGTERM or Ctrl-C finish the current frame, flush outputs and print the summary (exit 0).
     """
@@ -116,6 +127,8 @@ def _cli_values(flags: dict[str, Any], *, model: Path | None) -> dict[str, Any]:
 
     values = {key: flags[key] for key in declared(RunOptions) if key in flags}
     values["model"] = model
+    for key in ("lines", "zones"):  # repeatable flags: typer gives () when none is given
+        values[key] = list(flags[key] or ()) or None
     classes = flags["classes"]
     values["classes"] = None if classes is None else [c.strip() for c in classes.split(",") if c.strip()]
     mqtt: dict[str, Any] = {}

@@ -103,6 +103,10 @@ class MqttOptions:
     )
     client_id: str | None = option(help="MQTT client id (default edgecnn-HOSTNAME[-NAME]-PID).")
     qos: int = option(1, "1: at least once (default); 0: at most once.", low=0, high=1)
+    discovery: bool | None = option(
+        help="Home Assistant MQTT discovery: a sensor per counting line direction and zone (default off).",
+        flags=("--mqtt-discovery/--no-mqtt-discovery",),
+    )
     queue_size: int = option(
         1000,
         "Results kept while the broker is unreachable (default 1000); older ones are dropped and counted.",
@@ -200,6 +204,41 @@ class RunOptions:
     quiet: bool = option(False, "No per-result lines; summary only.", flags=("--quiet/--no-quiet", "-q"))
     # the [mqtt] table / --mqtt* flags (MqttOptions' keys); None or {}: off
     mqtt: dict[str, Any] | None = option(help="The [mqtt] table (see MqttOptions).")
+    # Tracking, lines and zones (edgecnn.track): on for any result with boxes (detectors), off for others.
+    track: bool = option(
+        True,
+        "Detectors: follow objects across frames and give each a track_id (default on; --no-track: off).",
+        flags=("--track/--no-track",),
+    )
+    track_buffer: float = option(
+        2.0,
+        "Seconds an object may go unseen (occluded, missed) and keep its track ID (default 2).",
+        low=0.0,
+        high=3600,
+    )
+    # "x1,y1,x2,y2" strings (flags) or [[lines]] tables (TOML); see edgecnn.track.spec
+    lines: list[Any] | None = option(
+        help="Counting line x1,y1,x2,y2 in pixels, or fractions of the frame when every value is <= 1 "
+        "(0.5,0,0.5,1: a vertical line through the middle); repeatable. In a config file: an array of lines tables (docs/tracking.md).",
+        flags=("--line", "--lines"),
+    )
+    zones: list[Any] | None = option(
+        help="Zone x1,y1,x2,y2,x3,y3[,...] (a polygon, pixels or fractions as --line); repeatable. "
+        "In a config file: an array of zones tables, with inertia and dwell (docs/tracking.md).",
+        flags=("--zone", "--zones"),
+    )
+    events: Path | None = option(
+        help="Append one JSON object per event (cross, enter, exit, dwell) to FILE.",
+    )
+    snapshots: Path | None = option(
+        help="Write a JPEG of the frame for each event into this folder (oldest deleted past the limits).",
+    )
+    snapshots_keep: int = option(
+        100, "Keep at most this many event snapshots (default 100).", low=1, high=10**7
+    )
+    snapshots_max_mb: float = option(
+        100.0, "Keep at most this many megabytes of event snapshots (default 100).", low=0.1, high=10**7
+    )
     # Not config keys: where values came from (for error messages) and tuning knobs for tests.
     config_path: Path | None = None
     backoff_initial: float = 0.5

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from edgecnn.run.metrics import RunMetrics
     from edgecnn.run.mqtt import MqttSink
     from edgecnn.run.server import RunServer, ServerLimits
+    from edgecnn.track.stage import TrackStage
 
 log = logging.getLogger("edgecnn.run")
 
@@ -79,6 +80,7 @@ class Pipeline:
         self.serving = threading.Event()
         self.server_address: tuple[str, int] | None = None
         self.live: LiveState | None = None
+        self.tracking: TrackStage | None = None  # set by run() unless --no-track
         self._source = source
         self._model = model
         self._extra_sinks = list(sinks)
@@ -101,7 +103,15 @@ class Pipeline:
             model.device,
             model.runtime.describe(),
         )
-        sinks: list[ResultSink] = [*build_sinks(opts, self.stop_event), *self._extra_sinks]
+        from edgecnn.track.outputs import close_all, open_tracking  # tracking, lines, zones: edgecnn.track
+
+        self.tracking, track_outputs = open_tracking(opts, self.stop_event)  # events file, snapshots
+        try:
+            sinks: list[ResultSink] = [*build_sinks(opts, self.stop_event), *self._extra_sinks]
+        except BaseException:
+            close_all(track_outputs)
+            raise
+        sinks += track_outputs  # closed with the sinks
         stats = RunStats(self.clock())  # --duration and "first result after" count from here, model loaded
         notifier = Notifier(self._env)
         outputs = _Outputs()
@@ -156,6 +166,10 @@ class Pipeline:
             outputs.mqtt = open_mqtt_sink(opts, lambda key, problem: option_error(opts, key, problem))
         if outputs.mqtt is not None:  # connects in the background: a broker that is down delays nothing
             sinks.append(outputs.mqtt)
+            if self.tracking is not None:  # PREFIX/events, retained PREFIX/counts, Home Assistant discovery
+                from edgecnn.track.outputs import attach_mqtt
+
+                attach_mqtt(self.tracking, outputs.mqtt)
         if opts.serve is None:
             return
         from edgecnn.run.metrics import RunMetrics
@@ -174,12 +188,15 @@ class Pipeline:
         host, port = parse_serve(opts.serve)
         if outputs.mqtt is not None:
             metrics.watch_mqtt(outputs.mqtt.counts)
+        if self.tracking is not None:
+            metrics.watch_tracking(self.tracking)  # crossings, zone occupancy, tracks per label
+            self.tracking.listeners.append(self.live)  # /events: the last events
         server = outputs.server = RunServer(
             host, port, self.live, metrics, access=serve_access(opts), limits=self._server_limits
         )
         server.start()
         self.server_address = server.address
-        log.info("serving %s  (/healthz /latest /metrics /stream.mjpg)", server.url)
+        log.info("serving %s  (/healthz /latest /events /metrics /stream.mjpg)", server.url)
         self.serving.set()
 
     def _finish(
@@ -250,6 +267,7 @@ class Pipeline:
             metrics=metrics,
             live=self.live,
             clock=clock,
+            tracking=self.tracking,
         )
         link = SourceLink(
             source, opts, stats, notifier, metrics, self.live, clock, stop, deadline, last_seen=clock()

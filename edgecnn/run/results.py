@@ -29,6 +29,7 @@ class FrameResult:
     age_ms: float = 0.0  # capture to result: the latency a viewer of a live source sees
     postprocess_ms: float = 0.0  # outputs -> result (top-k; NMS and box mapping for detectors)
     file: str | None = None  # the image file this frame was read from; None for cameras, streams, videos
+    track_ms: float | None = None  # tracking, lines and zones (edgecnn.track); None when nothing was tracked
 
     @property
     def task(self) -> str:
@@ -70,6 +71,7 @@ class FrameResult:
                 "preprocess": round(self.preprocess_ms, 3),
                 "inference": round(self.inference_ms, 3),
                 "postprocess": round(self.postprocess_ms, 3),
+                **({"track": round(self.track_ms, 3)} if self.track_ms is not None else {}),
                 "total": round(self.total_ms, 3),
                 "age": round(self.age_ms, 3),
             },
