@@ -197,8 +197,8 @@ def detectors(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def odd_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Models whose outputs fit no task (pose, two heads, an int64 segmentation map), or an embedding, or a
-    NaN YOLO output."""
+    """Small untrained models: MoveNet-shaped keypoints and an int64 class map (decoded as pose and segment
+    since they have task modules), two heads (no task's), an embedding, a NaN YOLO output."""
     from tests.detectors import build_odd_models
 
     return build_odd_models(tmp_path_factory.mktemp("odd_models"))

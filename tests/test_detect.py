@@ -289,7 +289,6 @@ def test_bench_reports_postprocess_apart_from_invoke(detectors):
 @pytest.mark.parametrize(
     ("kind", "needle"),
     [
-        ("pose", "[1, 1, 17, 3] FLOAT32"),
         ("two_heads", "[1, 5] FLOAT32, [1, 10] FLOAT32"),
     ],
 )
@@ -410,8 +409,11 @@ def test_task_declared_in_edgecnn_metadata_wins(detectors, digits_model, tmp_pat
     with pytest.raises(ModelError, match=r"declared a classifier but has outputs \[1, 7, 144\]"):
         open_model(declared)
     declared.write_bytes(embed_metadata(read_model(detectors["yolo_float"]), ModelMetadata(task="pose")))
+    with pytest.raises(ModelError, match=r"declared a pose model but its outputs \[1, 7, 144\] FLOAT32"):
+        open_model(declared)  # YOLO-shaped, but no kpt_shape says which rows are keypoints
+    declared.write_bytes(embed_metadata(read_model(detectors["yolo_float"]), ModelMetadata(task="obb")))
     with pytest.raises(
-        ModelError, match=r"is a 'pose' model \(edgecnn metadata; outputs \[1, 7, 144\] FLOAT32\)"
+        ModelError, match=r"is a 'obb' model \(edgecnn metadata; outputs \[1, 7, 144\] FLOAT32\)"
     ):
         open_model(declared)
 

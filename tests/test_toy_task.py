@@ -97,7 +97,7 @@ def test_eval_refuses_a_task_without_an_evaluator(toy_model, toy, monkeypatch, t
     assert "\n" not in message
     assert message == (
         f"{toy_model} is a toy model and edgecnn eval has no evaluator for toy models: it measures "
-        "classify, detect models (`edgecnn predict` and `edgecnn bench` run it)."
+        "classify, detect, pose, segment models (`edgecnn predict` and `edgecnn bench` run it)."
     )
 
 

@@ -16,7 +16,8 @@ def eval_command(
     data: Path | None = typer.Argument(
         None,
         show_default=False,
-        help="Labelled images: DATA/<label>/*.jpg (classification), a YOLO folder (images/, labels/) or a COCO .json.",
+        help="Labelled images: DATA/<label>/*.jpg (classification), a YOLO folder (images/, labels/) or a COCO "
+        ".json (detection), a COCO-keypoints .json (pose), a folder with masks/ and images/ (segmentation).",
     ),
     against: Path | None = typer.Option(
         None, "--against", help="A second model (e.g. the float build) to compare on the same images."
@@ -41,14 +42,16 @@ def eval_command(
     images: Path | None = typer.Option(
         None,
         "--images",
-        help="Folder of the images a COCO .json names (default: beside it, or images/ beside it).",
+        help="Folder of the images a COCO .json names (default: beside it, or images/ beside it), or of the "
+        "images DATA/masks/ labels (default: DATA/images).",
     ),
     fail_under: float | None = typer.Option(
         None,
         "--fail-under",
         min=0,
         max=100,
-        help="Exit with status 1 when top-1 accuracy (or mAP@0.5:0.95) is below this percentage (for CI).",
+        help="Exit with status 1 when the headline figure (top-1 accuracy, mAP@0.5:0.95, OKS AP, mean IoU) "
+        "is below this percentage (for CI).",
     ),
     min_agreement: float | None = typer.Option(
         None,
@@ -69,7 +72,8 @@ def eval_command(
     model_opt: Path | None = model_option(),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Measure a model on labelled images: accuracy (top-1, top-k, per class, confusion) or mAP.
+    """Measure a model on labelled images: accuracy (top-1, top-k, per class, confusion), mAP, OKS AP
+    (pose) or mean IoU and pixel accuracy (segmentation).
 
     Example: edgecnn eval model_int8.tflite photos/ --against model_float32.tflite --fail-under 90
     """

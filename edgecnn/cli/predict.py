@@ -38,8 +38,16 @@ def predict_command(
     classes: str | None = run_flag("classes"),
     iou: float | None = run_flag("iou"),
     agnostic: bool | None = run_flag("agnostic"),
+    save: Path | None = typer.Option(
+        None,
+        "--save",
+        metavar="DIR",
+        file_okay=False,
+        help="Write each image with its result drawn on it into DIR (created if missing), under its own name.",
+    ),
 ) -> None:
-    """Classify images (top-k labels and scores) or detect objects (label, score, box in pixels).
+    """Classify images (top-k labels and scores), detect objects (label, score, box in pixels), estimate
+    poses (keypoints in pixels) or segment them (share of the image per class; masks as RLE in --json).
 
     The task comes from the model.
 
@@ -48,6 +56,8 @@ def predict_command(
     Example: edgecnn predict runs/digits/model_int8.tflite runs/digits/samples
 
     Example (a detector): edgecnn predict ssd_mobilenet_v2_coco_quant_postprocess.tflite street.jpg --classes person,car
+
+    Example (annotated images): edgecnn predict movenet_single_pose_lightning_ptq.tflite squat.bmp --save out/
 
     --object-threshold is the score a detector keeps an object at; --min-score leaves out the images whose
     result scores less (as `edgecnn run` leaves out results).
@@ -80,6 +90,7 @@ def predict_command(
         labels=labels,
         crop=crop,
         probe=not no_probe,
+        save=save,
     )
     if json_out:
         echo_json(report.to_dict())

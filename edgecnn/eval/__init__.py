@@ -5,6 +5,8 @@
   ``--fail-under``/``--min-agreement`` gate;
 - :mod:`edgecnn.eval.classify`: top-1/top-k, per class, confusion matrix over ``DATA/<label>/`` folders;
 - :mod:`edgecnn.eval.detect`: COCO mAP by pycocotools, against a narrow detector interface;
+- :mod:`edgecnn.eval.pose`: OKS AP by pycocotools' keypoint evaluation on a COCO-keypoints file;
+- :mod:`edgecnn.eval.segment`: mean IoU and pixel accuracy against a folder of label masks;
 - readers: :mod:`~edgecnn.eval.classfolders`, :mod:`~edgecnn.eval.yolo_labels`,
   :mod:`~edgecnn.eval.coco_json` (into :mod:`~edgecnn.eval.groundtruth`'s plain data);
 - :mod:`~edgecnn.eval.report`: the report protocol the CLI reads and the part both reports share;

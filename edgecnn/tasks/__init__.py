@@ -1,4 +1,4 @@
-"""The task seam: one module per task (classify, detect) turns a model's raw outputs into a result.
+"""The task seam: one module per task (classify, detect, pose, segment) turns a model's raw outputs into a result.
 
 Everything after the interpreter (predict, the run pipeline, JSONL/MQTT/``/latest``, metrics, the preview,
 bench, fleet status) sees only :class:`TaskResult` and :class:`Decoder`; none of it knows which task runs.
@@ -8,8 +8,8 @@ user can give its decoder are declared once in :mod:`edgecnn.tasks.options`.
 
 Which task a model has is read from it: edgecnn metadata's ``task``, Ultralytics' ``task``, else each
 registered module in :data:`INFERENCE_ORDER` is asked whether the outputs look like its own
-(``TFLite_Detection_PostProcess``, YOLO-shaped tensors, ``[1, N]`` scores). A model no module claims
-(pose keypoints, segmentation masks, several unrelated outputs, an int64 argmax) is one :class:`ModelError`
+(MoveNet keypoints, class maps, ``TFLite_Detection_PostProcess``, YOLO-shaped tensors, ``[1, N]``
+scores). A model no module claims (several unrelated outputs, an int64 that is no class map) is one :class:`ModelError`
 naming its output shapes (:func:`unsupported_message`, the same line in every command), never a
 meaningless result. ``bench`` times such a model anyway: it opens it with ``require_task=False`` and gets
 an :class:`Undecodable` decoder, which has nothing to decode and says so.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,8 +30,6 @@ from edgecnn.tasks.options import DecodeOptions as DecodeOptions
 if TYPE_CHECKING:  # kept out at run time: the task options are read by the light config check
     import numpy as np
 
-    from edgecnn.eval.progress import ProgressFn
-    from edgecnn.eval.report import EvalReport
     from edgecnn.metadata import ModelMetadata
     from edgecnn.model import Model
     from edgecnn.modelfile import ModelFile, TensorInfo
@@ -41,9 +39,11 @@ if TYPE_CHECKING:  # kept out at run time: the task options are read by the ligh
 TASKS: dict[str, str] = {
     "classify": "edgecnn.tasks.classify",
     "detect": "edgecnn.tasks.detect",
+    "pose": "edgecnn.tasks.pose",
+    "segment": "edgecnn.tasks.segment",
 }
 # The order modules are asked to claim a model without a declared task (most specific first).
-INFERENCE_ORDER = ("detect", "classify")
+INFERENCE_ORDER = ("pose", "segment", "detect", "classify")
 
 
 class TaskResult(Protocol):
@@ -90,8 +90,16 @@ class TaskResult(Protocol):
         ...
 
     def draw(self, image: np.ndarray) -> None:
-        """Draw the result onto a BGR frame in place (the preview stream)."""
+        """Draw the result onto a BGR frame in place (the preview stream, ``predict --save``)."""
         ...
+
+
+def detailed_json(result: TaskResult) -> dict[str, Any]:
+    """The task's keys for one image's report (``predict --json``): :meth:`TaskResult.to_json` (what every
+    frame of ``run`` carries, kept small), plus what a task keeps for single images only (segment: each
+    mask as RLE), through the result's optional ``detailed_json`` method."""
+    detailed = getattr(result, "detailed_json", None)
+    return detailed() if callable(detailed) else result.to_json()
 
 
 class Decoder(Protocol):
@@ -109,7 +117,8 @@ class Decoder(Protocol):
 
 class Evaluator(Protocol):
     """How ``edgecnn eval`` measures models of one task: what a task module's ``evaluator()`` returns
-    (a module in practice: ``edgecnn.eval.classify``, ``edgecnn.eval.detect``).
+    (a module of the ``eval`` stage in practice, :func:`stage_evaluator`: ``edgecnn.eval.classify``,
+    ``edgecnn.eval.detect``, ``edgecnn.eval.pose``, ``edgecnn.eval.segment``).
 
     ``eval`` finds the model's task, asks the task module for its evaluator, checks the dataset's layout
     against :attr:`LAYOUTS`, opens the model(s) with the user's :class:`DecodeOptions` updated by
@@ -127,9 +136,10 @@ class Evaluator(Protocol):
         *,
         against: Model | None,
         options: Any,  # edgecnn.eval.evaluate.EvalOptions
-        progress: ProgressFn | None,
-    ) -> EvalReport:
-        """Measure ``model`` (and ``against``, a second build, on the same decoded images) on ``data``."""
+        progress: Callable[[int, int], None] | None,  # edgecnn.eval.progress.ProgressFn
+    ) -> Any:
+        """Measure ``model`` (and ``against``, a second build, on the same decoded images) on ``data``:
+        an ``edgecnn.eval.report.EvalReport`` (typed loosely here: the core imports no stage)."""
         ...
 
 
@@ -139,6 +149,8 @@ class TaskModule(Protocol):
 
     NAME: str
     DESCRIPTION: str  # what a model of this task is, in words: "image classifier", "object detector"
+
+    # Optional: OUTPUT_DTYPES, output dtypes this task reads beyond DECODED_DTYPES (segment: int64 maps).
 
     def claims(self, model_file: ModelFile, meta: ModelMetadata) -> bool:
         """True when the model's outputs are this task's (used when the model declares no task)."""
@@ -164,7 +176,7 @@ def task_module(name: str) -> TaskModule:
     except KeyError:
         raise ModelError(
             f"Unsupported task {name!r}: edgecnn runs {', '.join(TASKS)} models. "
-            "Use a model for one of these (pose, segmentation and others are not supported yet)."
+            "Use a model for one of these (oriented boxes and others are not supported yet)."
         ) from None
     return importlib.import_module(module_name)  # type: ignore[return-value]
 
@@ -180,15 +192,19 @@ NO_TASK = "none"  # the task of a model no task decodes (bench results say it)
 
 def find_task(model_file: ModelFile, meta: ModelMetadata) -> str | None:
     """The task that decodes the model's outputs, or None when none does: declared in its metadata, else
-    the first module in INFERENCE_ORDER that claims it. Outputs of a dtype no decoder reads are no task's."""
-    if any(t.dtype.upper() not in DECODED_DTYPES for t in model_file.outputs):
-        return None
+    the first module in INFERENCE_ORDER that claims it. Outputs of a dtype the task does not read (strings,
+    bools; int64 except as segment's class map) are no task's."""
     if meta.task:
-        return meta.task if meta.task in TASKS else None
+        return meta.task if meta.task in TASKS and _reads_dtypes(meta.task, model_file) else None
     for name in INFERENCE_ORDER:
-        if task_module(name).claims(model_file, meta):
+        if _reads_dtypes(name, model_file) and task_module(name).claims(model_file, meta):
             return name
     return None
+
+
+def _reads_dtypes(name: str, model_file: ModelFile) -> bool:
+    known = DECODED_DTYPES + tuple(getattr(task_module(name), "OUTPUT_DTYPES", ()))
+    return all(t.dtype.upper() in known for t in model_file.outputs)
 
 
 def unsupported_message(model_file: ModelFile, meta: ModelMetadata) -> str:
@@ -201,8 +217,9 @@ def unsupported_message(model_file: ModelFile, meta: ModelMetadata) -> str:
         subject = f"is a {meta.task!r} model ({meta.source} metadata; outputs {outputs})"
     return (
         f"{where} {subject} that no edgecnn task decodes: "
-        "predict, run and eval need a classify model ([1, N] scores) or a detect model "
-        "(TFLite_Detection_PostProcess; YOLO [1, 4+nc, N] or [1, N, 6]); "
+        "predict, run and eval need a classify model ([1, N] scores), a detect model "
+        "(TFLite_Detection_PostProcess; YOLO [1, 4+nc, N] or [1, N, 6]), a pose model (MoveNet [1, 1, 17, 3]; "
+        "YOLO pose) or a segment model (class map [1, H, W]; scores [1, H, W, C]; YOLO seg); "
         "`edgecnn bench` still times it (invoke only)."
     )
 
@@ -260,6 +277,16 @@ def open_decoder(
         if require_task:
             raise
         return Undecodable(str(exc))
+
+
+def stage_evaluator(module: str) -> Any:
+    """What a task module's ``evaluator()`` returns: its evaluator, a module of the ``eval`` stage, imported
+    by name when ``eval`` calls the hook. The runtime core imports no stage (``tests/test_layout.py``): eval
+    depends on the tasks, never the reverse, so a task names the module that measures it, as :data:`TASKS`
+    names the task modules, and ``predict``/``run`` never load evaluation code."""
+    if not module.startswith("edgecnn.eval."):
+        raise ValueError(f"{module!r} is not a module of edgecnn.eval")
+    return importlib.import_module(module)
 
 
 def evaluators() -> list[str]:

@@ -28,7 +28,7 @@ from edgecnn.metadata import ModelMetadata
 from edgecnn.modelfile import ModelFile
 from edgecnn.preprocess import Transform
 from edgecnn.sanity import check_finite, check_scores
-from edgecnn.tasks import DecodeOptions, shapes
+from edgecnn.tasks import DecodeOptions, shapes, stage_evaluator
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,4 @@ def decoder(
 
 def evaluator() -> Any:
     """How ``edgecnn eval`` measures classifiers: accuracy on class folders (:mod:`edgecnn.eval.classify`)."""
-    from edgecnn.eval import classify as classify_eval
-
-    return classify_eval
+    return stage_evaluator("edgecnn.eval.classify")

@@ -50,7 +50,7 @@ from edgecnn.modelfile import ModelFile, TensorInfo
 from edgecnn.postprocess_op import POSTPROCESS_OP
 from edgecnn.preprocess import Transform
 from edgecnn.sanity import check_boxes, check_class_ids, check_scores
-from edgecnn.tasks import DecodeOptions, shapes
+from edgecnn.tasks import DecodeOptions, shapes, stage_evaluator
 from edgecnn.tasks.options import DEFAULT_IOU
 
 log = logging.getLogger(__name__)
@@ -227,8 +227,16 @@ class DetectDecoder:
     ) -> Detections:
         """Input-pixel boxes -> frame-pixel objects, best first, filtered and capped; :class:`InvalidResult`
         for values that cannot be right. ``classes`` may be floats (SSD, end-to-end): NaN is no class 0."""
+        return self._indexed_objects(xyxy, scores, classes, transform)[0]
+
+    def _indexed_objects(
+        self, xyxy: np.ndarray, scores: np.ndarray, classes: np.ndarray, transform: Transform
+    ) -> tuple[Detections, np.ndarray]:
+        """:meth:`_objects`, and which input row each object came from (pose and segment layouts built on
+        YOLO's read their keypoints and mask coefficients for those rows)."""
         check_scores(scores, self.where)
         seen = scores > 0  # a score of 0 is nothing seen (end-to-end padding rows with --object-threshold 0)
+        rows = np.flatnonzero(seen)
         xyxy, scores, classes = xyxy.reshape(-1, 4)[seen], scores[seen], classes[seen]
         # Inverted by more than 1% of the input is misread outputs; no area is a box quantized to nothing.
         area = check_boxes(
@@ -243,20 +251,21 @@ class DetectDecoder:
                     int((~area).sum()),
                 )
                 self._told_no_area = True
-            xyxy, scores, classes = xyxy[area], scores[area], classes[area]
+            xyxy, scores, classes, rows = xyxy[area], scores[area], classes[area], rows[area]
         self._check_in_range(xyxy, transform)
         ids = check_class_ids(classes, self._known_classes(), self.where, integral=self.whole_classes)
         if self.keep is not None and len(ids):
             mask = np.isin(ids, list(self.keep))
-            xyxy, scores, ids = xyxy[mask], scores[mask], ids[mask]
+            xyxy, scores, ids, rows = xyxy[mask], scores[mask], ids[mask], rows[mask]
         boxes = transform.to_frame(xyxy) if len(xyxy) else xyxy[:0]
         # A box wholly outside the frame (in the letterbox padding) clips to nothing: not an object in it.
         inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        boxes, scores, ids = boxes[inside], scores[inside], ids[inside]
+        boxes, scores, ids, rows = boxes[inside], scores[inside], ids[inside], rows[inside]
         order = np.argsort(-scores, kind="stable")[: self.max_detections]
-        return Detections(
+        found = Detections(
             [Object(int(ids[i]), self._label(int(ids[i])), float(scores[i]), _box(boxes[i])) for i in order]
         )
+        return found, rows[order]
 
     def _check_in_range(self, xyxy: np.ndarray, transform: Transform) -> None:
         """Input-pixel boxes may overshoot the input by BOX_SLACK of its size, no more (1e30 is garbage)."""
@@ -419,12 +428,21 @@ class YoloDecoder(DetectDecoder):
         options: DecodeOptions,
         *,
         channels_last: bool,
+        extra_rows: int = 0,
+        output: int = 0,
     ) -> None:
         super().__init__(model_file, labels, options)
-        self._details = interpreter.get_output_details()[0]
+        self._details = interpreter.get_output_details()[output]
         self.channels_last = channels_last
-        shape = model_file.outputs[0].shape
-        self.class_count = (shape[2] if channels_last else shape[1]) - 4
+        shape = model_file.outputs[output].shape
+        # Rows after the class scores (pose keypoints, segment mask coefficients): read by subclasses.
+        self.extra_rows = extra_rows
+        self.class_count = (shape[2] if channels_last else shape[1]) - 4 - extra_rows
+        if self.class_count < 1:
+            raise ModelError(
+                f"{self.where}: output {list(shape)} has no room for class scores after the boxes and "
+                f"{extra_rows} other rows: its metadata does not fit its outputs. Re-export it."
+            )
         self.name = (
             f"YOLO {list(shape)} (cx, cy, w, h + {self.class_count} class scores) + OpenCV NMS"
             f" ({'class-agnostic' if options.agnostic else 'per class'}, IoU {self.iou:g})"
@@ -435,15 +453,35 @@ class YoloDecoder(DetectDecoder):
             return self._decode(interpreter, transform)
 
     def _decode(self, interpreter: Any, transform: Transform) -> Detections:
+        xyxy, scores, ids, _columns, _normalised = self.select(interpreter, transform)
+        return self._objects(xyxy, scores, ids, transform)
+
+    def raw_output(self, interpreter: Any) -> np.ndarray:
+        """The ``[4+nc+extra, N]`` output as a view of the runtime's buffer (transposed if channels-last):
+        index it (a copy) and drop it before returning, or the next ``invoke()`` fails."""
+        raw = _view(interpreter, self._details["index"])[0]
+        return raw.T if self.channels_last else raw
+
+    def dequantized(self, rows: np.ndarray) -> np.ndarray:
+        """Rows indexed out of :meth:`raw_output` as float32 (one quantization for the whole output)."""
+        scale, zero_point = self._details["quantization"]
+        if np.issubdtype(rows.dtype, np.integer) and scale:
+            return dequantize(rows, scale, zero_point)
+        return rows.astype(np.float32, copy=False)
+
+    def select(
+        self, interpreter: Any, transform: Transform
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Candidates over ``--min-score`` after NMS: (x1, y1, x2, y2 in input pixels, scores, class ids,
+        their columns of the output, whether the boxes were normalised): pose and segment layouts read
+        their extra rows for those columns."""
         details = self._details
         # A view of the output buffer (no copy of a 2.8 MB [84, 8400] tensor); everything kept below is a
         # copy made by indexing, so nothing refers to the buffer after decode returns.
-        raw = _view(interpreter, details["index"])[0]
-        if self.channels_last:
-            raw = raw.T
+        raw = self.raw_output(interpreter)
         scale, zero_point = details["quantization"]
         quantized = np.issubdtype(raw.dtype, np.integer) and bool(scale)
-        class_rows = raw[4:]
+        class_rows = raw[4 : 4 + self.class_count]
         # max over classes first (a fast row-wise reduction), argmax only for the few candidates.
         best = class_rows.max(axis=0)
         if quantized:
@@ -460,7 +498,8 @@ class YoloDecoder(DetectDecoder):
         # Everything below is a copy. Drop the views of the runtime's buffer now: an InvalidResult raised
         # below keeps this frame's locals in its traceback, and a live view makes the next invoke() fail.
         del raw, class_rows
-        if boxes.size and float(np.abs(boxes).max()) <= 2.0:  # normalised (Ultralytics' TFLite export)
+        normalised = bool(boxes.size and float(np.abs(boxes).max()) <= 2.0)
+        if normalised:  # normalised (Ultralytics' TFLite export)
             boxes = boxes * np.array([transform.input_width, transform.input_height] * 2, dtype=np.float32)
         xyxy = np.empty_like(boxes)
         xyxy[:, :2] = boxes[:, :2] - boxes[:, 2:] / 2
@@ -477,8 +516,8 @@ class YoloDecoder(DetectDecoder):
                 found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.threshold,
                                                self.iou)  # fmt: skip
             kept = np.asarray(found, dtype=np.int64).reshape(-1)[: self.max_detections]
-            xyxy, scores, ids = xyxy[kept], scores[kept], ids[kept]
-        return self._objects(xyxy, scores, ids, transform)
+            xyxy, scores, ids, candidates = xyxy[kept], scores[kept], ids[kept], candidates[kept]
+        return xyxy, scores, ids, candidates, normalised
 
 
 class EndToEndDecoder(DetectDecoder):
@@ -548,6 +587,4 @@ def decoder(
 
 def evaluator() -> Any:
     """How ``edgecnn eval`` measures detectors: mAP on a YOLO folder or a COCO file (:mod:`edgecnn.eval.detect`)."""
-    from edgecnn.eval import detect as detect_eval
-
-    return detect_eval
+    return stage_evaluator("edgecnn.eval.detect")

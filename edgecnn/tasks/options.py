@@ -13,8 +13,9 @@ range and help. Everything that takes a task option reads it from here:
 Two options compare scores and are told apart by name (they were one ``--min-score`` before):
 
 - ``object_threshold`` (``--object-threshold``): the detector keeps objects scoring at least this
-  (default :data:`DEFAULT_OBJECT_THRESHOLD`, in every command but ``eval``, whose mAP needs nearly every
-  detection: ``edgecnn.eval``);
+  (YOLO pose and seg keep their people and objects by it, MoveNet its one pose by its mean keypoint
+  score) (default :data:`DEFAULT_OBJECT_THRESHOLD`, in every command but ``eval``, whose mAP needs
+  nearly every detection: ``edgecnn.eval``);
 - ``min_score`` (``--min-score``): the output filter, after decoding: only results whose score (the top
   class; the best object) is at least this are output (``run``'s lines, JSONL, MQTT; ``predict``'s
   images). Default 0: every result.
@@ -91,11 +92,11 @@ OBJECT_THRESHOLD = TaskOption(
     "object_threshold",
     float,
     DEFAULT_OBJECT_THRESHOLD,
-    f"Detectors: keep objects scoring at least this (default {DEFAULT_OBJECT_THRESHOLD:g}). "
-    "Which results are output is --min-score.",
+    f"Detectors (and YOLO pose/seg; MoveNet's pose): keep objects scoring at least this (default "
+    f"{DEFAULT_OBJECT_THRESHOLD:g}). Which results are output is --min-score.",
     low=0.0,
     high=1.0,
-    tasks=("detect",),
+    tasks=("detect", "pose", "segment"),
 )
 MIN_SCORE = TaskOption(
     "min_score",
@@ -110,37 +111,38 @@ MAX_DETECTIONS_OPTION = TaskOption(
     "max_detections",
     int,
     100,
-    "Detectors: at most this many objects per frame (default 100).",
+    "Detectors (and YOLO pose/seg): at most this many objects per frame (default 100).",
     low=1,
     high=MAX_DETECTIONS,
-    tasks=("detect",),
+    tasks=("detect", "pose", "segment"),
 )
 CLASSES = TaskOption(
     "classes",
     list,
     None,
-    "Detectors: keep only these labels, comma-separated (person,car).",
-    tasks=("detect",),
+    "Detectors (and YOLO pose/seg): keep only these labels, comma-separated (person,car).",
+    tasks=("detect", "pose", "segment"),
 )
 IOU = TaskOption(
     "iou",
     float,
     None,
-    f"YOLO detectors: NMS IoU threshold, 0.01 to 1: a box overlapping a better one of its class by more is "
-    f"dropped (default {DEFAULT_IOU:g}; Ultralytics' is 0.7). Not used by SSD models (NMS in their "
-    "TFLite_Detection_PostProcess op) or end-to-end [1, N, 6] models (NMS done in the model).",
+    f"YOLO detectors (and YOLO pose/seg): NMS IoU threshold, 0.01 to 1: a box overlapping a better one of "
+    f"its class by more is dropped (default {DEFAULT_IOU:g}; Ultralytics' is 0.7). Not used by SSD models "
+    "(NMS in their TFLite_Detection_PostProcess op) or end-to-end [1, N, 6] models (NMS done in the model).",
     low=0.01,
     high=1.0,
-    tasks=("detect",),
+    tasks=("detect", "pose", "segment"),
 )
 AGNOSTIC = TaskOption(
     "agnostic",
     bool,
     False,
-    "YOLO detectors: class-agnostic NMS (overlapping boxes of different classes suppress each other; "
-    "default: per class, as Ultralytics). Not used by SSD or end-to-end models (NMS inside the model).",
+    "YOLO detectors (and YOLO pose/seg): class-agnostic NMS (overlapping boxes of different classes "
+    "suppress each other; default: per class, as Ultralytics). Not used by SSD or end-to-end models (NMS "
+    "inside the model).",
     flags=("--agnostic/--no-agnostic",),
-    tasks=("detect",),
+    tasks=("detect", "pose", "segment"),
 )
 
 # Every task option, by key, in the order help and docs show them.
