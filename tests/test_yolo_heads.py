@@ -320,7 +320,7 @@ def test_yolov5_layout_metadata_that_does_not_fit_is_a_model_error(v5_exports):
 
 
 def test_yolov5_default_anchors_are_snapped_to_within_their_quantization_step():
-    from edgecnn.converters.yolo_head_cut import V5_DEFAULT_ANCHORS, _snap
+    from edgecnn.tasks.yolo_head_graph import V5_DEFAULT_ANCHORS, _snap
 
     # what the int8 constants of real YOLOv5n exports give for stride 32 (4 * anchor, step 2.9 px)
     read = (114.543, 91.047, 155.662, 196.78, 373.0, 326.008)

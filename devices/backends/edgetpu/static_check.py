@@ -267,8 +267,8 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
 
 
 def _yolo_heads_found(model_file: ModelFile) -> bool:
-    """A YOLOv8/YOLO11 or YOLOv5 export ``convert --cut-head`` can cut (imported here: the cut lives with the converters)."""
-    from edgecnn.converters.yolo_head_cut import find_heads
+    """A YOLOv8/YOLO11 or YOLOv5 export ``convert --cut-head`` can cut ."""
+    from edgecnn.tasks.yolo_head_graph import find_heads
 
     return find_heads(model_file) is not None
 
