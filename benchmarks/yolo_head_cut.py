@@ -7,7 +7,8 @@ MODEL is a full-integer Ultralytics YOLOv8/YOLO11 export (``*_full_integer_quant
 (``yolov5n-int8.tflite``). For each image both models run on the CPU (same letterbox, same OpenCV NMS, same
 threshold): the cut one through edgecnn's heads layout (:mod:`edgecnn.tasks.yolo_heads`), the uncut one through
 edgecnn's ``[1, 4+nc, N]`` layout (YOLOv8/11) or, for YOLOv5's ``[1, 25200, 5+nc]`` output, a decode written
-here by YOLOv5's rule (score = objectness x class; edgecnn has no layout for that output). An object of the
+here by YOLOv5's rule (score = objectness x class; independent of edgecnn's own YOLOv5 layout, which it
+checks). An object of the
 uncut model is *matched* when the cut one has an object of the same label at IoU >= 0.9 (also given at
 IoU >= 0.5). Objects within 0.02 of the threshold may be found by one model only, so the share is also given
 without them.

@@ -11,6 +11,12 @@ Three layouts, each a decoder chosen once per model from its outputs:
   boxes and scores. edgecnn does the NMS with OpenCV: ``cv2.dnn.NMSBoxesBatched`` per class (the default,
   as Ultralytics), ``cv2.dnn.NMSBoxes`` across classes with ``--agnostic``; IoU threshold ``--iou``.
   The input is letterboxed, as Ultralytics does.
+- **YOLOv5** (its own ``export.py``): one output ``[1, N, 5+nc]`` (cx, cy, w, h, objectness, class
+  scores, all after the sigmoid; the TF export normalises the boxes by the input size, other converters
+  leave them in pixels: both are read). Told from YOLOv8's ``[1, N, 4+nc]`` by N: YOLOv5 has 3 anchors per
+  grid cell, so N is 3x the cells of strides 8, 16 and 32 (25200 at 640, 6300 at 320) where YOLOv8 has one
+  box per cell (8400 at 640); when the input size says neither, by the labels the model carries (5+nc or
+  4+nc rows). Score = objectness x class score, as YOLOv5's NMS scores a box; then the same OpenCV NMS.
 - **End-to-end** ``[1, N, 6]`` (x1, y1, x2, y2, score, class): NMS already done in the model.
 
 Every layout keeps the objects scoring at least ``--object-threshold`` (default 0.4), at most
@@ -160,6 +166,57 @@ def _yolo_layout(outputs: list[TensorInfo]) -> str | None:
     if b >= 5 and a > b:
         return "yolo-channels-last"
     return None
+
+
+YOLO_STRIDES = (8, 16, 32)  # the three scales of YOLOv5 and YOLOv8/11's detect heads
+
+
+def boxes_per_cell(model_file: ModelFile, rows: int) -> int | None:
+    """How many boxes per grid cell ``rows`` boxes are for this model's input at :data:`YOLO_STRIDES`: 1 for
+    YOLOv8/11 (anchor-free, 8400 at 640), YOLOv5's anchors per cell (3: 25200 at 640), ``None`` when the
+    count fits no grid (an odd input size is rounded either way, as exports differ)."""
+    shape = model_file.inputs[0].shape if model_file.inputs else ()
+    if len(shape) != 4 or min(shape[1:3]) < max(YOLO_STRIDES):
+        return None
+    h, w = shape[1:3]
+    for cells in {
+        sum((h // s) * (w // s) for s in YOLO_STRIDES),
+        sum(-(-h // s) * -(-w // s) for s in YOLO_STRIDES),
+    }:
+        if rows % cells == 0 and 1 <= rows // cells <= 9:
+            return rows // cells
+    return None
+
+
+def is_yolov5(model_file: ModelFile, labels: list[str] | None) -> bool:
+    """Whether a YOLO-shaped output (:func:`_yolo_layout`) is YOLOv5's ``[1, N, 5+nc]`` rather than
+    YOLOv8/11's ``[1, N, 4+nc]``: by its box count for the input (several anchors per cell), else, when the
+    input says neither, by the labels the model carries (``5 + len(labels)`` values a box)."""
+    found = _yolo_rows(model_file)
+    if found is None:
+        return False
+    rows, values = found
+    per_cell = boxes_per_cell(model_file, rows)
+    if per_cell is not None:
+        return per_cell > 1
+    count = len(detection_labels(labels) or [])
+    return count > 0 and values == 5 + count
+
+
+def _yolo_rows(model_file: ModelFile) -> tuple[int, int] | None:
+    """(boxes, values per box) of a YOLO-shaped single output, else ``None``."""
+    layout = _yolo_layout(model_file.outputs)
+    if layout not in ("yolo", "yolo-channels-last"):
+        return None
+    _, a, b = model_file.outputs[0].shape
+    return (a, b) if layout == "yolo-channels-last" else (b, a)
+
+
+def fits_yolo_grid(model_file: ModelFile) -> bool:
+    """A single ``[1, a, b]`` output whose larger side is a YOLO box count for the input (:func:`boxes_per_cell`):
+    boxes, not a ``[1, H, W]`` class map, even when it is uint8 (YOLOv5's full-integer export)."""
+    found = _yolo_rows(model_file)
+    return found is not None and boxes_per_cell(model_file, found[0]) is not None
 
 
 def claims(model_file: ModelFile, meta: ModelMetadata) -> bool:
@@ -419,6 +476,7 @@ class YoloDecoder(DetectDecoder):
     dequantized: a whole 84x8400 tensor is never converted."""
 
     letterbox = True
+    first_class = 4  # the row of class 0: after cx, cy, w, h (YOLOv5: and objectness)
 
     def __init__(
         self,
@@ -437,16 +495,18 @@ class YoloDecoder(DetectDecoder):
         shape = model_file.outputs[output].shape
         # Rows after the class scores (pose keypoints, segment mask coefficients): read by subclasses.
         self.extra_rows = extra_rows
-        self.class_count = (shape[2] if channels_last else shape[1]) - 4 - extra_rows
+        self.class_count = (shape[2] if channels_last else shape[1]) - self.first_class - extra_rows
         if self.class_count < 1:
             raise ModelError(
                 f"{self.where}: output {list(shape)} has no room for class scores after the boxes and "
                 f"{extra_rows} other rows: its metadata does not fit its outputs. Re-export it."
             )
         self.name = (
-            f"YOLO {list(shape)} (cx, cy, w, h + {self.class_count} class scores) + OpenCV NMS"
-            f" ({'class-agnostic' if options.agnostic else 'per class'}, IoU {self.iou:g})"
+            f"YOLO {list(shape)} (cx, cy, w, h + {self.class_count} class scores) + {self._nms_name()}"
         )
+
+    def _nms_name(self) -> str:
+        return f"OpenCV NMS ({'class-agnostic' if self.options.agnostic else 'per class'}, IoU {self.iou:g})"
 
     def decode(self, interpreter: Any, transform: Transform) -> Detections:
         with np.errstate(all="ignore"):
@@ -469,17 +529,11 @@ class YoloDecoder(DetectDecoder):
             return dequantize(rows, scale, zero_point)
         return rows.astype(np.float32, copy=False)
 
-    def select(
-        self, interpreter: Any, transform: Transform
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
-        """Candidates over ``--min-score`` after NMS: (x1, y1, x2, y2 in input pixels, scores, class ids,
-        their columns of the output, whether the boxes were normalised): pose and segment layouts read
-        their extra rows for those columns."""
-        details = self._details
-        # A view of the output buffer (no copy of a 2.8 MB [84, 8400] tensor); everything kept below is a
-        # copy made by indexing, so nothing refers to the buffer after decode returns.
-        raw = self.raw_output(interpreter)
-        scale, zero_point = details["quantization"]
+    def _scored(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Columns of ``raw`` (the output as :meth:`raw_output`) scoring at least ``--object-threshold``:
+        (their columns, cx cy w h as float32 ``[n, 4]``, scores, class ids), copies. YOLOv8/11: the best
+        class score; the threshold test runs on the raw integers of a quantized output."""
+        scale, zero_point = self._details["quantization"]
         quantized = np.issubdtype(raw.dtype, np.integer) and bool(scale)
         class_rows = raw[4 : 4 + self.class_count]
         # max over classes first (a fast row-wise reduction), argmax only for the few candidates.
@@ -495,11 +549,23 @@ class YoloDecoder(DetectDecoder):
             scores = best[candidates].astype(np.float32)
             boxes = raw[:4, candidates].T.astype(np.float32)
         ids = class_rows[:, candidates].argmax(axis=0) if len(candidates) else np.zeros(0, np.int64)
-        # Everything below is a copy. Drop the views of the runtime's buffer now: an InvalidResult raised
+        return candidates, boxes, scores, ids
+
+    def select(
+        self, interpreter: Any, transform: Transform
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Candidates over ``--min-score`` after NMS: (x1, y1, x2, y2 in input pixels, scores, class ids,
+        their columns of the output, whether the boxes were normalised): pose and segment layouts read
+        their extra rows for those columns."""
+        # A view of the output buffer (no copy of a 2.8 MB [84, 8400] tensor); everything kept below is a
+        # copy made by indexing, so nothing refers to the buffer after decode returns.
+        raw = self.raw_output(interpreter)
+        candidates, boxes, scores, ids = self._scored(raw)
+        # Everything below is a copy. Drop the view of the runtime's buffer now: an InvalidResult raised
         # below keeps this frame's locals in its traceback, and a live view makes the next invoke() fail.
-        del raw, class_rows
+        del raw
         normalised = bool(boxes.size and float(np.abs(boxes).max()) <= 2.0)
-        if normalised:  # normalised (Ultralytics' TFLite export)
+        if normalised:  # Ultralytics' and YOLOv5's TFLite exports divide boxes by the input size
             boxes = boxes * np.array([transform.input_width, transform.input_height] * 2, dtype=np.float32)
         xyxy = np.empty_like(boxes)
         xyxy[:, :2] = boxes[:, :2] - boxes[:, 2:] / 2
@@ -518,6 +584,49 @@ class YoloDecoder(DetectDecoder):
             kept = np.asarray(found, dtype=np.int64).reshape(-1)[: self.max_detections]
             xyxy, scores, ids, candidates = xyxy[kept], scores[kept], ids[kept], candidates[kept]
         return xyxy, scores, ids, candidates, normalised
+
+
+class Yolov5Decoder(YoloDecoder):
+    """YOLOv5's ``[1, N, 5+nc]``: an objectness row before the class scores, score = objectness x class (as
+    YOLOv5's NMS). A box's score cannot exceed its objectness (both are sigmoids), so the threshold test
+    runs on the objectness row first, on the raw integers of a quantized output, as YOLOv5's NMS keeps
+    candidates by ``obj > conf_thres``: only those columns are dequantized."""
+
+    first_class = 5
+
+    def __init__(
+        self,
+        model_file: ModelFile,
+        interpreter: Any,
+        labels: list[str] | None,
+        options: DecodeOptions,
+        *,
+        channels_last: bool,
+    ) -> None:
+        super().__init__(model_file, interpreter, labels, options, channels_last=channels_last)
+        shape = list(model_file.outputs[0].shape)
+        self.name = (
+            f"YOLOv5 {shape} (5+nc: cx, cy, w, h, objectness + {self.class_count} class scores; "
+            f"score = objectness x class) + {self._nms_name()}"
+        )
+
+    def _scored(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        scale, zero_point = self._details["quantization"]
+        objectness = raw[4]
+        if np.issubdtype(raw.dtype, np.integer) and scale:
+            candidates = np.flatnonzero(objectness >= math.ceil(self.threshold / scale + zero_point))
+        else:
+            candidates = np.flatnonzero(~(objectness < self.threshold))  # NaN stays, for _objects to report
+        rows = self.dequantized(raw[: 5 + self.class_count, candidates])  # [5+nc, n]: a copy
+        ids = rows[5:].argmax(axis=0) if len(candidates) else np.zeros(0, np.int64)
+        scores = rows[4] * rows[5 + ids, np.arange(len(ids))]
+        keep = ~(scores < self.threshold)
+        return (
+            candidates[keep],
+            rows[:4, keep].T.astype(np.float32),
+            scores[keep].astype(np.float32),
+            ids[keep],
+        )
 
 
 class EndToEndDecoder(DetectDecoder):
@@ -564,6 +673,10 @@ def decoder(
         layout = _yolo_layout(model_file.outputs)
         if layout == "e2e":
             dec = EndToEndDecoder(model_file, meta, labels, options)
+        elif layout in ("yolo", "yolo-channels-last") and is_yolov5(model_file, labels or meta.labels):
+            dec = Yolov5Decoder(
+                model_file, interpreter, labels, options, channels_last=layout == "yolo-channels-last"
+            )
         elif layout in ("yolo", "yolo-channels-last"):
             dec = YoloDecoder(
                 model_file, interpreter, labels, options, channels_last=layout == "yolo-channels-last"
@@ -572,6 +685,7 @@ def decoder(
             raise ModelError(
                 f"{model_file.path or 'the model'} is declared a detector but its outputs {shapes(model_file.outputs)} "
                 "fit no detection layout edgecnn reads (TFLite_Detection_PostProcess; YOLO [1, 4+nc, N]; "
+                "YOLOv5 [1, N, 5+nc]; "
                 "[1, N, 6]). Re-export it in one of these."
             )
     if meta.letterbox is not None:

@@ -267,7 +267,9 @@ def _yolo_seg(outputs: list[TensorInfo]) -> tuple[int, int] | None:
 
 def claims(model_file: ModelFile, meta: ModelMetadata) -> bool:
     outputs = model_file.outputs
-    return _class_map(outputs) or _score_map(outputs) or _yolo_seg(outputs) is not None
+    # YOLOv5's full-integer [1, 25200, 85] is uint8 like a class map: its box count for the input tells it apart.
+    class_map = _class_map(outputs) and not _detect.fits_yolo_grid(model_file)
+    return class_map or _score_map(outputs) or _yolo_seg(outputs) is not None
 
 
 def segment_labels(labels: list[str] | None) -> list[str] | None:
