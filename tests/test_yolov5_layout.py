@@ -5,7 +5,9 @@ int8 and uint8 (YOLOv5's full-integer export has a uint8 output, which is no cla
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
 import cv2
 import numpy as np
@@ -143,3 +145,15 @@ def test_inspect_names_the_layout_and_predict_reads_it(tmp_path):
     assert result.code == 0 and not error_lines(result.stderr), result.stderr
     objects = json.loads(result.stdout)["results"][0]["objects"]
     assert [(o["label"], round(o["score"], 2)) for o in objects] == [("cat", 0.72), ("circle", 0.54)]
+
+
+def test_yolov5_exports_meta_txt_gives_the_names(tmp_path):
+    # YOLOv5's export.py (with tflite_support) attaches str({'stride': ..., 'names': ...}) as meta.txt
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w") as archive:
+        archive.writestr("meta.txt", str({"stride": 32, "names": dict(enumerate(NAMES))}))
+    path = tmp_path / "yolov5_meta.tflite"
+    path.write_bytes(_model(tmp_path, "int8").read_bytes() + sink.getvalue())
+    model = open_model(path)
+    assert isinstance(model.decoder, Yolov5Decoder) and model.decoder.labels == NAMES
+    assert model.process(np.zeros((64, 64, 3), np.uint8)).result.labels() == ["cat", "circle"]

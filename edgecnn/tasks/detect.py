@@ -517,7 +517,7 @@ class YoloDecoder(DetectDecoder):
         return self._objects(xyxy, scores, ids, transform)
 
     def raw_output(self, interpreter: Any) -> np.ndarray:
-        """The ``[4+nc+extra, N]`` output as a view of the runtime's buffer (transposed if channels-last):
+        """The ``[4+nc+extra, N]`` (YOLOv5: ``[5+nc, N]``) output as a view of the runtime's buffer (transposed if channels-last):
         index it (a copy) and drop it before returning, or the next ``invoke()`` fails."""
         raw = _view(interpreter, self._details["index"])[0]
         return raw.T if self.channels_last else raw
