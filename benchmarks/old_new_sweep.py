@@ -7,7 +7,7 @@ outputs with every timing and timestamp removed. Prints one line per comparison 
 any difference.
 
     python benchmarks/old_new_sweep.py --old /work/main/.venv/bin/python --new .venv/bin/python \\
-        tests/data/coral/*.tflite /work/shared/testdata/coral/*.tflite ~/.cache/edgecnn-tests/detectors-*/*.tflite
+        tests/data/coral/*.tflite ~/.cache/edgecnn-tests/detectors-*/*.tflite
 
 Images: every .bmp beside the models given plus 8 generated shape scenes (tests/detectors.py, the scenes the
 session-trained detectors know); detectors are also evaluated on a YOLO folder of 12 more scenes.
