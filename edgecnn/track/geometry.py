@@ -40,15 +40,21 @@ class Line:
     b: np.ndarray  # (2,) second point
     min_distance: float  # pixels
 
+    @functools.cached_property
+    def _direction(self) -> tuple[np.ndarray, float, float, float, float]:
+        """(b - a, its x and y as floats, its length, length squared): computed once, used every frame."""
+        d = self.b - self.a
+        length = float(np.hypot(*d))
+        return d, float(d[0]), float(d[1]), length, length * length
+
     def sides(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Signed distance of each point from the line in pixels (> 0: right of a->b as seen on the image,
         which is below a line drawn left to right) and whether the point is level with the segment (its
         projection falls between the two ends), for ``(N, 2)`` points."""
-        d = self.b - self.a
-        length = float(np.hypot(*d))
+        d, dx, dy, length, length2 = self._direction
         rel = points - self.a
-        signed = (d[0] * rel[:, 1] - d[1] * rel[:, 0]) / length
-        along = (rel @ d) / (length * length)
+        signed = (dx * rel[:, 1] - dy * rel[:, 0]) / length
+        along = (rel @ d) / length2
         return signed, (along >= 0) & (along <= 1)
 
 
