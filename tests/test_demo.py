@@ -141,7 +141,7 @@ def test_counting_step_counts_every_scripted_crossing(quick_demo):
     assert count.frames == len(results) == 80
     assert results[-1]["counts"] == {"lines": {"line1": {"in": 2, "out": 4}}, "zones": {}}
     assert "counted in 2 out 4; scripted in 2 out 4" in progress
-    assert "in 2 out 4 (exact)" in format_report(report)
+    assert "in 2 out 4 (exact)" in format_report(report) and "6 cross events" in format_report(report)
 
 
 def test_the_bundled_detector_is_the_documented_one():

@@ -628,8 +628,8 @@ def format_report(report: DemoReport) -> str:
         f"capture-to-result p50 {run.latency_p50_ms:.1f} ms",
         f"  Edge TPU: {report.edgetpu['verdict'].removeprefix('edgetpu: ')}",
         f"  counting: {count.shapes} scripted shapes crossed a line in {count.frames} frames; edgecnn run "
-        f"tracked them with the bundled int8 shapes detector ({count.tracks} track IDs) and wrote one "
-        f"cross event per shape ({len(count.events)} events)",
+        f"tracked them with the bundled int8 shapes detector ({count.tracks} track IDs) and wrote "
+        f"{len(count.events)} cross events ({_count_cell(count)})",
         "",
         f"artifacts in {out}/:",
         *(
