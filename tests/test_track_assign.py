@@ -50,11 +50,13 @@ def test_track_states_are_rows_of_one_array():
     tracker = Tracker()
     boxes = np.array([[10.0, 10, 40, 70], [200, 50, 240, 130], [400, 300, 440, 380]])
     for n in range(5):
-        tracker.update(boxes + [3.0 * n, 0, 3.0 * n, 0], [0.9, 0.9, 0.9], ["a", "b", "a"], n / 10)
+        tracker.update(boxes + np.array([3.0 * n, 0, 3.0 * n, 0]), [0.9, 0.9, 0.9], ["a", "b", "a"], n / 10)
     states = tracker._states
     assert [t.id for t in tracker.tracks] == [1, 2, 3]
     assert all(np.shares_memory(t.state, states) and t.state is not states for t in tracker.tracks)
     assert np.allclose([t.box[0] for t in tracker.tracks], [22, 212, 412], atol=1.0)  # moved 3 px a frame
-    tracker.update(boxes[:2] + [15.0, 0, 15.0, 0], [0.9, 0.9], ["a", "b"], 0.5)  # the third goes unseen
+    tracker.update(
+        boxes[:2] + np.array([15.0, 0, 15.0, 0]), [0.9, 0.9], ["a", "b"], 0.5
+    )  # the third goes unseen
     tracker.update(np.zeros((0, 4)), [], [], 3.0)  # all three gone for longer than the 2 s buffer
     assert tracker.tracks == [] and len(tracker._states) == 0
