@@ -20,10 +20,10 @@ def anchor_points(boxes: np.ndarray, anchor: str) -> np.ndarray:
     """``(N, 2)`` points of ``(N, 4)`` corner boxes: the anchor's place on each box."""
     fx, fy = ANCHORS[anchor]
     boxes = boxes.reshape(-1, 4)
-    return np.stack(
-        [boxes[:, 0] + fx * (boxes[:, 2] - boxes[:, 0]), boxes[:, 1] + fy * (boxes[:, 3] - boxes[:, 1])],
-        axis=1,
-    )
+    points = np.empty((len(boxes), 2))
+    np.add(boxes[:, 0], fx * (boxes[:, 2] - boxes[:, 0]), out=points[:, 0])
+    np.add(boxes[:, 1], fy * (boxes[:, 3] - boxes[:, 1]), out=points[:, 1])
+    return points
 
 
 def _pixels(points: tuple[tuple[float, float], ...], fractions: bool, size: tuple[int, int]) -> np.ndarray:

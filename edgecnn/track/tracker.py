@@ -168,13 +168,14 @@ class Tracker:
         states = self._states
         kalman.predict(states, dt)  # in place: every Track.state (a view of its row) moves with it
         codes = self._codes
-        det_codes = np.array([codes.setdefault(label, len(codes)) for label in det_labels], dtype=np.int64)
+        det_code_list = [codes.setdefault(label, len(codes)) for label in det_labels]
         # One overlap matrix for the frame (tracks x detections), labels that differ never matched; the
         # association stages take their blocks of it.
         cost = np.zeros((len(tracks), len(det_scores)))
         if len(tracks) and len(det_scores):
             cost = 1.0 - iou(kalman.boxes(states), det_boxes)
             if len(codes) > 1:
+                det_codes = np.array(det_code_list, dtype=np.int64)
                 cost[self._track_codes[:, None] != det_codes[None, :]] = NO_MATCH  # labels never mix
         high = np.flatnonzero(det_scores >= opts.high_score).tolist()
         low = np.flatnonzero(det_scores < opts.high_score).tolist()
