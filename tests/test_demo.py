@@ -18,11 +18,12 @@ import pytest
 
 from edgecnn.bench.results import load_result
 from edgecnn.demo import MARKER, DemoReport, demo, format_report, prepare_output
+from edgecnn.demo.counting import SHAPES, detector_path
 from edgecnn.errors import UsageError
 from edgecnn.modelfile import read_model
 from tests.conftest import error_lines, run_cli
 
-STEP_LINES = [f"[{i}/6]" for i in range(1, 7)]
+STEP_LINES = [f"[{i}/7]" for i in range(1, 8)]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_quick_demo_writes_every_artifact(quick_demo):
         MARKER, "model.keras", "labels.txt", "metrics.json", "curves.png", "model_int8.tflite",
         "model_float32.tflite", "conversion_report.json", "conversion_report_float32.json",
         "bench_float32.json", "bench_int8.json", "digits.avi", "digits_video.json", "run.jsonl", "run.log",
-        "demo.json", "samples",
+        "demo.json", "samples", "crossing.avi", "crossing.jsonl", "crossing_events.jsonl",
     ]  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == sorted(expected)
     assert json.loads((out / "demo.json").read_text()) == json.loads(json.dumps(report.to_dict()))
@@ -122,6 +123,35 @@ def test_run_step_is_scored_from_its_jsonl(quick_demo):
     assert "summary:" in progress and "summary:" in (out / "run.log").read_text()
 
 
+def test_counting_step_counts_every_scripted_crossing(quick_demo):
+    """The scene is scripted and the shapes are the detector's own training shapes: the count is exact
+    (no margin), per direction, one event per shape, each shape its own track."""
+    report, out, progress = quick_demo
+    count = report.counting
+    events = [json.loads(line) for line in (out / "crossing_events.jsonl").read_text().splitlines()]
+    crossings = [e for e in events if e["type"] == "cross"]
+    assert count.shapes == len(SHAPES) == 6
+    assert count.expected == {"in": 2, "out": 4}  # what SHAPES script: 2 right to left, 4 left to right
+    assert count.counted == {"in": sum(e["direction"] == "in" for e in crossings),
+                             "out": sum(e["direction"] == "out" for e in crossings)}  # fmt: skip
+    assert count.counted == count.expected and count.exact
+    assert sorted(e["label"] for e in crossings) == sorted(s.label for s in SHAPES)
+    assert len({e["track_id"] for e in crossings}) == len(SHAPES) == count.tracks
+    results = [json.loads(line) for line in (out / "crossing.jsonl").read_text().splitlines()]
+    assert count.frames == len(results) == 80
+    assert results[-1]["counts"] == {"lines": {"line1": {"in": 2, "out": 4}}, "zones": {}}
+    assert "counted in 2 out 4; scripted in 2 out 4" in progress
+    assert "in 2 out 4 (exact)" in format_report(report) and "6 cross events" in format_report(report)
+
+
+def test_the_bundled_detector_is_the_documented_one():
+    """Shipped as package data, read with no flags: the tests' shapes detector in the YOLO layout."""
+    with detector_path() as model:
+        info = read_model(model)
+        assert model.stat().st_size < 300_000
+    assert info.inputs[0].dtype.lower() == "int8" and list(info.inputs[0].shape) == [1, 96, 96, 3]
+
+
 def test_progress_and_summary_table(quick_demo):
     report, out, progress = quick_demo
     positions = [progress.index(step) for step in STEP_LINES]
@@ -169,7 +199,7 @@ def test_cli_reruns_into_the_same_folder_with_json(quick_demo, tmp_path):
     assert data["output"] == str(out) and data["quick"] is True
     assert not (out / "stale.txt").exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in first_out.iterdir())
-    assert "[6/6]" in result.stderr and "[6/6]" not in result.stdout
+    assert "[7/7]" in result.stderr and "[7/7]" not in result.stdout
     # Each bench is reported once (the demo's own line, not also the bench's progress line).
     assert result.stderr.count("float32  p50") == 1 and result.stderr.count("int8     p50") == 1
     assert "thread: median" not in result.stderr, result.stderr

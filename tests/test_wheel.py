@@ -54,6 +54,7 @@ def test_wheel_contains_subpackages_and_data(wheel):
         "edgecnn/devices/backends/edgetpu/delegate.py",
         "edgecnn/systemd/__init__.py",
         "edgecnn/devices/sources/demo_digits.png",
+        "edgecnn/demo/shapes_detector.tflite",  # the demo counts with it
         "edgecnn/run/page.html",
         "edgecnn/run/token.html",  # read when the server module loads: a wheel without it cannot serve
     ):

@@ -39,6 +39,8 @@ def demo_command(
 ) -> None:
     """Train, convert, check, bench and run the seed CNN on the bundled digits, offline, then print one table.
 
+    Last, a counting step: a bundled shapes detector tracks generated shapes crossing a line and counts them.
+
     Example: edgecnn demo -o runs/demo
     (then: edgecnn run runs/demo/model_int8.tflite --camera 0 --serve 127.0.0.1:8080)
     """

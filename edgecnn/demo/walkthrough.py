@@ -1,6 +1,6 @@
 """``make demo`` / ``edgecnn demo``: the whole pipeline on embedded defaults, offline, in a few minutes.
 
-Six steps, each through the same library function the matching command uses, so the demo shows what a
+Seven steps, each through the same library function the matching command uses, so the demo shows what a
 user would get by typing the commands:
 
 1. train the seed CNN on scikit-learn's bundled digits (:func:`edgecnn.train.train`);
@@ -10,7 +10,10 @@ user would get by typing the commands:
 4. bench float32 vs int8 on this machine (:func:`edgecnn.bench.runner.run_bench`);
 5. render held-out digits (never trained on) into a 640x480 MJPG video;
 6. ``edgecnn run`` on that video as a real subprocess with ``--serve``, fetching ``/healthz`` and
-   ``/latest`` while it runs, then scoring its JSONL against the digits rendered.
+   ``/latest`` while it runs, then scoring its JSONL against the digits rendered;
+7. counting: scripted shapes cross a line in a generated video, and ``edgecnn run`` (the library call) with
+   tracking and ``--line`` counts them, with the small shapes detector shipped in the package
+   (:mod:`edgecnn.demo.counting`).
 
 Everything lands in one folder (``runs/demo``), which a re-run replaces: the folder carries a marker file,
 and a folder without it is never deleted. Accuracy figures are on the test split only.
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from edgecnn.atomic import write_atomic
+from edgecnn.demo.counting import CountFigures, count_crossings
 from edgecnn.errors import EdgecnnError, RuntimeMissing, UsageError
 from edgecnn.httpget import free_port, http_get_json
 from edgecnn.texttable import render
@@ -44,7 +48,7 @@ if TYPE_CHECKING:  # the stages import TensorFlow: only when the demo runs them
     from edgecnn.devices.probe import DeviceProbe
     from edgecnn.train.trainer import TrainReport
 
-STEPS = 6
+STEPS = 7
 MARKER = ".edgecnn-demo"
 DEFAULT_OUTPUT = Path("runs/demo")
 DEFAULT_EPOCHS = 15  # with augmentation: ~98% test accuracy on digits in ~20 s on 2 cores
@@ -108,6 +112,7 @@ class DemoReport:
     int8: FormatFigures
     edgetpu: dict[str, Any]
     run: StreamFigures
+    counting: CountFigures
     steps_seconds: dict[str, float]
     files: dict[str, str]
 
@@ -151,7 +156,7 @@ def demo(
     quick: bool = False,
     progress: TextIO | None = None,
 ) -> DemoReport:
-    """Run the six demo steps into ``output`` (replaced if a previous demo wrote it) and return the figures.
+    """Run the seven demo steps into ``output`` (replaced if a previous demo wrote it) and return the figures.
 
     ``epochs`` defaults to 15 (2 with ``quick``); ``seconds`` is how long ``edgecnn run`` classifies the
     video. ``quick`` trains on 300 images without augmentation and benches briefly: for tests, not for
@@ -190,6 +195,20 @@ def demo(
         f"{stream.classified} frames classified at {stream.fps:.1f} fps ({stream.dropped} dropped), "
         f"{stream.correct} with the digit that was rendered"
     )
+
+    say.step(7, "counting", "counting shapes that cross a line (edgecnn run with tracking and --line)")
+    counting = count_crossings(out, stream=say.stream)
+    say.line("$ " + counting.command)
+    for event in counting.events:
+        say.line(
+            f"frame {event['frame']:>3}: track {event['track_id']} ({event['label']}) crossed "
+            f"{event['line']} {event['direction']}"
+        )
+    say.line(
+        f"counted in {counting.counted['in']} out {counting.counted['out']}; scripted in "
+        f"{counting.expected['in']} out {counting.expected['out']} ({counting.shapes} shapes, "
+        f"{counting.tracks} track IDs over {counting.frames} frames)"
+    )
     say.done()
 
     report = DemoReport(
@@ -208,6 +227,7 @@ def demo(
         int8=figures["int8"],
         edgetpu=edgetpu,
         run=stream,
+        counting=counting,
         steps_seconds=say.step_seconds,
         files=_artifacts(out, trained, int8, f32, video),
     )
@@ -314,6 +334,9 @@ def _artifacts(
         "bench_int8": str(out / "bench_int8.json"),
         "bench_float32": str(out / "bench_float32.json"),
         "video": str(video),
+        "crossing_video": str(out / "crossing.avi"),
+        "crossing_events": str(out / "crossing_events.jsonl"),
+        "crossing_results": str(out / "crossing.jsonl"),
         "run_jsonl": str(out / "run.jsonl"),
         "run_log": str(out / "run.log"),
         "report": str(out / "demo.json"),
@@ -556,9 +579,15 @@ def _kib(size: float) -> str:
     return f"{size / 1024:.1f} KiB"
 
 
+def _count_cell(count: CountFigures) -> str:
+    got, want = count.counted, count.expected
+    verdict = "exact" if count.exact else f"scripted in {want['in']} out {want['out']}"
+    return f"in {got['in']} out {got['out']} ({verdict})"
+
+
 def format_report(report: DemoReport) -> str:
     """The one summary table the demo ends with, then where everything is."""
-    f32, i8, run = report.float32, report.int8, report.run
+    f32, i8, run, count = report.float32, report.int8, report.run, report.counting
     minutes, secs = divmod(round(report.seconds), 60)
     took = f"{minutes} min {secs} s" if minutes else f"{secs} s"
     rows = [
@@ -580,6 +609,7 @@ def format_report(report: DemoReport) -> str:
         ),
         ("end-to-end (edgecnn run)", "", f"{run.fps:.1f} fps (video {run.video_fps:g} fps)"),
         ("Edge TPU check", "", "compatible" if report.edgetpu["compatible"] else "NOT compatible"),
+        ("line count (tracking, shapes)", "", _count_cell(report.counting)),
     ]
     table = render(rows[0], rows[1:], rule=True, indent=2).splitlines()
     quick = "  (quick mode: tiny training, figures not representative)" if report.quick else ""
@@ -597,6 +627,9 @@ def format_report(report: DemoReport) -> str:
         f"{run.correct}/{run.classified} ({_pct(run.accuracy)}) show the digit rendered; "
         f"capture-to-result p50 {run.latency_p50_ms:.1f} ms",
         f"  Edge TPU: {report.edgetpu['verdict'].removeprefix('edgetpu: ')}",
+        f"  counting: {count.shapes} scripted shapes crossed a line in {count.frames} frames; edgecnn run "
+        f"tracked them with the bundled int8 shapes detector ({count.tracks} track IDs) and wrote "
+        f"{len(count.events)} cross events ({_count_cell(count)})",
         "",
         f"artifacts in {out}/:",
         *(
@@ -612,6 +645,8 @@ def format_report(report: DemoReport) -> str:
                 (report.files["bench_int8"], "bench results (also bench_float32.json): edgecnn bench report"),
                 (report.files["video"], "the test video (labels in digits_video.json)"),
                 (report.files["run_jsonl"], "edgecnn run results, one JSON line per frame (log: run.log)"),
+                (report.files["crossing_video"], "shapes crossing a line (results: crossing.jsonl)"),
+                (report.files["crossing_events"], "the crossing events edgecnn run wrote"),
                 (report.files["report"], "these figures as JSON"),
             )
         ),

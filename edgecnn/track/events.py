@@ -164,14 +164,15 @@ class Scene:
         events: list[Event],
     ) -> None:
         spec = line.spec
+        labels, min_distance = spec.labels, line.min_distance
         signed, level = line.sides(points)
         for t, state, distance, within in zip(tracks, states, signed.tolist(), level.tolist(), strict=True):
-            if spec.labels is not None and t.label not in spec.labels:
+            if labels is not None and t.label not in labels:
                 continue
             if not within:
                 state.sides.pop(index, None)
                 continue
-            if abs(distance) < line.min_distance:
+            if abs(distance) < min_distance:
                 continue  # on the line, or jitter around it: no clear side
             side = 1 if distance > 0 else -1
             before = state.sides.get(index)

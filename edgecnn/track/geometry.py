@@ -20,10 +20,10 @@ def anchor_points(boxes: np.ndarray, anchor: str) -> np.ndarray:
     """``(N, 2)`` points of ``(N, 4)`` corner boxes: the anchor's place on each box."""
     fx, fy = ANCHORS[anchor]
     boxes = boxes.reshape(-1, 4)
-    return np.stack(
-        [boxes[:, 0] + fx * (boxes[:, 2] - boxes[:, 0]), boxes[:, 1] + fy * (boxes[:, 3] - boxes[:, 1])],
-        axis=1,
-    )
+    points = np.empty((len(boxes), 2))
+    np.add(boxes[:, 0], fx * (boxes[:, 2] - boxes[:, 0]), out=points[:, 0])
+    np.add(boxes[:, 1], fy * (boxes[:, 3] - boxes[:, 1]), out=points[:, 1])
+    return points
 
 
 def _pixels(points: tuple[tuple[float, float], ...], fractions: bool, size: tuple[int, int]) -> np.ndarray:
@@ -40,15 +40,21 @@ class Line:
     b: np.ndarray  # (2,) second point
     min_distance: float  # pixels
 
+    @functools.cached_property
+    def _direction(self) -> tuple[np.ndarray, float, float, float, float]:
+        """(b - a, its x and y as floats, its length, length squared): computed once, used every frame."""
+        d = self.b - self.a
+        length = float(np.hypot(*d))
+        return d, float(d[0]), float(d[1]), length, length * length
+
     def sides(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Signed distance of each point from the line in pixels (> 0: right of a->b as seen on the image,
         which is below a line drawn left to right) and whether the point is level with the segment (its
         projection falls between the two ends), for ``(N, 2)`` points."""
-        d = self.b - self.a
-        length = float(np.hypot(*d))
+        d, dx, dy, length, length2 = self._direction
         rel = points - self.a
-        signed = (d[0] * rel[:, 1] - d[1] * rel[:, 0]) / length
-        along = (rel @ d) / (length * length)
+        signed = (dx * rel[:, 1] - dy * rel[:, 0]) / length
+        along = (rel @ d) / length2
         return signed, (along >= 0) & (along <= 1)
 
 

@@ -30,13 +30,18 @@ INIT_VEL_STD = 2.0  # velocity uncertainty of a new track, sizes per second
 def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
     """``(N, 4)`` corners to centres and sizes."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    wh = boxes[:, 2:] - boxes[:, :2]
-    return np.concatenate([boxes[:, :2] + wh / 2, wh], axis=1)
+    out = np.empty_like(boxes)  # written in place: a frame calls these a few times, concatenate costs more
+    wh = np.subtract(boxes[:, 2:], boxes[:, :2], out=out[:, 2:])
+    np.add(boxes[:, :2], wh / 2, out=out[:, :2])
+    return out
 
 
 def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
     half = boxes[:, 2:] / 2
-    return np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], axis=1)
+    out = np.empty(boxes.shape, dtype=np.float64)
+    np.subtract(boxes[:, :2], half, out=out[:, :2])
+    np.add(boxes[:, :2], half, out=out[:, 2:])
+    return out
 
 
 def _size(measure: np.ndarray) -> np.ndarray:

@@ -34,13 +34,31 @@ def expand(boxes: np.ndarray, margin: float) -> np.ndarray:
 
 
 def assign(cost: np.ndarray, limit: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
-    """Optimal pairs (row, column) costing at most ``limit``, and the rows and columns left unmatched."""
+    """Optimal pairs (row, column) costing at most ``limit``, and the rows and columns left unmatched.
+
+    Two shortcuts, both exact: a row or column with no pair within ``limit`` is unmatched in every optimal
+    assignment (matching it costs more than leaving it), so only the rows and columns with candidates go
+    to the solver (a frame's lost tracks and far-away detections never do); and when no row or column has
+    two candidates (objects apart, the usual frame) each candidate pair is the assignment, with no solver.
+    """
     rows, cols = cost.shape
     if rows == 0 or cols == 0:
         return [], list(range(rows)), list(range(cols))
-    import lap  # imported here: a run with tracking off never loads it
+    near = cost <= limit
+    per_row, per_col = near.sum(axis=1), near.sum(axis=0)
+    if per_row.max() <= 1 and per_col.max() <= 1 and not (cost == limit).any():
+        found_rows, found_cols = np.nonzero(near)  # row-major: pairs in row order, as lapjv's
+        pairs = list(zip(found_rows.tolist(), found_cols.tolist(), strict=True))
+    else:
+        import lap  # imported here: a run with tracking off never loads it
 
-    _, x, y = lap.lapjv(cost, extend_cost=True, cost_limit=limit)
-    rows_to, cols_to = x.tolist(), y.tolist()  # Python ints: iterating NumPy scalars is slow
-    pairs = [(i, j) for i, j in enumerate(rows_to) if j >= 0]
-    return pairs, [i for i, j in enumerate(rows_to) if j < 0], [j for j, i in enumerate(cols_to) if i < 0]
+        live_rows, live_cols = np.flatnonzero(per_row), np.flatnonzero(per_col)
+        _, x, _ = lap.lapjv(cost[live_rows][:, live_cols], extend_cost=True, cost_limit=limit)
+        row_of, col_of = live_rows.tolist(), live_cols.tolist()  # Python ints: NumPy scalars are slow
+        pairs = [(row_of[i], col_of[j]) for i, j in enumerate(x.tolist()) if j >= 0]
+    matched_rows, matched_cols = {i for i, _ in pairs}, {j for _, j in pairs}
+    return (
+        pairs,
+        [i for i in range(rows) if i not in matched_rows],
+        [j for j in range(cols) if j not in matched_cols],
+    )

@@ -51,7 +51,7 @@ class TrackerOptions:
     buffer_s: float = 2.0  # seconds a confirmed track survives unmatched (occlusion, missed detections)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Track:
     """One followed object. ``id`` is 0 until the track is confirmed."""
 
@@ -89,7 +89,13 @@ class TrackUpdate:
 
 
 class Tracker:
-    """Tracks of one camera. Not thread-safe: one per pipeline, called from its frame loop."""
+    """Tracks of one camera. Not thread-safe: one per pipeline, called from its frame loop.
+
+    The Kalman states of all tracks live in one ``(N, 5, 4)`` array whose rows follow :attr:`tracks`; each
+    :attr:`Track.state` is a view of its row, so a frame predicts and corrects every track with a few
+    whole-array operations and nothing is stacked or copied back per track. The array is rebuilt only on
+    frames where tracks start or end.
+    """
 
     def __init__(self, options: TrackerOptions | None = None) -> None:
         self.options = options or TrackerOptions()
@@ -99,6 +105,9 @@ class Tracker:
         self.interval = DEFAULT_INTERVAL_S  # measured seconds between frames (moving average)
         self._measured = False
         self._codes: dict[str, int] = {}  # label -> a number, so label checks are one array comparison
+        self._states = np.zeros((0, 5, 4))  # row k: the state of tracks[k] (whose .state is a view of it)
+        self._track_codes = np.zeros(0, dtype=np.int64)  # row k: the label code of tracks[k]
+        self._rows_of: list[Track] = []  # the tracks the rows were built for (in order)
 
     @property
     def fps(self) -> float:
@@ -127,6 +136,18 @@ class Tracker:
         self.last_time = timestamp
         return dt, timestamp
 
+    def _rows(self) -> None:
+        """Lay the states of :attr:`tracks` out as rows of one array again (after tracks started or ended)."""
+        tracks = self.tracks
+        if tracks:
+            self._states = np.stack([t.state for t in tracks])
+            self._track_codes = np.array([self._codes[t.label] for t in tracks], dtype=np.int64)
+        else:
+            self._states, self._track_codes = np.zeros((0, 5, 4)), np.zeros(0, dtype=np.int64)
+        for row, t in enumerate(tracks):
+            t.state, t.row = self._states[row], row
+        self._rows_of = list(tracks)
+
     def update(
         self,
         boxes: np.ndarray | Sequence[Sequence[float]],
@@ -142,52 +163,62 @@ class Tracker:
         det_scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         det_labels = list(labels)
         tracks = self.tracks
-        predicted = np.zeros((0, 4))
-        states = np.zeros((0, 5, 4))
-        if tracks:
-            states = kalman.predict(np.stack([t.state for t in tracks]), dt)
-            predicted = kalman.boxes(states)
-            for row, (t, s) in enumerate(zip(tracks, states, strict=True)):
-                t.state, t.row = s, row
+        if tracks != self._rows_of:  # tracks changed from outside since the last frame
+            self._rows()
+        states = self._states
+        kalman.predict(states, dt)  # in place: every Track.state (a view of its row) moves with it
         codes = self._codes
-        det_codes = np.array([codes.setdefault(label, len(codes)) for label in det_labels], dtype=np.int64)
+        det_code_list = [codes.setdefault(label, len(codes)) for label in det_labels]
+        # One overlap matrix for the frame (tracks x detections), labels that differ never matched; the
+        # association stages take their blocks of it.
+        cost = np.zeros((len(tracks), len(det_scores)))
+        if len(tracks) and len(det_scores):
+            cost = 1.0 - iou(kalman.boxes(states), det_boxes)
+            if len(codes) > 1:
+                det_codes = np.array(det_code_list, dtype=np.int64)
+                cost[self._track_codes[:, None] != det_codes[None, :]] = NO_MATCH  # labels never mix
         high = np.flatnonzero(det_scores >= opts.high_score).tolist()
         low = np.flatnonzero(det_scores < opts.high_score).tolist()
-        confirmed = [t for t in tracks if t.id > 0]
-        tentative = [t for t in tracks if t.id == 0]
-        matches: list[tuple[Track, int]] = []
+        confirmed = [row for row, t in enumerate(tracks) if t.id > 0]
+        tentative = [row for row, t in enumerate(tracks) if t.id == 0]
+        matches: list[tuple[int, int]] = []  # (track row, detection)
 
-        def match(
-            candidates: list[Track], dets: list[int], min_iou: float, margin: float = 0.0
-        ) -> tuple[list[tuple[Track, int]], list[Track], list[int]]:
-            return self._match(candidates, dets, predicted, det_boxes, det_codes, min_iou, margin)
-
-        pairs, left_tracks, left_high = match(confirmed, high, opts.match_iou)
+        pairs, left_tracks, left_high = _match(cost, confirmed, high, opts.match_iou)
         matches += pairs
-        recent = [t for t in left_tracks if not t.lost]  # ByteTrack: low scores only keep live tracks
-        pairs, _, _ = match(recent, low, opts.low_match_iou)
+        recent = [
+            row for row in left_tracks if not tracks[row].lost
+        ]  # ByteTrack: low scores only keep live tracks
+        pairs, _, _ = _match(cost, recent, low, opts.low_match_iou)
         matches += pairs
-        pairs, _, left_high = match(tentative, left_high, opts.match_iou, BUFFER_MARGIN)
-        matches += pairs
+        if tentative and left_high:
+            grown = 1.0 - iou(
+                expand(kalman.boxes(states[tentative]), BUFFER_MARGIN),
+                expand(det_boxes[left_high], BUFFER_MARGIN),
+            )
+            block = cost[tentative][:, left_high]
+            grown[block == NO_MATCH] = NO_MATCH  # labels never mix
+            found, _, cols = assign(grown, 1.0 - opts.match_iou)
+            matches += [(tentative[r], left_high[c]) for r, c in found]
+            left_high = [left_high[c] for c in cols]
 
         ids: list[int | None] = [None] * len(det_scores)
-        matched_tracks, corrected = self._correct(matches, states, det_boxes, det_scores, timestamp)
+        matched_tracks, corrected = self._correct(matches, det_boxes, det_scores, timestamp)
         started: list[Track] = []
         for t in matched_tracks:
             if t.id == 0 and t.hits >= opts.min_hits:
                 t.id, self.next_id = self.next_id, self.next_id + 1
                 started.append(t)
-        for t, i in matches:
+        for (_row, i), t in zip(matches, matched_tracks, strict=True):
             if t.id:
                 ids[i] = t.id
         shown = [k for k, t in enumerate(matched_tracks) if t.id]
 
-        matched_set = set(matched_tracks)
+        matched_rows = {row for row, _ in matches}
         kept: list[Track] = []
         ended: list[Track] = []
         lost: list[Track] = []
-        for t in tracks:
-            if t in matched_set:
+        for row, t in enumerate(tracks):
+            if row in matched_rows:
                 kept.append(t)
             elif t.id == 0:
                 continue  # a tentative track that missed a frame: noise, gone without an ID
@@ -207,6 +238,10 @@ class Tracker:
                 started.append(track)
                 ids[i] = track.id
         self.tracks = kept
+        if len(kept) != len(tracks) or left_high:  # tracks started or ended: new rows
+            self._rows()
+        else:
+            self._rows_of = kept
         return TrackUpdate(
             ids=ids,
             tracks=[matched_tracks[k] for k in shown],
@@ -216,52 +251,25 @@ class Tracker:
             lost=lost,
         )
 
-    def _match(
-        self,
-        tracks: list[Track],
-        dets: list[int],
-        predicted: np.ndarray,
-        det_boxes: np.ndarray,
-        det_codes: np.ndarray,
-        min_iou: float,
-        margin: float = 0.0,
-    ) -> tuple[list[tuple[Track, int]], list[Track], list[int]]:
-        """Optimal pairs of ``tracks`` (their predicted boxes, rows of ``predicted``) and detections
-        ``dets`` overlapping by at least ``min_iou``; tracks and detections left over."""
-        if not tracks or not dets:
-            return [], list(tracks), list(dets)
-        track_boxes, found = predicted[[t.row for t in tracks]], det_boxes[dets]
-        if margin:
-            track_boxes, found = expand(track_boxes, margin), expand(found, margin)
-        cost = 1.0 - iou(track_boxes, found)
-        track_codes = np.array([self._codes[t.label] for t in tracks], dtype=np.int64)
-        cost[track_codes[:, None] != det_codes[dets][None, :]] = NO_MATCH  # labels never mix
-        pairs, rows, cols = assign(cost, 1.0 - min_iou)
-        return (
-            [(tracks[r], dets[c]) for r, c in pairs],
-            [tracks[r] for r in rows],
-            [dets[c] for c in cols],
-        )
-
-    @staticmethod
     def _correct(
-        matches: list[tuple[Track, int]],
-        predicted: np.ndarray,
+        self,
+        matches: list[tuple[int, int]],
         det_boxes: np.ndarray,
         det_scores: np.ndarray,
         timestamp: float,
     ) -> tuple[list[Track], np.ndarray]:
-        """Kalman-update every matched track with its detection (one batched update over the rows of the
-        frame's ``predicted`` states); the tracks and their new states."""
+        """Kalman-update every matched track (row) with its detection (one batched update over those rows
+        of the state array); the tracks and their new states."""
         if not matches:
             return [], np.zeros((0, 5, 4))
-        tracks = [t for t, _ in matches]
+        rows = [row for row, _ in matches]
         index = [i for _, i in matches]
-        states = kalman.update(predicted[[t.row for t in tracks]], kalman.xyxy_to_cxcywh(det_boxes[index]))
+        states = kalman.update(self._states[rows], kalman.xyxy_to_cxcywh(det_boxes[index]))
+        self._states[rows] = states
         scores = det_scores[index].tolist()
         centres = states[:, kalman.POS, :2].tolist()
-        for t, s, score, centre in zip(tracks, states, scores, centres, strict=True):
-            t.state = s
+        tracks = [self.tracks[row] for row in rows]
+        for t, score, centre in zip(tracks, scores, centres, strict=True):
             t.score = score
             t.hits += 1
             t.last_seen = timestamp
@@ -275,3 +283,18 @@ class Tracker:
         track = Track(label, float(score), state, first_seen=timestamp, last_seen=timestamp)
         track.trail.append((float(state[kalman.POS, 0]), float(state[kalman.POS, 1])))
         return track
+
+
+def _match(
+    cost: np.ndarray, rows: list[int], dets: list[int], min_iou: float
+) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+    """Optimal pairs of track ``rows`` and detections ``dets`` (a block of the frame's ``cost`` matrix)
+    overlapping by at least ``min_iou``; the rows and detections left over."""
+    if not rows or not dets:
+        return [], list(rows), list(dets)
+    pairs, left_rows, left_cols = assign(cost[rows][:, dets], 1.0 - min_iou)
+    return (
+        [(rows[r], dets[c]) for r, c in pairs],
+        [rows[r] for r in left_rows],
+        [dets[c] for c in left_cols],
+    )
