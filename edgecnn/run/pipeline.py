@@ -33,6 +33,8 @@ from edgecnn.run.stats import RunStats, RunSummary
 from edgecnn.tasks import DecodeOptions
 
 if TYPE_CHECKING:
+    from edgecnn.run.clips import ClipRecorder
+    from edgecnn.run.handler import FrameTap
     from edgecnn.run.metrics import RunMetrics
     from edgecnn.run.mqtt import MqttSink
     from edgecnn.run.server import RunServer, ServerLimits
@@ -49,6 +51,7 @@ class _Outputs:
     mqtt: MqttSink | None = None
     metrics: RunMetrics | None = None
     server: RunServer | None = None
+    clips: ClipRecorder | None = None
 
 
 class Pipeline:
@@ -71,7 +74,14 @@ class Pipeline:
         stop_event: threading.Event | None = None,
         env: Mapping[str, str] | None = None,
         server_limits: ServerLimits | None = None,
+        taps: Sequence[FrameTap] = (),
+        live: LiveState | None = None,
+        metrics: RunMetrics | None = None,
     ) -> None:
+        # taps, live, metrics: a camera of a multi-camera run (edgecnn.run.cameras), whose HTTP endpoint,
+        # metrics registry and clips belong to the run: this pipeline publishes to them, starts no server.
+        self._taps = list(taps)
+        self._shared_live, self._shared_metrics = live, metrics
         self.options = options
         self._server_limits = server_limits
         self.clock = clock
@@ -107,6 +117,7 @@ class Pipeline:
         outputs = _Outputs()
         stopped = "error"
         try:
+            self._start_clips(outputs)
             self._start_outputs(outputs, sinks, source, model, model_name)
             stopped = self._loop(source, model, sinks, stats, notifier, outputs.metrics)
         finally:
@@ -156,6 +167,9 @@ class Pipeline:
             outputs.mqtt = open_mqtt_sink(opts, lambda key, problem: option_error(opts, key, problem))
         if outputs.mqtt is not None:  # connects in the background: a broker that is down delays nothing
             sinks.append(outputs.mqtt)
+        if self._shared_live is not None:  # a camera of a multi-camera run: the run serves
+            self.live, outputs.metrics = self._shared_live, self._shared_metrics
+            return
         if opts.serve is None:
             return
         from edgecnn.run.metrics import RunMetrics
@@ -174,13 +188,35 @@ class Pipeline:
         host, port = parse_serve(opts.serve)
         if outputs.mqtt is not None:
             metrics.watch_mqtt(outputs.mqtt.counts)
+        store = None
+        if outputs.clips is not None:
+            from edgecnn.run.clips import ClipCollector
+
+            recorder = outputs.clips
+            store = recorder.store
+            metrics.registry.register(ClipCollector([recorder], store))
+            self.live.health_extras["clips"] = recorder.health
         server = outputs.server = RunServer(
-            host, port, self.live, metrics, access=serve_access(opts), limits=self._server_limits
+            host, port, self.live, metrics, access=serve_access(opts), limits=self._server_limits, clips=store
         )
         server.start()
         self.server_address = server.address
         log.info("serving %s  (/healthz /latest /metrics /stream.mjpg)", server.url)
         self.serving.set()
+
+    def _start_clips(self, outputs: _Outputs) -> None:
+        """``--clips``: a recorder for this (only) camera, its frames tapped from the loop."""
+        from edgecnn.run.clips import ClipSettings
+
+        settings = ClipSettings.from_options(self.options)
+        if settings is None:
+            return
+        from edgecnn.run.clips import ClipRecorder, ClipStore
+
+        store = ClipStore(settings)
+        store.open()
+        outputs.clips = ClipRecorder("", settings, store)
+        self._taps.append(outputs.clips.tap)
 
     def _finish(
         self,
@@ -211,7 +247,9 @@ class Pipeline:
             mqtt=mqtt_counts,
         )
         shown = summary if (stopped != "error" or stats.frames or stats.reconnects) else None
-        if self.live is not None:
+        if outputs.clips is not None:
+            outputs.clips.close()
+        if self.live is not None and self._shared_live is None:
             self.live.close()
         for sink in sinks:
             try:
@@ -250,6 +288,7 @@ class Pipeline:
             metrics=metrics,
             live=self.live,
             clock=clock,
+            taps=self._taps,
         )
         link = SourceLink(
             source, opts, stats, notifier, metrics, self.live, clock, stop, deadline, last_seen=clock()
