@@ -63,22 +63,30 @@ def test_clip_holds_pre_roll_event_and_post_roll(detectors, tmp_path):
     )  # fmt: skip
     assert result.code == 0, result.stderr
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert len(records) == 75
+    processed = [r["frame"] for r in records]  # a loaded machine may drop a frame, as a camera would
+    assert len(processed) >= 60
     seen = [r["frame"] for r in records if r["objects"]]
-    assert seen == list(range(30, 45))  # the detector is exact on these frames: the clip's content is known
+    assert seen == [
+        f for f in processed if 30 <= f < 45
+    ]  # the detector is exact: the clip's content is known
     started = [r for r in records if "clip" in r]
-    assert [r["frame"] for r in started] == [30]
+    assert [r["frame"] for r in started] == [seen[0]]
     names = started[0]["clip"]
     files = sorted(p.name for p in clips.iterdir())
     assert files == sorted([names["video"], names["snapshot"]])  # no .part file left, nothing else
     shown = read_clip(clips / names["video"])
-    # 1 s before (15 frames at 15 fps), the 15 frames of the event, 1 s after; a frame either way for
-    # where the 1 s boundaries fall between frames.
-    assert 43 <= len(shown) <= 47, len(shown)
+    # What the clip must hold, from the capture times of the processed frames: 1 s before the first
+    # sighting, the sighting, 1 s after the last one (a frame either way where a boundary falls).
+    times = {r["frame"]: r["timestamp"] for r in records}
+    start, end = times[seen[0]], times[seen[-1]]
+    pre = [f for f in processed if start - 1 <= times[f] < start]
+    post = [f for f in processed if end < times[f] <= end + 1]
+    assert len(pre) >= 12 and len(post) >= 12  # about 15 each at 15 fps
+    assert abs(len(shown) - (len(pre) + len(seen) + len(post))) <= 2, (len(shown), len(pre), len(post))
     first = shown.index(True)
-    assert 14 <= first <= 16, shown  # the pre-roll: frames from before the square appeared
-    assert shown[first : first + 15] == [True] * 15
-    assert not any(shown[first + 15 :]) and 13 <= len(shown) - first - 15 <= 16, shown  # the post-roll
+    assert abs(first - len(pre)) <= 1, shown  # the pre-roll: frames from before the square appeared
+    assert shown[first : first + len(seen)] == [True] * len(seen)
+    assert not any(shown[first + len(seen) :]) and abs(len(shown) - first - len(seen) - len(post)) <= 1, shown
     snapshot = cv2.imread(str(clips / names["snapshot"]))
     assert snapshot is not None and red(snapshot)
 
@@ -94,14 +102,19 @@ def test_event_that_goes_on_extends_one_clip_and_a_later_one_starts_another(dete
     )  # fmt: skip
     assert result.code == 0, result.stderr
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert [r["frame"] for r in records if r["objects"]] == sorted(square)
+    processed = [r["frame"] for r in records]
+    seen = [r["frame"] for r in records if r["objects"]]
+    assert seen == [f for f in processed if f in square]
     started = [r for r in records if "clip" in r]
-    assert [r["frame"] for r in started] == [15, 90]
+    assert [r["frame"] for r in started] == [seen[0], min(f for f in seen if f >= 90)]
     first, second = (read_clip(clips / r["clip"]["video"]) for r in started)
     # 0.5 s pre-roll + frames 15..31 + 1 s post: about 8 + 17 + 15 frames, both sightings in one clip.
-    assert 37 <= len(first) <= 43, len(first)
-    assert sum(first) == 10
-    assert 26 <= len(second) <= 31 and sum(second) == 5, (len(second), sum(second))
+    assert 34 <= len(first) <= 43, len(first)
+    assert sum(first) == len([f for f in seen if f < 90])
+    assert 23 <= len(second) <= 31 and sum(second) == len([f for f in seen if f >= 90]), (
+        len(second),
+        sum(second),
+    )
 
 
 def test_listing_and_retention_by_size_and_age(tmp_path):
@@ -155,12 +168,17 @@ def test_full_disk_stops_recording_and_inference_goes_on(detectors, tmp_path):
         assert proc.wait(60) == 0
     finally:
         proc.kill()
-    assert "summary: 60 frames" in out.text()
+    summary = out.text()
+    frames, dropped = (
+        int(summary.split("summary: ")[1].split()[0]),
+        int(summary.split("dropped ")[1].split()[0]),
+    )
+    assert frames + dropped == 60 and frames >= 50  # every frame processed (or dropped as by a camera)
     assert list(clips.iterdir()) == []
     assert len([line for line in error_lines(err.text()) if "recording stopped" in line]) == 1
 
 
-def test_folder_that_fails_mid_run_stops_recording_not_the_run(detectors, tmp_path):
+def test_folder_that_fails_mid_run_stops_recording_not_the_run(detectors, tmp_path, caplog):
     """The clips folder replaced by a file while the run goes (a lost mount, a full card): the clip
     cannot be written, the run processes every frame, and the clip's final name never appears."""
     video = square_video(tmp_path / "door.mp4", 60, set(range(20, 30)))
@@ -178,13 +196,13 @@ def test_folder_that_fails_mid_run_stops_recording_not_the_run(detectors, tmp_pa
             pass
 
     summary = run(
-        RunOptions(
-            model=detectors["yolo_int8"], source=str(video), realtime=True, quiet=True, clips=str(clips)
-        ),
+        RunOptions(model=detectors["yolo_int8"], source=str(video), quiet=True, clips=str(clips)),
         sinks=[BreakFolder()],
     )
     assert summary.frames == 60 and seen == list(range(60))
     assert clips.read_text() == "not a folder"
+    stopped = [r.getMessage() for r in caplog.records if "recording stopped" in r.getMessage()]
+    assert len(stopped) == 1 and f"cannot use {clips}" in stopped[0], stopped
 
 
 def test_clip_options_are_checked_before_the_run(tmp_path, coral):

@@ -131,9 +131,8 @@ def validate_cameras(opts: RunOptions, fail: Callable[[str, str], EdgecnnError])
     from edgecnn.run.config import validate_run_options
 
     if opts.source is not None or opts.camera is not None:
-        raise fail(
-            "cameras", "give each camera its source in its [[cameras]] table, not source/camera at the top."
-        )
+        key = "source" if opts.source is not None else "camera"
+        raise fail(key, "with [[cameras]] tables, give each camera its source in its own table.")
     where = f"{opts.config_path}: " if opts.config_path else ""
     for name, cam in camera_options(opts):
         if cam.source is None and cam.camera is None:
@@ -372,6 +371,7 @@ def run_cameras(
             taps=taps,
             live=live,
             metrics=metrics[name],
+            camera=name,
         )
     server = None
     if options.serve is not None:

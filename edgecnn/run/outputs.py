@@ -115,6 +115,8 @@ def format_line(result: FrameResult, fps: float | None = None, skipped: int = 0)
     rate = f"  {fps:.1f} fps" if fps else ""
     more = f"  (+{skipped} not shown)" if skipped else ""
     where = Path(result.file).name if result.file is not None else f"frame {result.frame}"
+    if result.camera is not None:
+        where = f"{result.camera} {where}"
     return f"#{result.n} {where}: {result.output.line()}   infer {result.inference_ms:.2f} ms{rate}{more}"
 
 

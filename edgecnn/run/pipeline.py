@@ -11,6 +11,7 @@ summary is returned.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -77,11 +78,13 @@ class Pipeline:
         taps: Sequence[FrameTap] = (),
         live: LiveState | None = None,
         metrics: RunMetrics | None = None,
+        camera: str | None = None,
     ) -> None:
         # taps, live, metrics: a camera of a multi-camera run (edgecnn.run.cameras), whose HTTP endpoint,
         # metrics registry and clips belong to the run: this pipeline publishes to them, starts no server.
         self._taps = list(taps)
         self._shared_live, self._shared_metrics = live, metrics
+        self.camera = camera
         self.options = options
         self._server_limits = server_limits
         self.clock = clock
@@ -246,6 +249,8 @@ class Pipeline:
             stopped=stopped,
             mqtt=mqtt_counts,
         )
+        if self.camera is not None:
+            summary = dataclasses.replace(summary, camera=self.camera)
         shown = summary if (stopped != "error" or stats.frames or stats.reconnects) else None
         if outputs.clips is not None:
             outputs.clips.close()
