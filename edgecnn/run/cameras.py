@@ -416,6 +416,8 @@ def run_cameras(
         for thread in threads:
             thread.join(10)
         scheduler.close()
+        for recorder in recorders:  # finish the open clips (their post-roll cut short by the end)
+            recorder.close()
         if server is not None:
             server.stop()
     if errors:

@@ -73,7 +73,7 @@ class ClipSettings:
     min_free_bytes: int = 64 * MB  # less free space than this on the folder's disk: stop recording
     format: str = "avi"
     quality: int = 80  # JPEG quality of the ring and the snapshot
-    queue_frames: int = 32  # frames between the inference thread and the clip worker
+    queue_frames: int = 8  # raw frames between the inference thread and the clip worker (memory bound)
     retry_s: float = 30.0  # after a failure, how long before recording is tried again
 
     @classmethod
@@ -414,9 +414,10 @@ class ClipRecorder:
             with contextlib.suppress(OSError):
                 part.unlink()
             return None
-        first = ring[0][0] if ring else item.timestamp
+        pre_roll = [(t, jpeg) for t, jpeg in ring if t >= item.timestamp - s.pre_s]
+        first = pre_roll[0][0] if pre_roll else item.timestamp
         clip = _Open(item.clip, path, part, writer, (width, height), first, item.timestamp, until=item.until)
-        for _, jpeg in ring:
+        for _, jpeg in pre_roll:
             frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
             if frame is not None:
                 self._write(clip, frame, None)
