@@ -182,3 +182,68 @@ def test_camera_tables_are_checked_with_the_file_and_camera_named(tmp_path, cora
         assert words in str(info.value), str(info.value)
     result = run_cli("run", "--config", config(tmp_path, f'model = "{MOBILENET}"\ncameras = []\n'))
     assert result.code != 0 and len(error_lines(result.stderr)) == 1 and "Traceback" not in result.stderr
+
+
+def test_each_camera_publishes_under_its_own_topic(detectors, tmp_path):
+    from tests.test_run_mqtt import HOSTNAME, Broker, Subscriber, needs_broker
+
+    if needs_broker.args[0]:  # mosquitto missing: the same skip as the MQTT tests
+        pytest.skip(needs_broker.kwargs["reason"])
+    broker = Broker(tmp_path).start()
+    sub = None
+    try:
+        sub = Subscriber(broker.port, "edgecnn/#")
+        square_video(tmp_path / "door.mp4", 20, set(range(5, 10)))
+        write_video(tmp_path / "yard.mp4", [numbered_frame(i, 96, 96) for i in range(12)], fps=15)
+        path = config(
+            tmp_path,
+            f'model = "{detectors["yolo_int8"]}"\nquiet = true\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+            '[[cameras]]\nname = "door"\nsource = "door.mp4"\n[[cameras]]\nname = "yard"\nsource = "yard.mp4"\n',
+        )
+        result = run_cli("run", "--config", path)
+        assert result.code == 0, result.stderr
+        prefix = f"edgecnn/{HOSTNAME}/cameras"  # the file is cameras.toml: the instance is "cameras"
+        offline = [f"{prefix}/{name}/availability" for name in ("door", "yard")]
+        wait_until(
+            lambda: all(any(m.topic == t and m.payload == "offline" for m in sub.messages) for t in offline)
+        )
+        results = {name: [json.loads(m.payload) for m in sub.on("result") if m.topic == f"{prefix}/{name}/result"]
+                   for name in ("door", "yard")}  # fmt: skip
+        assert len(results["door"]) == 20 and len(results["yard"]) == 12
+        assert {r["camera"] for r in results["door"]} == {"door"} and {
+            r["camera"] for r in results["yard"]
+        } == {"yard"}
+        assert [r["frame"] for r in results["door"] if r["objects"]] == list(range(5, 10))
+    finally:
+        if sub is not None:
+            sub.close()
+        broker.stop()
+
+
+def test_camera_pages_and_clips_need_the_token(detectors, tmp_path):
+    from tests.test_run_process import start_run
+
+    square_video(tmp_path / "door.mp4", 30, set(range(5, 10)))
+    path = config(
+        tmp_path,
+        f'model = "{detectors["yolo_int8"]}"\nquiet = true\nloop = true\nrealtime = true\nserve = "127.0.0.1:0"\n'
+        'clips = "clips"\n[[cameras]]\nname = "door"\nsource = "door.mp4"\n',
+    )
+    proc, _out, err = start_run("--config", str(path), "--serve-token", "s3cret-token-for-tests")
+    try:
+        base = err.wait_for(lambda line: line.startswith("serving http://")).split()[1].rstrip("/")
+        wait_until(lambda: http_get(base + "/healthz")[0] == 200)  # open, as in a one-camera run
+        for where in ("/", "/camera/door/", "/camera/door/latest", "/camera/door/stream.mjpg", "/clips"):
+            assert http_get(base + where)[0] == 401, where
+        import http.client
+
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", "/camera/door/latest", headers={"Authorization": "Bearer s3cret-token-for-tests"})
+        answer = conn.getresponse()
+        assert answer.status == 200 and json.loads(answer.read())["camera"] == "door"
+        conn.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
