@@ -247,3 +247,52 @@ def test_camera_pages_and_clips_need_the_token(detectors, tmp_path):
         assert proc.wait(30) == 0
     finally:
         proc.kill()
+
+
+def test_systemd_hears_from_the_run_while_any_camera_delivers(detectors, tmp_path):
+    """One camera that never opens must not get every camera restarted: the watchdog follows the shared
+    model's progress, READY comes with the first result of any camera."""
+    import threading
+    import time
+
+    from edgecnn.run.cameras import run_cameras
+    from edgecnn.run.options import RunOptions
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(0.2)
+    video = write_video(tmp_path / "door.mp4", [numbered_frame(i, 96, 96) for i in range(30)], fps=15)
+    options = RunOptions(
+        model=detectors["yolo_int8"],
+        cameras=[{"name": "door", "source": str(video)}, {"name": "gone", "camera": 99}],
+        realtime=True,
+        loop=True,
+        reconnect=True,
+        duration=2.5,
+        quiet=True,
+    )
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "200000"}  # ping every 0.1 s
+    messages: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:  # as systemd does, all along: a datagram queue holds only about 10 messages
+        while not done.is_set():
+            try:
+                messages.append(sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    summaries = run_cameras(options, stop_event=threading.Event(), env=env)
+    time.sleep(0.5)
+    done.set()
+    reader.join(5)
+    sock.close()
+    assert (
+        summaries["door"].frames > 20 and summaries["gone"].frames == 0 and summaries["gone"].reconnects >= 1
+    )
+    lines = [line for m in messages for line in m.split("\n") if line]
+    assert lines.count("READY=1") == 1 and lines.index("READY=1") < lines.index("WATCHDOG=1")
+    assert lines.count("WATCHDOG=1") >= 10  # 2.5 s at one ping per 0.1 s while door delivers
+    assert lines[-1] == "STOPPING=1" or "STOPPING=1" in lines

@@ -39,6 +39,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -367,7 +368,7 @@ def run_cameras(
             model=shared,
             sinks=[jsonl] if jsonl is not None else [],
             stop_event=stop,
-            env=env if not pipelines else {},  # systemd hears from the first camera's loop only
+            env={},  # systemd hears from the run (_Watchdog), not from each camera
             taps=taps,
             live=live,
             metrics=metrics[name],
@@ -407,11 +408,14 @@ def run_cameras(
     ]
     for thread in threads:
         thread.start()
+    watchdog = _Watchdog(env, scheduler, lives)
     try:
         for thread in threads:
             while thread.is_alive():
-                thread.join(0.2)
+                watchdog.tick()
+                thread.join(0.1)
     finally:
+        watchdog.close()
         stop.set()
         for thread in threads:
             thread.join(10)
@@ -426,6 +430,48 @@ def run_cameras(
             raise type(exc)(f"camera {name}: {exc}") from exc
         raise exc
     return summaries
+
+
+class _Watchdog:
+    """systemd for the whole run: READY after the first result of any camera, ``WATCHDOG=1`` while the
+    shared model makes progress (so one dead camera does not get every camera restarted, while a hung
+    runtime or all cameras gone does), and a status line naming the cameras down."""
+
+    STATUS_EVERY_S = 10.0
+
+    def __init__(self, env: Mapping[str, str] | None, scheduler: Any, lives: Mapping[str, Any]) -> None:
+        from edgecnn.run.notify import Notifier
+
+        self.notifier = Notifier(env)
+        self.scheduler, self.lives = scheduler, lives
+        self.ready = False
+        self.served = 0
+        self.last_ping = self.last_status = time.monotonic()
+
+    def tick(self) -> None:
+        notifier = self.notifier
+        if not notifier.enabled:
+            return
+        served = sum(self.scheduler.served.values())
+        now = time.monotonic()
+        if not self.ready and served:
+            self.ready = True
+            notifier.ready(f"{len(self.lives)} cameras")
+        interval = notifier.watchdog_interval
+        if interval is not None and served > self.served and now - self.last_ping >= interval:
+            notifier.watchdog()
+            self.last_ping, self.served = now, served
+        if now - self.last_status >= self.STATUS_EVERY_S:
+            down = [name for name, live in self.lives.items() if not live.health()[0]]
+            notifier.status(
+                f"{len(self.lives) - len(down)} of {len(self.lives)} cameras ok"
+                + (f"; down: {', '.join(down)}" if down else "")
+            )
+            self.last_status = now
+
+    def close(self) -> None:
+        self.notifier.stopping()
+        self.notifier.close()
 
 
 def _open_clips(options: RunOptions) -> Any:
