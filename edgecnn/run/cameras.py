@@ -324,7 +324,9 @@ def run_cameras(
     model_name = Path(model.path).name if model.path else str(options.model)
     scheduler = InferenceScheduler(model)
     clips = _open_clips(options)
-    jsonl = _SharedSink(JsonlSink(options.jsonl, stop), len(cameras)) if options.jsonl else None
+    # A file is opened once for all cameras; "-" stays each camera's (standard output, lines on stderr).
+    shared_file = options.jsonl is not None and options.jsonl != "-"
+    jsonl = _SharedSink(JsonlSink(str(options.jsonl), stop), len(cameras)) if shared_file else None
     base_mqtt = _mqtt_base(options)
     pipelines: dict[str, Pipeline] = {}
     lives: dict[str, LiveState] = {}
@@ -356,7 +358,9 @@ def run_cameras(
                 "topic": f"{base_mqtt[0]}/{name}",
                 "client_id": f"{base_mqtt[1]}-{name}",
             }
-        run_opts = dataclasses.replace(cam, serve=None, jsonl=None, clips=None, mqtt=mqtt)
+        run_opts = dataclasses.replace(
+            cam, serve=None, jsonl="-" if cam.jsonl == "-" else None, clips=None, mqtt=mqtt
+        )
         shared = SharedModel.of(
             model,
             scheduler,

@@ -26,6 +26,7 @@ from edgecnn.run.results import FrameResult
 from edgecnn.run.stats import RunSummary, format_summary
 
 log = logging.getLogger("edgecnn.run")
+_STDOUT_LOCK = threading.Lock()
 
 
 class OutputClosed(Exception):
@@ -213,7 +214,12 @@ class JsonlSink:
         self._out = _Output(self.stream, "standard output" if target == "-" else target)
 
     def emit(self, result: FrameResult) -> None:
-        self._out.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
+        line = json.dumps(result.to_dict(), separators=(",", ":")) + "\n"
+        if self._owned:
+            self._out.write(line)
+        else:  # standard output, which several cameras of one run may share: whole lines only
+            with _STDOUT_LOCK:
+                self._out.write(line)
 
     def close(self, summary: RunSummary | None) -> None:
         if (
