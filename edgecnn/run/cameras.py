@@ -38,6 +38,7 @@ import html
 import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -73,6 +74,7 @@ CAMERA_KEYS = (
     "max_frames",
     "duration",
 )
+SWITCH_INTERVAL_S = 0.001
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -309,6 +311,13 @@ def run_cameras(
     from edgecnn.tasks import open_decoder
 
     validate_run_options(options, check_model=model is None)
+    # The inference worker comes back from invoke() (which releases the GIL) needing the GIL again; with
+    # Python's default 5 ms switch interval a busy camera thread could keep the shared model idle that
+    # long after every inference. A shorter interval hands it back within about a millisecond.
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+    from edgecnn.run.footprint import fix_mmap_threshold
+
+    fix_mmap_threshold()
     stop = stop_event or threading.Event()
     cameras = camera_options(options)
     if model is None:

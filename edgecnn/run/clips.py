@@ -73,7 +73,7 @@ class ClipSettings:
     min_free_bytes: int = 64 * MB  # less free space than this on the folder's disk: stop recording
     format: str = "avi"
     quality: int = 80  # JPEG quality of the ring and the snapshot
-    queue_frames: int = 8  # raw frames between the inference thread and the clip worker (memory bound)
+    queue_frames: int = 4  # raw frames between the inference thread and the clip worker (memory bound)
     retry_s: float = 30.0  # after a failure, how long before recording is tried again
 
     @classmethod
