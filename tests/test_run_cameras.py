@@ -129,7 +129,9 @@ source = "{street.url}"
         assert http_get(base + "/camera/nowhere/latest")[0] == 404
         clips = wait_until(lambda: json.loads(http_get(base + "/clips")[2])["clips"], timeout=30)
         assert {c["camera"] for c in clips} == {"door"}  # only door ever shows a square
-        assert http_get(base + "/clips/" + clips[0]["video"])[2][:4] == b"RIFF"  # an AVI
+        video = http_get(base + "/clips/" + clips[0]["video"])[2]
+        assert video[:4] == b"RIFF" and video == (tmp_path / "clips" / clips[0]["video"]).read_bytes()
+        assert http_get(base + "/clips/door/../../cameras.toml")[0] == 404  # only listed files are served
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:

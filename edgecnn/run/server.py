@@ -36,8 +36,10 @@ import html
 import io
 import json
 import logging
+import os
 import queue
 import selectors
+import shutil
 import socket
 import socketserver
 import threading
@@ -429,14 +431,21 @@ class _Handler(BaseHTTPRequestHandler):
 
         found = store.find(unquote(path[len("/clips/") :]))
         try:
-            data = found.read_bytes() if found is not None else None
-        except OSError:
-            data = None
-        if found is None or data is None:
+            file = found.open("rb") if found is not None else None
+        except OSError:  # deleted by retention since it was listed
+            file = None
+        if found is None or file is None:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such clip {path}: see /clips"})
             return
         kinds = {".jpg": "image/jpeg", ".avi": "video/x-msvideo", ".mp4": "video/mp4"}
-        self._send(HTTPStatus.OK, data, kinds.get(found.suffix, "application/octet-stream"))
+        with file:  # streamed: a two-minute clip is tens of MB, more than a Pi should hold per request
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", kinds.get(found.suffix, "application/octet-stream"))
+            self.send_header("Content-Length", str(os.fstat(file.fileno()).st_size))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            if self.command != "HEAD":
+                shutil.copyfileobj(file, self.wfile, 256 * 1024)
 
     def _stream(self, live: LiveState | None = None) -> None:
         live = live or self.server.live
