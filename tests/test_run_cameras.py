@@ -74,6 +74,7 @@ fps = 10
 [[cameras]]
 name = "street"
 source = "{street.url}"
+fps = 5
 """,
     )
     proc, out, err = start_run("--config", str(path))
@@ -90,6 +91,10 @@ source = "{street.url}"
 
         _, body = wait_until(lambda: (h := health())[0] == 200 and min(frames(h[1]).values()) >= 5 and h)
         assert set(body["cameras"]) == {"door", "yard", "street"} and body["down"] == []
+        # street sends 15 fps; its fps = 5 caps what it takes of the shared model (the rest is dropped)
+        _, body = wait_until(lambda: (h := health())[1]["cameras"]["street"]["frames"] >= 12 and h)
+        street_state = body["cameras"]["street"]
+        assert 3.0 <= street_state["fps"] <= 5.5 and street_state["dropped"] >= 12, street_state
 
         street.paused.set()  # the stream stays connected but sends nothing: a stalled camera
         _, body = wait_until(lambda: (h := health())[0] == 503 and h, timeout=30)

@@ -284,6 +284,55 @@ class _SharedSink:
                 self.sink.close(summary)
 
 
+class CappedSource:
+    """A live source read at most ``fps`` times a second (a camera's ``fps`` cap): frames that arrive
+    sooner are skipped and counted as dropped. Most RTSP/HTTP cameras cannot be told a frame rate, and a
+    camera that needs 2 inferences a second should not take 15 turns of the shared model."""
+
+    def __init__(self, source: Any, fps: float) -> None:
+        self._source, self._interval = source, 1.0 / fps
+        self.name, self.live = source.name, source.live
+        self._next = 0.0
+        self._skipped = 0
+
+    @property
+    def dropped(self) -> int:
+        return int(getattr(self._source, "dropped", 0)) + self._skipped
+
+    def open(self) -> None:
+        self._source.open()
+
+    def close(self) -> None:
+        self._source.close()
+
+    def read(self, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self._source.read(max(0.0, deadline - time.monotonic()))
+            if frame is None:
+                return None
+            now = time.monotonic()
+            if now >= self._next:
+                # On schedule, keep the average rate; after a gap (a stall), start again from now.
+                base = self._next if now - self._next < self._interval else now
+                self._next = base + self._interval
+                return frame
+            self._skipped += 1
+            if now >= deadline:
+                return None
+
+
+def _camera_source(cam: RunOptions) -> Any:
+    """The camera's frame source (not opened: its loop opens it), capped at its ``fps`` when live."""
+    from edgecnn.devices.sources import open_source, parse_source
+
+    spec = parse_source(cam.source, camera=cam.camera)
+    source = open_source(
+        spec, width=cam.width, height=cam.height, fps=cam.fps, realtime=cam.realtime, loop=cam.loop
+    )
+    return CappedSource(source, cam.fps) if cam.fps and source.live else source
+
+
 def _camera_tag(name: str) -> Callable[[Any, Any], Any]:
     def tag(image: Any, result: Any) -> Any:
         return dataclasses.replace(result, camera=name)
@@ -378,6 +427,7 @@ def run_cameras(
         )
         pipelines[name] = Pipeline(
             run_opts,
+            source=_camera_source(cam),
             model=shared,
             sinks=[jsonl] if jsonl is not None else [],
             stop_event=stop,
