@@ -1,11 +1,11 @@
-# One command each on a fresh clone: `make demo`, `make test`, `make lint`.
+# One command each on a fresh clone: `make demo`, `make test`, `make lint`, `make docs`.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := train,dev,mqtt,plot,fleet,eval
+EXTRAS := train,dev,mqtt,plot,fleet,eval,docs
 
-.PHONY: demo test test-fast lint install clean system-deps
+.PHONY: demo test test-fast lint docs install clean system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,5 +35,9 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
+# The documentation site at http://127.0.0.1:8000, rebuilt on every save (mkdocs.yml; pages in docs/).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info runs
+	rm -rf $(VENV) build dist *.egg-info runs site

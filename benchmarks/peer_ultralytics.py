@@ -8,7 +8,7 @@ Usage (with the separate Ultralytics virtualenv's Python, see below)::
 
 Every model (``*.tflite``; folders are searched recursively) runs on every image twice: once through
 Ultralytics (``YOLO(model, task="detect").predict(..., conf, iou, max_det, device="cpu")``, its LiteRT
-backend) and once through ``edgecnn predict --json --min-score CONF --max-detections MAX_DET`` (plus
+backend) and once through ``edgecnn predict --json --object-threshold CONF --max-detections MAX_DET`` (plus
 ``--iou IOU`` when that CLI has the flag; without it edgecnn's NMS IoU is its fixed 0.45, shown in the
 decoder column). Ultralytics' own default NMS IoU is 0.7, so pass ``--iou 0.7`` to compare with a plain
 ``yolo predict``.
@@ -201,7 +201,7 @@ def run_edgecnn(
     max_det: int,
     with_iou: bool,
 ) -> tuple[str, dict[str, list[Found]]]:
-    cmd = [edgecnn, "predict", str(model), *map(str, images), "--json", "--min-score", str(conf)]
+    cmd = [edgecnn, "predict", str(model), *map(str, images), "--json", "--object-threshold", str(conf)]
     cmd += ["--max-detections", str(max_det)]
     if with_iou:
         cmd += ["--iou", str(iou_threshold)]

@@ -174,7 +174,8 @@ ULTRALYTICS_TASKS = {
 
 def ultralytics_metadata(files: dict[str, bytes]) -> dict[str, Any] | None:
     """The metadata dict Ultralytics' TFLite export appends (``metadata.json``; older exports wrote a
-    Python-literal dict as a text file), recognised by its ``names`` and ``author``/``task`` keys."""
+    Python-literal dict as a text file), recognised by its ``names`` and ``author``/``task`` keys; YOLOv5's
+    ``export.py`` writes ``meta.txt`` with ``{'stride': 32, 'names': {...}}`` only (a detector's)."""
     for name in sorted(files, key=lambda n: n != "metadata.json"):
         text = files[name].decode("utf-8", errors="replace").strip()
         if not text.startswith("{"):
@@ -189,7 +190,7 @@ def ultralytics_metadata(files: dict[str, bytes]) -> dict[str, Any] | None:
         if (
             isinstance(data, dict)
             and "names" in data
-            and ("task" in data or "Ultralytics" in str(data.get("author")))
+            and ("task" in data or "stride" in data or "Ultralytics" in str(data.get("author")))
         ):
             return data
     return None

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgecnn import adapters
 from edgecnn.adapters import Class
-from edgecnn.devices.backends import DeviceSpec, parse_device, select_backend
+from edgecnn.devices.backends import DeviceSpec, cpu_fallback, parse_device, select_backend
 from edgecnn.errors import EdgeTPUNotFound, ModelError, ModelInvokeError, one_line
 from edgecnn.metadata import ModelMetadata, read_labels_file, read_metadata
 from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, read_model
@@ -52,13 +52,6 @@ class Inference:
     preprocess_ms: float  # frame -> input tensor
     inference_ms: float  # set input + invoke()
     postprocess_ms: float  # outputs -> result (dequantize, NMS, box mapping, top-k)
-
-
-def cpu_twin_path(model_file: ModelFile, meta: ModelMetadata) -> Path | None:
-    """The CPU build beside an Edge TPU model (the Edge TPU backend's fallback rule)."""
-    from edgecnn.devices.backends.edgetpu.backend import cpu_twin
-
-    return cpu_twin(model_file, meta)
 
 
 # CPU threads when none are asked for: what TFLite's interpreters do when not told (num_threads=-1 runs
@@ -170,7 +163,7 @@ def _allocated_interpreter(
     except (RuntimeError, ValueError) as exc:
         op = _unresolved_custom_op(exc)
         if op == EDGETPU_CUSTOM_OP:
-            twin = cpu_twin_path(model_file, meta)
+            twin = cpu_fallback(model_file, meta)  # the backend that claims the model names it
             hint = (
                 f"run the CPU model {twin}" if twin else "run the CPU model (the same name without _edgetpu)"
             )

@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 from flatbuffers import flexbuffers
 
+from edgecnn.tasks.options import MAX_DETECTIONS
+
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 # The op's outputs hold max_detections * max_classes_per_detection rows; Coral's and TF's SSDs use 10..100.
-# Far more is no detector a Pi runs, and a corrupt value would size tensors by it.
-MAX_DETECTIONS = 10_000
+# Far more is no detector a Pi runs, and a corrupt value would size tensors by it: MAX_DETECTIONS, the
+# bound of --max-detections too (edgecnn.tasks.options).
 _INTS = ("num_classes", "max_detections", "max_classes_per_detection")
 _FLOATS = ("nms_score_threshold", "nms_iou_threshold", "y_scale", "x_scale", "h_scale", "w_scale")
 _DETECTIONS_PER_CLASS = 100  # the kernel's default when the key is absent

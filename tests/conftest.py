@@ -44,6 +44,8 @@ SLOW_FIXTURES = frozenset(
         "odd",  # test_detector_sanity.py: tests/odd_outputs.fixed_output_tflite (TensorFlow)
         "fixed_detectors",  # test_fuzz_models.py: the same
         "quick_demo",  # test_demo.py: edgecnn.demo trains and converts
+        "yolo_head_exports",  # test_yolo_heads.py: tests/yolo_tf.py builds a YOLOv8-like export
+        "v5_exports",  # test_yolo_heads.py: tests/yolo_tf.py builds YOLOv5-style exports
     }
 )
 
@@ -195,8 +197,8 @@ def detectors(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def odd_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Models whose outputs fit no task (pose, two heads, an int64 segmentation map), or an embedding, or a
-    NaN YOLO output."""
+    """Small untrained models: MoveNet-shaped keypoints and an int64 class map (decoded as pose and segment
+    since they have task modules), two heads (no task's), an embedding, a NaN YOLO output."""
     from tests.detectors import build_odd_models
 
     return build_odd_models(tmp_path_factory.mktemp("odd_models"))

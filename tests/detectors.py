@@ -494,7 +494,8 @@ def build_detectors(folder: Path, *, train_count: int = 2000, epochs: int = 20, 
 
 
 def odd_tflite(kind: str) -> bytes:
-    """Small untrained float models whose outputs fit no task, or fit one badly (for the clear errors).
+    """Small untrained float models whose outputs fit a task oddly or none (for the clear errors); ``pose``
+    and ``segment_int64`` fit the pose and segment tasks since those exist.
 
     ``pose``: one ``[1, 1, 17, 3]`` output (MoveNet's keypoints); ``two_heads``: ``[1, 10]`` and ``[1, 5]``;
     ``embedding``: ``[1, 16]`` with no softmax (an embedding extractor); ``nan_yolo``: YOLO-shaped

@@ -147,3 +147,123 @@ class Graph:
         builder = flatbuffers.Builder(4096)
         builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
         return parse_model(bytes(builder.Output()))
+
+
+# --- YOLO heads as Ultralytics exports them (full-integer), sized like the real ones ---------------------
+
+
+def _const_shape(g: Graph, values: list[int]) -> int:
+    return g.tensor([len(values)], "int32", const=values)
+
+
+def _reshape(g: Graph, x: int, shape: list[int]) -> int:
+    y = g.tensor(shape)
+    options = schema.ReshapeOptionsT()
+    options.newShape = list(shape)
+    g.op("RESHAPE", [x, _const_shape(g, shape)], [y], options=options)
+    return y
+
+
+def _transpose(g: Graph, x: int, perm: list[int]) -> int:
+    shape = [int(d) for d in g.tensors[x].shape]
+    y = g.tensor([shape[p] for p in perm])
+    g.op("TRANSPOSE", [x, _const_shape(g, perm)], [y], version=2)
+    return y
+
+
+def _concat(g: Graph, xs: list[int], axis: int) -> int:
+    shape = [int(d) for d in g.tensors[xs[0]].shape]
+    shape[axis] = sum(int(g.tensors[x].shape[axis]) for x in xs)
+    y = g.tensor(shape)
+    options = schema.ConcatenationOptionsT()
+    options.axis = axis
+    g.op("CONCATENATION", xs, [y], version=2, options=options)
+    return y
+
+
+def _slice(g: Graph, x: int, axis: int, start: int, size: int) -> int:
+    shape = [int(d) for d in g.tensors[x].shape]
+    begin, end = [0] * len(shape), list(shape)
+    begin[axis], end[axis] = start, start + size
+    shape[axis] = size
+    y = g.tensor(shape)
+    ins = [x, _const_shape(g, begin), _const_shape(g, end), _const_shape(g, [1] * len(shape))]
+    g.op("STRIDED_SLICE", ins, [y], version=2, options=schema.StridedSliceOptionsT())
+    return y
+
+
+def _binary(g: Graph, name: str, a: int, b: int | list[int]) -> int:
+    """``name`` of ``a`` with tensor ``b``, or with a constant of shape ``b`` (a grid, anchors, a stride)."""
+    other = b if isinstance(b, int) else g.tensor(b, const=np.zeros(b))
+    y = g.tensor([int(d) for d in g.tensors[a].shape])
+    g.op(name, [a, other], [y], version=2 if name != "SUB" else 1)
+    return y
+
+
+def _backbone(g: Graph, imgsz: int, channels: int) -> list[int]:
+    """Enough convolutions to be the larger Edge TPU segment (a real backbone has 200 ops), and the maps at
+    strides 8, 16 and 32 with ``channels`` channels each."""
+    x = g.conv(g.input([1, imgsz, imgsz, 3]), [1, imgsz // 8, imgsz // 8, 8], stride=8)
+    for _ in range(30):
+        x = g.conv(x, [1, imgsz // 8, imgsz // 8, 8])
+    p3 = g.conv(x, [1, imgsz // 8, imgsz // 8, channels])
+    p4 = g.conv(x, [1, imgsz // 16, imgsz // 16, channels], stride=2)
+    p5 = g.conv(p4, [1, imgsz // 32, imgsz // 32, channels], stride=2)
+    return [p3, p4, p5]
+
+
+def yolov8_head(imgsz: int, classes: int = 80, *, dfl_transposes: int = 1) -> ModelFile:
+    """YOLOv8/11's detect head as Ultralytics' TFLite export writes it: per-scale TRANSPOSE to channels first
+    and RESHAPE to [1, 64+nc, H*W], CONCATENATION to [1, 64+nc, anchors], the DFL (RESHAPE, TRANSPOSE,
+    SOFTMAX, a 1x1 CONV_2D), the box decode (MUL/ADD/SUB on [1, 2, anchors]) and the classes
+    (STRIDED_SLICE -> LOGISTIC -> QUANTIZE), then CONCATENATION to [1, 4+nc, anchors]. Version 8.1 exports
+    transpose the DFL twice (``dfl_transposes=2``), 8.2 once."""
+    g = Graph()
+    channels = 64 + classes
+    flat = []
+    for x in _backbone(g, imgsz, channels):
+        h = int(g.tensors[x].shape[1])
+        flat.append(_reshape(g, _transpose(g, x, [0, 3, 1, 2]), [1, channels, h * h]))
+    cat = _concat(g, flat, axis=2)
+    anchors = int(g.tensors[cat].shape[2])
+    box = _reshape(g, _slice(g, cat, 1, 0, 64), [1, 4, 16, anchors])
+    if dfl_transposes == 2:
+        box = _transpose(g, _transpose(g, box, [0, 2, 1, 3]), [0, 2, 3, 1])
+    else:
+        box = _transpose(g, box, [0, 1, 3, 2])
+    box = g.unary("SOFTMAX", box, options=schema.SoftmaxOptionsT())
+    w = g.tensor([1, 1, 1, 16], const=np.zeros((1, 1, 1, 16)))
+    b = g.tensor([1], "int32", const=[0])
+    dist = g.tensor([1, 4, anchors, 1])
+    options = schema.Conv2DOptionsT()
+    options.strideH = options.strideW = options.dilationHFactor = options.dilationWFactor = 1
+    g.op("CONV_2D", [box, w, b], [dist], version=3, options=options)
+    dist = _reshape(
+        g, _binary(g, "MUL", _reshape(g, dist, [1, 1, 4, anchors]), [1, 4, anchors]), [1, 4, anchors]
+    )
+    lt = _binary(g, "SUB", _slice(g, dist, 1, 0, 2), [1, 2, anchors])
+    rb = _binary(g, "ADD", _slice(g, dist, 1, 2, 2), [1, 2, anchors])
+    xy = _binary(g, "MUL", _binary(g, "ADD", lt, rb), [1, 1, 1])
+    wh = _binary(g, "SUB", rb, lt)
+    scores = g.unary("QUANTIZE", g.unary("LOGISTIC", _slice(g, cat, 1, 64, classes), version=2))
+    return g.model([_concat(g, [xy, wh, scores], axis=1)])
+
+
+def yolov5_head(imgsz: int, classes: int = 80) -> ModelFile:
+    """YOLOv5's detect head as its TFLite export writes it: per scale RESHAPE to [1, H*W, 3, 5+nc], the grid
+    decode (STRIDED_SLICE, MUL, ADD with the grid, MUL with the anchors), CONCATENATION and RESHAPE to
+    [1, 3*H*W, 5+nc]; then CONCATENATION to [1, 25200, 5+nc] (at 640) and QUANTIZE."""
+    g = Graph()
+    per = 5 + classes
+    outs = []
+    for x in _backbone(g, imgsz, 3 * per):
+        h = int(g.tensors[x].shape[1])
+        x = _reshape(g, x, [1, h * h, 3, per])
+        xy = _slice(g, x, 3, 0, 2)
+        xy = _binary(g, "MUL", _binary(g, "ADD", _binary(g, "MUL", xy, []), [1, h * h, 1, 2]), [])
+        xy = _binary(g, "MUL", xy, [1, 2])
+        wh = _slice(g, x, 3, 2, 2)
+        wh = _binary(g, "MUL", _binary(g, "MUL", _binary(g, "MUL", wh, wh), [1, 1, 3, 2]), [1, 2])
+        rest = _slice(g, x, 3, 4, per - 4)
+        outs.append(_reshape(g, _concat(g, [xy, wh, rest], axis=3), [1, 3 * h * h, per]))
+    return g.model([g.unary("QUANTIZE", _concat(g, outs, axis=1))])

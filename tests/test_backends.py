@@ -168,3 +168,29 @@ def test_devices_lists_the_registered_backends():
     result = run_cli("devices", "--json")
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["backends"] == list(BACKENDS) == ["cpu", "edgetpu"]
+
+
+def test_the_cpu_twin_comes_from_the_backend_that_claims_the_model(tmp_path):
+    """model.py names the CPU build in its "compiled for the Edge TPU" error by asking the registry, which
+    asks the backend claiming the model; a CPU model has none, and no Edge TPU twin beside it is none."""
+    shutil.copy(MOBILENET, tmp_path / "m.tflite")
+    shutil.copy(MOBILENET_EDGETPU, tmp_path / "m_edgetpu.tflite")
+    tpu = read_model(tmp_path / "m_edgetpu.tflite")
+    assert backends.cpu_fallback(tpu, read_metadata(tpu)) == tmp_path / "m.tflite"
+    cpu = read_model(tmp_path / "m.tflite")
+    assert backends.cpu_fallback(cpu, read_metadata(cpu)) is None
+    (tmp_path / "m.tflite").unlink()
+    assert backends.cpu_fallback(tpu, read_metadata(tpu)) is None
+
+
+def test_the_runtime_names_no_backend_module():
+    """edgecnn/model.py reaches backends only through the registry (edgecnn.devices.backends)."""
+    import ast
+
+    import edgecnn.model
+
+    tree = ast.parse(Path(edgecnn.model.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "edgecnn.devices.backends" in imported
+    assert not [m for m in imported if m.startswith("edgecnn.devices.backends.")]

@@ -145,19 +145,27 @@ def test_label_file_shorter_than_class_ids_is_one_clear_error(detectors, tmp_pat
         )
 
 
-def test_min_score_max_detections_and_classes(detectors, tmp_path):
+def test_object_threshold_max_detections_and_classes(detectors, tmp_path):
     image = _png(tmp_path, _scene_with_all_classes())
-    everything = predict(detectors["yolo_float"], [image], min_score=0.05).results[0].objects
+    low = DecodeOptions(object_threshold=0.05)
+    everything = predict(detectors["yolo_float"], [image], decode=low).results[0].objects
     default = predict(detectors["yolo_float"], [image]).results[0].objects
     # Compared with the same model's default output, so no assertion depends on how well it was trained.
     assert len(everything) >= len(default) >= 1
-    assert predict(detectors["yolo_float"], [image], max_detections=1).results[0].objects == default[:1]
-    only = predict(detectors["yolo_float"], [image], classes="circle,square").results[0].objects
+    assert (
+        predict(detectors["yolo_float"], [image], decode=DecodeOptions(max_detections=1)).results[0].objects
+        == default[:1]
+    )
+    only = (
+        predict(detectors["yolo_float"], [image], decode=DecodeOptions(classes="circle,square"))
+        .results[0]
+        .objects
+    )
     assert only == [o for o in default if o.label in {"circle", "square"}]
     with pytest.raises(
         UsageError, match=r"--classes person: not a label of .*\(labels: square, circle, triangle\)"
     ):
-        predict(detectors["yolo_float"], [image], classes="person")
+        predict(detectors["yolo_float"], [image], decode=DecodeOptions(classes="person"))
 
 
 def test_cli_predict_prints_objects_and_json_boxes_in_image_pixels(detectors, tmp_path):
@@ -281,7 +289,6 @@ def test_bench_reports_postprocess_apart_from_invoke(detectors):
 @pytest.mark.parametrize(
     ("kind", "needle"),
     [
-        ("pose", "[1, 1, 17, 3] FLOAT32"),
         ("two_heads", "[1, 5] FLOAT32, [1, 10] FLOAT32"),
     ],
 )
@@ -402,8 +409,11 @@ def test_task_declared_in_edgecnn_metadata_wins(detectors, digits_model, tmp_pat
     with pytest.raises(ModelError, match=r"declared a classifier but has outputs \[1, 7, 144\]"):
         open_model(declared)
     declared.write_bytes(embed_metadata(read_model(detectors["yolo_float"]), ModelMetadata(task="pose")))
+    with pytest.raises(ModelError, match=r"declared a pose model but its outputs \[1, 7, 144\] FLOAT32"):
+        open_model(declared)  # YOLO-shaped, but no kpt_shape says which rows are keypoints
+    declared.write_bytes(embed_metadata(read_model(detectors["yolo_float"]), ModelMetadata(task="obb")))
     with pytest.raises(
-        ModelError, match=r"is a 'pose' model \(edgecnn metadata; outputs \[1, 7, 144\] FLOAT32\)"
+        ModelError, match=r"is a 'obb' model \(edgecnn metadata; outputs \[1, 7, 144\] FLOAT32\)"
     ):
         open_model(declared)
 

@@ -39,10 +39,17 @@ def test_older_ultralytics_exports_python_literal_metadata(coral, tmp_path):
         open_model(path)
 
 
-def test_ultralytics_pose_metadata_is_refused_naming_the_task(coral, tmp_path):
+def test_ultralytics_obb_metadata_is_refused_naming_the_task(coral, tmp_path):
+    meta = {"author": "Ultralytics", "task": "obb", "names": {"0": "plane"}}
+    path = _with_appended(tmp_path, {"metadata.json": json.dumps(meta)})
+    with pytest.raises(ModelError, match=r"is a 'obb' model \(ultralytics metadata"):
+        open_model(path)
+
+
+def test_ultralytics_pose_metadata_over_outputs_of_no_pose_layout_is_one_line(coral, tmp_path):
     meta = {"author": "Ultralytics", "task": "pose", "names": {"0": "person"}, "kpt_shape": [17, 3]}
     path = _with_appended(tmp_path, {"metadata.json": json.dumps(meta)})
-    with pytest.raises(ModelError, match=r"is a 'pose' model \(ultralytics metadata"):
+    with pytest.raises(ModelError, match=r"declared a pose model but its outputs \[1, 1001\] UINT8"):
         open_model(path)
 
 

@@ -37,12 +37,12 @@ def test_mqtt_results_carry_objects_like_jsonl(broker, subscribers, detectors, t
 def test_config_file_takes_detector_keys(tmp_path, detectors):
     config = tmp_path / "door.toml"
     config.write_text(
-        f'model = "{detectors["ssd_tf1"]}"\nsource = "demo"\nmin_score = 0.6\nmax_detections = 5\n'
+        f'model = "{detectors["ssd_tf1"]}"\nsource = "demo"\nobject_threshold = 0.6\nmax_detections = 5\n'
         'classes = ["circle"]\n'
     )
     opts = validate_run_options(load_run_config(config))
     options = decode_options(opts)
-    assert (options.min_score, options.max_detections, options.classes) == (0.6, 5, ("circle",))
+    assert (options.object_threshold, options.max_detections, options.classes) == (0.6, 5, ("circle",))
     config.write_text(f'model = "{detectors["ssd_tf1"]}"\nclasses = 3\n')
     result = run_cli("run", "--config", config)
     lines = error_lines(result.stderr)

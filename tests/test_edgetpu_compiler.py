@@ -98,7 +98,12 @@ def test_float_model_fails_naming_float_tensors(digits_run):
     )
     check = predict_compilation(mf)
     assert not check.compatible and check.mapped == 0
-    assert "CONV_2D v1 (ops 0, 2) cannot run on the Edge TPU: works on FLOAT32 tensors" in check.problems[0]
+    assert check.problems[0] == "8 of 8 ops work on float tensors, which the Edge TPU does not run."
+    assert check.kind is not None and check.kind.startswith("float32, not quantized")
+    assert check.advice[0].startswith(
+        "re-convert full-integer: TensorFlow's converter with a representative_dataset"
+    )
+    assert check.operators[0].reason.startswith("works on FLOAT32 tensors")  # each op still says why
 
 
 def test_op_version_newer_than_the_compiler_is_rejected(digits_model):

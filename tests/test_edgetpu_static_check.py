@@ -123,7 +123,8 @@ def test_agreement_script_prints_n_of_m(tmp_path):
     script = ROOT / "benchmarks" / "edgetpu_check_agreement.py"
     proc = subprocess.run([sys.executable, script, tmp_path], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0] == "1 of 1 models exact"
+    assert proc.stdout.splitlines()[0] == "1 of 1 models exact (CPU ops)"
+    assert proc.stdout.splitlines()[1] == "0 of 0 compiler logs exact (per-op statuses)"
     empty = subprocess.run(
         [sys.executable, script, tmp_path / "x"], capture_output=True, text=True, check=False
     )

@@ -90,7 +90,7 @@ def test_top1_and_topk_are_exactly_what_the_test_computes(digits_model, labelled
     assert not top1[0] and topk[0]  # the planted case: wrong top-1, right in top-k
     assert not top1[1] and not topk[1]
 
-    report = evaluate(digits_model.tflite, root, top_k=K)
+    report = evaluate(digits_model.tflite, root, accuracy_k=K)
 
     assert report.model.images == 40 and report.model.top_k == K
     assert report.model.top1_pct == pytest.approx(100 * sum(top1) / 40)
@@ -112,7 +112,7 @@ def test_against_float_build_reports_agreement(digits_model, digits_float, label
     same = sum(r[0] == f for r, f in zip(ranks, float_top1, strict=True))
     float_acc = 100 * sum(str(t) == f for t, f in zip(float_top1, folders, strict=True)) / 40
 
-    report = evaluate(digits_model.tflite, root, top_k=K, against=digits_float)
+    report = evaluate(digits_model.tflite, root, accuracy_k=K, against=digits_float)
 
     assert report.against is not None and report.comparison is not None
     assert report.comparison.agreement_pct == pytest.approx(100 * same / 40)

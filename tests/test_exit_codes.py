@@ -1,4 +1,4 @@
-"""One real case per exit code the README documents, each ending in exactly one ``edgecnn: error:`` line.
+"""One real case per exit code the documentation lists (docs/reference/errors.md), each ending in exactly one ``edgecnn: error:`` line.
 
 The whole of stderr is checked, not only edgecnn's lines: native chatter (LiteRT's banner, OpenCV's
 imdecode warning, libpng) must not come before the error either.
@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import CAT, MOBILENET, MOBILENET_EDGETPU, ROOT, run_cli
 
-README_CODES = re.compile(
+DOCUMENTED_CODES = re.compile(
     r"(\d+) (usage|model|input|device|source|config|runtime missing|training|conversion|service)"
 )
 
@@ -66,10 +66,12 @@ CASES = {
 }
 
 
-def test_readme_lists_exactly_these_codes():
-    errors = (ROOT / "README.md").read_text(encoding="utf-8").split("## Errors", 1)[1]
-    documented = {int(code) for code, _ in README_CODES.findall(errors.split("\n## ", 1)[0])}
-    assert documented == set(CASES), f"README documents {sorted(documented)}, tests cover {sorted(CASES)}"
+def test_docs_list_exactly_these_codes():
+    errors = (
+        (ROOT / "docs" / "reference" / "errors.md").read_text(encoding="utf-8").split("## Exit codes", 1)[1]
+    )
+    documented = {int(code) for code, _ in DOCUMENTED_CODES.findall(errors.split("\n## ", 1)[0])}
+    assert documented == set(CASES), f"the docs list {sorted(documented)}, tests cover {sorted(CASES)}"
 
 
 # `train` and `convert` (9, 10) start TensorFlow: slow.

@@ -270,7 +270,7 @@ def exercise_detector(worker: Worker, data: bytes, image: Path, tmp: Path, what:
         return
     path = tmp / "fuzzed.tflite"
     path.write_bytes(data)
-    reply = worker.run(["predict", path, image, "--json", "--min-score", "0.05"])
+    reply = worker.run(["predict", path, image, "--json", "--object-threshold", "0.05"])
     check_contract(reply, what)
     event(f"predict exit {reply['code']}")
     if reply["code"] == 0:

@@ -28,6 +28,7 @@ from edgecnn.model import open_model
 from edgecnn.modelfile import parse_model, read_model, with_metadata
 from edgecnn.predict.files import predict
 from edgecnn.preprocess import prepare
+from edgecnn.tasks import DecodeOptions
 from tests.conftest import CAT, MOBILENET, error_lines, run_cli
 from tests.detectors import with_ultralytics_metadata
 
@@ -179,8 +180,8 @@ def test_predict_on_the_int8_model_agrees_with_the_float_model(models, name, tmp
         import cv2
 
         cv2.imwrite(str(images[-1]), image)
-    floats = predict(models["float"], images, top_k=4)
-    ints = predict(models[name], images, top_k=4)
+    floats = predict(models["float"], images, decode=DecodeOptions(top_k=4))
+    ints = predict(models[name], images, decode=DecodeOptions(top_k=4))
     assert ints.to_dict()["input_normalisation"] == inspect_model(models[name]).input_normalisation["rule"]
     worst = 0.0
     agree = 0
@@ -303,7 +304,7 @@ def nms_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _found(path: Path, image: Path, **options: Any) -> list[tuple[str, float]]:
-    report = predict(path, [image], min_score=0.5, **options)
+    report = predict(path, [image], decode=DecodeOptions(object_threshold=0.5, **options))
     return sorted((o.label, round(o.score, 2)) for o in report.results[0].output.objects)
 
 
@@ -343,7 +344,7 @@ def _options(**kwargs: Any) -> Any:
 
 def test_iou_flags_reach_predict_run_and_config(nms_model, tmp_path):
     path, image = nms_model
-    result = run_cli("predict", path, image, "--min-score", "0.5", "--agnostic", "--json")
+    result = run_cli("predict", path, image, "--object-threshold", "0.5", "--agnostic", "--json")
     assert result.code == 0, result.stderr
     labels = sorted(o["label"] for o in json.loads(result.stdout)["results"][0]["objects"])
     assert labels == ["a", "c"]
@@ -352,7 +353,7 @@ def test_iou_flags_reach_predict_run_and_config(nms_model, tmp_path):
     out = tmp_path / "run.jsonl"
     config = tmp_path / "run.toml"
     config.write_text(
-        f'model = "{path}"\nsource = "{image.parent}"\njsonl = "{out}"\nmin_score = 0.5\niou = 0.7\n'
+        f'model = "{path}"\nsource = "{image.parent}"\njsonl = "{out}"\nobject_threshold = 0.5\niou = 0.7\n'
         "max_frames = 1\nquiet = true\n"
     )
     result = run_cli("run", "--config", config)

@@ -114,3 +114,25 @@ def test_the_top_level_holds_no_command():
     top = {p.stem for p in FOLDERS["edgecnn"].glob("*.py")}
     assert "predict" in commands and "model" in top
     assert top & (commands | STAGES) == set()
+
+
+def test_a_task_names_its_evaluator_in_the_eval_stage_and_imports_none():
+    """eval depends on the tasks, not the reverse: a task module's ``evaluator()`` hook returns a module of
+    the eval stage, loaded by name (``edgecnn.tasks.stage_evaluator``) only when eval calls it."""
+    import subprocess
+    import sys
+
+    from edgecnn.tasks import TASKS, task_module
+
+    for name in TASKS:
+        hook = getattr(task_module(name), "evaluator", None)
+        if hook is not None:
+            assert room(hook().__name__) == "eval", name
+    code = (
+        "import sys\n"
+        "from edgecnn.tasks import TASKS, task_module\n"
+        "[task_module(name) for name in TASKS]\n"
+        "print(sorted(m for m in sys.modules if m.startswith('edgecnn.eval')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -11,7 +11,7 @@ import pytest
 from flatbuffers import flexbuffers
 
 from edgecnn.errors import UsageError
-from edgecnn.tasks import MAX_DETECTIONS
+from edgecnn.tasks import MAX_DETECTIONS, DecodeOptions
 from tests.conftest import error_lines, run_cli
 from tests.model_mutations import load, pack
 
@@ -68,7 +68,7 @@ def test_the_library_refuses_the_same_bound(detectors, image):
     with pytest.raises(
         UsageError, match=rf"--max-detections must be between 1 and {MAX_DETECTIONS}, got 2147483647"
     ):
-        predict(detectors["ssd_int8"], [image], max_detections=2**31 - 1)
+        predict(detectors["ssd_int8"], [image], decode=DecodeOptions(max_detections=2**31 - 1))
 
 
 def test_every_declaration_of_the_bound_is_the_same():

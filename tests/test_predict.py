@@ -16,11 +16,12 @@ from edgecnn.images import read_image
 from edgecnn.inspect.contents import inspect_model
 from edgecnn.model import open_model
 from edgecnn.predict.files import predict
+from edgecnn.tasks import DecodeOptions
 from tests.conftest import BROKEN_MODEL, CAT, MNIST_NINE, MOBILENET, MOBILENET_EDGETPU, error_lines, run_cli
 
 
 def test_mobilenet_cat_is_tiger_cat_with_embedded_labels(coral):
-    report = predict(MOBILENET, [CAT], top_k=3)
+    report = predict(MOBILENET, [CAT], decode=DecodeOptions(top_k=3))
     top = report.results[0].classes[0]
     assert (top.id, top.label) == (283, "tiger cat")
     assert top.score == pytest.approx(0.32, abs=0.02)
@@ -118,7 +119,7 @@ def test_top_k_shows_no_zero_scores_and_no_more_classes_than_the_model_has(coral
     scores = clf.infer(clf.preprocess(read_image(CAT)))
     nonzero = int(np.count_nonzero(scores))
     assert 3 < nonzero < 100  # a clear photo: most of 1001 scores are 0
-    shown = predict(MOBILENET, [CAT], top_k=1000).results[0].classes
+    shown = predict(MOBILENET, [CAT], decode=DecodeOptions(top_k=1000)).results[0].classes
     assert len(shown) == nonzero and all(c.score > 0 for c in shown)
     assert [c.score for c in shown] == sorted((c.score for c in shown), reverse=True)
     result = run_cli("predict", MOBILENET, CAT, "--top-k", "1000")
@@ -172,8 +173,9 @@ def test_inspect_cli_json_on_own_model(digits_model):
 
 
 def test_edgetpu_model_without_tpu_says_so(coral):
-    with pytest.raises(EdgeTPUNotFound, match="compiled for the Edge TPU"):
+    with pytest.raises(EdgeTPUNotFound, match="compiled for the Edge TPU") as error:
         open_model(MOBILENET_EDGETPU, device="cpu")
+    assert f"or run the CPU model {MOBILENET}." in str(error.value)  # the twin, named by the Edge TPU backend
 
 
 def test_auto_falls_back_to_cpu_twin(coral, caplog):

@@ -106,7 +106,9 @@ def test_cli_ranges_and_help_are_the_declared_ones():
             bounds = (param.min, param.max)  # type: ignore[attr-defined]
             assert bounds == (opt.spec.low, opt.spec.high), opt.key
             ranged += 1
-    assert ranged == 22  # 20 run options (7 of them clip_*), mqtt.qos and mqtt.queue_size
+    # 24 run options: main's 17 (object_threshold, track_buffer, snapshots_keep/_max_mb among them) and the
+    # 7 clip_* ones; mqtt.qos and mqtt.queue_size
+    assert ranged == 26
     with pytest.raises(UsageError, match="--every: must be between 1 and 1e"):
         validate_run_options(merge_cli(RunOptions(model=MOBILENET), {"every": 10**7}), check_source=False)
 
@@ -115,15 +117,43 @@ def test_cli_ranges_and_help_are_the_declared_ones():
     ("command", "shared"),
     [
         (("service", "install"), ["--camera", "--device", "--serve", "--source", "--threads"]),
-        (("predict",), ["--crop", "--device", "--labels", "--threads"]),
-        (("eval",), ["--crop", "--device", "--labels", "--threads"]),
+        (
+            ("predict",),
+            [
+                "--agnostic",
+                "--classes",
+                "--crop",
+                "--device",
+                "--iou",
+                "--labels",
+                "--max-detections",
+                "--min-score",
+                "--object-threshold",
+                "--threads",
+                "--top-k",
+                "-k",
+            ],
+        ),
+        (("eval",), ["--agnostic", "--crop", "--device", "--iou", "--labels", "--threads"]),
+        (
+            ("bench", "run"),
+            [
+                "--agnostic",
+                "--classes",
+                "--iou",
+                "--max-detections",
+                "--object-threshold",
+                "--top-k",
+                "-k",
+            ],
+        ),
     ],
 )
 def test_commands_sharing_run_flags_use_the_declared_ones(command, shared):
     """`service install` passes some run options straight through, and `predict`/`eval` take the same
     model options: their range and help are the declared ones too, so no command accepts or explains a
-    value differently from `edgecnn run`. Not listed: flags a command declares itself because it has a
-    default of its own (predict's --top-k 1, --min-score 0.4, --max-detections 100; eval's --top-k 5)."""
+    value differently from `edgecnn run`. The task options (edgecnn.tasks.options) are the same flags in
+    predict, run and bench; eval's k of top-k accuracy is --accuracy-k, another option."""
     from typer.main import get_command
 
     from edgecnn.cli import app
@@ -132,7 +162,9 @@ def test_commands_sharing_run_flags_use_the_declared_ones(command, shared):
     install = get_command(app)
     for name in command:
         install = install.commands[name]  # type: ignore[attr-defined]
-    declared_by_flag = {flag: opt for opt in declared(RunOptions).values() for flag in opt.flags}
+    declared_by_flag = {
+        flag: opt for opt in declared(RunOptions).values() for flags in opt.flags for flag in flags.split("/")
+    }
     checked = []
     for param in install.params:
         for flag in param.opts:

@@ -51,7 +51,7 @@ def reference_labels(model: Path, images: list[np.ndarray], folder: Path) -> lis
         path = folder / f"{i:04d}.png"
         assert cv2.imwrite(str(path), image)
         paths.append(path)
-    report = predict(model, paths, crop="center", top_k=1)
+    report = predict(model, paths, crop="center")
     return [r.output.top.label for r in report.results]
 
 

@@ -1,5 +1,6 @@
-"""Models no task decodes (pose keypoints, two heads, an int64 segmentation map): ``bench`` times them
-(invoke only) and says so; predict, run and eval refuse them with one identical line; inspect explains."""
+"""Models no task decodes (5 keypoints of no known layout, two heads, an int64 vector): ``bench`` times
+them (invoke only) and says so; predict, run and eval refuse them with one identical line; inspect
+explains. MoveNet's keypoints and an int64 class map, once refused here, are pose and segment models now."""
 
 from __future__ import annotations
 
@@ -15,18 +16,40 @@ from edgecnn.errors import ModelError
 from edgecnn.model import open_model
 from edgecnn.tasks import NO_TASK
 from tests.conftest import error_lines, run_cli
+from tests.const_models import constant_model
 
 UNSUPPORTED = {
-    "pose": "[1, 1, 17, 3] FLOAT32",
+    "keypoints_5": "[1, 1, 5, 3] FLOAT32",
     "two_heads": "[1, 5] FLOAT32, [1, 10] FLOAT32",
-    "segment_int64": "[1, 32, 32] INT64",
+    "int64_vector": "[1, 10] INT64",
 }
 
 
+@pytest.fixture(scope="module")
+def unsupported(odd_models, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("unsupported")
+    paths = {"two_heads": odd_models["two_heads"]}
+    for kind, array in (
+        ("keypoints_5", np.full((1, 1, 5, 3), 0.5, np.float32)),
+        ("int64_vector", np.arange(10, dtype=np.int64)[None]),
+    ):
+        paths[kind] = folder / f"{kind}.tflite"
+        paths[kind].write_bytes(constant_model([array], size=(32, 32)))
+    return paths
+
+
+@pytest.mark.parametrize(("kind", "task"), [("pose", "pose"), ("segment_int64", "segment")])
+def test_keypoints_and_int64_class_maps_once_refused_are_decoded_now(odd_models, kind, task):
+    model = open_model(odd_models[kind])
+    assert model.task == task
+    result = model.process(np.full((32, 32, 3), 200, np.uint8)).result
+    assert result.task == task and result.summary()
+
+
 @pytest.mark.parametrize("kind", sorted(UNSUPPORTED))
-def test_bench_times_a_model_no_task_decodes_invoke_only(odd_models, tmp_path, kind):
+def test_bench_times_a_model_no_task_decodes_invoke_only(unsupported, tmp_path, kind):
     saved = tmp_path / f"{kind}.json"
-    result = run_cli("bench", odd_models[kind], "--runs", "20", "--warmup", "2", "--json", "-o", saved)
+    result = run_cli("bench", unsupported[kind], "--runs", "20", "--warmup", "2", "--json", "-o", saved)
     assert result.code == 0, result.stderr
     config = json.loads(result.stdout)["results"][0]
     lat = config["latency_ms"]
@@ -41,7 +64,7 @@ def test_bench_times_a_model_no_task_decodes_invoke_only(odd_models, tmp_path, k
 
     report = run_cli("bench", "report", saved, "--json")
     assert report.code == 0, report.stderr
-    assert odd_models[kind].name in report.stdout
+    assert unsupported[kind].name in report.stdout
 
 
 def test_bench_still_times_postprocess_of_a_decoded_model(odd_models):
@@ -55,8 +78,8 @@ def test_bench_still_times_postprocess_of_a_decoded_model(odd_models):
 
 
 @pytest.mark.parametrize("kind", sorted(UNSUPPORTED))
-def test_unsupported_outputs_are_one_identical_line_in_every_command(odd_models, tmp_path, kind):
-    model = odd_models[kind]
+def test_unsupported_outputs_are_one_identical_line_in_every_command(unsupported, tmp_path, kind):
+    model = unsupported[kind]
     image = tmp_path / "data" / "cat" / "a.png"
     image.parent.mkdir(parents=True)
     cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))

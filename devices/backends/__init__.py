@@ -226,6 +226,21 @@ def select_backend(
     return Selection("cpu")
 
 
+def cpu_fallback(model_file: ModelFile, meta: ModelMetadata) -> Path | None:
+    """The CPU build to run instead of ``model_file`` (an Edge TPU model's CPU twin beside it), from the
+    first accelerator backend that claims the model and names one; None when none does. Callers that only
+    need to say which file would run (an error message) ask here, not a backend module by name."""
+    for key in BACKENDS:
+        if key == DeviceKind.CPU.value:
+            continue
+        backend = get_backend(key)
+        if backend.claims(model_file):
+            twin = backend.cpu_fallback(model_file, meta)
+            if twin is not None:
+                return twin
+    return None
+
+
 def device_help() -> str:
     """One line naming every backend, for CLI help and error messages."""
     return ", ".join(f"{k} ({get_backend(k).description})" for k in BACKENDS) + f", {AUTO}"
@@ -240,6 +255,7 @@ __all__ = [
     "SandboxNeeds",
     "Selection",
     "backends_for",
+    "cpu_fallback",
     "get_backend",
     "parse_device",
     "sandbox_needs",

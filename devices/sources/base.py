@@ -148,6 +148,7 @@ class ThreadedSource:
         self._session: _Session | None = None
         self._dropped = 0
         self._next_index = 0
+        self.fps: float | None = None  # the open grabber's nominal rate (a file's own), None if unknown
 
     @property
     def dropped(self) -> int:
@@ -158,6 +159,7 @@ class ThreadedSource:
             self.close()
         grabber = self._factory()
         grabber.open()  # raises SourceError in the caller's thread: no thread to clean up yet
+        self.fps = grabber.fps
         session = _Session(self._mode)
         pace = self._pace_fps
         if pace is None and self._pace_from_source:

@@ -16,11 +16,14 @@ Layout (schema version 1)::
                   "latency_ms": {"min", "mean", "p50", "p90", "p99", "max", "stdev"},
                   "throughput_ips", "peak_rss_mb", "rss_scope", "temperature_before_c",
                   "temperature_after_c", "throttling_before", "throttling_after", "warnings",
-                  "postprocess_ms": {<as latency_ms>} or null, "task", "decoder"}]}
+                  "postprocess_ms": {<as latency_ms>} or null, "task", "decoder",
+                  "track_ms": {<as latency_ms>} or null, "track_objects"}]}
 
 ``task`` is ``classify``, ``detect``, or ``none`` for a model no task decodes: then only ``invoke()`` was
 timed, ``postprocess_ms`` is null and ``decoder`` says why. ``postprocess_ms``, ``task`` and ``decoder`` are
-absent from files written before them.
+absent from files written before them. ``track_ms`` (tracking the decoded objects, :mod:`edgecnn.track`,
+as ``run`` does per frame) and ``track_objects`` (how many objects each tracked frame had) are null for
+results without boxes, and absent from older files.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ SCHEMA_VERSION = 1
 UNITS = {
     "latency_ms": "milliseconds per interpreter.invoke(), timed with time.perf_counter_ns",
     "postprocess_ms": "milliseconds per decode of the outputs into a result (top-k, NMS), apart from invoke()",
+    "track_ms": "milliseconds per frame tracking the decoded objects (edgecnn run's track stage)",
     "load_ms": "milliseconds from file to an allocated interpreter (delegate included)",
     "first_inference_ms": "milliseconds for the first invoke() after loading (before warm-up)",
     "throughput_ips": "inferences per second over the timed loop (sequential, one input at a time)",
@@ -84,6 +88,9 @@ class ConfigResult:
     postprocess_ms: dict[str, float] | None = None
     task: str | None = None  # classify, detect; "none": no task decodes the outputs (invoke() timed only)
     decoder: str | None = None  # how the outputs were read (inspect's decoder), or why they were not
+    # Tracking the decoded objects (edgecnn.track; run's track stage), per frame: LatencyStats keys in ms.
+    track_ms: dict[str, float] | None = None
+    track_objects: int | None = None  # objects per tracked frame (what the tracking figure is for)
 
 
 @dataclass

@@ -43,6 +43,7 @@ from edgecnn.devices.backends import parse_device
 from edgecnn.devices.probe import DeviceProbe, Throttling, probe_device, read_temperature, read_throttling
 from edgecnn.errors import InvalidResult, UsageError
 from edgecnn.modelfile import read_model
+from edgecnn.tasks.options import DecodeOptions
 from edgecnn.texttable import render
 
 log = logging.getLogger(__name__)
@@ -206,14 +207,16 @@ def bench_configuration(
     probe: DeviceProbe,
     sysfs_root: Path,
     vcgencmd: str | None,
+    decode: DecodeOptions | None = None,
 ) -> ConfigResult:
-    """Load, first invoke, warm up, measure: one :class:`ConfigResult`."""
+    """Load, first invoke, warm up, measure: one :class:`ConfigResult`. ``decode``: the task options the
+    decoder is timed with (the declared defaults when None, as ``predict`` and ``run`` have them)."""
     from edgecnn.model import open_model
 
     scoped = reset_peak_rss()
     temp_before = read_temperature(sysfs_root)
     throttle_before = read_throttling(vcgencmd)
-    opened = open_model(model_path, device=device, threads=threads, require_task=False)
+    opened = open_model(model_path, device=device, threads=threads, decode=decode, require_task=False)
     tensors = _image_inputs(opened, frames) if frames else _random_inputs(opened, seed)
     interpreter = opened.interpreter
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensors[0])
@@ -225,6 +228,9 @@ def bench_configuration(
         interpreter.invoke()
     samples, wall = time_invokes(interpreter, tensors, runs=runs, duration_s=duration_s)
     post = time_postprocess(
+        opened, frames[0] if frames else None, runs=min(int(samples.size), 200), seed=seed
+    )
+    track, track_objects = time_track(
         opened, frames[0] if frames else None, runs=min(int(samples.size), 200), seed=seed
     )
     temp_after = read_temperature(sysfs_root)
@@ -266,7 +272,47 @@ def bench_configuration(
         postprocess_ms=asdict(latency_stats(post)) if post.size else None,
         task=opened.task,
         decoder=opened.decoder.name or None,
+        track_ms=asdict(latency_stats(track)) if track.size else None,
+        track_objects=track_objects,
     )
+
+
+def time_track(
+    model: Any,
+    frame: np.ndarray | None,
+    *,
+    runs: int,
+    seed: int = 0,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> tuple[np.ndarray, int | None]:
+    """Time ``run``'s track stage (:class:`edgecnn.track.stage.TrackStage`: tracker, no lines or zones) on
+    the decoded result of one frame, ``runs`` frames at 30 fps: (ns samples, objects per frame). No samples
+    when the result has no boxes (a classifier) or nothing decodes."""
+    none = np.asarray([], dtype=np.int64)
+    if not model.decoder.decodes:
+        return none, None
+    from edgecnn.track.stage import HasObjects, TrackStage
+
+    if frame is None:
+        spec = model.spec
+        rng = np.random.default_rng(seed)
+        shape = (spec.height, spec.width) if spec.channels == 1 else (spec.height, spec.width, 3)
+        frame = rng.integers(0, 256, shape, dtype=np.uint8)
+    try:
+        result = model.process(frame).result
+    except InvalidResult:
+        return none, None
+    if not isinstance(result, HasObjects):
+        return none, None
+    stage = TrackStage()
+    size = (frame.shape[1], frame.shape[0])
+    samples = []
+    for i in range(max(0, runs) + 5):  # the first frames start and confirm tracks: not timed
+        t0 = clock()
+        stage.apply(result, size=size, time_s=i / 30, timestamp=i / 30, frame=i)
+        if i >= 5:
+            samples.append(clock() - t0)
+    return np.asarray(samples, dtype=np.int64), len(result.objects)
 
 
 def time_postprocess(
@@ -362,11 +408,13 @@ def run_bench(
     probe: DeviceProbe | None = None,
     sysfs_root: Path = Path("/sys"),
     path_env: str | None = None,
+    decode: DecodeOptions | None = None,
 ) -> BenchResult:
     """Benchmark ``model`` on every (device, threads) pair; devices that cannot open fail before any timing.
 
     ``probe`` names the machine (``probe_device()`` by default); ``sysfs_root``/``path_env`` point the
-    temperature and throttling reads elsewhere (tests).
+    temperature and throttling reads elsewhere (tests). ``decode`` holds the task options (top-k, object
+    threshold, ...: :mod:`edgecnn.tasks.options`) the postprocess is timed with.
     """
     _check_counts(runs, warmup, duration_s)
     device_list = parse_devices(devices)
@@ -397,6 +445,7 @@ def run_bench(
                 probe=probe,
                 sysfs_root=sysfs_root,
                 vcgencmd=vcgencmd,
+                decode=decode,
             )
             _log_result(model_path.name, result, n)
             results.append(result)
@@ -472,6 +521,12 @@ def format_result(result: BenchResult) -> str:
             lines.append(
                 f"postprocess on {r.device_used} x{r.threads}: not measured, task {r.task or 'unknown'} "
                 f"({r.decoder or 'no decoder'})"
+            )
+        if r.track_ms:
+            t = r.track_ms
+            lines.append(
+                f"track ({r.track_objects} objects per frame, as edgecnn run tracks them): "
+                f"p50 {t['p50']:.3f} ms  p99 {t['p99']:.3f} ms"
             )
     seen = set()
     for r in result.results:

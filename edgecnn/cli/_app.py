@@ -140,3 +140,11 @@ def run_flag(key: str, **extra: Any) -> Any:
 
         extra.setdefault("parser", parse)
     return typer.Option(None, *opt.flags, min=opt.spec.low, max=opt.spec.high, help=opt.spec.help, **extra)
+
+
+def task_options(**flags: Any) -> Any:
+    """The :class:`~edgecnn.tasks.DecodeOptions` of a command's task flags (``run_flag("top_k")``, ...,
+    passed by their keys): a flag not given (None) keeps its declared default (edgecnn.tasks.options)."""
+    from edgecnn.tasks.options import DecodeOptions
+
+    return DecodeOptions.from_values(flags)

@@ -8,7 +8,15 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from edgecnn.cli._app import app, deprecated_alias, echo_json, model_option, pick_model
+from edgecnn.cli._app import (
+    app,
+    deprecated_alias,
+    echo_json,
+    model_option,
+    pick_model,
+    run_flag,
+    task_options,
+)
 
 
 class _DefaultRunGroup(TyperGroup):
@@ -63,8 +71,17 @@ def bench_run_command(
     ),
     old_save: Path | None = typer.Option(None, "--save", hidden=True),
     json_out: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+    top_k: int | None = run_flag("top_k"),
+    object_threshold: float | None = run_flag("object_threshold"),
+    max_detections: int | None = run_flag("max_detections"),
+    classes: str | None = run_flag("classes"),
+    iou: float | None = run_flag("iou"),
+    agnostic: bool | None = run_flag("agnostic"),
 ) -> None:
     """Time a model per configuration (device x threads): load, first inference, latency percentiles.
+
+    The task options (--top-k, --object-threshold, ...) are predict's and run's: the decode is timed as
+    they would run it (NMS work grows with the candidates over --object-threshold).
 
     Example: edgecnn bench model_int8.tflite --device cpu,edgetpu --threads 1,4 --runs 500 -o pi5.json
     """
@@ -84,6 +101,14 @@ def bench_run_command(
         duration_s=duration,
         images=images,
         seed=seed,
+        decode=task_options(
+            top_k=top_k,
+            object_threshold=object_threshold,
+            max_detections=max_detections,
+            classes=classes,
+            iou=iou,
+            agnostic=agnostic,
+        ),
     )
     if save is not None:
         save_result(result, save)

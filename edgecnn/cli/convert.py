@@ -25,7 +25,11 @@ class IOChoice(str, Enum):
 
 @app.command("convert")
 def convert_command(
-    model: Path = typer.Argument(..., help="Keras model (.keras), e.g. runs/digits/model.keras."),
+    model: Path = typer.Argument(
+        ...,
+        help="Keras model (.keras), e.g. runs/digits/model.keras; or, with --edgetpu, a full-integer .tflite "
+        "from any tool (e.g. Ultralytics' best_full_integer_quant.tflite) to compile for the Edge TPU.",
+    ),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Output .tflite (default: MODEL_<quantize>.tflite beside the model)."
     ),
@@ -78,11 +82,44 @@ def convert_command(
     ),
     seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="Seed for picking calibration images."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    cut_head: bool = typer.Option(
+        False,
+        "--cut-head",
+        help="With a YOLOv8/YOLO11 or YOLOv5 .tflite and --edgetpu: cut the graph at the per-scale head outputs so the "
+        "Edge TPU maps it whole; edgecnn decodes the heads on the CPU (writes MODEL_heads.tflite too).",
+    ),
 ) -> None:
     """Convert a Keras model to TFLite (int8 by default), verify it on held-out images, embed metadata.
 
     Example: edgecnn convert runs/digits/model.keras -o runs/digits/model_int8.tflite --min-agreement 99
+
+    A .tflite with --edgetpu is checked and compiled as it is (-o names the compiled model, default
+    MODEL_edgetpu.tflite): edgecnn convert best_full_integer_quant.tflite --edgetpu
     """
+    from edgecnn.converters.tflite_edgetpu import compile_tflite, format_tflite_report, is_tflite_path
+
+    if is_tflite_path(model):
+        _tflite_options_unused(
+            edgetpu=edgetpu,
+            quantize=quantize is not QuantizeChoice.int8,
+            io=io is not None,
+            calibration=calibration is not None,
+            min_agreement=min_agreement is not None,
+            labels=labels is not None,
+            mean=mean is not None or std is not None,
+        )
+        compiled = compile_tflite(model, output=output, report=report, cut_head=cut_head)
+        if json_out:
+            echo_json(compiled.to_dict())
+        else:
+            typer.echo(format_tflite_report(compiled))
+        return
+    if cut_head:
+        from edgecnn.errors import UsageError
+
+        raise UsageError(
+            "--cut-head applies to a YOLOv8/YOLO11 or YOLOv5 .tflite with --edgetpu, not to a Keras model."
+        )
     from edgecnn.converters.pipeline import convert, format_report
 
     result = convert(
@@ -105,3 +142,28 @@ def convert_command(
         echo_json(result.to_dict())
     else:
         typer.echo(format_report(result))
+
+
+def _tflite_options_unused(*, edgetpu: bool, **given: bool) -> None:
+    """A TFLite input is compiled, not converted: the conversion options would silently do nothing."""
+    from edgecnn.errors import UsageError
+
+    if not edgetpu:
+        raise UsageError(
+            "A .tflite model is already converted: add --edgetpu to compile it for the Edge TPU, or pass the "
+            "Keras model (.keras) to convert."
+        )
+    flags = {
+        "quantize": "--quantize",
+        "io": "--io",
+        "calibration": "--calibration",
+        "min_agreement": "--min-agreement",
+        "labels": "--labels",
+        "mean": "--mean/--std",
+    }
+    used = [flags[k] for k, v in given.items() if v]
+    if used:
+        raise UsageError(
+            f"{', '.join(used)}: for a Keras model only: a .tflite is compiled as it is "
+            "(re-export it from the tool that made it to change its quantization or labels)."
+        )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgecnn.cli._app import _default, app, echo_json, model_option, pick_model, run_flag
+from edgecnn.cli._app import _default, app, deprecated_alias, echo_json, model_option, pick_model, run_flag
 
 
 @app.command("eval")
@@ -16,7 +16,8 @@ def eval_command(
     data: Path | None = typer.Argument(
         None,
         show_default=False,
-        help="Labelled images: DATA/<label>/*.jpg (classification), a YOLO folder (images/, labels/) or a COCO .json.",
+        help="Labelled images: DATA/<label>/*.jpg (classification), a YOLO folder (images/, labels/) or a COCO "
+        ".json (detection), a COCO-keypoints .json (pose), a folder with masks/ and images/ (segmentation).",
     ),
     against: Path | None = typer.Option(
         None, "--against", help="A second model (e.g. the float build) to compare on the same images."
@@ -26,8 +27,11 @@ def eval_command(
         "--against-device",
         help="Device for --against (default: --device for an Edge TPU model, else cpu).",
     ),
-    top_k: int = typer.Option(
-        5, "--top-k", "-k", min=1, max=1000, help="k of top-k accuracy (classification)."
+    accuracy_k: int = typer.Option(
+        5, "--accuracy-k", min=1, max=1000, help="Classifiers: k of top-k accuracy (default 5)."
+    ),
+    old_top_k: int | None = typer.Option(
+        None, "--top-k", "-k", min=1, max=1000, hidden=True, help="The old spelling of --accuracy-k."
     ),
     threads: int | None = run_flag("threads"),
     device: str | None = run_flag("device"),
@@ -38,14 +42,16 @@ def eval_command(
     images: Path | None = typer.Option(
         None,
         "--images",
-        help="Folder of the images a COCO .json names (default: beside it, or images/ beside it).",
+        help="Folder of the images a COCO .json names (default: beside it, or images/ beside it), or of the "
+        "images DATA/masks/ labels (default: DATA/images).",
     ),
     fail_under: float | None = typer.Option(
         None,
         "--fail-under",
         min=0,
         max=100,
-        help="Exit with status 1 when top-1 accuracy (or mAP@0.5:0.95) is below this percentage (for CI).",
+        help="Exit with status 1 when the headline figure (top-1 accuracy, mAP@0.5:0.95, OKS AP, mean IoU) "
+        "is below this percentage (for CI).",
     ),
     min_agreement: float | None = typer.Option(
         None,
@@ -66,7 +72,8 @@ def eval_command(
     model_opt: Path | None = model_option(),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Measure a model on labelled images: accuracy (top-1, top-k, per class, confusion) or mAP.
+    """Measure a model on labelled images: accuracy (top-1, top-k, per class, confusion), mAP, OKS AP
+    (pose) or mean IoU and pixel accuracy (segmentation).
 
     Example: edgecnn eval model_int8.tflite photos/ --against model_float32.tflite --fail-under 90
     """
@@ -90,7 +97,9 @@ def eval_command(
             data,
             against=against,
             against_device=against_device,
-            top_k=top_k,
+            accuracy_k=deprecated_alias(
+                accuracy_k, old_top_k, new="--accuracy-k", old_name="--top-k", default=5
+            ),
             threads=threads,
             device=device or "cpu",
             labels=labels,

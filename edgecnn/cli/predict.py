@@ -20,14 +20,7 @@ def predict_command(
         show_default=False,
         help="Image files (jpg, png, bmp, ...) or folders of them (read in name order).",
     ),
-    top_k: int = typer.Option(
-        1,
-        "--top-k",
-        "-k",
-        min=1,
-        max=1000,
-        help="At most this many classes per image (classes scoring exactly 0 are left out).",
-    ),
+    top_k: int | None = run_flag("top_k"),
     threads: int | None = run_flag("threads"),
     device: str | None = run_flag("device"),
     labels: Path | None = run_flag("labels"),
@@ -39,19 +32,22 @@ def predict_command(
     ),
     model_opt: Path | None = model_option(),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
-    min_score: float = typer.Option(
-        0.4, "--min-score", min=0.0, max=1.0, help="Detectors: keep objects scoring at least this."
-    ),
-    max_detections: int = typer.Option(
-        100, "--max-detections", min=1, max=10000, help="Detectors: at most this many objects per image."
-    ),
-    classes: str | None = typer.Option(
-        None, "--classes", help="Detectors: keep only these labels, comma-separated (person,car)."
-    ),
+    object_threshold: float | None = run_flag("object_threshold"),
+    min_score: float | None = run_flag("min_score"),
+    max_detections: int | None = run_flag("max_detections"),
+    classes: str | None = run_flag("classes"),
     iou: float | None = run_flag("iou"),
     agnostic: bool | None = run_flag("agnostic"),
+    save: Path | None = typer.Option(
+        None,
+        "--save",
+        metavar="DIR",
+        file_okay=False,
+        help="Write each image with its result drawn on it into DIR (created if missing), under its own name.",
+    ),
 ) -> None:
-    """Classify images (top-k labels and scores) or detect objects (label, score, box in pixels).
+    """Classify images (top-k labels and scores), detect objects (label, score, box in pixels), estimate
+    poses (keypoints in pixels) or segment them (share of the image per class; masks as RLE in --json).
 
     The task comes from the model.
 
@@ -60,7 +56,13 @@ def predict_command(
     Example: edgecnn predict runs/digits/model_int8.tflite runs/digits/samples
 
     Example (a detector): edgecnn predict ssd_mobilenet_v2_coco_quant_postprocess.tflite street.jpg --classes person,car
+
+    Example (annotated images): edgecnn predict movenet_single_pose_lightning_ptq.tflite squat.bmp --save out/
+
+    --object-threshold is the score a detector keeps an object at; --min-score leaves out the images whose
+    result scores less (as `edgecnn run` leaves out results).
     """
+    from edgecnn.cli._app import task_options
     from edgecnn.predict.files import check_argument_order, format_report, predict
 
     paths: list[Path] = list(images or [])
@@ -74,17 +76,21 @@ def predict_command(
     report = predict(
         pick_model(model, model_opt),
         list(paths),
-        top_k=top_k,
+        decode=task_options(
+            top_k=top_k,
+            object_threshold=object_threshold,
+            max_detections=max_detections,
+            classes=classes,
+            iou=iou,
+            agnostic=agnostic,
+        ),
+        min_score=min_score,
         threads=threads,
         device=device or "cpu",
         labels=labels,
         crop=crop,
         probe=not no_probe,
-        min_score=min_score,
-        max_detections=max_detections,
-        classes=classes,
-        iou=iou,
-        agnostic=bool(agnostic),
+        save=save,
     )
     if json_out:
         echo_json(report.to_dict())

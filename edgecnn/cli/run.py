@@ -39,6 +39,7 @@ def run_command(
     realtime: bool | None = run_flag("realtime"),
     loop: bool | None = run_flag("loop"),
     jsonl: str | None = run_flag("jsonl"),
+    object_threshold: float | None = run_flag("object_threshold"),
     min_score: float | None = run_flag("min_score"),
     max_detections: int | None = run_flag("max_detections"),
     classes: str | None = run_flag("classes"),
@@ -68,6 +69,14 @@ def run_command(
     clip_buffer_mb: float | None = run_flag("clip_buffer_mb", rich_help_panel="Event clips"),
     clip_min_free_mb: float | None = run_flag("clip_min_free_mb", rich_help_panel="Event clips"),
     clip_format: str | None = run_flag("clip_format", rich_help_panel="Event clips"),
+    track: bool | None = run_flag("track", rich_help_panel="Tracking and events"),
+    track_buffer: float | None = run_flag("track_buffer", rich_help_panel="Tracking and events"),
+    lines: list[str] | None = run_flag("lines", metavar="X1,Y1,X2,Y2", rich_help_panel="Tracking and events"),
+    zones: list[str] | None = run_flag("zones", metavar="X1,Y1,...", rich_help_panel="Tracking and events"),
+    events: Path | None = run_flag("events", metavar="FILE", rich_help_panel="Tracking and events"),
+    snapshots: Path | None = run_flag("snapshots", metavar="DIR", rich_help_panel="Tracking and events"),
+    snapshots_keep: int | None = run_flag("snapshots_keep", rich_help_panel="Tracking and events"),
+    snapshots_max_mb: float | None = run_flag("snapshots_max_mb", rich_help_panel="Tracking and events"),
     mqtt: str | None = _mqtt_option("host", metavar="HOST[:PORT]"),
     mqtt_topic: str | None = _mqtt_option("topic"),
     mqtt_tls: bool | None = _mqtt_option("tls"),
@@ -77,6 +86,7 @@ def run_command(
     mqtt_client_id: str | None = _mqtt_option("client_id"),
     mqtt_qos: int | None = _mqtt_option("qos"),
     mqtt_queue_size: int | None = _mqtt_option("queue_size"),
+    mqtt_discovery: bool | None = _mqtt_option("discovery"),
 ) -> None:
     """Classify frames or detect objects (the model's task) from a camera, video, stream or folder until
     stopped; print a summary on exit.
@@ -90,6 +100,8 @@ def run_command(
     Example: edgecnn run detect.tflite --source rtsp://door.lan/s --clips clips --clip-labels person
 
     Example: edgecnn run --config cameras.toml  (one model shared by the cameras the file lists)
+
+    Example: edgecnn run detector.tflite --source door.mp4 --line 0.5,0,0.5,1 --events events.jsonl
 
     SIGTERM or Ctrl-C finish the current frame, flush outputs and print the summary (exit 0).
     """
@@ -134,6 +146,8 @@ def _cli_values(flags: dict[str, Any], *, model: Path | None) -> dict[str, Any]:
 
     values = {key: flags[key] for key in declared(RunOptions) if key in flags}
     values["model"] = model
+    for key in ("lines", "zones"):  # repeatable flags: typer gives () when none is given
+        values[key] = list(flags[key] or ()) or None
     for key in ("classes", "clip_labels"):
         listed = flags[key]
         values[key] = None if listed is None else [c.strip() for c in listed.split(",") if c.strip()]

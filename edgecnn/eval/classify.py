@@ -22,6 +22,11 @@ from edgecnn.model import Model
 
 OTHER = "(other)"  # confusion-matrix column for predictions outside the dataset's classes
 
+# The Evaluator protocol (edgecnn.tasks.Evaluator), reached through edgecnn.tasks.classify.evaluator().
+LAYOUTS = ("folders",)
+EXPECTS = "class folders (DATA/<label>/*.jpg)"
+DECODE: dict[str, Any] = {}  # the user's decode options as given (top-k accuracy asks for its own k)
+
 
 @dataclass(frozen=True)
 class ClassAccuracy:
@@ -237,7 +242,12 @@ def evaluate_model(
     options: Any,
     progress: ProgressFn | None = None,
 ) -> ClassificationReport:
-    """The evaluator registry's entry point (:data:`edgecnn.eval.evaluate.EVALUATORS`)."""
+    """The evaluator's entry point (:class:`edgecnn.tasks.Evaluator`); ``options`` is an ``EvalOptions``."""
     return evaluate_classification(
-        data, model, against=against, top_k=options.top_k, labels_flag=options.labels_flag, progress=progress
+        data,
+        model,
+        against=against,
+        top_k=options.accuracy_k,
+        labels_flag=options.labels_flag,
+        progress=progress,
     )

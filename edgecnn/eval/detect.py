@@ -33,6 +33,14 @@ if TYPE_CHECKING:
 # Scored against as ground truth when comparing two detectors: the other model's confident detections.
 AGREEMENT_MIN_SCORE = 0.5
 
+# The Evaluator protocol (edgecnn.tasks.Evaluator), reached through edgecnn.tasks.detect.evaluator().
+LAYOUTS = ("yolo", "coco")
+EXPECTS = "a YOLO folder (images/, labels/*.txt) or a COCO .json file"
+# Detections kept for mAP: as ``yolo val`` does, nearly all of them (mAP integrates over every score
+# threshold; the 0.4 --object-threshold would end each precision-recall curve early) and at most COCO's
+# 100 per image. Fixed: eval takes no --object-threshold or --max-detections.
+DECODE: dict[str, Any] = {"object_threshold": 0.001, "max_detections": 100}
+
 
 class DetectedObject(Protocol):
     """What the evaluator reads of one detected object (the detect task's ``Object`` has these fields)."""
@@ -338,7 +346,7 @@ def evaluate_model(
     options: Any,
     progress: ProgressFn | None = None,
 ) -> DetectionReport:
-    """The evaluator registry's entry point (:data:`edgecnn.eval.evaluate.EVALUATORS`)."""
+    """The evaluator's entry point (:class:`edgecnn.tasks.Evaluator`); ``options`` is an ``EvalOptions``."""
     from edgecnn.eval.datasets import read_detection_dataset
 
     dataset = read_detection_dataset(data, images=options.images)

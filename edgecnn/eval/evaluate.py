@@ -1,46 +1,36 @@
 """``edgecnn eval MODEL DATA``: measure a model (and optionally a second one) on labelled images.
 
 Models are opened exactly as ``predict`` opens them (``open_model``: same ``--device``, ``--threads``,
-``--crop``, labels and preprocessing). The model's task picks the evaluator from :data:`EVALUATORS`, one
-module per task, each with an ``evaluate_model`` function; the dataset's layout must suit that task:
-``DATA/<label>/*.jpg`` class folders for a classifier, a YOLO folder (``images/``, ``labels/``) or a COCO
-``.json`` for a detector.
+``--crop``, labels and preprocessing). The model's task module provides the evaluator
+(:func:`edgecnn.tasks.task_evaluator`: ``evaluator()`` of :class:`edgecnn.tasks.TaskModule`), which says
+which dataset layouts it reads (class folders for a classifier; a YOLO folder or a COCO ``.json`` for a
+detector) and which decode options it fixes (a detector's mAP keeps nearly every detection). This module
+knows no task by name: a task whose module has no evaluator is refused with one line.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edgecnn.errors import UsageError
-from edgecnn.eval.datasets import dataset_format, read_detection_dataset
+from edgecnn.eval.datasets import LAYOUT_NAMES, dataset_format, read_detection_dataset
 from edgecnn.eval.detect import DetectorUnderTest, evaluate_detection
 from edgecnn.eval.progress import ProgressFn
 from edgecnn.eval.report import EvalReport
 from edgecnn.model import Model, open_model
-from edgecnn.tasks import DecodeOptions
+from edgecnn.tasks import DecodeOptions, Evaluator, choose_task, task_evaluator
 
-# Task name -> the module that evaluates it; adding a task is one module and one line here.
-EVALUATORS: dict[str, str] = {
-    "classify": "edgecnn.eval.classify",
-    "detect": "edgecnn.eval.detect",
-}
-# Detections kept for mAP: as ``yolo val`` does, nearly all of them (mAP integrates over every score
-# threshold; a 0.4 cut-off would end each precision-recall curve early) and at most COCO's 100 per image.
-EVAL_MIN_SCORE = 0.001
-EVAL_MAX_DETECTIONS = 100
-# Dataset layouts each task reads (``dataset_format``'s names), for the mismatch error.
-LAYOUTS: dict[str, tuple[str, ...]] = {"classify": ("folders",), "detect": ("yolo", "coco")}
+# k of top-k accuracy (--accuracy-k): not a task option (classify's --top-k is classes per result).
+DEFAULT_ACCURACY_K = 5
 
 
 @dataclass(frozen=True)
 class EvalOptions:
     """Options an evaluator may read; each reads the ones of its task."""
 
-    top_k: int = 5  # classify: k of top-k accuracy
+    accuracy_k: int = DEFAULT_ACCURACY_K  # classify: k of top-k accuracy
     images: Path | None = None  # detect: folder of the images a COCO file names
     labels_flag: bool = False  # the evaluated model's labels came from --labels
 
@@ -73,25 +63,24 @@ def check_gate(
     return failures
 
 
-def model_task(model: Model) -> str:
-    return model.task
-
-
-def _check_layout(task: str, kind: str, model: Any, data: str | os.PathLike[str]) -> None:
-    wanted = LAYOUTS.get(task, ())
-    if kind in wanted:
-        return
-    if task not in EVALUATORS:
+def _check_layout(evaluator: Evaluator, task: str, kind: str, where: object, data: object) -> None:
+    """The dataset's layout must be one the task's evaluator reads."""
+    if kind not in evaluator.LAYOUTS:
         raise UsageError(
-            f"{model.path} is a {task} model: edgecnn eval measures {', '.join(EVALUATORS)} models."
+            f"{where} is a {task} model and {data} is {LAYOUT_NAMES[kind]}: pass {evaluator.EXPECTS}."
         )
-    expect = (
-        "class folders (DATA/<label>/*.jpg)"
-        if task == "classify"
-        else "a YOLO folder (images/, labels/*.txt) or a COCO .json file"
-    )
-    found = {"folders": "class folders", "yolo": "a YOLO detection dataset", "coco": "a COCO detection file"}
-    raise UsageError(f"{model.path} is a {task} model and {data} is {found[kind]}: pass {expect}.")
+
+
+def _task_of(model: str | os.PathLike[str], opened: Model | None) -> str:
+    """The model's task, read from the file before any interpreter opens (its evaluator fixes decode
+    options); a model no task decodes is the one :func:`edgecnn.tasks.unsupported_message` line."""
+    if opened is not None:
+        return opened.task
+    from edgecnn.metadata import read_metadata
+    from edgecnn.modelfile import read_model
+
+    model_file = read_model(model)
+    return choose_task(model_file, read_metadata(model_file))
 
 
 def evaluate(
@@ -99,7 +88,7 @@ def evaluate(
     data: str | os.PathLike[str],
     *,
     against: str | os.PathLike[str] | None = None,
-    top_k: int = 5,
+    accuracy_k: int = DEFAULT_ACCURACY_K,
     device: str = "cpu",
     against_device: str | None = None,
     threads: int | None = None,
@@ -122,8 +111,8 @@ def evaluate(
     evaluator's narrow interface (tests, callers with their own detector). ``iou``/``agnostic`` set a YOLO
     detector's NMS (None: 0.45, per class); mAP is measured after it, as Ultralytics' val does (at its 0.7).
     """
-    if top_k < 1:
-        raise UsageError("--top-k must be at least 1.")
+    if accuracy_k < 1:
+        raise UsageError(f"--accuracy-k must be at least 1, got {accuracy_k}.")
     if against is not None and against_device is None and Path(against).resolve() == Path(model).resolve():
         raise UsageError(
             "--against names the evaluated model itself: pass another build (or --against-device)."
@@ -134,18 +123,14 @@ def evaluate(
     if detector is not None:
         dataset = read_detection_dataset(data, images=images)
         return evaluate_detection(dataset, detector, against=against_detector, progress=progress)
-    decode = DecodeOptions(
-        top_k=top_k,
-        min_score=EVAL_MIN_SCORE,
-        max_detections=EVAL_MAX_DETECTIONS,
-        iou=iou,
-        agnostic=agnostic,
-    )
+    task = _task_of(model, opened)
+    where = opened.path if opened is not None else model
+    evaluator = task_evaluator(task, where)
+    decode = DecodeOptions(**{"iou": iou, "agnostic": agnostic, **evaluator.DECODE})
     opened = opened or open_model(
         model, device=device, threads=threads, labels=labels, crop=crop, probe=probe, decode=decode
     )
-    task = model_task(opened)
-    _check_layout(task, kind, opened, data)
+    _check_layout(evaluator, task, kind, opened.path or where, data)  # the model's own errors come first
     other = None
     if against is not None:
         from edgecnn.modelfile import read_model
@@ -155,13 +140,12 @@ def evaluate(
         other = open_model(
             other_file, device=other_device, threads=threads, crop=crop, probe=probe, decode=decode
         )
-        if model_task(other) != task:
+        if other.task != task:
             raise UsageError(
-                f"{opened.path} is a {task} model but --against {other.path} is a {model_task(other)} model: "
+                f"{opened.path} is a {task} model but --against {other.path} is a {other.task} model: "
                 "compare two builds of the same model."
             )
-    module: Any = importlib.import_module(EVALUATORS[task])
     options = EvalOptions(
-        top_k=top_k, images=Path(images) if images else None, labels_flag=labels is not None
+        accuracy_k=accuracy_k, images=Path(images) if images else None, labels_flag=labels is not None
     )
-    return module.evaluate_model(data, opened, against=other, options=options, progress=progress)  # type: ignore[no-any-return]
+    return evaluator.evaluate_model(data, opened, against=other, options=options, progress=progress)

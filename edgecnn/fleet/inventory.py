@@ -98,7 +98,7 @@ def load_inventory(path: str | os.PathLike[str], *, limit: str | None = None) ->
     inv = Path(path)
     if not inv.exists():
         raise UsageError(
-            f"Inventory {inv} not found: pass an Ansible inventory file or folder (see README 'edgecnn fleet')."
+            f"Inventory {inv} not found: pass an Ansible inventory file or folder (see docs/fleet.md)."
         )
     if not inv.is_dir():  # a FIFO or a device named hosts.ini must not reach Ansible
         from edgecnn.safeio import FileKind, check_file
@@ -126,6 +126,6 @@ def load_inventory(path: str | os.PathLike[str], *, limit: str | None = None) ->
     if not inventory.hosts:
         where = f" matching --limit {limit!r}" if limit else ""
         raise UsageError(
-            f"No hosts{where} in the inventory {inv}: list devices under a group (see README 'edgecnn fleet')."
+            f"No hosts{where} in the inventory {inv}: list devices under a group (see docs/fleet.md)."
         )
     return inventory

@@ -29,6 +29,7 @@ class InstanceStatus:
     frames: int | None = None
     last_result: str | None = None
     error: str | None = None
+    counts: dict[str, Any] | None = None  # tracking's line and zone counts (edgecnn.track), from /latest
 
 
 @dataclass
@@ -133,7 +134,10 @@ def _instance(service: dict[str, Any], endpoints: dict[str, str], systemd_runnin
     latest = endpoints.get(f"{name}/latest")
     if latest:
         try:
-            inst.last_result = _describe_result(json.loads(latest))
+            body = json.loads(latest)
+            inst.last_result = _describe_result(body)
+            counts = body.get("counts") if isinstance(body, dict) else None
+            inst.counts = counts if isinstance(counts, dict) else None
         except ValueError:
             inst.last_result = None
     return inst

@@ -1,7 +1,9 @@
 """``edgecnn predict``: run a model on image files, as a library function, whatever its task.
 
 A classifier gives the top-k classes per image; a detector gives each object with its label, score and
-box in pixels of that image. The report's JSON carries the task's own keys (``classes`` or ``objects``).
+box in pixels of that image; a pose model each person's keypoints; a segmenter the share of the image each
+class covers (and, in JSON, its masks as RLE). The report's JSON carries the task's own keys
+(:func:`edgecnn.tasks.detailed_json`). ``save`` writes each image with its result drawn on it.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+
 from edgecnn.adapters import Class
-from edgecnn.errors import UsageError
+from edgecnn.atomic import output_folder, write_atomic
+from edgecnn.errors import OutputError, UsageError
 from edgecnn.images import IMAGE_SUFFIXES, expand_images, read_image
 from edgecnn.model import Model, open_model
 from edgecnn.modelfile import TFLITE_IDENTIFIER, read_model
-from edgecnn.tasks import MAX_DETECTIONS, DecodeOptions, TaskResult
-
-DEFAULT_MIN_SCORE = 0.4  # detection threshold, as Frigate's
+from edgecnn.tasks import DecodeOptions, TaskResult, detailed_json
+from edgecnn.tasks.options import MIN_SCORE, check_min_score
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class ImageResult:
     postprocess_ms: float = 0.0
     width: int = 0
     height: int = 0
+    saved: str | None = None  # the annotated image written with save=DIR
 
     @property
     def classes(self) -> list[Class]:
@@ -46,8 +52,9 @@ class ImageResult:
             "image": self.image,
             "width": self.width,
             "height": self.height,
-            **self.output.to_json(),
+            **detailed_json(self.output),
             "summary": self.output.summary(),
+            **({"saved": self.saved} if self.saved is not None else {}),
             "preprocess_ms": self.preprocess_ms,
             "inference_ms": self.inference_ms,
             "postprocess_ms": self.postprocess_ms,
@@ -80,15 +87,6 @@ class PredictReport:
             "labels_source": self.labels_source,
             "results": [r.to_dict() for r in self.results],
         }
-
-
-def parse_classes(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:
-    """``"person,car"`` -> ``("person", "car")``; None or empty -> None (keep every class)."""
-    if value is None:
-        return None
-    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
-    names = tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
-    return names or None
 
 
 def _looks_like_model(path: Path) -> bool:
@@ -130,22 +128,25 @@ def predict(
     model: str | os.PathLike[str],
     images: list[str | os.PathLike[str]],
     *,
-    top_k: int = 3,
+    decode: DecodeOptions | None = None,
+    min_score: float | None = None,
     threads: int | None = None,
     device: str = "cpu",
     labels: str | os.PathLike[str] | None = None,
     crop: str | None = None,
-    min_score: float = DEFAULT_MIN_SCORE,
-    max_detections: int = 100,
-    classes: str | list[str] | tuple[str, ...] | None = None,
     opened: Model | None = None,
     probe: bool = True,
-    iou: float | None = None,
-    agnostic: bool = False,
+    save: str | os.PathLike[str] | None = None,
 ) -> PredictReport:
-    """Run ``model`` on ``images`` (files, or folders of them). ``top_k`` is for classifiers;
-    ``min_score``, ``max_detections``, ``classes`` (label names), ``iou`` and ``agnostic`` (YOLO layouts'
-    NMS; None: 0.45) for detectors.
+    """Run ``model`` on ``images`` (files, or folders of them).
+
+    ``decode`` holds the task options (:mod:`edgecnn.tasks.options`: ``top_k`` for classifiers;
+    ``object_threshold``, ``max_detections``, ``classes``, ``iou``, ``agnostic`` for detectors; the
+    pose and segment tasks read those of them that apply to their layouts), as ``edgecnn run`` takes
+    them. ``min_score`` is the output filter, as in ``run``: an image whose result scores less (its top
+    class; its best object) is left out of the report (None: the declared 0, every image). ``save``: a
+    folder to write each reported image into with its result drawn on it (classes, boxes, keypoints and
+    skeletons, masks), under the image's own name, each file written atomically.
 
     The model is read before the images, so a missing model is reported as the model, not as an image;
     a model and an image given the other way round are named as such.
@@ -153,23 +154,13 @@ def predict(
     if not images:
         raise UsageError("No images given: edgecnn predict MODEL IMAGE [IMAGE...].")
     check_argument_order(model, images)
-    if top_k < 1:
-        raise UsageError("--top-k must be at least 1.")
-    if not 0.0 <= min_score <= 1.0:
-        raise UsageError(f"--min-score {min_score:g} is out of range: use 0 to 1.")
-    if not 1 <= max_detections <= MAX_DETECTIONS:
-        raise UsageError(f"--max-detections must be between 1 and {MAX_DETECTIONS}, got {max_detections}.")
+    lowest = check_min_score(MIN_SCORE.default if min_score is None else min_score)
+    options = decode or DecodeOptions()
     model_file = read_model(model) if opened is None else None
     # Fail on a bad image before the interpreter is loaded (or an Edge TPU probed).
     frames = [(str(p), read_image(p)) for p in expand_images(images)]
-    options = DecodeOptions(
-        top_k=top_k,
-        min_score=min_score,
-        max_detections=max_detections,
-        classes=parse_classes(classes),
-        iou=iou,
-        agnostic=agnostic,
-    )
+    folder = output_folder(save, what="--save folder") if save is not None else None
+    names = _saved_names([Path(name) for name, _ in frames]) if folder is not None else []
     opened = opened or open_model(
         model_file or model,
         device=device,
@@ -180,8 +171,13 @@ def predict(
         decode=options,
     )
     results = []
-    for name, frame in frames:
+    for i, (name, frame) in enumerate(frames):
         pred = opened.process(frame)
+        if pred.result.score < lowest:  # the output filter, as run's ResultFilter
+            continue
+        saved = None
+        if folder is not None:
+            saved = str(save_annotated(folder / names[i], frame, pred.result))
         results.append(
             ImageResult(
                 name,
@@ -191,6 +187,7 @@ def predict(
                 round(pred.postprocess_ms, 3),
                 int(frame.shape[1]),
                 int(frame.shape[0]),
+                saved,
             )
         )
     labels_source = "--labels" if labels else (opened.meta.source if opened.labels else "none (class ids)")
@@ -208,12 +205,41 @@ def predict(
     )
 
 
+SAVE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _saved_names(paths: list[Path]) -> list[str]:
+    """Each image's own file name (a format OpenCV writes, else .png); a name met before gets _2, _3."""
+    seen: dict[str, int] = {}
+    names = []
+    for p in paths:
+        suffix = p.suffix.lower() if p.suffix.lower() in SAVE_SUFFIXES else ".png"
+        name = p.stem + suffix
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{p.stem}_{seen[name]}{suffix}")
+    return names
+
+
+def save_annotated(path: Path, frame: np.ndarray, result: TaskResult) -> Path:
+    """``frame`` with ``result`` drawn on it (the task's own :meth:`~edgecnn.tasks.TaskResult.draw`, as the
+    preview stream shows it), encoded by its suffix and written atomically."""
+    image = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    result.draw(image)
+    ok, encoded = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise OutputError(f"Cannot encode {path.name} as {path.suffix}: save to a .png or .jpg name.")
+    return write_atomic(path, encoded.tobytes(), what="annotated image")
+
+
 def format_report(report: PredictReport) -> str:
     lines = [
         f"model {Path(report.model).name} on {report.device} ({report.runtime}, {report.threads} "
         f"thread{'s' if report.threads != 1 else ''}), labels: {report.labels_source}"
     ]
     for result in report.results:
-        lines.append(f"{result.image}  ({result.inference_ms:.2f} ms)")
+        saved = f"  -> {result.saved}" if result.saved else ""
+        lines.append(f"{result.image}  ({result.inference_ms:.2f} ms){saved}")
         lines.extend(result.output.lines())
     return "\n".join(lines)

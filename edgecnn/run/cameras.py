@@ -49,10 +49,13 @@ from typing import Any
 
 from edgecnn.errors import ConfigError, EdgecnnError
 from edgecnn.run.options import RunOptions
+from edgecnn.tasks.options import TASK_OPTIONS
 
 log = logging.getLogger("edgecnn.run")
 
-# What a [[cameras]] table may set; everything else (model, device, outputs) is the run's.
+# What a [[cameras]] table may set; everything else (model, device, outputs) is the run's. The task options
+# (object_threshold, min_score, classes, ...) are every one edgecnn.tasks.options declares: each camera
+# gets its own decoder (edgecnn.run.scheduler.SharedModel) and output filter.
 CAMERA_KEYS = (
     "name",
     "source",
@@ -62,15 +65,15 @@ CAMERA_KEYS = (
     "height",
     "realtime",
     "loop",
-    "min_score",
-    "classes",
-    "max_detections",
-    "iou",
-    "top_k",
+    *TASK_OPTIONS,
     "every",
     "on_change",
     "stall_timeout",
     "clip_labels",
+    "track",
+    "track_buffer",
+    "lines",  # the camera's own counting lines and zones ([[cameras.lines]]), as [[lines]]/[[zones]]
+    "zones",
     "max_frames",
     "duration",
 )
@@ -284,6 +287,25 @@ class _SharedSink:
                 self.sink.close(summary)
 
 
+class _SharedEvents:
+    """The run's events file (``events``), written by every camera's track stage under one lock; each
+    event names its camera."""
+
+    def __init__(self, options: RunOptions, stop: threading.Event) -> None:
+        from edgecnn.track.outputs import EventsFile
+
+        self.file = EventsFile(Path(options.events), stop)  # type: ignore[arg-type]  # checked: not None
+        self._lock = threading.Lock()
+
+    def track_step(self, step: Any, stage: Any) -> None:
+        with self._lock:
+            self.file.track_step(step, stage)
+
+    def close(self) -> None:
+        with self._lock:
+            self.file.close(None)
+
+
 class CappedSource:
     """A live source read at most ``fps`` times a second (a camera's ``fps`` cap): frames that arrive
     sooner are skipped and counted as dropped. Most RTSP/HTTP cameras cannot be told a frame rate, and a
@@ -351,6 +373,7 @@ def run_cameras(
     return each camera's :class:`~edgecnn.run.stats.RunSummary`. A camera that fails (without
     ``reconnect``) ends alone; its error is raised once every camera has ended."""
     from edgecnn.model import open_model
+    from edgecnn.run.clips import safe_name
     from edgecnn.run.config import parse_serve, serve_access, validate_run_options
     from edgecnn.run.live import LiveState
     from edgecnn.run.metrics import RunMetrics
@@ -385,6 +408,7 @@ def run_cameras(
     # A file is opened once for all cameras; "-" stays each camera's (standard output, lines on stderr).
     shared_file = options.jsonl is not None and options.jsonl != "-"
     jsonl = _SharedSink(JsonlSink(str(options.jsonl), stop), len(cameras)) if shared_file else None
+    events = _SharedEvents(options, stop) if options.events is not None and options.track else None
     base_mqtt = _mqtt_base(options)
     pipelines: dict[str, Pipeline] = {}
     lives: dict[str, LiveState] = {}
@@ -399,14 +423,13 @@ def run_cameras(
         )
         lives[name] = live
         metrics[name] = RunMetrics(model=model_name, device=model.device, source=live.source, fps=live.fps)
-        taps = [_camera_tag(name)]
+        recorder = None
         if clips is not None:
             from edgecnn.run.clips import ClipCollector, ClipRecorder
 
             settings = dataclasses.replace(clips.settings, labels=frozenset(cam.clip_labels or ()))
             recorder = ClipRecorder(name, settings, clips)
             recorders.append(recorder)
-            taps.append(recorder.tap)
             metrics[name].registry.register(ClipCollector([recorder], clips))
             live.health_extras["clips"] = recorder.health
         mqtt = None
@@ -416,8 +439,16 @@ def run_cameras(
                 "topic": f"{base_mqtt[0]}/{name}",
                 "client_id": f"{base_mqtt[1]}-{name}",
             }
+        # The events file is the run's (one, shared); snapshots go to a folder per camera.
+        snapshots = None if cam.snapshots is None else Path(cam.snapshots) / safe_name(name)
         run_opts = dataclasses.replace(
-            cam, serve=None, jsonl="-" if cam.jsonl == "-" else None, clips=None, mqtt=mqtt
+            cam,
+            serve=None,
+            jsonl="-" if cam.jsonl == "-" else None,
+            clips=None,
+            mqtt=mqtt,
+            events=None,
+            snapshots=snapshots,
         )
         shared = SharedModel.of(
             model,
@@ -432,10 +463,12 @@ def run_cameras(
             sinks=[jsonl] if jsonl is not None else [],
             stop_event=stop,
             env={},  # systemd hears from the run (_Watchdog), not from each camera
-            taps=taps,
+            taps=[_camera_tag(name)],
             live=live,
             metrics=metrics[name],
             camera=name,
+            clips=recorder,
+            track_listeners=[events] if events is not None else [],
         )
     server = None
     if options.serve is not None:
@@ -485,6 +518,8 @@ def run_cameras(
         scheduler.close()
         for recorder in recorders:  # finish the open clips (their post-roll cut short by the end)
             recorder.close()
+        if events is not None:
+            events.close()
         if server is not None:
             server.stop()
     if errors:

@@ -45,6 +45,7 @@ from edgecnn.run.results import FrameResult
 
 if TYPE_CHECKING:
     from edgecnn.run.options import RunOptions
+    from edgecnn.track.events import Event
 
 log = logging.getLogger("edgecnn.run")
 
@@ -274,44 +275,69 @@ class ClipRecorder:
         self._until = 0.0
         self._started = 0.0
         self._external_until = 0.0  # trigger(): an event from outside (tracking) holds clips open until
+        self._starts = False  # a clip was opened: the next tapped frame is its first (and its snapshot)
+        self.by_events = False  # True (EventClips): only trigger() starts clips, not the labels in view
         self._failed_at: float | None = None
         self._thread = threading.Thread(target=self._work, name=f"clips-{camera or 'run'}", daemon=True)
         self._thread.start()
 
     # -- inference thread -----------------------------------------------------------------------------
-    def trigger(self, reason: str = "event", hold_s: float = 0.0) -> None:
-        """An event from another stage (a tracked object entered a zone): start or extend a clip from the
-        next frame on, for ``hold_s`` seconds plus ``post``."""
+    def trigger(self, timestamp: float, reason: str = "event", hold_s: float = 0.0) -> dict[str, str] | None:
+        """An event from another stage (a tracked object crossed a line, entered a zone) at the frame of
+        ``timestamp``: start a clip from that frame, or extend the open one, for ``hold_s`` seconds plus
+        ``post``. Returns the clip's files (``video``, ``snapshot``: relative to the clips folder), or
+        None while recording is stopped (disk full)."""
         log.debug("clips %s: triggered by %s", self.camera, reason)
-        self._external_until = max(self._external_until, time.time() + hold_s)
+        self._external_until = max(self._external_until, timestamp + hold_s)
+        self._expire(timestamp)
+        return self._open(timestamp)
 
     def triggers(self, result: FrameResult) -> bool:
         if result.timestamp <= self._external_until:
             return True
+        if self.by_events:  # lines or zones: their events start clips, not labels in view
+            return False
         labels = self.settings.labels
         return any((not labels) or label in labels for label in result.output.labels())
 
     def tap(self, image: np.ndarray, result: FrameResult) -> FrameResult:
         """Hand a processed frame to the worker; the frame that starts a clip comes back naming it."""
-        s, t = self.settings, result.timestamp
-        starts = False
-        if self._clip is not None and (t > self._until or t - self._started > s.max_clip_s):
-            self._clip = None
-        if self.triggers(result) and self._can_record():
-            if self._clip is None:
-                self._clip, self._started, starts = self._new_name(t), t, True
-            self._until = t + s.post_s
+        t = result.timestamp
+        self._expire(t)
+        if self.triggers(result):
+            self._open(t)
+        starts, self._starts = self._starts and self._clip is not None, False
         item = _Item(t, image, result, self._clip, starts, self._until)
         try:
             self._queue.put_nowait(item)
         except queue.Full:
             self.counts.dropped += 1
+            if starts:  # a clip's first frame is never the one left out: its name is already in records
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get_nowait()  # the oldest frame waiting makes room
+                with contextlib.suppress(queue.Full):
+                    self._queue.put_nowait(item)
         if starts and self._clip is not None:
-            video = self._rel(self._clip + "." + s.format)
-            return dataclasses.replace(
-                result, clip={"video": video, "snapshot": self._rel(self._clip + ".jpg")}
-            )
+            return dataclasses.replace(result, clip=self._files(self._clip))
         return result
+
+    def _expire(self, t: float) -> None:
+        """The open clip ends ``post`` seconds after its last triggering frame, or at ``max_clip_s``."""
+        if self._clip is not None and (t > self._until or t - self._started > self.settings.max_clip_s):
+            self._clip = None
+
+    def _open(self, t: float) -> dict[str, str] | None:
+        """A triggering frame at ``t``: open a clip (its first frame, the snapshot, is the next tapped) or
+        extend the open one; the clip's files, or None while recording is stopped."""
+        if not self._can_record():
+            return None
+        if self._clip is None:
+            self._clip, self._started, self._starts = self._new_name(t), t, True
+        self._until = max(self._until, t + self.settings.post_s)
+        return self._files(self._clip)
+
+    def _files(self, clip: str) -> dict[str, str]:
+        return {"video": self._rel(clip + "." + self.settings.format), "snapshot": self._rel(clip + ".jpg")}
 
     def _rel(self, name: str) -> str:
         return f"{safe_name(self.camera)}/{name}" if self.camera else name
@@ -477,6 +503,37 @@ class ClipRecorder:
             )
         )
         log.info("clip %s: %d frames, %.1f s", clip.path, clip.frames, clip.last - clip.start)
+
+
+# Tracking events that start a clip: something arrived. An exit is the end of an object's stay (its clip is
+# the enter's, still open for ``post`` seconds); a dwell is a stay gone on too long.
+CLIP_EVENTS = ("cross", "enter", "dwell")
+
+
+class EventClips:
+    """With lines or zones, their events start the camera's clips (not every label in view): the track
+    stage (:attr:`edgecnn.track.stage.TrackStage.clips`) hands each frame's events here before the events
+    file, ``/events``, MQTT and snapshots see them, and each event that starts or extends a clip comes back
+    naming it (``clip``: the video, relative to the clips folder). ``clip_labels``, when set, limits which
+    objects' events do."""
+
+    def __init__(self, recorder: ClipRecorder) -> None:
+        self.recorder = recorder
+        recorder.by_events = True
+
+    def __call__(self, events: list[Event]) -> list[Event]:
+        labels = self.recorder.settings.labels
+        marked = []
+        for event in events:
+            if event.type in CLIP_EVENTS and (not labels or event.label in labels):
+                where = event.line or event.zone
+                files = self.recorder.trigger(
+                    event.timestamp, reason=f"{event.type} {where} #{event.track_id}"
+                )
+                if files is not None:
+                    event = dataclasses.replace(event, clip=files["video"])
+            marked.append(event)
+        return marked
 
 
 def _rate(ring: deque[tuple[float, bytes]], now: float) -> float:

@@ -80,6 +80,10 @@ def _check_type(key: str, value: Any, where: str) -> Any:
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise bad('a list of label names (["person", "car"]) or a comma-separated string')
         return [i.strip() for i in items if i.strip()] or None
+    if key in ("lines", "zones"):  # [[lines]]/[[zones]] tables or strings of points; checked in full below
+        if not isinstance(value, list):
+            raise bad(f"an array of tables ([[{key}]]) or of strings of points")
+        return value
     if key == "source" and isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # source = 0 means camera 0
     opt = declared(RunOptions)[key]
@@ -234,6 +238,18 @@ def validate_run_options(
         parent = Path(opts.jsonl).expanduser().parent
         if not parent.is_dir():
             raise fail("jsonl", f"folder {parent} does not exist: create it or pass --jsonl - for stdout.")
+    if not opts.track:
+        for key in ("lines", "zones", "events", "snapshots"):
+            if getattr(opts, key):
+                raise fail(key, "counting and events need tracking: drop --no-track (track = false).")
+    if opts.lines or opts.zones:
+        from edgecnn.track.spec import parse_all
+
+        parse_all(opts.lines, opts.zones, fail)
+    if opts.events is not None:
+        parent = Path(opts.events).expanduser().parent
+        if not parent.is_dir():
+            raise fail("events", f"folder {parent} does not exist: create it or choose another file.")
     if opts.mqtt:  # an empty table is MQTT off: the settings module stays unimported then
         from edgecnn.run.mqtt_settings import mqtt_settings  # no sink, no paho: only checks
 

@@ -11,7 +11,7 @@ thread or imports numpy, because both libraries read them once, at start.
   (the model runs in TFLite's own thread pool), so ``OPENBLAS_NUM_THREADS=1``.
 
 A value already in the environment wins (a unit file or a user who measured otherwise). Measured with
-``benchmarks/http_load.py``; the figures are in README.md ("Memory of a served run").
+``benchmarks/http_load.py``; the figures are in docs/figures.md ("Serving").
 """
 
 from __future__ import annotations

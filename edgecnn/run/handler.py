@@ -28,6 +28,7 @@ from edgecnn.sanity import INVALID_STREAK
 
 if TYPE_CHECKING:
     from edgecnn.run.metrics import RunMetrics
+    from edgecnn.track.stage import TrackStage
 
 log = logging.getLogger("edgecnn.run")
 
@@ -54,9 +55,11 @@ class FrameHandler:
         live: LiveState | None,
         clock: Callable[[], float],
         taps: list[FrameTap] | None = None,
+        tracking: TrackStage | None = None,
     ) -> None:
         self.opts, self.source, self.model, self.sinks = opts, source, model, sinks
         self.taps = taps or []
+        self.tracking = tracking
         self.stats, self.notifier, self.metrics, self.live, self.clock = stats, notifier, metrics, live, clock
         self.result_filter = ResultFilter(
             every=opts.every, min_score=opts.min_score, on_change=opts.on_change
@@ -121,12 +124,24 @@ class FrameHandler:
             )
 
     def _result(self, frame: Frame, pred: Inference, wait_start: float, t_got: float) -> FrameResult:
+        output, track_ms = pred.result, None
+        if self.tracking is not None:
+            step = self.tracking.apply(
+                pred.result,
+                size=(frame.image.shape[1], frame.image.shape[0]),
+                time_s=track_time(self.source, frame),
+                timestamp=frame.timestamp,
+                frame=frame.index,
+                image=frame.image,
+            )
+            output, track_ms = step.output, step.ms
         t_done = time.perf_counter()
         return FrameResult(
             n=self.stats.frames + 1,
             frame=frame.index,
             timestamp=frame.timestamp,
-            output=pred.result,
+            output=output,
+            track_ms=track_ms,
             capture_wait_ms=(t_got - wait_start) * 1e3,
             preprocess_ms=pred.preprocess_ms,
             inference_ms=pred.inference_ms,
@@ -169,6 +184,7 @@ class FrameHandler:
             busy_ms=(time.perf_counter() - t_got) * 1e3,
             age_ms=result.age_ms,
             postprocess_ms=pred.postprocess_ms,
+            track_ms=result.track_ms,
         )
 
     def _notify(self, now: float, n: int) -> None:
@@ -186,3 +202,13 @@ class FrameHandler:
                 f"{stats.fps():.1f} fps, {n} frames, {stats.dropped} dropped, {stats.reconnects} reconnects"
             )
             self.last_status = now
+
+
+def track_time(source: FrameSource, frame: Frame) -> float:
+    """The clock tracking measures motion, buffers and dwell with: a file's own time (frame number over its
+    frame rate) when it is read as fast as it decodes, else the capture time. A video analysed at 200 fps
+    still moves at its recorded speed, so its tracks and dwell times are those of the scene."""
+    fps = getattr(source, "fps", None)
+    if not source.live and isinstance(fps, (int, float)) and fps > 0:
+        return frame.index / float(fps)
+    return frame.timestamp

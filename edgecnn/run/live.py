@@ -25,6 +25,7 @@ import numpy as np
 from edgecnn.run.results import FrameResult
 
 FPS_WINDOW_S = 5.0
+EVENTS_KEPT = 100  # /events: the newest events, oldest first
 
 
 def render_preview(
@@ -95,6 +96,7 @@ class LiveState:
         self.dropped = 0
         self.closed = False
         self.health_extras: dict[str, Callable[[], Any]] = {}  # more /healthz keys (clips: recording or not)
+        self._events: deque[dict[str, Any]] = deque(maxlen=EVENTS_KEPT)
 
     def publish(self, image: np.ndarray, result: FrameResult) -> None:
         now = self.clock()
@@ -160,6 +162,19 @@ class LiveState:
         data["line"] = result.output.line()  # the full result (every top-k class), as run prints it
         data["source"] = self.source
         return data
+
+    def track_step(self, step: Any, stage: Any) -> None:
+        """A listener of the track stage (edgecnn.track): keep the newest events for ``/events``."""
+        if step.events:
+            records = [e.to_json() for e in step.events]
+            with self._lock:
+                self._events.extend(records)
+
+    def events(self, limit: int = EVENTS_KEPT) -> list[dict[str, Any]]:
+        """The newest ``limit`` events, oldest first (``/events``)."""
+        with self._lock:
+            kept = list(self._events)
+        return kept[-limit:] if limit > 0 else []
 
     def wait_preview(self, after: int, timeout: float) -> tuple[int, bytes, str] | None:
         """Wait for a JPEG of a frame newer than sequence number ``after``: (seq, jpeg, caption of the

@@ -33,6 +33,7 @@ from edgecnn.run.results import FrameResult
 
 if TYPE_CHECKING:
     from edgecnn.run.mqtt import MqttCounts
+    from edgecnn.track.stage import TrackStage
 
 # Seconds: from 0.25 ms (a tiny int8 model on a desktop) to 2 s (a big model on a Pi Zero).
 LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
@@ -88,13 +89,20 @@ class RunMetrics:
         )
         self.objects = Counter(
             "edgecnn_objects",
-            "Things seen per label: each detected object, or the top class of a classified frame.",
+            "Things seen per label: each detection in each frame (an object seen in 30 frames counts 30; "
+            "edgecnn_tracks_total counts distinct objects), or the top class of a classified frame.",
             ["label"],
             registry=r,
         )
         self.postprocess = Histogram(
             "edgecnn_postprocess_seconds",
             "Time decoding outputs into a result: top-k, or NMS and box mapping for detectors.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.track = Histogram(
+            "edgecnn_track_seconds",
+            "Time tracking objects and checking lines and zones, per frame with boxes.",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -111,6 +119,12 @@ class RunMetrics:
         self.top_score.set(result.score)
         for label in result.output.labels():
             self.objects.labels(label).inc()
+        if result.track_ms is not None:
+            self.track.observe(result.track_ms / 1e3)
+
+    def watch_tracking(self, stage: TrackStage) -> None:
+        """Expose the track stage's counts (read at scrape time): crossings, zone occupancy, tracks."""
+        self.registry.register(_TrackCollector(stage))
 
     def watch_mqtt(self, counts: Callable[[], MqttCounts]) -> None:
         """Expose the MQTT sink's counts (read at scrape time from its threads' own counters)."""
@@ -143,3 +157,35 @@ class _MqttCollector(Collector):
             "edgecnn_mqtt_connected", "1 while connected to the MQTT broker.", value=int(c.connected)
         )
         yield GaugeMetricFamily("edgecnn_mqtt_queued", "Results waiting for the MQTT broker.", value=c.queued)
+
+
+class _TrackCollector(Collector):
+    """Tracking's counts, copied at scrape time (a dict copy is atomic under the GIL)."""
+
+    def __init__(self, stage: TrackStage) -> None:
+        self._stage = stage
+
+    def collect(self) -> Iterator[Metric]:
+        stage = self._stage
+        crossings = CounterMetricFamily(
+            "edgecnn_line_crossings",
+            "Objects that crossed a counting line, per line, direction and label.",
+            labels=["line", "direction", "label"],
+        )
+        for (line, direction, label), n in sorted(dict(stage.scene.crossings).items()):
+            crossings.add_metric([line, direction, label], n)
+        yield crossings
+        zones = GaugeMetricFamily(
+            "edgecnn_zone_objects",
+            'Objects inside a zone now, per zone and label (label "all": every label).',
+            labels=["zone", "label"],
+        )
+        for (zone, label), n in sorted(dict(stage.scene.occupancy).items()):
+            zones.add_metric([zone, label], n)
+        yield zones
+        tracks = CounterMetricFamily(
+            "edgecnn_tracks", "Distinct objects followed (confirmed tracks), per label.", labels=["label"]
+        )
+        for label, n in sorted(dict(stage.tracks_total).items()):
+            tracks.add_metric([label], n)
+        yield tracks

@@ -8,6 +8,9 @@ Topics under one prefix (``--mqtt-topic``, default ``edgecnn/HOSTNAME``, or ``ed
                           last will, when the process dies or the network goes (Home Assistant's convention)
     PREFIX/stats          retained JSON {"published", "dropped", "queued", "connects"}: updated on connect,
                           at most every 10 s while it changes, and on exit
+    PREFIX/events         with tracking (detectors): each event (cross, enter, exit, dwell), QoS 1
+    PREFIX/counts         with lines or zones: retained JSON {"lines": {...}, "zones": {...}} on each change
+    homeassistant/sensor/...   with discovery = true: retained Home Assistant configs for the counts
 
 Inference never waits for the network. :meth:`MqttSink.emit` appends to a bounded queue; a worker thread
 hands results to paho-mqtt only while connected, with at most :data:`MAX_IN_FLIGHT` unacknowledged, so
@@ -104,6 +107,8 @@ class MqttSink:
         self._connected = self._finished = self._stopping = False
         self._outage_logged = False
         self._last_stats: tuple[int, ...] | None = None
+        self._last_counts: str | None = None  # the tracking counts last published (retained)
+        self._announce: list[tuple[str, str]] = []  # retained discovery configs, sent on every connect
 
         client = mqtt.Client(
             api.VERSION2, client_id=settings.client_id, clean_session=True, protocol=mqtt.MQTTv311
@@ -147,6 +152,42 @@ class MqttSink:
                 self._dropped += 1
             self._queue.append(result)
             self._cond.notify_all()
+
+    def track_step(self, step: Any, stage: Any) -> None:
+        """A listener of the track stage (edgecnn.track): each event to ``PREFIX/events`` (QoS 1), and the
+        line counts and zone occupancy, retained, to ``PREFIX/counts`` when they change. Events are few, so
+        they go straight to paho (which keeps QoS 1 messages while the broker is away)."""
+        with self._cond:
+            if self._finished:
+                return
+        topic = self.settings.topic
+        for event in step.events:
+            payload = json.dumps(event.to_json(), separators=(",", ":"))
+            self._publish(f"{topic}/events", payload, qos=1, kind="control")
+        if not stage.scene.empty:
+            counts = json.dumps(stage.scene.counts(), separators=(",", ":"), sort_keys=True)
+            if counts != self._last_counts:
+                self._last_counts = counts
+                self._publish(f"{topic}/counts", counts, qos=1, kind="control", retain=True)
+
+    def announce(self, messages: list[tuple[str, str]], counts: str | None = None) -> None:
+        """Retained (topic, payload) messages sent now if connected and again on every connect (Home
+        Assistant discovery); ``counts`` the first retained ``PREFIX/counts`` (so sensors start at 0)."""
+        with self._cond:
+            self._announce = list(messages)
+            connected = self._connected
+            if counts is not None:
+                self._last_counts = counts
+        if connected:
+            self._send_announce()
+
+    def _send_announce(self) -> None:
+        with self._cond:
+            messages, counts = list(self._announce), self._last_counts
+        for topic, payload in messages:
+            self._publish(topic, payload, qos=1, kind="control", retain=True)
+        if messages and counts is not None:
+            self._publish(f"{self.settings.topic}/counts", counts, qos=1, kind="control", retain=True)
 
     def counts(self) -> MqttCounts:
         with self._cond:
@@ -309,6 +350,7 @@ class MqttSink:
         (log.info if again else log.debug)("MQTT: connected to %s", self.settings.url)
         self._publish(self.settings.availability_topic, ONLINE, qos=1, kind="control", retain=True)
         self._publish_stats(force=True)
+        self._send_announce()
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         with self._cond:

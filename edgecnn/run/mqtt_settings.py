@@ -47,6 +47,7 @@ class MqttSettings:
     keepalive: int = 30
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 30.0
+    discovery: bool = False  # Home Assistant discovery for tracking's counts (edgecnn.track.hass)
     flush_timeout_s: float = 3.0  # on exit, how long queued results may take to reach a connected broker
 
     @property
@@ -215,4 +216,5 @@ def mqtt_settings(opts: RunOptions, fail: Fail) -> MqttSettings | None:
         password_file=password_file,
         qos=qos,
         queue_size=queue_size,
+        discovery=bool(table.get("discovery")),
     )

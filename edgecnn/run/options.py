@@ -6,7 +6,9 @@ The CLI (``edgecnn.cli.run``, and ``edgecnn.cli.service`` for the run flags ``se
 takes its ranges, help and flags from here through ``edgecnn.cli._app.run_flag``, the TOML loader
 (``edgecnn.run.config``) its keys, types and ranges, the MQTT settings (``edgecnn.run.mqtt_settings``) the
 ``[mqtt]`` keys, and ``service install`` the keys worth writing. Adding an option is one field here, one
-``run_flag("key")`` parameter in ``edgecnn.cli.run``, and its use.
+``run_flag("key")`` parameter in ``edgecnn.cli.run``, and its use. The task options (``top_k``,
+``object_threshold``, ``min_score``, ...) are declared in :mod:`edgecnn.tasks.options`, shared with
+``predict``, ``bench`` and ``eval``; their fields here are made from those declarations (:func:`task_field`).
 """
 
 from __future__ import annotations
@@ -20,15 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-IOU_HELP = (
-    "YOLO detectors: NMS IoU threshold, 0.01 to 1: a box overlapping a better one of its class by more is "
-    "dropped (default 0.45; Ultralytics' is 0.7). Not used by SSD models (NMS in their "
-    "TFLite_Detection_PostProcess op) or end-to-end [1, N, 6] models (NMS done in the model)."
-)
-AGNOSTIC_HELP = (
-    "YOLO detectors: class-agnostic NMS (overlapping boxes of different classes suppress each other; "
-    "default: per class, as Ultralytics). Not used by SSD or end-to-end models (NMS inside the model)."
-)
+from edgecnn.tasks.options import TASK_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -71,6 +65,14 @@ def option(default: Any = None, help: str = "", **spec: Any) -> Any:
     return field(default=default, metadata={"option": OptionSpec(help=help, **spec)})
 
 
+def task_field(key: str) -> Any:
+    """The field of a task option (``top_k``, ``object_threshold``, ...): its type comes from the field's
+    annotation, and its default, range, help and flags from its one declaration in
+    :mod:`edgecnn.tasks.options` (which ``predict``, ``bench`` and ``eval`` read too)."""
+    o = TASK_OPTIONS[key]
+    return option(o.default, o.help, low=o.low, high=o.high, flags=o.flags)
+
+
 @dataclass
 class MqttOptions:
     """The ``[mqtt]`` table / ``--mqtt*`` flags; checked and resolved by
@@ -101,6 +103,10 @@ class MqttOptions:
     )
     client_id: str | None = option(help="MQTT client id (default edgecnn-HOSTNAME[-NAME]-PID).")
     qos: int = option(1, "1: at least once (default); 0: at most once.", low=0, high=1)
+    discovery: bool | None = option(
+        help="Home Assistant MQTT discovery: a sensor per counting line direction and zone (default off).",
+        flags=("--mqtt-discovery/--no-mqtt-discovery",),
+    )
     queue_size: int = option(
         1000,
         "Results kept while the broker is unreachable (default 1000); older ones are dropped and counted.",
@@ -132,13 +138,7 @@ class RunOptions:
     device: str = option("cpu", "cpu (default), edgetpu (or edgetpu:usb, edgetpu:pci:N), or auto.")
     threads: int | None = option(help="CPU threads for the interpreter.", low=1, high=64)
     labels: Path | None = option(help="Labels file (one per line): overrides embedded labels.")
-    top_k: int = option(
-        1,
-        "At most this many classes per result (default 1; classes scoring exactly 0 are left out).",
-        low=1,
-        high=1000,
-        flags=("--top-k", "-k"),
-    )
+    top_k: int = task_field("top_k")
     width: int | None = option(help="Frame width to request from the camera.", low=1, high=16384)
     height: int | None = option(help="Frame height to request.", low=1, high=16384)
     fps: float | None = option(
@@ -158,28 +158,13 @@ class RunOptions:
     )
     # "-" for stdout, or a file path (appended to)
     jsonl: str | None = option(help="Write one JSON object per result to FILE (appended), or '-' for stdout.")
-    # results below are not output; for detectors also the object threshold (0: 0.4)
-    min_score: float = option(
-        0.0,
-        "Only output results whose score (top class, best object) is at least this; detectors also "
-        "drop objects below it (default 0.4 for them).",
-        low=0.0,
-        high=1.0,
-    )
-    # high: edgecnn.tasks.MAX_DETECTIONS (not imported: this module stays free of numpy for installers)
-    max_detections: int = option(
-        100, "Detectors: at most this many objects per frame (100).", low=1, high=10_000
-    )
-    classes: list[str] | None = option(
-        help="Detectors: keep only these labels, comma-separated (person,car)."
-    )
-    # None: DEFAULT_IOU of edgecnn.tasks.detect (0.45; Ultralytics' own default is 0.7)
-    iou: float | None = option(
-        help=IOU_HELP,
-        low=0.01,
-        high=1.0,
-    )
-    agnostic: bool = option(False, AGNOSTIC_HELP, flags=("--agnostic/--no-agnostic",))
+    # the task options (edgecnn.tasks.options): the detector's threshold, then the output filter
+    object_threshold: float = task_field("object_threshold")
+    min_score: float = task_field("min_score")
+    max_detections: int = task_field("max_detections")
+    classes: list[str] | None = task_field("classes")  # noqa: RUF009 (a dataclasses.field, default None)
+    iou: float | None = task_field("iou")
+    agnostic: bool = task_field("agnostic")
     every: int = option(1, "Only output every Nth processed frame.", low=1, high=1_000_000)
     on_change: bool = option(
         False,
@@ -219,6 +204,41 @@ class RunOptions:
     quiet: bool = option(False, "No per-result lines; summary only.", flags=("--quiet/--no-quiet", "-q"))
     # the [mqtt] table / --mqtt* flags (MqttOptions' keys); None or {}: off
     mqtt: dict[str, Any] | None = option(help="The [mqtt] table (see MqttOptions).")
+    # Tracking, lines and zones (edgecnn.track): on for any result with boxes (detectors), off for others.
+    track: bool = option(
+        True,
+        "Detectors: follow objects across frames and give each a track_id (default on; --no-track: off).",
+        flags=("--track/--no-track",),
+    )
+    track_buffer: float = option(
+        2.0,
+        "Seconds an object may go unseen (occluded, missed) and keep its track ID (default 2).",
+        low=0.0,
+        high=3600,
+    )
+    # "x1,y1,x2,y2" strings (flags) or [[lines]] tables (TOML); see edgecnn.track.spec
+    lines: list[Any] | None = option(
+        help="Counting line x1,y1,x2,y2 in pixels, or fractions of the frame when every value is <= 1 "
+        "(0.5,0,0.5,1: a vertical line through the middle); repeatable. In a config file: an array of lines tables (docs/tracking.md).",
+        flags=("--line", "--lines"),
+    )
+    zones: list[Any] | None = option(
+        help="Zone x1,y1,x2,y2,x3,y3[,...] (a polygon, pixels or fractions as --line); repeatable. "
+        "In a config file: an array of zones tables, with inertia and dwell (docs/tracking.md).",
+        flags=("--zone", "--zones"),
+    )
+    events: Path | None = option(
+        help="Append one JSON object per event (cross, enter, exit, dwell) to FILE.",
+    )
+    snapshots: Path | None = option(
+        help="Write a JPEG of the frame for each event into this folder (oldest deleted past the limits).",
+    )
+    snapshots_keep: int = option(
+        100, "Keep at most this many event snapshots (default 100).", low=1, high=10**7
+    )
+    snapshots_max_mb: float = option(
+        100.0, "Keep at most this many megabytes of event snapshots (default 100).", low=0.1, high=10**7
+    )
     # Event clips (edgecnn.run.clips): a folder turns them on
     clips: str | None = option(
         help="Write event clips (video with pre-roll, and a snapshot) into this folder; see --clip-labels."

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from edgecnn.run.metrics import RunMetrics
     from edgecnn.run.mqtt import MqttSink
     from edgecnn.run.server import RunServer, ServerLimits
+    from edgecnn.track.stage import EventListener, TrackStage
 
 log = logging.getLogger("edgecnn.run")
 
@@ -79,9 +80,14 @@ class Pipeline:
         live: LiveState | None = None,
         metrics: RunMetrics | None = None,
         camera: str | None = None,
+        clips: ClipRecorder | None = None,
+        track_listeners: Sequence[EventListener] = (),
     ) -> None:
         # taps, live, metrics: a camera of a multi-camera run (edgecnn.run.cameras), whose HTTP endpoint,
         # metrics registry and clips belong to the run: this pipeline publishes to them, starts no server.
+        # clips: that camera's recorder (the run closes it); track_listeners: the run's events file.
+        self._clips = clips
+        self._track_listeners = list(track_listeners)
         self._taps = list(taps)
         self._shared_live, self._shared_metrics = live, metrics
         self.camera = camera
@@ -92,6 +98,7 @@ class Pipeline:
         self.serving = threading.Event()
         self.server_address: tuple[str, int] | None = None
         self.live: LiveState | None = None
+        self.tracking: TrackStage | None = None  # set by run() unless --no-track
         self._source = source
         self._model = model
         self._extra_sinks = list(sinks)
@@ -114,7 +121,18 @@ class Pipeline:
             model.device,
             model.runtime.describe(),
         )
-        sinks: list[ResultSink] = [*build_sinks(opts, self.stop_event), *self._extra_sinks]
+        from edgecnn.track.outputs import close_all, open_tracking  # tracking, lines, zones: edgecnn.track
+
+        self.tracking, track_outputs = open_tracking(opts, self.stop_event)  # events file, snapshots
+        if self.tracking is not None:
+            self.tracking.camera = self.camera
+            self.tracking.listeners.extend(self._track_listeners)
+        try:
+            sinks: list[ResultSink] = [*build_sinks(opts, self.stop_event), *self._extra_sinks]
+        except BaseException:
+            close_all(track_outputs)
+            raise
+        sinks += track_outputs  # closed with the sinks
         stats = RunStats(self.clock())  # --duration and "first result after" count from here, model loaded
         notifier = Notifier(self._env)
         outputs = _Outputs()
@@ -170,8 +188,13 @@ class Pipeline:
             outputs.mqtt = open_mqtt_sink(opts, lambda key, problem: option_error(opts, key, problem))
         if outputs.mqtt is not None:  # connects in the background: a broker that is down delays nothing
             sinks.append(outputs.mqtt)
+            if self.tracking is not None:  # PREFIX/events, retained PREFIX/counts, Home Assistant discovery
+                from edgecnn.track.outputs import attach_mqtt
+
+                attach_mqtt(self.tracking, outputs.mqtt)
         if self._shared_live is not None:  # a camera of a multi-camera run: the run serves
             self.live, outputs.metrics = self._shared_live, self._shared_metrics
+            self._watch_tracking(outputs.metrics)
             return
         if opts.serve is None:
             return
@@ -199,27 +222,44 @@ class Pipeline:
             store = recorder.store
             metrics.registry.register(ClipCollector([recorder], store))
             self.live.health_extras["clips"] = recorder.health
+        self._watch_tracking(metrics)
         server = outputs.server = RunServer(
             host, port, self.live, metrics, access=serve_access(opts), limits=self._server_limits, clips=store
         )
         server.start()
         self.server_address = server.address
-        log.info("serving %s  (/healthz /latest /metrics /stream.mjpg)", server.url)
+        log.info("serving %s  (/healthz /latest /events /metrics /stream.mjpg)", server.url)
         self.serving.set()
 
-    def _start_clips(self, outputs: _Outputs) -> None:
-        """``--clips``: a recorder for this (only) camera, its frames tapped from the loop."""
-        from edgecnn.run.clips import ClipSettings
-
-        settings = ClipSettings.from_options(self.options)
-        if settings is None:
+    def _watch_tracking(self, metrics: RunMetrics | None) -> None:
+        """The track stage's counts in ``/metrics`` and its last events in ``/events``."""
+        if self.tracking is None or self.live is None:
             return
-        from edgecnn.run.clips import ClipRecorder, ClipStore
+        if metrics is not None:
+            metrics.watch_tracking(self.tracking)  # crossings, zone occupancy, tracks per label
+        self.tracking.listeners.append(self.live)  # /events: the last events
 
-        store = ClipStore(settings)
-        store.open()
-        outputs.clips = ClipRecorder("", settings, store)
-        self._taps.append(outputs.clips.tap)
+    def _start_clips(self, outputs: _Outputs) -> None:
+        """Clips of this camera: the run's recorder for a camera of a multi-camera run, else with
+        ``--clips`` one of its own; its frames tapped from the loop. With lines or zones, their events
+        (cross, enter, dwell) start the clips (:class:`edgecnn.run.clips.EventClips`)."""
+        recorder = self._clips
+        if recorder is None:
+            from edgecnn.run.clips import ClipSettings
+
+            settings = ClipSettings.from_options(self.options)
+            if settings is None:
+                return
+            from edgecnn.run.clips import ClipRecorder, ClipStore
+
+            store = ClipStore(settings)
+            store.open()
+            recorder = outputs.clips = ClipRecorder("", settings, store)
+        self._taps.append(recorder.tap)
+        if self.tracking is not None and not self.tracking.scene.empty:
+            from edgecnn.run.clips import EventClips
+
+            self.tracking.clips = EventClips(recorder)
 
     def _finish(
         self,
@@ -294,6 +334,7 @@ class Pipeline:
             live=self.live,
             clock=clock,
             taps=self._taps,
+            tracking=self.tracking,
         )
         link = SourceLink(
             source, opts, stats, notifier, metrics, self.live, clock, stop, deadline, last_seen=clock()
@@ -339,16 +380,10 @@ class Pipeline:
 
 
 def decode_options(opts: RunOptions) -> DecodeOptions:
-    """The task options of a run: ``--top-k`` for classifiers; ``--min-score`` (when set; else the
-    detector's default 0.4), ``--max-detections``, ``--classes``, ``--iou`` and ``--agnostic`` for detectors."""
-    return DecodeOptions(
-        top_k=opts.top_k,
-        min_score=opts.min_score or None,
-        max_detections=opts.max_detections,
-        classes=tuple(opts.classes) if opts.classes else None,
-        iou=opts.iou,
-        agnostic=opts.agnostic,
-    )
+    """The task options of a run (:mod:`edgecnn.tasks.options`): ``--top-k`` for classifiers;
+    ``--object-threshold``, ``--max-detections``, ``--classes``, ``--iou``, ``--agnostic`` for detectors.
+    (``--min-score``, the output filter, is the result filter's: :class:`edgecnn.run.outputs.ResultFilter`.)"""
+    return DecodeOptions.from_values(opts)
 
 
 def run(

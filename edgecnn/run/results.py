@@ -31,6 +31,7 @@ class FrameResult:
     file: str | None = None  # the image file this frame was read from; None for cameras, streams, videos
     camera: str | None = None  # the camera's name in a multi-camera run ([[cameras]]); None: the only one
     clip: dict[str, str] | None = None  # the event clip this frame starts (video, snapshot: under --clips)
+    track_ms: float | None = None  # tracking, lines and zones (edgecnn.track); None when nothing was tracked
 
     @property
     def task(self) -> str:
@@ -73,6 +74,7 @@ class FrameResult:
                 "preprocess": round(self.preprocess_ms, 3),
                 "inference": round(self.inference_ms, 3),
                 "postprocess": round(self.postprocess_ms, 3),
+                **({"track": round(self.track_ms, 3)} if self.track_ms is not None else {}),
                 "total": round(self.total_ms, 3),
                 "age": round(self.age_ms, 3),
             },

@@ -387,6 +387,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"status": "no result yet"})
             else:
                 self._json(HTTPStatus.OK, latest)
+        elif path == "/events":  # ?n=N: the newest N (at most 100), oldest first
+            limit = _count(query, "n", 100)
+            self._json(HTTPStatus.OK, {"events": live.events(limit)})
         elif path == "/metrics":
             self._send(HTTPStatus.OK, self.server.metrics.exposition(), CONTENT_TYPE)
         elif path == "/stream.mjpg":
@@ -405,7 +408,7 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.NOT_FOUND,
                 {
                     "error": f"no such endpoint {path}",
-                    "endpoints": ["/", "/healthz", "/latest", "/metrics", "/stream.mjpg"],
+                    "endpoints": ["/", "/healthz", "/latest", "/events", "/metrics", "/stream.mjpg"],
                 },
             )
 
@@ -487,6 +490,16 @@ class _Busy(_Handler):
 
     def do_GET(self) -> None:
         self._busy("the server is at its connection limit")
+
+
+def _count(query: str, key: str, default: int) -> int:
+    """A whole number query parameter (``n=20``), ``default`` when absent or not a number."""
+    from urllib.parse import parse_qs
+
+    values = parse_qs(query).get(key)
+    if values and values[-1].isascii() and values[-1].isdigit():
+        return min(int(values[-1]), default)
+    return default
 
 
 def _escape(text: str) -> str:

@@ -87,6 +87,8 @@ class RunStats:
         self.preprocess_sum = 0.0
         self.postprocess_sum = 0.0
         self.other_sum = 0.0
+        self.track_sum = 0.0
+        self.tracked = 0  # frames that went through the track stage
 
     def add(
         self,
@@ -99,6 +101,7 @@ class RunStats:
         busy_ms: float,
         age_ms: float,
         postprocess_ms: float = 0.0,
+        track_ms: float | None = None,
     ) -> None:
         """One processed frame. ``busy_ms``: time from having the frame to being ready for the next one
         (preprocess, inference, postprocess, outputs); what is not one of those stages is Python overhead."""
@@ -111,7 +114,12 @@ class RunStats:
         self.wait_sum += wait_ms
         self.preprocess_sum += preprocess_ms
         self.postprocess_sum += postprocess_ms
-        self.other_sum += max(0.0, busy_ms - preprocess_ms - inference_ms - postprocess_ms)
+        if track_ms is not None:
+            self.track_sum += track_ms
+            self.tracked += 1
+        self.other_sum += max(
+            0.0, busy_ms - preprocess_ms - inference_ms - postprocess_ms - (track_ms or 0.0)
+        )
 
     def fps(self) -> float:
         if self.frames < 2 or self.first_result is None or self.last_result is None:
@@ -147,6 +155,7 @@ class RunStats:
                 "preprocess": round(self.preprocess_sum / n, 3),
                 "inference": round(self.inference.mean, 3),
                 "postprocess": round(self.postprocess_sum / n, 3),
+                **({"track": round(self.track_sum / self.tracked, 3)} if self.tracked else {}),
                 "other": round(self.other_sum / n, 3),
             },
             stopped=stopped,

@@ -210,6 +210,21 @@ def _check_sandbox_paths(opts: RunOptions, layout: Layout) -> RunOptions:
                 f"{opts.clips}: use {STATE_DIR}/clips/NAME.",
             )
         changes["clips"] = None  # created by the run in the service's state folder, not here
+    # Tracking's events file and snapshot folder (edgecnn.track): the same rule as jsonl.
+    for key, example in (("events", "NAME-events.jsonl"), ("snapshots", "NAME-snapshots")):
+        value = getattr(opts, key)
+        if value is None:
+            continue
+        target = PurePosixPath(value)
+        folder = target.parent if key == "events" else target
+        if not target.is_absolute() or not _under(folder, WRITABLE_DIRS):
+            raise _fail(
+                opts,
+                key,
+                f"the service can write only under {LOGS_DIR} or {STATE_DIR} (ProtectSystem=strict), not "
+                f"{value}: use {STATE_DIR}/{example}.",
+            )
+        changes[key] = None
     if opts.source is not None and _is_local_source(opts.source):
         target = PurePosixPath(opts.source)
         if _under(target, tuple(PurePosixPath(p) for p in HOME_DIRS)):

@@ -1,13 +1,15 @@
-"""The task seam: one module per task (classify, detect) turns a model's raw outputs into a result.
+"""The task seam: one module per task (classify, detect, pose, segment) turns a model's raw outputs into a result.
 
 Everything after the interpreter (predict, the run pipeline, JSONL/MQTT/``/latest``, metrics, the preview,
 bench, fleet status) sees only :class:`TaskResult` and :class:`Decoder`; none of it knows which task runs.
-Adding a task is one module with the functions of :class:`TaskModule` plus one line in :data:`TASKS`.
+Adding a task is one module with the functions of :class:`TaskModule` plus one line in :data:`TASKS`;
+its optional ``evaluator()`` (:class:`Evaluator`) is how ``edgecnn eval`` measures it, and the options a
+user can give its decoder are declared once in :mod:`edgecnn.tasks.options`.
 
 Which task a model has is read from it: edgecnn metadata's ``task``, Ultralytics' ``task``, else each
 registered module in :data:`INFERENCE_ORDER` is asked whether the outputs look like its own
-(``TFLite_Detection_PostProcess``, YOLO-shaped tensors, ``[1, N]`` scores). A model no module claims
-(pose keypoints, segmentation masks, several unrelated outputs, an int64 argmax) is one :class:`ModelError`
+(MoveNet keypoints, class maps, ``TFLite_Detection_PostProcess``, YOLO-shaped tensors, ``[1, N]``
+scores). A model no module claims (several unrelated outputs, an int64 that is no class map) is one :class:`ModelError`
 naming its output shapes (:func:`unsupported_message`, the same line in every command), never a
 meaningless result. ``bench`` times such a model anyway: it opens it with ``require_task=False`` and gets
 an :class:`Undecodable` decoder, which has nothing to decode and says so.
@@ -16,43 +18,32 @@ an :class:`Undecodable` decoder, which has nothing to decode and says so.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Hashable
+import os
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
+from edgecnn.errors import ModelError, UsageError
+from edgecnn.tasks.options import MAX_DETECTIONS as MAX_DETECTIONS  # re-exported: declared with the options
+from edgecnn.tasks.options import DecodeOptions as DecodeOptions
 
-from edgecnn.errors import ModelError
-from edgecnn.metadata import ModelMetadata
-from edgecnn.modelfile import ModelFile, TensorInfo
-from edgecnn.postprocess_op import MAX_DETECTIONS as POSTPROCESS_MAX_DETECTIONS
-from edgecnn.preprocess import Transform
+if TYPE_CHECKING:  # kept out at run time: the task options are read by the light config check
+    import numpy as np
+
+    from edgecnn.metadata import ModelMetadata
+    from edgecnn.model import Model
+    from edgecnn.modelfile import ModelFile, TensorInfo
+    from edgecnn.preprocess import Transform
 
 # Task name -> module. The module provides the TaskModule functions below.
 TASKS: dict[str, str] = {
     "classify": "edgecnn.tasks.classify",
     "detect": "edgecnn.tasks.detect",
+    "pose": "edgecnn.tasks.pose",
+    "segment": "edgecnn.tasks.segment",
 }
 # The order modules are asked to claim a model without a declared task (most specific first).
-INFERENCE_ORDER = ("detect", "classify")
-
-
-# detect: the most objects per frame anyone may ask for, with --max-detections (edgecnn.run.options declares
-# the same bound for run/TOML) or in a model's TFLite_Detection_PostProcess op (checked with the op's other
-# options before any interpreter opens the file: edgecnn.postprocess_op).
-MAX_DETECTIONS = POSTPROCESS_MAX_DETECTIONS
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    """What a user can tell a decoder; each task reads the fields it knows and ignores the others."""
-
-    top_k: int = 1  # classify: classes per result
-    min_score: float | None = None  # detect: keep objects scoring at least this (None: the task's default)
-    max_detections: int = 100  # detect: at most this many objects per frame
-    classes: tuple[str, ...] | None = None  # detect: keep only these labels
-    iou: float | None = None  # detect: NMS IoU threshold for YOLO layouts (None: the task's default, 0.45)
-    agnostic: bool = False  # detect: YOLO layouts' NMS across classes instead of per class
+INFERENCE_ORDER = ("pose", "segment", "detect", "classify")
 
 
 class TaskResult(Protocol):
@@ -99,8 +90,16 @@ class TaskResult(Protocol):
         ...
 
     def draw(self, image: np.ndarray) -> None:
-        """Draw the result onto a BGR frame in place (the preview stream)."""
+        """Draw the result onto a BGR frame in place (the preview stream, ``predict --save``)."""
         ...
+
+
+def detailed_json(result: TaskResult) -> dict[str, Any]:
+    """The task's keys for one image's report (``predict --json``): :meth:`TaskResult.to_json` (what every
+    frame of ``run`` carries, kept small), plus what a task keeps for single images only (segment: each
+    mask as RLE), through the result's optional ``detailed_json`` method."""
+    detailed = getattr(result, "detailed_json", None)
+    return detailed() if callable(detailed) else result.to_json()
 
 
 class Decoder(Protocol):
@@ -116,9 +115,42 @@ class Decoder(Protocol):
     def decode(self, interpreter: Any, transform: Transform) -> TaskResult: ...
 
 
+class Evaluator(Protocol):
+    """How ``edgecnn eval`` measures models of one task: what a task module's ``evaluator()`` returns
+    (a module of the ``eval`` stage in practice, :func:`stage_evaluator`: ``edgecnn.eval.classify``,
+    ``edgecnn.eval.detect``, ``edgecnn.eval.pose``, ``edgecnn.eval.segment``).
+
+    ``eval`` finds the model's task, asks the task module for its evaluator, checks the dataset's layout
+    against :attr:`LAYOUTS`, opens the model(s) with the user's :class:`DecodeOptions` updated by
+    :attr:`DECODE`, and hands them to :meth:`evaluate_model`. It knows no task by name.
+    """
+
+    LAYOUTS: tuple[str, ...]  # dataset layouts it reads, as edgecnn.eval.datasets.dataset_format names them
+    EXPECTS: str  # those layouts in words, for the mismatch error: "class folders (DATA/<label>/*.jpg)"
+    DECODE: Mapping[str, Any]  # decode options it fixes (detect: nearly every detection, for mAP)
+
+    def evaluate_model(
+        self,
+        data: str | os.PathLike[str],
+        model: Model,
+        *,
+        against: Model | None,
+        options: Any,  # edgecnn.eval.evaluate.EvalOptions
+        progress: Callable[[int, int], None] | None,  # edgecnn.eval.progress.ProgressFn
+    ) -> Any:
+        """Measure ``model`` (and ``against``, a second build, on the same decoded images) on ``data``:
+        an ``edgecnn.eval.report.EvalReport`` (typed loosely here: the core imports no stage)."""
+        ...
+
+
 class TaskModule(Protocol):
+    """What a task module provides. ``evaluator`` is optional: a task without it runs everywhere but in
+    ``eval``, which refuses its models with one line (:func:`task_evaluator`)."""
+
     NAME: str
     DESCRIPTION: str  # what a model of this task is, in words: "image classifier", "object detector"
+
+    # Optional: OUTPUT_DTYPES, output dtypes this task reads beyond DECODED_DTYPES (segment: int64 maps).
 
     def claims(self, model_file: ModelFile, meta: ModelMetadata) -> bool:
         """True when the model's outputs are this task's (used when the model declares no task)."""
@@ -133,6 +165,10 @@ class TaskModule(Protocol):
         options: DecodeOptions,
     ) -> Decoder: ...
 
+    def evaluator(self) -> Evaluator:
+        """Optional: this task's evaluator, imported when called (eval's code stays out of predict and run)."""
+        ...
+
 
 def task_module(name: str) -> TaskModule:
     try:
@@ -140,7 +176,7 @@ def task_module(name: str) -> TaskModule:
     except KeyError:
         raise ModelError(
             f"Unsupported task {name!r}: edgecnn runs {', '.join(TASKS)} models. "
-            "Use a model for one of these (pose, segmentation and others are not supported yet)."
+            "Use a model for one of these (oriented boxes and others are not supported yet)."
         ) from None
     return importlib.import_module(module_name)  # type: ignore[return-value]
 
@@ -156,15 +192,19 @@ NO_TASK = "none"  # the task of a model no task decodes (bench results say it)
 
 def find_task(model_file: ModelFile, meta: ModelMetadata) -> str | None:
     """The task that decodes the model's outputs, or None when none does: declared in its metadata, else
-    the first module in INFERENCE_ORDER that claims it. Outputs of a dtype no decoder reads are no task's."""
-    if any(t.dtype.upper() not in DECODED_DTYPES for t in model_file.outputs):
-        return None
+    the first module in INFERENCE_ORDER that claims it. Outputs of a dtype the task does not read (strings,
+    bools; int64 except as segment's class map) are no task's."""
     if meta.task:
-        return meta.task if meta.task in TASKS else None
+        return meta.task if meta.task in TASKS and _reads_dtypes(meta.task, model_file) else None
     for name in INFERENCE_ORDER:
-        if task_module(name).claims(model_file, meta):
+        if _reads_dtypes(name, model_file) and task_module(name).claims(model_file, meta):
             return name
     return None
+
+
+def _reads_dtypes(name: str, model_file: ModelFile) -> bool:
+    known = DECODED_DTYPES + tuple(getattr(task_module(name), "OUTPUT_DTYPES", ()))
+    return all(t.dtype.upper() in known for t in model_file.outputs)
 
 
 def unsupported_message(model_file: ModelFile, meta: ModelMetadata) -> str:
@@ -177,8 +217,9 @@ def unsupported_message(model_file: ModelFile, meta: ModelMetadata) -> str:
         subject = f"is a {meta.task!r} model ({meta.source} metadata; outputs {outputs})"
     return (
         f"{where} {subject} that no edgecnn task decodes: "
-        "predict, run and eval need a classify model ([1, N] scores) or a detect model "
-        "(TFLite_Detection_PostProcess; YOLO [1, 4+nc, N] or [1, N, 6]); "
+        "predict, run and eval need a classify model ([1, N] scores), a detect model "
+        "(TFLite_Detection_PostProcess; YOLO [1, 4+nc, N] or [1, N, 6]), a pose model (MoveNet [1, 1, 17, 3]; "
+        "YOLO pose) or a segment model (class map [1, H, W]; scores [1, H, W, C]; YOLO seg); "
         "`edgecnn bench` still times it (invoke only)."
     )
 
@@ -236,3 +277,29 @@ def open_decoder(
         if require_task:
             raise
         return Undecodable(str(exc))
+
+
+def stage_evaluator(module: str) -> Any:
+    """What a task module's ``evaluator()`` returns: its evaluator, a module of the ``eval`` stage, imported
+    by name when ``eval`` calls the hook. The runtime core imports no stage (``tests/test_layout.py``): eval
+    depends on the tasks, never the reverse, so a task names the module that measures it, as :data:`TASKS`
+    names the task modules, and ``predict``/``run`` never load evaluation code."""
+    if not module.startswith("edgecnn.eval."):
+        raise ValueError(f"{module!r} is not a module of edgecnn.eval")
+    return importlib.import_module(module)
+
+
+def evaluators() -> list[str]:
+    """The registered tasks whose module provides an evaluator (``edgecnn eval`` measures their models)."""
+    return [name for name in TASKS if hasattr(task_module(name), "evaluator")]
+
+
+def task_evaluator(task: str, where: object = "the model") -> Evaluator:
+    """The evaluator of ``task``; a :class:`UsageError` (one line) when its module provides none."""
+    hook = getattr(task_module(task), "evaluator", None)
+    if hook is None:
+        raise UsageError(
+            f"{where} is a {task} model and edgecnn eval has no evaluator for {task} models: "
+            f"it measures {', '.join(evaluators())} models (`edgecnn predict` and `edgecnn bench` run it)."
+        )
+    return hook()  # type: ignore[no-any-return]

@@ -28,7 +28,7 @@ from edgecnn.metadata import ModelMetadata
 from edgecnn.modelfile import ModelFile
 from edgecnn.preprocess import Transform
 from edgecnn.sanity import check_finite, check_scores
-from edgecnn.tasks import DecodeOptions, shapes
+from edgecnn.tasks import DecodeOptions, shapes, stage_evaluator
 
 log = logging.getLogger(__name__)
 
@@ -158,3 +158,8 @@ def decoder(
             f"{shapes(model_file.outputs)}: a classifier has one [1, N] output. Fix the model's task metadata."
         )
     return ScoresDecoder(model_file, meta, labels, options)
+
+
+def evaluator() -> Any:
+    """How ``edgecnn eval`` measures classifiers: accuracy on class folders (:mod:`edgecnn.eval.classify`)."""
+    return stage_evaluator("edgecnn.eval.classify")

@@ -11,8 +11,17 @@ Three layouts, each a decoder chosen once per model from its outputs:
   boxes and scores. edgecnn does the NMS with OpenCV: ``cv2.dnn.NMSBoxesBatched`` per class (the default,
   as Ultralytics), ``cv2.dnn.NMSBoxes`` across classes with ``--agnostic``; IoU threshold ``--iou``.
   The input is letterboxed, as Ultralytics does.
+- **YOLOv5** (its own ``export.py``): one output ``[1, N, 5+nc]`` (cx, cy, w, h, objectness, class
+  scores, all after the sigmoid; the TF export normalises the boxes by the input size, other converters
+  leave them in pixels: both are read). Told from YOLOv8's ``[1, N, 4+nc]`` by N: YOLOv5 has 3 anchors per
+  grid cell, so N is 3x the cells of strides 8, 16 and 32 (25200 at 640, 6300 at 320) where YOLOv8 has one
+  box per cell (8400 at 640); when the input size says neither, by the labels the model carries (5+nc or
+  4+nc rows). Score = objectness x class score, as YOLOv5's NMS scores a box; then the same OpenCV NMS.
 - **End-to-end** ``[1, N, 6]`` (x1, y1, x2, y2, score, class): NMS already done in the model.
 
+Every layout keeps the objects scoring at least ``--object-threshold`` (default 0.4), at most
+``--max-detections`` of them, of the ``--classes`` asked for: the task options of :mod:`edgecnn.tasks.options`,
+checked there (which results are output, ``--min-score``, is decided after the decoder, by the command).
 ``--iou`` and ``--agnostic`` apply to the YOLO layout only: SSD's op and end-to-end models do their own NMS,
 and a decoder for them logs a warning when either is given instead of pretending to use it.
 
@@ -47,16 +56,13 @@ from edgecnn.modelfile import ModelFile, TensorInfo
 from edgecnn.postprocess_op import POSTPROCESS_OP
 from edgecnn.preprocess import Transform
 from edgecnn.sanity import check_boxes, check_class_ids, check_scores
-from edgecnn.tasks import MAX_DETECTIONS, DecodeOptions, shapes
+from edgecnn.tasks import DecodeOptions, shapes, stage_evaluator
+from edgecnn.tasks.options import DEFAULT_IOU
 
 log = logging.getLogger(__name__)
 
 NAME = "detect"
 DESCRIPTION = "object detector"  # what the model does, in words (the service's Description=)
-DEFAULT_MIN_SCORE = 0.4  # Frigate's default threshold (Ultralytics' predict default conf is 0.25)
-# NMS IoU threshold of YOLO layouts. Ultralytics' predict default is iou=0.7, per class (agnostic=False);
-# 0.45 (its val/older default, and YOLOv5's) drops more overlapping boxes of one class.
-DEFAULT_IOU = 0.45
 BOX_SLACK = 0.5  # normalised boxes may overshoot the image a little; more means the outputs are misread
 
 _PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
@@ -162,8 +168,65 @@ def _yolo_layout(outputs: list[TensorInfo]) -> str | None:
     return None
 
 
+YOLO_STRIDES = (8, 16, 32)  # the three scales of YOLOv5 and YOLOv8/11's detect heads
+
+
+def boxes_per_cell(model_file: ModelFile, rows: int) -> int | None:
+    """How many boxes per grid cell ``rows`` boxes are for this model's input at :data:`YOLO_STRIDES`: 1 for
+    YOLOv8/11 (anchor-free, 8400 at 640), YOLOv5's anchors per cell (3: 25200 at 640), ``None`` when the
+    count fits no grid (an odd input size is rounded either way, as exports differ)."""
+    shape = model_file.inputs[0].shape if model_file.inputs else ()
+    if len(shape) != 4 or min(shape[1:3]) < max(YOLO_STRIDES):
+        return None
+    h, w = shape[1:3]
+    for cells in {
+        sum((h // s) * (w // s) for s in YOLO_STRIDES),
+        sum(-(-h // s) * -(-w // s) for s in YOLO_STRIDES),
+    }:
+        if rows % cells == 0 and 1 <= rows // cells <= 9:
+            return rows // cells
+    return None
+
+
+def is_yolov5(model_file: ModelFile, labels: list[str] | None) -> bool:
+    """Whether a YOLO-shaped output (:func:`_yolo_layout`) is YOLOv5's ``[1, N, 5+nc]`` rather than
+    YOLOv8/11's ``[1, N, 4+nc]``: by its box count for the input (several anchors per cell), else, when the
+    input says neither, by the labels the model carries (``5 + len(labels)`` values a box)."""
+    found = _yolo_rows(model_file)
+    if found is None:
+        return False
+    rows, values = found
+    per_cell = boxes_per_cell(model_file, rows)
+    if per_cell is not None:
+        return per_cell > 1
+    count = len(detection_labels(labels) or [])
+    return count > 0 and values == 5 + count
+
+
+def _yolo_rows(model_file: ModelFile) -> tuple[int, int] | None:
+    """(boxes, values per box) of a YOLO-shaped single output, else ``None``."""
+    layout = _yolo_layout(model_file.outputs)
+    if layout not in ("yolo", "yolo-channels-last"):
+        return None
+    _, a, b = model_file.outputs[0].shape
+    return (a, b) if layout == "yolo-channels-last" else (b, a)
+
+
+def fits_yolo_grid(model_file: ModelFile) -> bool:
+    """A single ``[1, a, b]`` output whose larger side is a YOLO box count for the input (:func:`boxes_per_cell`):
+    boxes, not a ``[1, H, W]`` class map, even when it is uint8 (YOLOv5's full-integer export)."""
+    found = _yolo_rows(model_file)
+    return found is not None and boxes_per_cell(model_file, found[0]) is not None
+
+
 def claims(model_file: ModelFile, meta: ModelMetadata) -> bool:
-    return _has_postprocess_op(model_file) or _yolo_layout(model_file.outputs) is not None
+    from edgecnn.tasks import yolo_heads  # YOLO cut at its per-scale head outputs: its own module
+
+    return (
+        _has_postprocess_op(model_file)
+        or _yolo_layout(model_file.outputs) is not None
+        or yolo_heads.claims(model_file)
+    )
 
 
 def detection_labels(labels: list[str] | None) -> list[str] | None:
@@ -173,7 +236,10 @@ def detection_labels(labels: list[str] | None) -> list[str] | None:
     return labels
 
 
-class _Base:
+class DetectDecoder:
+    """What :func:`decoder` returns, whichever layout: labels, the task options, and the filtering, box
+    mapping and checks every layout shares (:meth:`_objects`)."""
+
     task = NAME
     letterbox = False
     class_count = 0  # classes the outputs can report (0: unknown); open_model checks the labels against it
@@ -185,7 +251,7 @@ class _Base:
     def __init__(self, model_file: ModelFile, labels: list[str] | None, options: DecodeOptions) -> None:
         self.where = str(model_file.path or "the model")
         self.labels = detection_labels(labels)
-        self.min_score = DEFAULT_MIN_SCORE if options.min_score is None else float(options.min_score)
+        self.threshold = float(options.object_threshold)  # --object-threshold: objects below are dropped
         self._told_no_area = False
         self.max_detections = options.max_detections
         self.iou = DEFAULT_IOU if options.iou is None else float(options.iou)
@@ -218,8 +284,16 @@ class _Base:
     ) -> Detections:
         """Input-pixel boxes -> frame-pixel objects, best first, filtered and capped; :class:`InvalidResult`
         for values that cannot be right. ``classes`` may be floats (SSD, end-to-end): NaN is no class 0."""
+        return self._indexed_objects(xyxy, scores, classes, transform)[0]
+
+    def _indexed_objects(
+        self, xyxy: np.ndarray, scores: np.ndarray, classes: np.ndarray, transform: Transform
+    ) -> tuple[Detections, np.ndarray]:
+        """:meth:`_objects`, and which input row each object came from (pose and segment layouts built on
+        YOLO's read their keypoints and mask coefficients for those rows)."""
         check_scores(scores, self.where)
-        seen = scores > 0  # a score of 0 is nothing seen (end-to-end padding rows with --min-score 0)
+        seen = scores > 0  # a score of 0 is nothing seen (end-to-end padding rows with --object-threshold 0)
+        rows = np.flatnonzero(seen)
         xyxy, scores, classes = xyxy.reshape(-1, 4)[seen], scores[seen], classes[seen]
         # Inverted by more than 1% of the input is misread outputs; no area is a box quantized to nothing.
         area = check_boxes(
@@ -234,20 +308,21 @@ class _Base:
                     int((~area).sum()),
                 )
                 self._told_no_area = True
-            xyxy, scores, classes = xyxy[area], scores[area], classes[area]
+            xyxy, scores, classes, rows = xyxy[area], scores[area], classes[area], rows[area]
         self._check_in_range(xyxy, transform)
         ids = check_class_ids(classes, self._known_classes(), self.where, integral=self.whole_classes)
         if self.keep is not None and len(ids):
             mask = np.isin(ids, list(self.keep))
-            xyxy, scores, ids = xyxy[mask], scores[mask], ids[mask]
+            xyxy, scores, ids, rows = xyxy[mask], scores[mask], ids[mask], rows[mask]
         boxes = transform.to_frame(xyxy) if len(xyxy) else xyxy[:0]
         # A box wholly outside the frame (in the letterbox padding) clips to nothing: not an object in it.
         inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        boxes, scores, ids = boxes[inside], scores[inside], ids[inside]
+        boxes, scores, ids, rows = boxes[inside], scores[inside], ids[inside], rows[inside]
         order = np.argsort(-scores, kind="stable")[: self.max_detections]
-        return Detections(
+        found = Detections(
             [Object(int(ids[i]), self._label(int(ids[i])), float(scores[i]), _box(boxes[i])) for i in order]
         )
+        return found, rows[order]
 
     def _check_in_range(self, xyxy: np.ndarray, transform: Transform) -> None:
         """Input-pixel boxes may overshoot the input by BOX_SLACK of its size, no more (1e30 is garbage)."""
@@ -348,7 +423,7 @@ def _ssd_shapes_fit(outputs: list[tuple[int, ...]], order: tuple[int, int, int, 
     )
 
 
-class SSDDecoder(_Base):
+class SSDDecoder(DetectDecoder):
     whole_classes = True  # the op writes class indices as floats, exactly
 
     def __init__(
@@ -380,11 +455,11 @@ class SSDDecoder(_Base):
                 "in an order edgecnn does not know. Re-export it with the standard postprocess outputs."
             )
         boxes, classes, scores = boxes[:count], classes[:count], scores[:count]
-        # Every reported row is checked, not only those over --min-score: swapped class and score
+        # Every reported row is checked, not only those over --object-threshold: swapped class and score
         # outputs (scores like 34.0) or a NaN are the model's fault whatever the threshold.
         check_scores(scores, self.where)
         check_class_ids(classes, self._known_classes(), self.where, integral=True)
-        keep = scores >= self.min_score
+        keep = scores >= self.threshold
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
         self._check_normalised(boxes)
         w, h = transform.input_width, transform.input_height
@@ -395,12 +470,13 @@ class SSDDecoder(_Base):
 # --- Ultralytics YOLO ------------------------------------------------------------------------------------
 
 
-class YoloDecoder(_Base):
+class YoloDecoder(DetectDecoder):
     """``[1, 4+nc, N]``: class scores share one quantization with the boxes, so an int8 model's threshold
     test runs on the raw integers (``q >= threshold / scale + zero_point``) and only candidates are
     dequantized: a whole 84x8400 tensor is never converted."""
 
     letterbox = True
+    first_class = 4  # the row of class 0: after cx, cy, w, h (YOLOv5: and objectness)
 
     def __init__(
         self,
@@ -410,48 +486,86 @@ class YoloDecoder(_Base):
         options: DecodeOptions,
         *,
         channels_last: bool,
+        extra_rows: int = 0,
+        output: int = 0,
     ) -> None:
         super().__init__(model_file, labels, options)
-        self._details = interpreter.get_output_details()[0]
+        self._details = interpreter.get_output_details()[output]
         self.channels_last = channels_last
-        shape = model_file.outputs[0].shape
-        self.classes = self.class_count = (shape[2] if channels_last else shape[1]) - 4
+        shape = model_file.outputs[output].shape
+        # Rows after the class scores (pose keypoints, segment mask coefficients): read by subclasses.
+        self.extra_rows = extra_rows
+        self.class_count = (shape[2] if channels_last else shape[1]) - self.first_class - extra_rows
+        if self.class_count < 1:
+            raise ModelError(
+                f"{self.where}: output {list(shape)} has no room for class scores after the boxes and "
+                f"{extra_rows} other rows: its metadata does not fit its outputs. Re-export it."
+            )
         self.name = (
-            f"YOLO {list(shape)} (cx, cy, w, h + {self.classes} class scores) + OpenCV NMS"
-            f" ({'class-agnostic' if options.agnostic else 'per class'}, IoU {self.iou:g})"
+            f"YOLO {list(shape)} (cx, cy, w, h + {self.class_count} class scores) + {self._nms_name()}"
         )
+
+    def _nms_name(self) -> str:
+        return f"OpenCV NMS ({'class-agnostic' if self.options.agnostic else 'per class'}, IoU {self.iou:g})"
 
     def decode(self, interpreter: Any, transform: Transform) -> Detections:
         with np.errstate(all="ignore"):
             return self._decode(interpreter, transform)
 
     def _decode(self, interpreter: Any, transform: Transform) -> Detections:
-        details = self._details
-        # A view of the output buffer (no copy of a 2.8 MB [84, 8400] tensor); everything kept below is a
-        # copy made by indexing, so nothing refers to the buffer after decode returns.
-        raw = _view(interpreter, details["index"])[0]
-        if self.channels_last:
-            raw = raw.T
-        scale, zero_point = details["quantization"]
+        xyxy, scores, ids, _columns, _normalised = self.select(interpreter, transform)
+        return self._objects(xyxy, scores, ids, transform)
+
+    def raw_output(self, interpreter: Any) -> np.ndarray:
+        """The ``[4+nc+extra, N]`` (YOLOv5: ``[5+nc, N]``) output as a view of the runtime's buffer (transposed if channels-last):
+        index it (a copy) and drop it before returning, or the next ``invoke()`` fails."""
+        raw = _view(interpreter, self._details["index"])[0]
+        return raw.T if self.channels_last else raw
+
+    def dequantized(self, rows: np.ndarray) -> np.ndarray:
+        """Rows indexed out of :meth:`raw_output` as float32 (one quantization for the whole output)."""
+        scale, zero_point = self._details["quantization"]
+        if np.issubdtype(rows.dtype, np.integer) and scale:
+            return dequantize(rows, scale, zero_point)
+        return rows.astype(np.float32, copy=False)
+
+    def _scored(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Columns of ``raw`` (the output as :meth:`raw_output`) scoring at least ``--object-threshold``:
+        (their columns, cx cy w h as float32 ``[n, 4]``, scores, class ids), copies. YOLOv8/11: the best
+        class score; the threshold test runs on the raw integers of a quantized output."""
+        scale, zero_point = self._details["quantization"]
         quantized = np.issubdtype(raw.dtype, np.integer) and bool(scale)
-        class_rows = raw[4:]
+        class_rows = raw[4 : 4 + self.class_count]
         # max over classes first (a fast row-wise reduction), argmax only for the few candidates.
         best = class_rows.max(axis=0)
         if quantized:
-            threshold = math.ceil(self.min_score / scale + zero_point)
+            threshold = math.ceil(self.threshold / scale + zero_point)
             candidates = np.flatnonzero(best >= threshold)
             boxes = dequantize(raw[:4, candidates], scale, zero_point).T
             scores = dequantize(best[candidates], scale, zero_point)
         else:
             # NaN fails every comparison: keep NaN columns as candidates so _objects reports them.
-            candidates = np.flatnonzero(~(best < self.min_score))
+            candidates = np.flatnonzero(~(best < self.threshold))
             scores = best[candidates].astype(np.float32)
             boxes = raw[:4, candidates].T.astype(np.float32)
         ids = class_rows[:, candidates].argmax(axis=0) if len(candidates) else np.zeros(0, np.int64)
-        # Everything below is a copy. Drop the views of the runtime's buffer now: an InvalidResult raised
+        return candidates, boxes, scores, ids
+
+    def select(
+        self, interpreter: Any, transform: Transform
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Candidates over ``--min-score`` after NMS: (x1, y1, x2, y2 in input pixels, scores, class ids,
+        their columns of the output, whether the boxes were normalised): pose and segment layouts read
+        their extra rows for those columns."""
+        # A view of the output buffer (no copy of a 2.8 MB [84, 8400] tensor); everything kept below is a
+        # copy made by indexing, so nothing refers to the buffer after decode returns.
+        raw = self.raw_output(interpreter)
+        candidates, boxes, scores, ids = self._scored(raw)
+        # Everything below is a copy. Drop the view of the runtime's buffer now: an InvalidResult raised
         # below keeps this frame's locals in its traceback, and a live view makes the next invoke() fail.
-        del raw, class_rows
-        if boxes.size and float(np.abs(boxes).max()) <= 2.0:  # normalised (Ultralytics' TFLite export)
+        del raw
+        normalised = bool(boxes.size and float(np.abs(boxes).max()) <= 2.0)
+        if normalised:  # Ultralytics' and YOLOv5's TFLite exports divide boxes by the input size
             boxes = boxes * np.array([transform.input_width, transform.input_height] * 2, dtype=np.float32)
         xyxy = np.empty_like(boxes)
         xyxy[:, :2] = boxes[:, :2] - boxes[:, 2:] / 2
@@ -463,16 +577,59 @@ class YoloDecoder(_Base):
             # it (benchmarks/peer_ultralytics.py: 36 of Ultralytics' 56 objects). Its kept indices come
             # best first; --max-detections keeps the first of those, as Ultralytics' max_det does.
             if self.options.agnostic:
-                found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.min_score, self.iou)
+                found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.threshold, self.iou)
             else:
-                found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.min_score,
+                found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.threshold,
                                                self.iou)  # fmt: skip
             kept = np.asarray(found, dtype=np.int64).reshape(-1)[: self.max_detections]
-            xyxy, scores, ids = xyxy[kept], scores[kept], ids[kept]
-        return self._objects(xyxy, scores, ids, transform)
+            xyxy, scores, ids, candidates = xyxy[kept], scores[kept], ids[kept], candidates[kept]
+        return xyxy, scores, ids, candidates, normalised
 
 
-class EndToEndDecoder(_Base):
+class Yolov5Decoder(YoloDecoder):
+    """YOLOv5's ``[1, N, 5+nc]``: an objectness row before the class scores, score = objectness x class (as
+    YOLOv5's NMS). A box's score cannot exceed its objectness (both are sigmoids), so the threshold test
+    runs on the objectness row first, on the raw integers of a quantized output, as YOLOv5's NMS keeps
+    candidates by ``obj > conf_thres``: only those columns are dequantized."""
+
+    first_class = 5
+
+    def __init__(
+        self,
+        model_file: ModelFile,
+        interpreter: Any,
+        labels: list[str] | None,
+        options: DecodeOptions,
+        *,
+        channels_last: bool,
+    ) -> None:
+        super().__init__(model_file, interpreter, labels, options, channels_last=channels_last)
+        shape = list(model_file.outputs[0].shape)
+        self.name = (
+            f"YOLOv5 {shape} (5+nc: cx, cy, w, h, objectness + {self.class_count} class scores; "
+            f"score = objectness x class) + {self._nms_name()}"
+        )
+
+    def _scored(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        scale, zero_point = self._details["quantization"]
+        objectness = raw[4]
+        if np.issubdtype(raw.dtype, np.integer) and scale:
+            candidates = np.flatnonzero(objectness >= math.ceil(self.threshold / scale + zero_point))
+        else:
+            candidates = np.flatnonzero(~(objectness < self.threshold))  # NaN stays, for _objects to report
+        rows = self.dequantized(raw[: 5 + self.class_count, candidates])  # [5+nc, n]: a copy
+        ids = rows[5:].argmax(axis=0) if len(candidates) else np.zeros(0, np.int64)
+        scores = rows[4] * rows[5 + ids, np.arange(len(ids))]
+        keep = ~(scores < self.threshold)
+        return (
+            candidates[keep],
+            rows[:4, keep].T.astype(np.float32),
+            scores[keep].astype(np.float32),
+            ids[keep],
+        )
+
+
+class EndToEndDecoder(DetectDecoder):
     letterbox = True
 
     def __init__(
@@ -490,7 +647,7 @@ class EndToEndDecoder(_Base):
             rows = _read(interpreter, 0)[0]
             scores = rows[:, 4]
             check_scores(scores, self.where)  # every row: a score of -3 is no padding row either
-            keep = ~(scores < self.min_score)  # NaN stays in, to be reported
+            keep = ~(scores < self.threshold)  # NaN stays in, to be reported
             rows = rows[keep]
             xyxy = rows[:, :4].copy()
             if xyxy.size and np.all(np.isfinite(xyxy)) and float(np.abs(xyxy).max()) <= 2.0:
@@ -504,21 +661,22 @@ def decoder(
     interpreter: Any,
     labels: list[str] | None,
     options: DecodeOptions,
-) -> _Base:
-    if not 1 <= options.max_detections <= MAX_DETECTIONS:
-        raise UsageError(
-            f"--max-detections must be between 1 and {MAX_DETECTIONS}, got {options.max_detections}."
-        )
-    if options.min_score is not None and not 0.0 <= options.min_score <= 1.0:
-        raise UsageError(f"--min-score {options.min_score:g} is out of range: use 0 to 1.")
-    if options.iou is not None and not 0.0 < options.iou <= 1.0:
-        raise UsageError(f"--iou {options.iou:g} is out of range: use more than 0, at most 1 (e.g. 0.45).")
-    if _has_postprocess_op(model_file):
-        dec: _Base = SSDDecoder(model_file, interpreter, labels, options)
+) -> DetectDecoder:
+    # The option values were checked against their declarations when ``options`` was built.
+    from edgecnn.tasks import yolo_heads  # YOLO cut at its per-scale head outputs: its own module
+
+    if yolo_heads.claims(model_file):
+        dec: DetectDecoder = yolo_heads.HeadsDecoder(model_file, interpreter, labels, options)
+    elif _has_postprocess_op(model_file):
+        dec = SSDDecoder(model_file, interpreter, labels, options)
     else:
         layout = _yolo_layout(model_file.outputs)
         if layout == "e2e":
             dec = EndToEndDecoder(model_file, meta, labels, options)
+        elif layout in ("yolo", "yolo-channels-last") and is_yolov5(model_file, labels or meta.labels):
+            dec = Yolov5Decoder(
+                model_file, interpreter, labels, options, channels_last=layout == "yolo-channels-last"
+            )
         elif layout in ("yolo", "yolo-channels-last"):
             dec = YoloDecoder(
                 model_file, interpreter, labels, options, channels_last=layout == "yolo-channels-last"
@@ -527,6 +685,7 @@ def decoder(
             raise ModelError(
                 f"{model_file.path or 'the model'} is declared a detector but its outputs {shapes(model_file.outputs)} "
                 "fit no detection layout edgecnn reads (TFLite_Detection_PostProcess; YOLO [1, 4+nc, N]; "
+                "YOLOv5 [1, N, 5+nc]; "
                 "[1, N, 6]). Re-export it in one of these."
             )
     if meta.letterbox is not None:
@@ -538,3 +697,8 @@ def decoder(
             dec.name,
         )
     return dec
+
+
+def evaluator() -> Any:
+    """How ``edgecnn eval`` measures detectors: mAP on a YOLO folder or a COCO file (:mod:`edgecnn.eval.detect`)."""
+    return stage_evaluator("edgecnn.eval.detect")

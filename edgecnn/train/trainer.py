@@ -465,7 +465,7 @@ def write_samples(folder: Path, data: Dataset) -> Path:
 
     They are images the model never trained on, from the same domain it did, picked by position in the
     test split, never by whether the model gets them right: what ``edgecnn predict`` should be tried on
-    first (a digit photographed or drawn elsewhere is a different domain, see the README).
+    first (a digit photographed or drawn elsewhere is a different domain, see docs/getting-started.md).
     """
     import cv2
 

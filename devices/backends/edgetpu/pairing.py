@@ -293,7 +293,7 @@ def _summary(d: EdgeTPUDiagnosis) -> str:
     if d.verdict == "not-installed":
         return (
             f"{d.library} not found ({runtime}): no Edge TPU runtime installed; "
-            "see README 'Raspberry Pi 5 + Coral USB' for a working pair"
+            "see docs/coral.md ('Raspberry Pi 5 and Coral USB') for a working pair"
         )
     text = f"{d.describe_library()} with {runtime}: {d.verdict}"
     if d.reason:

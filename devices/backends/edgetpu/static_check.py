@@ -38,6 +38,7 @@ from typing import Any
 import ai_edge_litert.schema_py_generated as schema
 import numpy as np
 
+from edgecnn.devices.backends.edgetpu.model_kind import Kind, ModelKind, model_kind, smaller_imgsz
 from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, opcode_name, text
 
 _TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
@@ -123,6 +124,11 @@ class EdgeTPUCheck:
     runtime: int | None = None
     min_runtime: int | None = None
     advice: list[str] = field(default_factory=list)
+    kind: str | None = (
+        None  # model_kind: full-integer, integer with float I/O, dynamic-range, float16, float32
+    )
+    kind_fix: str | None = None  # how to get a full-integer file from the tool that made this one
+    smaller_imgsz: int | None = None  # the input side at which every size-limited op would map
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -152,6 +158,8 @@ class EdgeTPUCheck:
         else:
             head = f"edgetpu: NOT fully compatible: {self.mapped} ops on the Edge TPU, {self.cpu} on the CPU"
         lines = [head]
+        if self.kind is not None and not self.compiled:
+            lines.append(f"  model: {self.kind}")
         if self.failure:
             lines.append(f"  compiler: stops without output: {self.failure}")
         lines.extend(f"  problem: {p}" for p in self.problems)
@@ -199,7 +207,14 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
     if len(model.subgraphs) > 1:
         problems.append(f"{len(model.subgraphs)} subgraphs (control flow): the Edge TPU runs one subgraph.")
         statuses += _other_subgraphs(model)
-    problems += _unsupported_problems(statuses)
+    kind = model_kind(model_file)
+    float_model = kind.kind in (Kind.DYNAMIC_RANGE, Kind.FLOAT16, Kind.FLOAT32)
+    if float_model:  # one line for the whole file rather than one per float op type
+        floats = [st for st in statuses if st.status == DATA_TYPE and st.reason != FLOAT_IO]
+        problems.append(
+            f"{len(floats)} of {len(statuses)} ops work on float tensors, which the Edge TPU does not run."
+        )
+    problems += _unsupported_problems([st for st in statuses if not (float_model and st.status == DATA_TYPE)])
     main = [st for st in statuses if st.subgraph == 0 and not _expected_on_cpu(st)]
     first_cpu = _first_blocking(main, failures)
     if first_cpu is not None:
@@ -215,6 +230,23 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
         problems.append(f"edgetpu_compiler would stop without writing a model: {failure}.")
     mapped_ops = [st for st in statuses if st.edgetpu]
     min_runtime = max([10, *(table.runtimes.get(st.name, 10) for st in mapped_ops)]) if mapped_ops else None
+    advice = _advice(statuses, first_cpu)
+    if not kind.full_integer:  # one line for the file as a whole, in the words of the tool that made it
+        float_advice = {st.advice for st in statuses if st.status == DATA_TYPE}
+        advice = [kind.fix() or "", *(a for a in advice if a not in float_advice)]
+    smaller = None if failures else _smaller_imgsz(table, model, statuses, kind)
+    if smaller is not None:  # one export option instead of a line per oversized op
+        sized = {st.advice for st in statuses if st.reason.startswith(SIZE_REASON)}
+        advice = [smaller[1], *(a for a in advice if a not in sized)]
+    if problems and kind.full_integer and not failures and _yolo_heads_found(model_file):
+        advice.insert(
+            0,
+            "or keep the input size and leave the head to the CPU after the Edge TPU: edgecnn convert MODEL.tflite "
+            "--edgetpu --cut-head cuts the model at its per-scale head outputs (mapped whole) and edgecnn decodes "
+            "them",
+        )
+        if smaller is not None:  # the export option first, the cut as its alternative
+            advice[0], advice[1] = advice[1], advice[0]
     return EdgeTPUCheck(
         compatible=not problems,
         compiled=False,
@@ -227,7 +259,59 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
         failure=failure,
         runtime=table.default_runtime if mapped_ops else None,
         min_runtime=min_runtime,
-        advice=_advice(statuses, first_cpu),
+        advice=advice,
+        kind=kind.describe(),
+        kind_fix=kind.fix(),
+        smaller_imgsz=smaller[0] if smaller else None,
+    )
+
+
+def _yolo_heads_found(model_file: ModelFile) -> bool:
+    """A YOLOv8/YOLO11 or YOLOv5 export ``convert --cut-head`` can cut ."""
+    from edgecnn.tasks.yolo_head_graph import find_heads
+
+    return find_heads(model_file) is not None
+
+
+def _smaller_imgsz(
+    table: SupportedOps, model: Any, statuses: list[OpStatus], kind: ModelKind
+) -> tuple[int, str] | None:
+    """When only size limits keep ops off the Edge TPU: the input side at which they would all map.
+
+    The size-limited tensors of a detector's head grow with the input area, so the largest excess over its
+    limit says how much smaller the input has to be (an estimate: the compiler has to be run on that export).
+    """
+    causes = [
+        st
+        for st in statuses
+        if not st.edgetpu
+        and st.subgraph == 0
+        and st.status != SUBGRAPH
+        and st.reason != FLOAT_IO
+        and not _expected_on_cpu(st)
+    ]
+    if not causes or kind.imgsz is None or not all(st.reason.startswith(SIZE_REASON) for st in causes):
+        return None
+    graph = model.subgraphs[0]
+    excess = 1.0
+    for st in causes:
+        op = graph.operators[st.index]
+        ins = [int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0]
+        outs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
+        over = _size_excess(table, st.name, graph, model, ins, outs)
+        excess = max(excess, over[0] if over else 1.0)
+    side = smaller_imgsz(kind.imgsz, excess)
+    if side is None or side >= kind.imgsz:
+        return None
+    how = (
+        f"yolo export model=best.pt format=edgetpu imgsz={side}"
+        if kind.producer == "ultralytics"
+        else f"re-export the model for a {side}x{side} input"
+    )
+    return side, (
+        f"{len(causes)} op(s) stay on the CPU only for their size (and what follows them with them); their "
+        f"tensors grow with the input area, so at imgsz {side} (from {kind.imgsz}) all of them should map: "
+        f"{how} (an estimate: check the new export again)"
     )
 
 
@@ -250,7 +334,9 @@ def _whole_model_problems(model_file: ModelFile, table: SupportedOps) -> tuple[l
     for tensor in model_file.inputs:
         if tensor.shape and tensor.shape[0] != 1:
             problems.append(f"input {tensor.name} has batch {tensor.shape[0]}: the Edge TPU needs batch 1.")
-    dynamic = sorted({_name(t) for t in graph.tensors if _is_dynamic(t)})
+    dynamic = (
+        sorted({_name(t) for t in graph.tensors if _is_dynamic(t)}) if _shapes_at_run_time(model) else []
+    )
     if dynamic:
         problems.append(
             f"dynamic shapes on {len(dynamic)} tensor(s) (e.g. {dynamic[0]}): re-export with a fixed batch of 1 "
@@ -465,8 +551,8 @@ def _op_verdict(
         if type_name not in _QUANTIZED and type_name not in _ALLOWED_OTHER:
             return (
                 DATA_TYPE,
-                f"works on {type_name} tensors (the Edge TPU runs int8/uint8 only: convert with --quantize int8)",
-                f"{name} works on {type_name}: quantize the whole model to int8 (edgecnn convert --quantize int8), "
+                f"works on {type_name} tensors (the Edge TPU runs int8/uint8 only)",
+                f"{name} works on {type_name}: quantize the whole model to int8 (full-integer), "
                 "or move float post-processing out of the model",
             )
         if type_name in ("INT32", "INT64") and i in outs:
@@ -477,7 +563,7 @@ def _op_verdict(
             )
     for i in ins + outs:
         tensor = graph.tensors[i]
-        if _is_dynamic(tensor):
+        if _is_dynamic(tensor) and _shapes_at_run_time(model):
             return (NOT_COMPILED, DYNAMIC, "re-export with a fixed batch of 1 (edgecnn convert does)")
         shape = _shape(tensor)
         if len(shape) > 3 and _product(shape[:-3]) > 1 and not _is_constant(model, tensor):
@@ -524,14 +610,20 @@ def _constraint(
                     f"{table.limits['resize_max_scale']} or less",
                 )
     if name == "SOFTMAX" and ins:
+        # Coral's table says "one-dimensional, at most 16000 elements", but every YOLOv8 log shows SOFTMAX on
+        # [1,4,8400,16] (DFL, along the last axis) as "More than one subgraph", never as a limitation: the
+        # compiler limits the axis the softmax runs along (the innermost), not the other ones.
         shape = _shape(graph.tensors[ins[0]])
-        big = [d for d in shape if d != 1]
-        if len(big) > 1 or _product(shape) > table.limits["softmax_max_elements"]:
+        if shape and shape[-1] > table.limits["softmax_max_elements"]:
             return (
                 LIMITATION,
-                f"input {shape} is not one-dimensional with at most {table.limits['softmax_max_elements']} elements",
-                "SOFTMAX: flatten to one dimension first, or apply softmax on the CPU after the model",
+                f"runs along an axis of {shape[-1]} elements (input {shape}); the Edge TPU maps up to "
+                f"{table.limits['softmax_max_elements']}",
+                "SOFTMAX: apply it on the CPU after the model, or over fewer classes",
             )
+    size = _size_limit(table, name, graph, model, ins, outs)
+    if size is not None:
+        return size
     if name == "FULLY_CONNECTED" and outs and len([d for d in _shape(graph.tensors[outs[0]]) if d != 1]) > 1:
         return (
             LIMITATION,
@@ -557,7 +649,9 @@ def _constraint(
                 "STRIDED_SLICE: slice with stride 1 (a plain SLICE) and no ellipsis or new-axis mask",
             )
     axis_ops = {"MEAN": 1, "SUM": 1, "REDUCE_MAX": 1, "REDUCE_MIN": 1, "SPLIT": 0}
-    if name in axis_ops and len(ins) > axis_ops[name]:
+    # A SPLIT into one piece copies its input: the compiler maps it even on the batch axis (yamnet_spectra_in
+    # in Coral's coralmicro models, SPLIT of [1,96,64,1] along axis 0 into 1, compiled onto the Edge TPU).
+    if name in axis_ops and len(ins) > axis_ops[name] and not (name == "SPLIT" and len(outs) == 1):
         axes = _constant(model, graph, ins[axis_ops[name]])
         rank = len(_shape(graph.tensors[ins[1 - axis_ops[name]]]))
         if axes is not None and any(a % max(rank, 1) == 0 for a in axes) and rank == 4:
@@ -571,6 +665,80 @@ def _constraint(
         if pads is not None and len(pads) >= 8 and any(pads[:2]):
             return (LIMITATION, "pads the batch dimension", "PAD: pad height, width or channels only")
     return None
+
+
+# Size limits on layout and element-wise ops, learned from real YOLO exports users compiled with compiler 16
+# (benchmarks/edgetpu_check_agreement.py on /work/peer-data/edgetpu-pairs; fetched, not committed). Each limit
+# lies between the largest size seen mapped and the smallest seen refused ("Operation is otherwise supported,
+# but not mapped due to some unspecified limitation"); the value chosen inside that bracket is a guess:
+# - TRANSPOSE, by elements: mapped 57600 (YOLOv8n 640 head, [1,20,20,144]) and 26000 ([1,20,20,65]); refused
+#   104000 ([1,40,40,65], 1-class YOLOv8n 640), 134400 ([1,4,16,2100], YOLOv8n 320 DFL), 230400
+#   ([1,40,40,144]), 537600, 921600. Limit 65536.
+# - RESHAPE, CONCATENATION, STRIDED_SLICE, LOGISTIC, QUANTIZE, by the product of a tensor's two innermost
+#   dimensions (its whole size for YOLO's [1,C,N] head tensors; a [1,320,320,16] backbone activation counts
+#   5120 and maps): mapped 176400 (CONCATENATION to [1,84,2100], YOLOv8n 320), 168000 (LOGISTIC and QUANTIZE
+#   on [1,80,2100]), 134400 (RESHAPE from [1,64,2100]); refused 230400 (RESHAPE to [1,144,1600]), 302400
+#   (CONCATENATION to and STRIDED_SLICE from [1,144,2100]), 408000 (RESHAPE to [1,4800,85], YOLOv5n 640),
+#   672000 (LOGISTIC/QUANTIZE on [1,80,8400]), 2142000 (CONCATENATION and QUANTIZE on [1,25200,85]).
+#   Limit 196608.
+# - RESHAPE, by its output's longest axis before the innermost: mapped 1600 ([1,40,40,255] -> [1,1600,3,85],
+#   YOLOv5n 640, 408000 elements); refused 6400 ([1,80,80,255] -> [1,6400,3,85]) though its innermost
+#   dimensions are small. CONCATENATION and STRIDED_SLICE on that same [1,6400,3,85] layout map, so this
+#   limit is RESHAPE's alone. Limit 4096.
+_PLANE_LIMITED = ("RESHAPE", "CONCATENATION", "STRIDED_SLICE", "LOGISTIC", "QUANTIZE")
+SIZE_REASON = "too large for the Edge TPU"  # every size-limit reason starts with it (see advice)
+
+
+def _size_limit(
+    table: SupportedOps, name: str, graph: Any, model: Any, ins: list[int], outs: list[int]
+) -> tuple[str, str, str] | None:
+    """The size limits above, as ``(LIMITATION, reason, advice)``; ``None`` when the op is small enough."""
+    over = _size_excess(table, name, graph, model, ins, outs)
+    return over[1] if over else None
+
+
+def _size_excess(
+    table: SupportedOps, name: str, graph: Any, model: Any, ins: list[int], outs: list[int]
+) -> tuple[float, tuple[str, str, str]] | None:
+    """``(how many times over, verdict)`` for the first size limit the op exceeds, else ``None``."""
+    tensors = [graph.tensors[i] for i in ins + outs if not _is_constant(model, graph.tensors[i])]
+    if name == "TRANSPOSE" and tensors:
+        limit = table.limits["transpose_max_elements"]
+        shape = max((_shape(t) for t in tensors), key=_product)
+        if _product(shape) > limit:
+            return _product(shape) / limit, (
+                LIMITATION,
+                f"{SIZE_REASON}: {shape} has {_product(shape)} elements, TRANSPOSE maps up to {limit}",
+                f"TRANSPOSE of {shape}: transpose on the CPU after the model, or make the tensor smaller "
+                "(a smaller input size)",
+            )
+    if name in _PLANE_LIMITED and tensors:
+        limit = table.limits["inner_plane_max_elements"]
+        shape = max((_shape(t) for t in tensors), key=_inner_plane)
+        if _inner_plane(shape) > limit:
+            return _inner_plane(shape) / limit, (
+                LIMITATION,
+                f"{SIZE_REASON}: {shape} holds {_inner_plane(shape)} elements in its two innermost dimensions, "
+                f"{name} maps up to {limit}",
+                f"{name} on {shape}: do it on the CPU after the model, or make the tensor smaller (a smaller "
+                "input size)",
+            )
+    if name == "RESHAPE" and outs:
+        shape = _shape(graph.tensors[outs[0]])
+        limit = table.limits["reshape_max_outer_axis"]
+        if len(shape) > 1 and max(shape[:-1]) > limit:
+            return max(shape[:-1]) / limit, (
+                LIMITATION,
+                f"{SIZE_REASON}: output {shape} has an axis of {max(shape[:-1])} before the innermost, RESHAPE "
+                f"maps up to {limit}",
+                f"RESHAPE to {shape}: reshape on the CPU after the model, or make the tensor smaller (a smaller "
+                "input size)",
+            )
+    return None
+
+
+def _inner_plane(shape: list[int]) -> int:
+    return _product(shape[-2:]) if shape else 0
 
 
 def _resize_limit(table: SupportedOps, src: list[int], dst: list[int]) -> str | None:
@@ -605,6 +773,23 @@ def _all_float(graph: Any, indices: list[int]) -> bool:
     return all(_TYPE_NAMES.get(graph.tensors[i].type) == "FLOAT32" for i in indices)
 
 
+def _shapes_at_run_time(model: Any) -> bool:
+    """Whether TFLite would size some tensor at run time, which is what the compiler's interpreter refuses.
+
+    A batch of -1 in the shape signatures alone is not enough: the tensors still have static shapes, and the
+    compiler maps such a model whole (a user's Keras export, [-1,200,66,1] signatures, compiled with every op
+    on the Edge TPU). A SHAPE op feeding the shapes of later ops (a dynamic-batch Flatten), or a tensor whose
+    shape itself holds -1, is what fails.
+    """
+    for graph in model.subgraphs:
+        if any(-1 in _shape(t) for t in graph.tensors):
+            return True
+        for op in graph.operators or []:
+            if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.SHAPE:
+                return True
+    return False
+
+
 def _is_dynamic(tensor: Any) -> bool:
     return tensor.shapeSignature is not None and any(int(d) < 0 for d in tensor.shapeSignature)
 
@@ -631,13 +816,21 @@ def _unique(items: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Agreement:
-    """The check against a model the real compiler made: CPU ops (by name) only one of them names."""
+    """The check against a model the real compiler made: CPU ops (by name) only one of them names.
+
+    With the compiler's log (``X_edgetpu.log``), ``log_exact`` says whether the check's ``(operator, status)``
+    counts equal the log's table, and ``log_check_only``/``log_compiler_only`` name the rows that differ
+    ("OP: status" -> count); without a log they stay ``None``.
+    """
 
     exact: bool
     check_cpu_count: int
     compiler_cpu_count: int
     check_only: dict[str, int]
     compiler_only: dict[str, int]
+    log_exact: bool | None = None
+    log_check_only: dict[str, int] | None = None
+    log_compiler_only: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -651,14 +844,35 @@ def compiled_cpu_ops(compiled: ModelFile) -> Counter[str]:
     return Counter({op.name: op.count for op in compiled.operators() if op.name != EDGETPU_CUSTOM_OP})
 
 
-def agreement_with_compiled(source: ModelFile, compiled: ModelFile) -> Agreement:
-    """Compare :func:`predict_compilation` on ``source`` with what the compiler left in ``compiled``."""
-    predicted = predict_compilation(source).cpu_ops()
+def agreement_with_compiled(
+    source: ModelFile, compiled: ModelFile, log_rows: list[tuple[str, int, str]] | None = None
+) -> Agreement:
+    """Compare :func:`predict_compilation` on ``source`` with what the compiler left in ``compiled``.
+
+    ``log_rows`` is the compiler log's ``(operator, count, status)`` table when there is one (its row order
+    varies between runs, so rows are compared as counts).
+    """
+    check = predict_compilation(source)
+    predicted = check.cpu_ops()
     actual = compiled_cpu_ops(compiled)
+    log_fields: dict[str, Any] = {}
+    if log_rows is not None:
+        mine: Counter[str] = Counter()
+        for name, count, status in check.log_table():
+            mine[f"{name}: {status}"] += count
+        theirs: Counter[str] = Counter()
+        for name, count, status in log_rows:
+            theirs[f"{name}: {status}"] += count
+        log_fields = {
+            "log_exact": mine == theirs,
+            "log_check_only": dict(mine - theirs),
+            "log_compiler_only": dict(theirs - mine),
+        }
     return Agreement(
         exact=predicted == actual,
         check_cpu_count=sum(predicted.values()),
         compiler_cpu_count=sum(actual.values()),
         check_only=dict(predicted - actual),
         compiler_only=dict(actual - predicted),
+        **log_fields,
     )

@@ -1,0 +1,87 @@
+"""Lines and zones in pixels of one frame size, and the two questions asked of them every frame, for every
+object at once: which side of a line is a point on (and how far), is a point inside a polygon.
+
+A spec in fractions (:mod:`edgecnn.track.spec`) becomes pixels when the first frame's size is known
+(:func:`resolve_line`, :func:`resolve_zone`); a source whose size changes (a reconnect at another
+resolution) is resolved again.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgecnn.track.spec import ANCHORS, LineSpec, ZoneSpec
+
+
+def anchor_points(boxes: np.ndarray, anchor: str) -> np.ndarray:
+    """``(N, 2)`` points of ``(N, 4)`` corner boxes: the anchor's place on each box."""
+    fx, fy = ANCHORS[anchor]
+    boxes = boxes.reshape(-1, 4)
+    return np.stack(
+        [boxes[:, 0] + fx * (boxes[:, 2] - boxes[:, 0]), boxes[:, 1] + fy * (boxes[:, 3] - boxes[:, 1])],
+        axis=1,
+    )
+
+
+def _pixels(points: tuple[tuple[float, float], ...], fractions: bool, size: tuple[int, int]) -> np.ndarray:
+    array = np.array(points, dtype=np.float64)
+    if fractions:
+        array *= np.array(size, dtype=np.float64)  # (width, height)
+    return array
+
+
+@dataclass(frozen=True)
+class Line:
+    spec: LineSpec
+    a: np.ndarray  # (2,) first point, pixels
+    b: np.ndarray  # (2,) second point
+    min_distance: float  # pixels
+
+    def sides(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Signed distance of each point from the line in pixels (> 0: right of a->b as seen on the image,
+        which is below a line drawn left to right) and whether the point is level with the segment (its
+        projection falls between the two ends), for ``(N, 2)`` points."""
+        d = self.b - self.a
+        length = float(np.hypot(*d))
+        rel = points - self.a
+        signed = (d[0] * rel[:, 1] - d[1] * rel[:, 0]) / length
+        along = (rel @ d) / (length * length)
+        return signed, (along >= 0) & (along <= 1)
+
+
+@dataclass(frozen=True)
+class Zone:
+    spec: ZoneSpec
+    polygon: np.ndarray  # (M, 2) corners, pixels
+
+    @functools.cached_property
+    def _edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(x1, y1, y2, dx/dy) of the edges that are not horizontal, as column vectors."""
+        a, b = self.polygon, np.roll(self.polygon, -1, axis=0)
+        keep = a[:, 1] != b[:, 1]
+        a, b = a[keep], b[keep]
+        slope = (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+        return a[:, :1], a[:, 1:], b[:, 1:], slope[:, None]
+
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """Whether each of ``(N, 2)`` points is inside the polygon (even-odd rule, every edge against
+        every point in one array operation)."""
+        x1, y1, y2, slope = self._edges
+        px, py = points[:, 0], points[:, 1]
+        crosses = (y1 > py) != (y2 > py)
+        hits = crosses & (px < x1 + (py - y1) * slope)
+        return np.count_nonzero(hits, axis=0) % 2 == 1
+
+
+def resolve_line(spec: LineSpec, size: tuple[int, int]) -> Line:
+    """The line in pixels of a ``(width, height)`` frame."""
+    a, b = _pixels(spec.points, spec.fractions, size)
+    distance = spec.min_distance * min(size) if spec.min_distance <= 1 else spec.min_distance
+    return Line(spec, a, b, distance)
+
+
+def resolve_zone(spec: ZoneSpec, size: tuple[int, int]) -> Zone:
+    return Zone(spec, _pixels(spec.points, spec.fractions, size))
