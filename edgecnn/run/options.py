@@ -244,7 +244,8 @@ class RunOptions:
         help="Write event clips (video with pre-roll, and a snapshot) into this folder; see --clip-labels."
     )
     clip_labels: list[str] | None = option(
-        help="Labels that start a clip, comma-separated (person,car). Default: any label of a result."
+        help="Labels that start a clip, comma-separated (person,car). Default: any label of a result. With "
+        "lines or zones, their events (cross, enter, dwell) start clips, of these labels' objects only."
     )
     clip_pre: float = option(5.0, "Seconds of video kept before an event (default 5).", low=0.0, high=60)
     clip_post: float = option(
