@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from edgecnn.errors import ConfigError
+from edgecnn.run.cameras import CAMERA_KEYS
 from edgecnn.run.config import load_run_config, validate_run_options
+from edgecnn.tasks.options import TASK_OPTIONS
 from tests.conftest import MOBILENET, error_lines, run_cli
 from tests.run_support import MjpegServer, http_get, numbered_frame, wait_until, write_video
 from tests.test_run_clips import square_video
@@ -175,6 +177,14 @@ def test_camera_tables_are_checked_with_the_file_and_camera_named(tmp_path, cora
             '[[cameras]]\nname = "a"\nsource = "demo"\nmin_score = 2',
             "camera 'a': min_score (--min-score): must be",
         ),
+        (
+            '[[cameras]]\nname = "a"\nsource = "demo"\nobject_threshold = 1.5',
+            "camera 'a': object_threshold (--object-threshold): must be",
+        ),
+        (
+            '[[cameras]]\nname = "a"\nsource = "demo"\nlines = ["0.5,0"]',
+            "camera 'a': lines (--line): line 1",
+        ),
         ('[[cameras]]\nname = "a"\nsource = "nowhere.mp4"', "camera 'a': source (--source):"),
         ('[[cameras]]\nname = "a"\nfps = 5', "camera 'a' has no source"),
         (
@@ -187,6 +197,8 @@ def test_camera_tables_are_checked_with_the_file_and_camera_named(tmp_path, cora
         with pytest.raises(ConfigError) as info:
             validate_run_options(load_run_config(path))
         assert words in str(info.value), str(info.value)
+    # Every task option (edgecnn.tasks.options) may be set per camera, as may its lines and zones.
+    assert set(TASK_OPTIONS) | {"lines", "zones", "track"} <= set(CAMERA_KEYS)
     result = run_cli("run", "--config", config(tmp_path, f'model = "{MOBILENET}"\ncameras = []\n'))
     assert result.code != 0 and len(error_lines(result.stderr)) == 1 and "Traceback" not in result.stderr
 
