@@ -99,3 +99,28 @@ def test_one_camera_events_start_clips_not_labels_in_view(detectors, crossing_vi
     videos = sorted(clips.glob("*.avi"))
     assert 1 <= len(videos) <= 3
     assert {e["clip"] for e in crossings} == {v.name for v in videos}
+
+
+def test_events_endpoint_of_several_cameras_merges_them_by_time():
+    """``/events`` of a multi-camera run: every camera's newest events, by time; ``/camera/NAME/events``
+    that camera's."""
+    from edgecnn.run.cameras import CameraDirectory
+    from edgecnn.run.live import LiveState
+    from edgecnn.track.events import Event
+    from edgecnn.track.stage import TrackStep
+
+    lives = {name: LiveState(source=name, stall_timeout=5.0) for name in ("door", "yard")}
+    for t, name in [(1.0, "door"), (2.0, "yard"), (3.0, "door"), (4.0, "yard")]:
+        event = Event("cross", t, int(t), 1, "person", 0.9, line="line1", direction="in", camera=name)
+        lives[name].track_step(TrackStep(None, [event]), None)
+    directory = CameraDirectory(lives)
+    routed = directory.route("/events")
+    assert not isinstance(routed, tuple) and routed is not None
+    assert [(e["camera"], e["timestamp"]) for e in routed.live.events(3)] == [
+        ("yard", 2.0),
+        ("door", 3.0),
+        ("yard", 4.0),
+    ]
+    door = directory.route("/camera/door/events")
+    assert not isinstance(door, tuple) and door is not None and door.path == "/events"
+    assert [e["timestamp"] for e in door.live.events(10)] == [1.0, 3.0]

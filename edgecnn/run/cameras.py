@@ -196,6 +196,8 @@ class CameraDirectory:
         if path == "/cameras":
             return HTTPStatus.OK, "application/json", (json.dumps({"cameras": self.names}) + "\n").encode()
         first = self.lives[self.names[0]]
+        if path == "/events":  # every camera's newest events, by time (each names its camera)
+            return Routed(self, path)
         if not path.startswith("/camera/"):
             return Routed(first, path)  # /latest, /stream.mjpg of the first camera; /metrics of all
         name, _, rest = path[len("/camera/") :].partition("/")
@@ -204,6 +206,12 @@ class CameraDirectory:
         if not rest and not path.endswith("/"):  # /camera/door -> the page, whose links are relative
             return HTTPStatus.OK, "text/html; charset=utf-8", _redirect_page(f"/camera/{name}/").encode()
         return Routed(self.lives[name], "/" + rest)
+
+    def events(self, limit: int) -> list[dict[str, Any]]:
+        """``/events``: the newest ``limit`` events of all cameras, oldest first."""
+        merged = [e for live in self.lives.values() for e in live.events(limit)]
+        merged.sort(key=lambda e: e.get("timestamp", 0.0))
+        return merged[-limit:] if limit > 0 else []
 
     def grid_page(self) -> str:
         tiles = "\n".join(
@@ -486,7 +494,7 @@ def run_cameras(
             cameras=directory,
         )
         server.start()
-        log.info("serving %s  (/ grid, /camera/NAME/, /healthz, /metrics, /clips)", server.url)
+        log.info("serving %s  (/ grid, /camera/NAME/, /healthz, /events, /metrics, /clips)", server.url)
     summaries: dict[str, Any] = {}
     errors: dict[str, BaseException] = {}
 
