@@ -54,6 +54,7 @@ class MjpegServer:
         self.fps = fps
         self.port = port
         self.served = 0
+        self.paused = threading.Event()  # set: connections stay open but no frame is sent (a stalled camera)
         self._stop = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -75,6 +76,9 @@ class MjpegServer:
                 self.end_headers()
                 i = 0
                 while not owner._stop.is_set():
+                    if owner.paused.is_set():
+                        owner._stop.wait(0.05)
+                        continue
                     jpeg = owner.jpegs[i % len(owner.jpegs)]
                     part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
                     try:

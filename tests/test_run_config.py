@@ -80,7 +80,7 @@ def test_every_config_key_is_a_cli_flag():
     run = get_command(app).commands["run"]
     flags = {opt for param in run.params for opt in param.opts}
     for key in CONFIG_KEYS:
-        if key in ("model", "mqtt"):
+        if key in ("model", "mqtt", "cameras"):  # MODEL argument; [mqtt] and [[cameras]] tables
             continue
         assert "--" + key.replace("_", "-") in flags, key
 
@@ -98,7 +98,7 @@ def test_cli_ranges_and_help_are_the_declared_ones():
     declarations = [*declared(RunOptions).values(), *declared(MqttOptions).values()]
     ranged = 0
     for opt in declarations:
-        if opt.key in ("model", "mqtt", "port"):  # MODEL argument; [mqtt] table; port: part of --mqtt
+        if opt.key in ("model", "mqtt", "port", "cameras"):  # MODEL; tables; port: part of --mqtt
             continue
         param = by_flag[opt.flag]
         assert param.help == opt.spec.help, opt.key  # type: ignore[attr-defined]
@@ -106,8 +106,9 @@ def test_cli_ranges_and_help_are_the_declared_ones():
             bounds = (param.min, param.max)  # type: ignore[attr-defined]
             assert bounds == (opt.spec.low, opt.spec.high), opt.key
             ranged += 1
-    # 17 run options (object_threshold, track_buffer, snapshots_keep/_max_mb among them), mqtt.qos, queue_size
-    assert ranged == 19
+    # 24 run options: main's 17 (object_threshold, track_buffer, snapshots_keep/_max_mb among them) and the
+    # 7 clip_* ones; mqtt.qos and mqtt.queue_size
+    assert ranged == 26
     with pytest.raises(UsageError, match="--every: must be between 1 and 1e"):
         validate_run_options(merge_cli(RunOptions(model=MOBILENET), {"every": 10**7}), check_source=False)
 

@@ -59,6 +59,16 @@ def run_command(
     duration: float | None = run_flag("duration"),
     stall_timeout: float | None = run_flag("stall_timeout"),
     quiet: bool | None = run_flag("quiet"),
+    clips: str | None = run_flag("clips", metavar="DIR", rich_help_panel="Event clips"),
+    clip_labels: str | None = run_flag("clip_labels", rich_help_panel="Event clips"),
+    clip_pre: float | None = run_flag("clip_pre", rich_help_panel="Event clips"),
+    clip_post: float | None = run_flag("clip_post", rich_help_panel="Event clips"),
+    clip_max_length: float | None = run_flag("clip_max_length", rich_help_panel="Event clips"),
+    clip_max_mb: float | None = run_flag("clip_max_mb", rich_help_panel="Event clips"),
+    clip_max_age_days: float | None = run_flag("clip_max_age_days", rich_help_panel="Event clips"),
+    clip_buffer_mb: float | None = run_flag("clip_buffer_mb", rich_help_panel="Event clips"),
+    clip_min_free_mb: float | None = run_flag("clip_min_free_mb", rich_help_panel="Event clips"),
+    clip_format: str | None = run_flag("clip_format", rich_help_panel="Event clips"),
     track: bool | None = run_flag("track", rich_help_panel="Tracking and events"),
     track_buffer: float | None = run_flag("track_buffer", rich_help_panel="Tracking and events"),
     lines: list[str] | None = run_flag("lines", metavar="X1,Y1,X2,Y2", rich_help_panel="Tracking and events"),
@@ -86,6 +96,10 @@ def run_command(
     Example: edgecnn run --config /etc/edgecnn/door.toml --duration 60
 
     Example: edgecnn run model.tflite --camera 0 --mqtt broker.lan --mqtt-topic edgecnn/door --on-change
+
+    Example: edgecnn run detect.tflite --source rtsp://door.lan/s --clips clips --clip-labels person
+
+    Example: edgecnn run --config cameras.toml  (one model shared by the cameras the file lists)
 
     Example: edgecnn run detector.tflite --source door.mp4 --line 0.5,0,0.5,1 --events events.jsonl
 
@@ -117,7 +131,12 @@ def run_command(
     validate_run_options(options)
     stop = threading.Event()
     with stop_on_signals(stop):
-        run(options, stop_event=stop)  # the summary is printed by the human-readable output
+        if options.cameras:
+            from edgecnn.run.cameras import run_cameras
+
+            run_cameras(options, stop_event=stop)  # each camera's summary is printed by its human output
+        else:
+            run(options, stop_event=stop)  # the summary is printed by the human-readable output
 
 
 def _cli_values(flags: dict[str, Any], *, model: Path | None) -> dict[str, Any]:
@@ -129,8 +148,9 @@ def _cli_values(flags: dict[str, Any], *, model: Path | None) -> dict[str, Any]:
     values["model"] = model
     for key in ("lines", "zones"):  # repeatable flags: typer gives () when none is given
         values[key] = list(flags[key] or ()) or None
-    classes = flags["classes"]
-    values["classes"] = None if classes is None else [c.strip() for c in classes.split(",") if c.strip()]
+    for key in ("classes", "clip_labels"):
+        listed = flags[key]
+        values[key] = None if listed is None else [c.strip() for c in listed.split(",") if c.strip()]
     mqtt: dict[str, Any] = {}
     for key in declared(MqttOptions):
         if key == "port":  # part of --mqtt HOST[:PORT]

@@ -71,7 +71,11 @@ def _check_type(key: str, value: Any, where: str) -> Any:
             if type_mismatch(mqtt_keys[sub], sub_value) is not None:
                 raise ConfigError(f"{where}mqtt.{sub} {check_value(mqtt_keys[sub], sub_value)}")
         return value
-    if key == "classes":  # detectors' label filter: "person,car" or ["person", "car"]
+    if key == "cameras":  # [[cameras]]: each table's keys are checked like the file's own
+        from edgecnn.run.cameras import check_camera_tables
+
+        return check_camera_tables(value, where, lambda sub, v, w: _check_type(sub, v, w))
+    if key in ("classes", "clip_labels"):  # label lists: "person,car" or ["person", "car"]
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise bad('a list of label names (["person", "car"]) or a comma-separated string')
@@ -123,7 +127,7 @@ def load_run_config(path: str | os.PathLike[str]) -> RunOptions:
             raise ConfigError(f"{where}unknown key {key!r}{hint}; known keys: {', '.join(CONFIG_KEYS)}.")
         values[key] = _check_type(key, value, where)
     base = file.resolve().parent
-    for key in (*_PATH_KEYS, "jsonl", "source"):
+    for key in (*_PATH_KEYS, "jsonl", "source", "clips"):
         value = values.get(key)
         if not isinstance(value, str) or not value or (key == "jsonl" and value == "-"):
             continue
@@ -131,6 +135,11 @@ def load_run_config(path: str | os.PathLike[str]) -> RunOptions:
             continue
         expanded = Path(os.path.expanduser(value))
         values[key] = str(expanded if expanded.is_absolute() else base / expanded)
+    for table in values.get("cameras") or ():  # a camera's local video file or folder, as source above
+        value = table.get("source")
+        if isinstance(value, str) and value and _looks_like_local_path(value):
+            expanded = Path(os.path.expanduser(value))
+            table["source"] = str(expanded if expanded.is_absolute() else base / expanded)
     for key in _PATH_KEYS:
         if key in values:
             values[key] = Path(values[key])
@@ -245,7 +254,26 @@ def validate_run_options(
         from edgecnn.run.mqtt_settings import mqtt_settings  # no sink, no paho: only checks
 
         mqtt_settings(opts, fail)
+    if opts.clips is not None or opts.clip_format != "avi":
+        _check_clips(opts, fail)
+    if opts.cameras:
+        from edgecnn.run.cameras import validate_cameras
+
+        validate_cameras(opts, fail)
     return opts
+
+
+def _check_clips(opts: RunOptions, fail: Callable[[str, str], EdgecnnError]) -> None:
+    from edgecnn.run.clips import FORMATS
+
+    if opts.clip_format not in FORMATS:
+        raise fail("clip_format", f"use {' or '.join(FORMATS)}, got {opts.clip_format!r}.")
+    if opts.clips is not None:
+        folder = Path(opts.clips).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise fail("clips", f"{folder} is not a folder: name a folder for the clips (it is created).")
+        if not folder.exists() and not folder.parent.is_dir():
+            raise fail("clips", f"folder {folder.parent} does not exist: create it first.")
 
 
 def option_error(opts: RunOptions, key: str, problem: str) -> EdgecnnError:

@@ -43,6 +43,21 @@ def configure_process(env: MutableMapping[str, str] | None = None) -> list[str]:
     return applied
 
 
+MMAP_THRESHOLD = 128 * 1024
+_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+
+
+def fix_mmap_threshold() -> bool:
+    """Keep glibc's mmap threshold at 128 KB (``MALLOC_MMAP_THRESHOLD_``), for runs that hold many
+    frame-sized buffers on many threads (several cameras, clips): glibc otherwise raises the threshold
+    after the first large free, and camera frames and JPEGs then live in the heap, where freed ones stay
+    resident. Fixed, every buffer of 128 KB or more is mapped and handed back when freed (measured with
+    ``benchmarks/multicam.py``: about 2 MB less per camera). An environment value wins."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    return _mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
 def _mallopt(param: int, value: int) -> bool:
     """glibc's ``mallopt``; False where there is none (musl, macOS) or it refuses."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from edgecnn.devices.sources import FrameSource
 from edgecnn.devices.sources.base import Frame
 from edgecnn.errors import InvalidResult
@@ -32,6 +34,10 @@ log = logging.getLogger("edgecnn.run")
 
 STATUS_EVERY_S = 10.0
 
+# A stage that sees every processed frame with its result and may annotate the result (the camera's name,
+# the clip it starts): edgecnn.run.clips.ClipRecorder.tap. Called on the inference thread: must be quick.
+FrameTap = Callable[[np.ndarray, FrameResult], FrameResult]
+
 
 class FrameHandler:
     """Handles each frame of one run; :meth:`handle` returns why the run must stop, or ``None``."""
@@ -48,9 +54,11 @@ class FrameHandler:
         metrics: RunMetrics | None,
         live: LiveState | None,
         clock: Callable[[], float],
+        taps: list[FrameTap] | None = None,
         tracking: TrackStage | None = None,
     ) -> None:
         self.opts, self.source, self.model, self.sinks = opts, source, model, sinks
+        self.taps = taps or []
         self.tracking = tracking
         self.stats, self.notifier, self.metrics, self.live, self.clock = stats, notifier, metrics, live, clock
         self.result_filter = ResultFilter(
@@ -71,6 +79,8 @@ class FrameHandler:
             return self.clock(), None
         self.invalid_streak = 0
         result = self._result(frame, pred, wait_start, t_got)
+        for tap in self.taps:
+            result = tap(frame.image, result)
         self._count_dropped()
         if self.live is not None:
             self.live.publish(frame.image, result)

@@ -95,6 +95,7 @@ class LiveState:
         self.reconnects = 0
         self.dropped = 0
         self.closed = False
+        self.health_extras: dict[str, Callable[[], Any]] = {}  # more /healthz keys (clips: recording or not)
         self._events: deque[dict[str, Any]] = deque(maxlen=EVENTS_KEPT)
 
     def publish(self, image: np.ndarray, result: FrameResult) -> None:
@@ -148,6 +149,8 @@ class LiveState:
             if self._detail:
                 body["detail"] = self._detail
         body["fps"] = round(self.fps(), 2)
+        for key, extra in self.health_extras.items():
+            body[key] = extra()
         return status == "ok", body
 
     def latest(self) -> dict[str, Any] | None:

@@ -239,6 +239,47 @@ class RunOptions:
     snapshots_max_mb: float = option(
         100.0, "Keep at most this many megabytes of event snapshots (default 100).", low=0.1, high=10**7
     )
+    # Event clips (edgecnn.run.clips): a folder turns them on
+    clips: str | None = option(
+        help="Write event clips (video with pre-roll, and a snapshot) into this folder; see --clip-labels."
+    )
+    clip_labels: list[str] | None = option(
+        help="Labels that start a clip, comma-separated (person,car). Default: any label of a result. With "
+        "lines or zones, their events (cross, enter, dwell) start clips, of these labels' objects only."
+    )
+    clip_pre: float = option(5.0, "Seconds of video kept before an event (default 5).", low=0.0, high=60)
+    clip_post: float = option(
+        5.0, "Seconds recorded after the last frame of an event (default 5).", low=0.0, high=600
+    )
+    clip_max_length: float = option(
+        120.0,
+        "Longest clip in seconds; a longer event continues in a new clip (default 120).",
+        low=1,
+        high=3600,
+    )
+    clip_max_mb: float = option(
+        2048.0,
+        "Delete the oldest clips when the folder holds more than this (MB, default 2048).",
+        low=1,
+        high=10**7,
+    )
+    clip_max_age_days: float = option(
+        7.0, "Delete clips older than this many days (default 7).", low=0.001, high=36500
+    )
+    clip_buffer_mb: float = option(
+        8.0, "Memory per camera for the pre-roll frames (MB of JPEG, default 8).", low=0.1, high=4096
+    )
+    clip_min_free_mb: float = option(
+        64.0,
+        "Stop recording while the clips disk has less free space than this (MB, default 64).",
+        low=0,
+        high=10**7,
+    )
+    clip_format: str = option("avi", "avi (MJPG, default) or mp4 (mp4v).")
+    # [[cameras]] tables (edgecnn.run.cameras): several cameras in one run, sharing the model
+    cameras: list[dict[str, Any]] | None = option(
+        help="Several cameras sharing the model: a cameras table per camera in a config file (name, source)."
+    )
     # Not config keys: where values came from (for error messages) and tuning knobs for tests.
     config_path: Path | None = None
     backoff_initial: float = 0.5

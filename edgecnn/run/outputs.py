@@ -26,6 +26,7 @@ from edgecnn.run.results import FrameResult
 from edgecnn.run.stats import RunSummary, format_summary
 
 log = logging.getLogger("edgecnn.run")
+_STDOUT_LOCK = threading.Lock()
 
 
 class OutputClosed(Exception):
@@ -115,6 +116,8 @@ def format_line(result: FrameResult, fps: float | None = None, skipped: int = 0)
     rate = f"  {fps:.1f} fps" if fps else ""
     more = f"  (+{skipped} not shown)" if skipped else ""
     where = Path(result.file).name if result.file is not None else f"frame {result.frame}"
+    if result.camera is not None:
+        where = f"{result.camera} {where}"
     return f"#{result.n} {where}: {result.output.line()}   infer {result.inference_ms:.2f} ms{rate}{more}"
 
 
@@ -211,7 +214,12 @@ class JsonlSink:
         self._out = _Output(self.stream, "standard output" if target == "-" else target)
 
     def emit(self, result: FrameResult) -> None:
-        self._out.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
+        line = json.dumps(result.to_dict(), separators=(",", ":")) + "\n"
+        if self._owned:
+            self._out.write(line)
+        else:  # standard output, which several cameras of one run may share: whole lines only
+            with _STDOUT_LOCK:
+                self._out.write(line)
 
     def close(self, summary: RunSummary | None) -> None:
         if (

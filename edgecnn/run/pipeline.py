@@ -11,6 +11,7 @@ summary is returned.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -33,10 +34,12 @@ from edgecnn.run.stats import RunStats, RunSummary
 from edgecnn.tasks import DecodeOptions
 
 if TYPE_CHECKING:
+    from edgecnn.run.clips import ClipRecorder
+    from edgecnn.run.handler import FrameTap
     from edgecnn.run.metrics import RunMetrics
     from edgecnn.run.mqtt import MqttSink
     from edgecnn.run.server import RunServer, ServerLimits
-    from edgecnn.track.stage import TrackStage
+    from edgecnn.track.stage import EventListener, TrackStage
 
 log = logging.getLogger("edgecnn.run")
 
@@ -50,6 +53,7 @@ class _Outputs:
     mqtt: MqttSink | None = None
     metrics: RunMetrics | None = None
     server: RunServer | None = None
+    clips: ClipRecorder | None = None
 
 
 class Pipeline:
@@ -72,7 +76,21 @@ class Pipeline:
         stop_event: threading.Event | None = None,
         env: Mapping[str, str] | None = None,
         server_limits: ServerLimits | None = None,
+        taps: Sequence[FrameTap] = (),
+        live: LiveState | None = None,
+        metrics: RunMetrics | None = None,
+        camera: str | None = None,
+        clips: ClipRecorder | None = None,
+        track_listeners: Sequence[EventListener] = (),
     ) -> None:
+        # taps, live, metrics: a camera of a multi-camera run (edgecnn.run.cameras), whose HTTP endpoint,
+        # metrics registry and clips belong to the run: this pipeline publishes to them, starts no server.
+        # clips: that camera's recorder (the run closes it); track_listeners: the run's events file.
+        self._clips = clips
+        self._track_listeners = list(track_listeners)
+        self._taps = list(taps)
+        self._shared_live, self._shared_metrics = live, metrics
+        self.camera = camera
         self.options = options
         self._server_limits = server_limits
         self.clock = clock
@@ -106,6 +124,9 @@ class Pipeline:
         from edgecnn.track.outputs import close_all, open_tracking  # tracking, lines, zones: edgecnn.track
 
         self.tracking, track_outputs = open_tracking(opts, self.stop_event)  # events file, snapshots
+        if self.tracking is not None:
+            self.tracking.camera = self.camera
+            self.tracking.listeners.extend(self._track_listeners)
         try:
             sinks: list[ResultSink] = [*build_sinks(opts, self.stop_event), *self._extra_sinks]
         except BaseException:
@@ -117,6 +138,7 @@ class Pipeline:
         outputs = _Outputs()
         stopped = "error"
         try:
+            self._start_clips(outputs)
             self._start_outputs(outputs, sinks, source, model, model_name)
             stopped = self._loop(source, model, sinks, stats, notifier, outputs.metrics)
         finally:
@@ -170,6 +192,10 @@ class Pipeline:
                 from edgecnn.track.outputs import attach_mqtt
 
                 attach_mqtt(self.tracking, outputs.mqtt)
+        if self._shared_live is not None:  # a camera of a multi-camera run: the run serves
+            self.live, outputs.metrics = self._shared_live, self._shared_metrics
+            self._watch_tracking(outputs.metrics)
+            return
         if opts.serve is None:
             return
         from edgecnn.run.metrics import RunMetrics
@@ -188,16 +214,52 @@ class Pipeline:
         host, port = parse_serve(opts.serve)
         if outputs.mqtt is not None:
             metrics.watch_mqtt(outputs.mqtt.counts)
-        if self.tracking is not None:
-            metrics.watch_tracking(self.tracking)  # crossings, zone occupancy, tracks per label
-            self.tracking.listeners.append(self.live)  # /events: the last events
+        store = None
+        if outputs.clips is not None:
+            from edgecnn.run.clips import ClipCollector
+
+            recorder = outputs.clips
+            store = recorder.store
+            metrics.registry.register(ClipCollector([recorder], store))
+            self.live.health_extras["clips"] = recorder.health
+        self._watch_tracking(metrics)
         server = outputs.server = RunServer(
-            host, port, self.live, metrics, access=serve_access(opts), limits=self._server_limits
+            host, port, self.live, metrics, access=serve_access(opts), limits=self._server_limits, clips=store
         )
         server.start()
         self.server_address = server.address
         log.info("serving %s  (/healthz /latest /events /metrics /stream.mjpg)", server.url)
         self.serving.set()
+
+    def _watch_tracking(self, metrics: RunMetrics | None) -> None:
+        """The track stage's counts in ``/metrics`` and its last events in ``/events``."""
+        if self.tracking is None or self.live is None:
+            return
+        if metrics is not None:
+            metrics.watch_tracking(self.tracking)  # crossings, zone occupancy, tracks per label
+        self.tracking.listeners.append(self.live)  # /events: the last events
+
+    def _start_clips(self, outputs: _Outputs) -> None:
+        """Clips of this camera: the run's recorder for a camera of a multi-camera run, else with
+        ``--clips`` one of its own; its frames tapped from the loop. With lines or zones, their events
+        (cross, enter, dwell) start the clips (:class:`edgecnn.run.clips.EventClips`)."""
+        recorder = self._clips
+        if recorder is None:
+            from edgecnn.run.clips import ClipSettings
+
+            settings = ClipSettings.from_options(self.options)
+            if settings is None:
+                return
+            from edgecnn.run.clips import ClipRecorder, ClipStore
+
+            store = ClipStore(settings)
+            store.open()
+            recorder = outputs.clips = ClipRecorder("", settings, store)
+        self._taps.append(recorder.tap)
+        if self.tracking is not None and not self.tracking.scene.empty:
+            from edgecnn.run.clips import EventClips
+
+            self.tracking.clips = EventClips(recorder)
 
     def _finish(
         self,
@@ -227,8 +289,12 @@ class Pipeline:
             stopped=stopped,
             mqtt=mqtt_counts,
         )
+        if self.camera is not None:
+            summary = dataclasses.replace(summary, camera=self.camera)
         shown = summary if (stopped != "error" or stats.frames or stats.reconnects) else None
-        if self.live is not None:
+        if outputs.clips is not None:
+            outputs.clips.close()
+        if self.live is not None and self._shared_live is None:
             self.live.close()
         for sink in sinks:
             try:
@@ -267,6 +333,7 @@ class Pipeline:
             metrics=metrics,
             live=self.live,
             clock=clock,
+            taps=self._taps,
             tracking=self.tracking,
         )
         link = SourceLink(

@@ -29,6 +29,8 @@ class FrameResult:
     age_ms: float = 0.0  # capture to result: the latency a viewer of a live source sees
     postprocess_ms: float = 0.0  # outputs -> result (top-k; NMS and box mapping for detectors)
     file: str | None = None  # the image file this frame was read from; None for cameras, streams, videos
+    camera: str | None = None  # the camera's name in a multi-camera run ([[cameras]]); None: the only one
+    clip: dict[str, str] | None = None  # the event clip this frame starts (video, snapshot: under --clips)
     track_ms: float | None = None  # tracking, lines and zones (edgecnn.track); None when nothing was tracked
 
     @property
@@ -59,6 +61,7 @@ class FrameResult:
     def to_dict(self) -> dict[str, Any]:
         """The JSONL/``/latest``/MQTT record; ``file`` only for stills (a stream's records stay as they were)."""
         return {
+            **({"camera": self.camera} if self.camera is not None else {}),
             "timestamp": round(self.timestamp, 6),
             "n": self.n,
             "frame": self.frame,
@@ -75,4 +78,5 @@ class FrameResult:
                 "total": round(self.total_ms, 3),
                 "age": round(self.age_ms, 3),
             },
+            **({"clip": self.clip} if self.clip is not None else {}),
         }

@@ -36,8 +36,10 @@ import html
 import io
 import json
 import logging
+import os
 import queue
 import selectors
+import shutil
 import socket
 import socketserver
 import threading
@@ -47,12 +49,16 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edgecnn.errors import UsageError
 from edgecnn.run.access import Access
 from edgecnn.run.live import LiveState
-from edgecnn.run.metrics import CONTENT_TYPE, RunMetrics
+from edgecnn.run.metrics import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from edgecnn.run.cameras import CameraDirectory
+    from edgecnn.run.clips import ClipStore
 
 log = logging.getLogger("edgecnn.run")
 
@@ -62,6 +68,12 @@ RESULT_HEADER = "X-Edgecnn-Result"  # per-part header of /stream.mjpg: the capti
 PAGE = resources.files("edgecnn.run").joinpath("page.html").read_text(encoding="utf-8")
 # What a browser gets instead of the JSON 401: how to give the token (``__PROBLEM__``, ``__ADDRESS__``).
 TOKEN_PAGE = resources.files("edgecnn.run").joinpath("token.html").read_text(encoding="utf-8")
+
+
+class Exposition(Protocol):
+    """What ``/metrics`` serves: one run's :class:`RunMetrics`, or every camera's with a ``camera`` label."""
+
+    def exposition(self) -> bytes: ...
 
 
 READ_TIMEOUT_S = 5.0  # a request must arrive, and a response be taken, within this (per socket operation)
@@ -164,11 +176,14 @@ class _Server(socketserver.TCPServer):
         self,
         address: tuple[str, int],
         live: LiveState,
-        metrics: RunMetrics,
+        metrics: Exposition,
         stream_fps: float,
         limits: ServerLimits,
         access: Access,
+        clips: ClipStore | None = None,
+        cameras: CameraDirectory | None = None,
     ) -> None:
+        self.clips, self.cameras = clips, cameras
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.request_queue_size = limits.backlog
@@ -346,7 +361,23 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": decision.redirect, **decision.headers}
             )
             return
+        if path == "/clips" or path.startswith("/clips/"):
+            self._clips(path)
+            return
         live = self.server.live
+        cameras = self.server.cameras
+        if cameras is not None:  # several cameras: /, /healthz and /camera/NAME/... (edgecnn.run.cameras)
+            routed = cameras.route(path)
+            if routed is None:
+                self._json(
+                    HTTPStatus.NOT_FOUND, {"error": f"no such camera in {path}", "cameras": cameras.names}
+                )
+                return
+            if isinstance(routed, tuple):
+                status, content_type, answer = routed
+                self._send(status, answer, content_type)
+                return
+            live, path = routed.live, routed.path
         if path == "/healthz":
             healthy, body = live.health()
             self._json(HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE, body)
@@ -366,7 +397,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._busy(f"at most {self.server.limits.max_viewers} preview viewers at once")
                 return
             try:
-                self._stream()
+                self._stream(live)
             finally:
                 self.server.viewers.release()
         elif path in ("/", "/index.html"):
@@ -389,7 +420,38 @@ class _Handler(BaseHTTPRequestHandler):
             host = f"{name!s}:{port}"
         return f"http://{host}/"
 
-    def _stream(self) -> None:
+    def _clips(self, path: str) -> None:
+        """``/clips``: the event clips in the folder, newest first; ``/clips/FILE``: one of them."""
+        store = self.server.clips
+        if store is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": "no clips: this run records none (--clips DIR)"})
+            return
+        if path in ("/clips", "/clips/"):
+            clips = [c.to_dict() for c in reversed(store.list())]
+            self._json(HTTPStatus.OK, {"folder": str(store.folder), "clips": clips})
+            return
+        from urllib.parse import unquote
+
+        found = store.find(unquote(path[len("/clips/") :]))
+        try:
+            file = found.open("rb") if found is not None else None
+        except OSError:  # deleted by retention since it was listed
+            file = None
+        if found is None or file is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such clip {path}: see /clips"})
+            return
+        kinds = {".jpg": "image/jpeg", ".avi": "video/x-msvideo", ".mp4": "video/mp4"}
+        with file:  # streamed: a two-minute clip is tens of MB, more than a Pi should hold per request
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", kinds.get(found.suffix, "application/octet-stream"))
+            self.send_header("Content-Length", str(os.fstat(file.fileno()).st_size))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            if self.command != "HEAD":
+                shutil.copyfileobj(file, self.wfile, 256 * 1024)
+
+    def _stream(self, live: LiveState | None = None) -> None:
+        live = live or self.server.live
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         self.send_header("Cache-Control", "no-store")
@@ -399,9 +461,9 @@ class _Handler(BaseHTTPRequestHandler):
         seq = 0
         stopping = self.server.stopping
         while not stopping.is_set():
-            got = self.server.live.wait_preview(seq, timeout=0.5)
+            got = live.wait_preview(seq, timeout=0.5)
             if got is None:
-                if self.server.live.closed:
+                if live.closed:
                     break
                 continue
             seq, jpeg, result = got
@@ -463,15 +525,24 @@ class RunServer:
         host: str,
         port: int,
         live: LiveState,
-        metrics: RunMetrics,
+        metrics: Exposition,
         *,
         stream_fps: float = 15.0,
         limits: ServerLimits | None = None,
         access: Access | None = None,
+        clips: ClipStore | None = None,
+        cameras: CameraDirectory | None = None,
     ) -> None:
         try:
             self._server = _Server(
-                (host, port), live, metrics, stream_fps, limits or ServerLimits(), access or Access()
+                (host, port),
+                live,
+                metrics,
+                stream_fps,
+                limits or ServerLimits(),
+                access or Access(),
+                clips=clips,
+                cameras=cameras,
             )
         except OSError as exc:
             raise UsageError(
@@ -495,6 +566,8 @@ class RunServer:
 
     def stop(self) -> None:
         self._server.live.close()
+        for live in self._server.cameras.lives.values() if self._server.cameras is not None else ():
+            live.close()
         self._server.stopping.set()
         self._thread.join(timeout=2.0)
         self._server.stop()

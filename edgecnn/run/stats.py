@@ -64,6 +64,7 @@ class RunSummary:
     stopped: str  # why the run ended: end of source, max-frames, duration, signal, output closed, error
     mqtt: dict[str, Any] | None = None  # with --mqtt: published, dropped, queued, connects, connected
     invalid: int = 0  # frames dropped because their result could not be right (edgecnn.sanity)
+    camera: str | None = None  # the camera's name in a multi-camera run (edgecnn.run.cameras)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,9 +174,10 @@ def format_summary(s: RunSummary) -> str:
             f"  mqtt: published {m['published']}  dropped {m['dropped']}  connects {m['connects']}"
             + ("" if m["connects"] else "  (never connected to the broker)")
         )
+    named = f"camera {s.camera} " if s.camera else ""
     return "\n".join(
         [
-            f"summary: {s.frames} frames in {s.duration_s:.1f} s ({s.fps:.1f} fps) from {s.source}, "
+            f"{named}summary: {s.frames} frames in {s.duration_s:.1f} s ({s.fps:.1f} fps) from {s.source}, "
             f"model {s.model} on {s.device}; stopped: {s.stopped}",
             f"  latency ms (capture to result)  p50 {lat['p50']:.2f}  p90 {lat['p90']:.2f}  p99 {lat['p99']:.2f};  "
             f"inference p50 {inf['p50']:.2f}  p90 {inf['p90']:.2f}  p99 {inf['p99']:.2f}",

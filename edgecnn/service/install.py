@@ -200,6 +200,16 @@ def _check_sandbox_paths(opts: RunOptions, layout: Layout) -> RunOptions:
                 f"{opts.jsonl}: use {LOGS_DIR}/NAME.jsonl, or '-' for the journal.",
             )
         changes["jsonl"] = None  # created by systemd at start (LogsDirectory=), not here
+    if opts.clips is not None:
+        target = PurePosixPath(opts.clips)
+        if not target.is_absolute() or not _under(target, WRITABLE_DIRS):
+            raise _fail(
+                opts,
+                "clips",
+                f"the service can write only under {STATE_DIR} or {LOGS_DIR} (ProtectSystem=strict), not "
+                f"{opts.clips}: use {STATE_DIR}/clips/NAME.",
+            )
+        changes["clips"] = None  # created by the run in the service's state folder, not here
     # Tracking's events file and snapshot folder (edgecnn.track): the same rule as jsonl.
     for key, example in (("events", "NAME-events.jsonl"), ("snapshots", "NAME-snapshots")):
         value = getattr(opts, key)
@@ -274,7 +284,7 @@ def config_dict(opts: RunOptions) -> dict[str, Any]:
         if value is None or (key not in keep and value == getattr(defaults, key)):
             continue
         data[key] = str(value) if isinstance(value, (Path, PurePosixPath)) else value
-    if opts.source is None:
+    if opts.source is None and not opts.cameras:  # [[cameras]] tables name their own sources
         data["camera"] = 0 if opts.camera is None else opts.camera
     return data
 
@@ -344,11 +354,12 @@ def _needs_no_network(opts: RunOptions) -> bool:
 
     if opts.serve is not None or opts.mqtt:
         return False
+    sources = [(t.get("source"), t.get("camera")) for t in opts.cameras or ()] or [(opts.source, opts.camera)]
     try:
-        kind = parse_source(opts.source, camera=opts.camera).kind
+        kinds = [parse_source(source, camera=camera).kind for source, camera in sources]
     except EdgecnnError:
         return False
-    return kind is not SourceKind.URL
+    return SourceKind.URL not in kinds
 
 
 def _mkdirs(folder: Path) -> None:

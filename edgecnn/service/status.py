@@ -69,6 +69,7 @@ class ServiceInfo:
     health: Health | None = None
     token_file: str | None = None  # the --serve token service install wrote (root-only)
     token: str | None = None  # its value, when this user may read it
+    cameras: list[dict[str, str]] = field(default_factory=list)  # [[cameras]]: name and source of each
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,12 +86,19 @@ def _read_config(layout: Layout, name: str) -> tuple[dict[str, Any], str | None]
     except EdgecnnError as exc:
         return {}, str(exc)
     source = opts.source if opts.source is not None else f"camera {opts.camera or 0}"
+    cameras = [
+        {"name": t["name"], "source": str(t.get("source") or f"camera {t.get('camera') or 0}")}
+        for t in opts.cameras or ()
+    ]
+    if cameras:
+        source = f"{len(cameras)} cameras: " + ", ".join(c["name"] for c in cameras)
     return (
         {
             "model": str(opts.model) if opts.model else None,
             "source": source,
             "device": opts.device,
             "serve": opts.serve,
+            "cameras": cameras,
         },
         None,
     )
@@ -158,6 +166,7 @@ def _info(layout: Layout, name: str, *, live: bool, health: bool) -> ServiceInfo
         enabled=enabled,
         config_error=error,
         health=found,
+        cameras=keys.get("cameras") or [],
         **state,
     )
 
@@ -253,6 +262,7 @@ def format_status(info: ServiceInfo) -> str:
         lines.append(f"  health: {info.health.describe()}")
     elif info.serve:
         lines.append(f"  serves on {info.serve}")
+    lines.extend(camera_lines(info))
     if info.token_file and info.serve:
         from edgecnn.run.config import parse_serve
 
@@ -265,3 +275,21 @@ def format_status(info: ServiceInfo) -> str:
     if info.active == "failed" or (info.result and info.result != "success"):
         lines.append(f"  logs: journalctl -u {info.unit} -n 50")
     return "\n".join(lines)
+
+
+def camera_lines(info: ServiceInfo) -> list[str]:
+    """One line per camera of a multi-camera instance: its source and, when /healthz answered, its state."""
+    health = info.health.body if info.health is not None and isinstance(info.health.body, dict) else {}
+    states = health.get("cameras") if isinstance(health.get("cameras"), dict) else {}
+    lines = []
+    for camera in info.cameras:
+        state = states.get(camera["name"]) if isinstance(states, dict) else None
+        text = f"  camera {camera['name']}: {camera['source']}"
+        if isinstance(state, dict):
+            text += (
+                f"  {state.get('status')}, {state.get('fps', 0)} fps, {state.get('reconnects', 0)} reconnects"
+            )
+            if state.get("detail"):
+                text += f" ({state['detail']})"
+        lines.append(text)
+    return lines

@@ -46,10 +46,13 @@ class Event:
     seconds: float | None = None  # dwell and exit: time in the zone so far
     box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # the track's box, pixels
     snapshot: str | None = None  # with --snapshots: the JPEG's file name in that folder
+    camera: str | None = None  # the camera's name in a multi-camera run ([[cameras]]); None: the only one
+    clip: str | None = None  # with --clips: the clip this event started or extended (under the clips folder)
 
     def to_json(self) -> dict[str, Any]:
         """The event's record (the events file, MQTT ``.../events``, ``/events``)."""
         record: dict[str, Any] = {
+            **({"camera": self.camera} if self.camera is not None else {}),
             "timestamp": round(self.timestamp, 6),
             "type": self.type,
             "frame": self.frame,
@@ -66,6 +69,8 @@ class Event:
         record["box"] = [round(v, 1) for v in self.box]
         if self.snapshot is not None:
             record["snapshot"] = self.snapshot
+        if self.clip is not None:
+            record["clip"] = self.clip
         return record
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -179,6 +179,10 @@ class TrackStage:
         self.scene = Scene(lines, zones)
         self.listeners: list[EventListener] = []
         self.snapshots: Snapshots | None = None  # --snapshots: a JPEG per event, before the listeners
+        self.camera: str | None = None  # a camera of a multi-camera run: its events name it
+        # --clips with lines or zones: events start clips and come back naming theirs
+        # (edgecnn.run.clips.EventClips), before the snapshots and the listeners see them
+        self.clips: Callable[[list[Event]], list[Event]] | None = None
         self.tracks_total: dict[str, int] = {}  # label -> confirmed tracks so far (distinct objects)
         self._told_no_boxes = False
 
@@ -209,8 +213,10 @@ class TrackStage:
         events = self.scene.step(
             update.tracks, update.ended, size=size, timestamp=time_s, frame=frame, boxes=update.boxes
         )
-        if timestamp != time_s:
-            events = [replace(e, timestamp=timestamp) for e in events]
+        if timestamp != time_s or (events and self.camera is not None):
+            events = [replace(e, timestamp=timestamp, camera=self.camera) for e in events]
+        if events and self.clips is not None:
+            events = self.clips(events)
         if events and self.snapshots is not None and image is not None:
             events = [replace(e, snapshot=snapshot_name(e)) for e in events]
             self.snapshots.write(image, events)
