@@ -25,10 +25,13 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
-# The inner loop: no training, no model building, no TensorFlow (tests marked slow, see tests/conftest.py).
-# No system-deps: the few tests that use nspawn, mosquitto or chromium skip where they are absent.
+# The inner loop: every test not marked slow (slow: training, conversion or model building with TensorFlow,
+# the wheel build and install, the systemd container, the browser; see tests/conftest.py), one worker per
+# core (pytest-xdist, one test file per worker so module fixtures are built once). 220 s of CPU time, so about
+# 2 min on 2 free cores (docs/development.md, "The inner loop"); `make test` still runs everything, in one process.
+# No system-deps: the few tests that use mosquitto skip where it is absent.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -31,7 +31,9 @@ MNIST_NINE = CORAL / "mnist_nine.bmp"
 # indirectly (``item.fixturenames`` is the whole closure), is marked ``slow`` by pytest_collection_modifyitems
 # below, so `make test-fast` (``-m "not slow"``) never waits for TensorFlow. tests/test_markers.py fails when a
 # fixture in tests/ reaches TensorFlow and is missing here. Tests that run TensorFlow in their own body carry
-# ``@pytest.mark.slow`` themselves.
+# ``@pytest.mark.slow`` themselves, and so do the tests whose real processes take many seconds and have no
+# faster stand-in: building the wheel (tests/test_wheel.py, one test in tests/test_fleet.py), the booted
+# systemd container (tests/test_service_systemd.py) and Chromium (tests/test_preview_browser.py).
 SLOW_FIXTURES = frozenset(
     {
         "digits_run",  # conftest: `edgecnn train` on digits

@@ -133,6 +133,7 @@ def test_download_argv_targets_the_device_not_this_machine(tmp_path):
         download_argv(Target("aarch64", "three", None), [], tmp_path)
 
 
+@pytest.mark.slow  # builds the wheel twice (about 10 s): `make test-fast` leaves it to `make test`
 def test_project_wheel_is_repeatable_and_ships_the_playbooks(tmp_path):
     first = build_project_wheel(tmp_path / "a")
     second = build_project_wheel(tmp_path / "b")

@@ -24,10 +24,13 @@ import pytest
 from tests.conftest import MOBILENET
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="chromium is not installed (tools/system-deps installs Debian's chromium as root)",
-)
+pytestmark = [
+    pytest.mark.slow,  # starts Chromium and a real-time run: `make test-fast` leaves it to `make test`
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="chromium is not installed (tools/system-deps installs Debian's chromium as root)",
+    ),
+]
 FLAGS = [
     "--headless",
     "--no-sandbox",

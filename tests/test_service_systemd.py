@@ -36,6 +36,7 @@ BOOT_TIMEOUT_S = 120.0
 PORT = 8099
 
 pytestmark = [
+    pytest.mark.slow,  # boots a container: about 40 s, so `make test-fast` leaves it to `make test`
     pytest.mark.skipif(os.geteuid() != 0, reason="booting a container needs root"),
     pytest.mark.skipif(
         NSPAWN is None or NSENTER is None,

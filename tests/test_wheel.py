@@ -18,6 +18,9 @@ import pytest
 
 from tests.conftest import CAT, MOBILENET, ROOT
 
+# Builds the wheel and pip-installs it into a fresh venv (about 30 s): `make test-fast` leaves it to `make test`.
+pytestmark = pytest.mark.slow
+
 
 def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, **kwargs)
