@@ -35,7 +35,8 @@ virtualenv (git-ignored), with ``ai-edge-litert`` for Ultralytics' LiteRT backen
 
 The models are real Ultralytics TFLite exports (``*_float32``, ``*_int8`` = dynamic-range,
 ``*_integer_quant`` = int8 inside with float I/O, ``*_full_integer_quant`` = int8 I/O); keep them and the
-images outside the repository.
+images outside the repository. ``peer_ultralytics_pose.py`` makes the same comparison for YOLO pose
+exports (people and their keypoints), reusing these helpers.
 """
 
 from __future__ import annotations

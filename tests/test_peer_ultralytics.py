@@ -72,3 +72,52 @@ def test_a_missing_edgecnn_cli_is_one_error(tmp_path):
     assert proc.returncode == 2
     assert "--edgecnn" in proc.stderr and "no such file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def pose():
+    spec = importlib.util.spec_from_file_location(
+        "peer_ultralytics_pose", SCRIPT.with_name("peer_ultralytics_pose.py")
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    had_peer = "peer_ultralytics" in sys.modules
+    sys.modules["peer_ultralytics_pose"] = module
+    spec.loader.exec_module(module)  # imports peer_ultralytics from the benchmarks folder
+    yield module
+    del sys.modules["peer_ultralytics_pose"]
+    if not had_peer:
+        sys.modules.pop("peer_ultralytics", None)
+
+
+def _person(pose, score, box, keypoints):
+    return pose.Person(0, "person", score, box, tuple(keypoints))
+
+
+def test_pose_figures_match_people_by_box_and_measure_their_keypoints(pose):
+    theirs = [
+        _person(pose, 0.9, (0, 0, 10, 10), [(1, 1, 0.9), (5, 5, 0.8)]),
+        _person(pose, 0.6, (50, 50, 60, 60), [(51, 51, 0.5), (55, 55, 0.5)]),  # edgecnn misses this one
+    ]
+    ours = [
+        _person(pose, 0.85, (0, 0, 10, 10), [(4, 5, 0.7), (5, 5, 0.8)]),  # first keypoint 3-4-5 px off
+        _person(pose, 0.9, (200, 200, 210, 210), [(0, 0, 0), (0, 0, 0)]),  # only edgecnn
+    ]
+    figures = pose.PoseFigures("m.tflite", "kind", "input")
+    figures.add_image(theirs, ours, 0.5)
+    figures.add_image([], [], 0.5)
+    assert (figures.images, figures.matched, figures.only_ultralytics, figures.only_edgecnn) == (2, 1, 1, 1)
+    assert figures.matched_share == 0.5
+    assert figures.mean_iou == 1.0
+    assert figures.mean_distance == pytest.approx(2.5)  # (5 + 0) / 2 keypoints
+    assert figures.max_distance == pytest.approx(5.0)
+    assert figures.max_keypoint_score_diff == pytest.approx(0.2)
+    assert figures.max_score_diff == pytest.approx(0.05)
+    assert figures.to_json()["mean_distance"] == pytest.approx(2.5)
+
+
+def test_pose_people_with_different_keypoint_counts_are_an_error(pose):
+    a = _person(pose, 0.9, (0, 0, 10, 10), [(1, 1, 0.9)])
+    b = _person(pose, 0.9, (0, 0, 10, 10), [(1, 1, 0.9), (2, 2, 0.9)])
+    with pytest.raises(ValueError, match="1 keypoints against 2"):
+        pose.keypoint_distances(a, b)
