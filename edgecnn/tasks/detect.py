@@ -673,7 +673,9 @@ def decoder(
         layout = _yolo_layout(model_file.outputs)
         if layout == "e2e":
             dec = EndToEndDecoder(model_file, meta, labels, options)
-        elif layout in ("yolo", "yolo-channels-last") and is_yolov5(model_file, labels or meta.labels):
+        # The layout is the model's: a --labels file (which may be meant for another model, and is checked
+        # against the class count this decides) never turns a YOLOv8 reading into YOLOv5's.
+        elif layout in ("yolo", "yolo-channels-last") and is_yolov5(model_file, meta.labels):
             dec = Yolov5Decoder(
                 model_file, interpreter, labels, options, channels_last=layout == "yolo-channels-last"
             )
