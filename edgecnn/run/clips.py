@@ -448,10 +448,11 @@ class ClipRecorder:
         part = self.folder / f".{item.clip}.part.{s.format}"
         height, width = item.image.shape[:2]
         rate = _rate(ring, item.timestamp)
-        raw = s.format == "avi" and _color_size(item.image) is not None
+        raw_prop = getattr(cv2, "VIDEOWRITER_PROP_RAW_VIDEO", None)  # an older OpenCV has none
+        raw = s.format == "avi" and raw_prop is not None and _color_size(item.image) is not None
         writer = None
         if raw:  # MJPG: the ring's JPEGs are the clip's frames, muxed without encoding them again
-            params = [cv2.VIDEOWRITER_PROP_RAW_VIDEO, 1]
+            params = [raw_prop, 1]
             writer = cv2.VideoWriter(str(part), cv2.CAP_FFMPEG, s.fourcc, rate, (width, height), params)
             if not writer.isOpened():
                 writer.release()
