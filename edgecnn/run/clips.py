@@ -448,10 +448,10 @@ class ClipRecorder:
         part = self.folder / f".{item.clip}.part.{s.format}"
         height, width = item.image.shape[:2]
         rate = _rate(ring, item.timestamp)
-        raw_prop = getattr(cv2, "VIDEOWRITER_PROP_RAW_VIDEO", None)  # an older OpenCV has none
+        raw_prop: int | None = getattr(cv2, "VIDEOWRITER_PROP_RAW_VIDEO", None)  # none in an old OpenCV
         raw = s.format == "avi" and raw_prop is not None and _color_size(item.image) is not None
         writer = None
-        if raw:  # MJPG: the ring's JPEGs are the clip's frames, muxed without encoding them again
+        if raw and raw_prop is not None:  # MJPG: the ring's JPEGs are the clip's frames, muxed as they are
             params = [raw_prop, 1]
             writer = cv2.VideoWriter(str(part), cv2.CAP_FFMPEG, s.fourcc, rate, (width, height), params)
             if not writer.isOpened():
