@@ -260,6 +260,27 @@ def test_metrics_and_latest_become_fps_drops_reconnects_and_last_result():
     assert offline.state == "enabled (offline)" and offline.fps is None
 
 
+def test_latest_of_several_cameras_gives_each_camera_its_result_and_counts():
+    """A run of several cameras answers ``/latest`` with every camera's: the status names each camera's
+    last result and keeps each camera's counts, not the first camera's alone."""
+    from edgecnn.fleet.status import _instance
+
+    latest = {
+        "cameras": {
+            "door": {"summary": "person 0.91", "time": "12:00:01", "counts": {"gate": {"in": 3, "out": 1}}},
+            "yard": {"summary": "car 0.80", "time": "12:00:02", "counts": {"drive": {"in": 2, "out": 0}}},
+            "garage": None,  # no result yet
+        }
+    }
+    service = {"name": "home", "active": "active", "enabled": "enabled", "serve": ":8080"}
+    inst = _instance(service, {"home/latest": json.dumps(latest)}, systemd_running=True)
+    assert inst.last_result == "door: person 0.91 @ 12:00:01; yard: car 0.80 @ 12:00:02"
+    assert inst.counts == {"door": {"gate": {"in": 3, "out": 1}}, "yard": {"drive": {"in": 2, "out": 0}}}
+    # One camera: /latest is that camera's result, as before.
+    one = _instance(service, {"home/latest": json.dumps(latest["cameras"]["door"])}, systemd_running=True)
+    assert one.last_result == "person 0.91 @ 12:00:01" and one.counts == {"gate": {"in": 3, "out": 1}}
+
+
 # ------------------------------------------------------------------------------------------------ bench
 def test_fleet_bench_rows_name_each_host(tmp_path, coral):
     from edgecnn.bench.report import build_report, format_report

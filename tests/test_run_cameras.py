@@ -127,6 +127,9 @@ fps = 5
         assert 'edgecnn_reconnects_total{camera="door"} 0.0' in metrics
         latest = json.loads(http_get(base + "/camera/street/latest")[2])
         assert latest["camera"] == "street" and latest["source"] == street.url
+        every = json.loads(http_get(base + "/latest")[2])["cameras"]  # the root names every camera's
+        assert set(every) == {"door", "yard", "street"}
+        assert all(every[n]["camera"] == n for n in every), every
         assert json.loads(http_get(base + "/camera/yard/healthz")[2])["source"].endswith("yard.mp4")
         page = http_get(base + "/")[2].decode()
         assert all(f'src="camera/{n}/stream.mjpg"' in page for n in ("door", "yard", "street"))

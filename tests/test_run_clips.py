@@ -218,3 +218,45 @@ def test_clip_options_are_checked_before_the_run(tmp_path, coral):
     assert result.code != 0 and "--clip-format: use avi or mp4, got 'mkv'." in result.stderr
     result = run_cli("run", MOBILENET, "--source", "demo", "--clips", tmp_path / "c", "--clip-pre", "-1")
     assert result.code != 0 and "--clip-pre" in result.stderr and "between 0 and 60" in result.stderr
+
+
+def test_avi_clip_holds_the_ring_jpegs_as_they_are_and_takes_odd_frames(tmp_path):
+    """An .avi clip (MJPG) muxes the JPEG each frame was encoded to once, for the ring: the file holds
+    those very JPEGs (an encoder writing the frames again would not). A frame of another
+    size (the camera changed resolution) or a gray one mid-clip is still written, at the clip's size."""
+    from edgecnn.run.clips import ClipRecorder
+    from edgecnn.run.results import FrameResult
+    from edgecnn.tasks.classify import Class, Classification
+
+    rng = np.random.default_rng(1)
+    frames = [
+        cv2.GaussianBlur(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), (5, 5), 0) for _ in range(25)
+    ]
+    frames[16] = cv2.resize(frames[16], (80, 60))  # the camera changed resolution
+    frames[17] = cv2.cvtColor(frames[17], cv2.COLOR_BGR2GRAY)
+    settings = ClipSettings(
+        folder=tmp_path / "clips", labels=frozenset({"cat"}), pre_s=0.95, post_s=0.45, queue_frames=64
+    )
+    store = ClipStore(settings)
+    store.open()
+    recorder = ClipRecorder("door", settings, store)
+    t0 = time.time()
+    for i, image in enumerate(frames):
+        label = "cat" if 10 <= i < 15 else "dog"  # the event: frames 10-14; 0.45 s after: 15-18
+        result = FrameResult(i + 1, i, t0 + i * 0.1, Classification([Class(0, label, 0.9)]))
+        recorder.tap(image, result)
+    recorder.close()
+    (clip,) = store.list()
+    capture = cv2.VideoCapture(str(settings.folder / clip.video))
+    decoded = []
+    while (read := capture.read())[0]:
+        decoded.append(read[1])
+    assert clip.frames == len(decoded) == 9 + 5 + 4  # pre-roll 1-9, the event 10-14, post-roll 15-18
+    # Each colour frame of the clip's size is in the file as the very JPEG the ring holds (encoded once).
+    avi = (settings.folder / clip.video).read_bytes()
+    quality = [cv2.IMWRITE_JPEG_QUALITY, settings.quality]
+    for i in [*range(1, 16), 18]:
+        assert cv2.imencode(".jpg", frames[i], quality)[1].tobytes() in avi, i
+    assert all(frame.shape == (48, 64, 3) for frame in decoded)
+    gray = decoded[17 - 1]
+    assert np.abs(gray.astype(int) - frames[17][:, :, None]).mean() < 4  # the gray frame, as colour

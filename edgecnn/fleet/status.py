@@ -101,6 +101,20 @@ def _describe_result(latest: Any) -> str | None:
     return None
 
 
+def _camera_results(inst: InstanceStatus, cameras: dict[str, Any]) -> None:
+    """``/latest`` of a run of several cameras (``{"cameras": {NAME: latest}}``): the last result names
+    each camera's, and the counts are per camera (``{NAME: counts}``, cameras without counts left out),
+    so one camera's line does not stand for the whole run."""
+    results = [f"{name}: {text}" for name, latest in cameras.items() if (text := _describe_result(latest))]
+    inst.last_result = "; ".join(results) or None
+    counts = {
+        name: latest["counts"]
+        for name, latest in cameras.items()
+        if isinstance(latest, dict) and isinstance(latest.get("counts"), dict)
+    }
+    inst.counts = counts or None
+
+
 def _instance(service: dict[str, Any], endpoints: dict[str, str], systemd_running: bool) -> InstanceStatus:
     name = str(service.get("name"))
     if systemd_running and service.get("active"):
@@ -135,9 +149,13 @@ def _instance(service: dict[str, Any], endpoints: dict[str, str], systemd_runnin
     if latest:
         try:
             body = json.loads(latest)
-            inst.last_result = _describe_result(body)
-            counts = body.get("counts") if isinstance(body, dict) else None
-            inst.counts = counts if isinstance(counts, dict) else None
+            cameras = body.get("cameras") if isinstance(body, dict) else None
+            if isinstance(cameras, dict):  # a run of several cameras: each camera's newest result
+                _camera_results(inst, cameras)
+            else:
+                inst.last_result = _describe_result(body)
+                counts = body.get("counts") if isinstance(body, dict) else None
+                inst.counts = counts if isinstance(counts, dict) else None
         except ValueError:
             inst.last_result = None
     return inst

@@ -195,11 +195,18 @@ class CameraDirectory:
             return status, "application/json", (json.dumps(body) + "\n").encode()
         if path == "/cameras":
             return HTTPStatus.OK, "application/json", (json.dumps({"cameras": self.names}) + "\n").encode()
+        if path == "/latest":  # every camera's newest result, by name (null: none yet)
+            latest = {name: live.latest() for name, live in self.lives.items()}
+            if all(v is None for v in latest.values()):
+                status, body = HTTPStatus.SERVICE_UNAVAILABLE, {"status": "no result yet", "cameras": latest}
+            else:
+                status, body = HTTPStatus.OK, {"cameras": latest}
+            return status, "application/json", (json.dumps(body) + "\n").encode()
         first = self.lives[self.names[0]]
         if path == "/events":  # every camera's newest events, by time (each names its camera)
             return Routed(self, path)
         if not path.startswith("/camera/"):
-            return Routed(first, path)  # /latest, /stream.mjpg of the first camera; /metrics of all
+            return Routed(first, path)  # /stream.mjpg of the first camera; /metrics of all
         name, _, rest = path[len("/camera/") :].partition("/")
         if name not in self.lives:
             return None

@@ -9,7 +9,11 @@ result drawn is written beside it.
 
 The inference thread only hands the frame over (:meth:`ClipRecorder.tap`, O(1)); JPEG encoding, OpenCV's
 ``VideoWriter`` (MJPG in ``.avi``, or ``mp4v`` in ``.mp4``: both work with opencv-python-headless) and the
-file system all happen in one worker thread per camera behind a bounded queue. When the worker falls
+file system all happen in one worker thread per camera behind a bounded queue. Each frame is JPEG-encoded
+once, for the ring; an ``.avi`` clip (MJPG: a JPEG per frame) takes those same JPEGs as they are
+(``VIDEOWRITER_PROP_RAW_VIDEO``: FFmpeg muxes, nothing is encoded again), so recording holds no encoder
+(about 5 MB per camera recording, measured with ``benchmarks/multicam.py``) and the pre-roll is not decoded
+and re-encoded. An OpenCV that cannot mux encoded frames gets the encoding writer, as ``.mp4`` does. When the worker falls
 behind, frames are dropped from the clip and counted, never queued without bound and never waited for.
 
 Files appear atomically: a clip is written to a hidden ``.NAME.part.avi`` beside its final name and
@@ -236,6 +240,15 @@ class ClipCounts:
     detail: str = ""
 
 
+_Jpeg = tuple[float, bytes, "tuple[int, int] | None"]  # a ring entry: time, JPEG, size if a colour frame
+
+
+def _color_size(image: np.ndarray) -> tuple[int, int] | None:
+    """The (width, height) of a 3-channel frame, whose JPEG a muxing clip writer takes as it is; None for
+    others (gray, BGRA), which are converted and encoded for the clip."""
+    return (image.shape[1], image.shape[0]) if image.ndim == 3 and image.shape[2] == 3 else None
+
+
 @dataclass
 class _Item:
     timestamp: float
@@ -253,6 +266,7 @@ class _Open:
     part: Path  # where it is written
     writer: Any
     size: tuple[int, int]
+    raw: bool  # the writer takes the ring's JPEG bytes (MJPG muxed as it is), not frames to encode
     start: float
     last: float
     frames: int = 0
@@ -375,7 +389,7 @@ class ClipRecorder:
 
     # -- worker thread --------------------------------------------------------------------------------
     def _work(self) -> None:
-        ring: deque[tuple[float, bytes]] = deque()
+        ring: deque[_Jpeg] = deque()
         ring_bytes = 0
         current: _Open | None = None
         while True:
@@ -395,13 +409,13 @@ class ClipRecorder:
                 current = None
             if item.clip is not None and current is None and item.starts:
                 current = self._start(item, ring)
+            ok, jpeg = cv2.imencode(".jpg", item.image, [cv2.IMWRITE_JPEG_QUALITY, self.settings.quality])
+            data = jpeg.tobytes() if ok else None
             if current is not None:
                 current.until = item.until
-                self._write(current, item.image, item.timestamp)
-            ok, jpeg = cv2.imencode(".jpg", item.image, [cv2.IMWRITE_JPEG_QUALITY, self.settings.quality])
-            if ok:
-                data = jpeg.tobytes()
-                ring.append((item.timestamp, data))
+                self._write(current, item.image, item.timestamp, data)
+            if data is not None:
+                ring.append((item.timestamp, data, _color_size(item.image)))
                 ring_bytes += len(data)
             horizon = item.timestamp - self.settings.pre_s
             while ring and (ring[0][0] < horizon or ring_bytes > self.settings.buffer_bytes):
@@ -413,7 +427,7 @@ class ClipRecorder:
         self.counts.recording, self.counts.detail = False, detail
         self._failed_at = time.time()
 
-    def _start(self, item: _Item, ring: deque[tuple[float, bytes]]) -> _Open | None:
+    def _start(self, item: _Item, ring: deque[_Jpeg]) -> _Open | None:
         s = self.settings
         assert item.clip is not None
         try:
@@ -433,17 +447,32 @@ class ClipRecorder:
         path = self.folder / f"{item.clip}.{s.format}"
         part = self.folder / f".{item.clip}.part.{s.format}"
         height, width = item.image.shape[:2]
-        writer = cv2.VideoWriter(str(part), s.fourcc, _rate(ring, item.timestamp), (width, height))
+        rate = _rate(ring, item.timestamp)
+        raw_prop: int | None = getattr(cv2, "VIDEOWRITER_PROP_RAW_VIDEO", None)  # none in an old OpenCV
+        raw = s.format == "avi" and raw_prop is not None and _color_size(item.image) is not None
+        writer = None
+        if raw and raw_prop is not None:  # MJPG: the ring's JPEGs are the clip's frames, muxed as they are
+            params = [raw_prop, 1]
+            writer = cv2.VideoWriter(str(part), cv2.CAP_FFMPEG, s.fourcc, rate, (width, height), params)
+            if not writer.isOpened():
+                writer.release()
+                writer, raw = None, False
+        if writer is None:
+            writer = cv2.VideoWriter(str(part), s.fourcc, rate, (width, height))
         if not writer.isOpened():
             self.counts.failed += 1
             self._stop_recording(f"cannot write {part}: OpenCV's VideoWriter did not open it")
             with contextlib.suppress(OSError):
                 part.unlink()
             return None
-        pre_roll = [(t, jpeg) for t, jpeg in ring if t >= item.timestamp - s.pre_s]
+        pre_roll = [entry for entry in ring if entry[0] >= item.timestamp - s.pre_s]
         first = pre_roll[0][0] if pre_roll else item.timestamp
-        clip = _Open(item.clip, path, part, writer, (width, height), first, item.timestamp, until=item.until)
-        for _, jpeg in pre_roll:
+        clip = _Open(item.clip, path, part, writer, (width, height), raw, first, item.timestamp)
+        clip.until = item.until
+        for _, jpeg, size in pre_roll:
+            if raw and size == clip.size:
+                self._write_jpeg(clip, jpeg, None)
+                continue
             frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
             if frame is not None:
                 self._write(clip, frame, None)
@@ -459,12 +488,30 @@ class ClipRecorder:
             return None
         return clip
 
-    def _write(self, clip: _Open, image: np.ndarray, timestamp: float | None) -> None:
+    def _write(
+        self, clip: _Open, image: np.ndarray, timestamp: float | None, jpeg: bytes | None = None
+    ) -> None:
+        """Write a frame: ``jpeg`` (its ring JPEG, when there is one) as it is to a muxing writer."""
+        if clip.raw and jpeg is not None and _color_size(image) == clip.size:
+            self._write_jpeg(clip, jpeg, timestamp)
+            return
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         if (image.shape[1], image.shape[0]) != clip.size:  # the camera changed resolution mid-clip
             image = cv2.resize(image, clip.size)
+        if clip.raw:  # a gray or BGRA frame, or one of another size: encoded for this clip
+            quality = [cv2.IMWRITE_JPEG_QUALITY, self.settings.quality]
+            ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(image[:, :, :3]), quality)
+            if ok:
+                self._write_jpeg(clip, encoded.tobytes(), timestamp)
+            return
         clip.writer.write(image[:, :, :3])
+        clip.frames += 1
+        if timestamp is not None:
+            clip.last = timestamp
+
+    def _write_jpeg(self, clip: _Open, jpeg: bytes, timestamp: float | None) -> None:
+        clip.writer.write(np.frombuffer(jpeg, np.uint8).reshape(1, -1))
         clip.frames += 1
         if timestamp is not None:
             clip.last = timestamp
@@ -536,7 +583,7 @@ class EventClips:
         return marked
 
 
-def _rate(ring: deque[tuple[float, bytes]], now: float) -> float:
+def _rate(ring: deque[_Jpeg], now: float) -> float:
     """Frames per second the clip is played at: what the ring held over its span (the processed rate)."""
     if len(ring) >= 2 and now > ring[0][0]:
         return float(min(60.0, max(1.0, len(ring) / (now - ring[0][0]))))
