@@ -46,6 +46,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -336,8 +337,19 @@ def print_table(rows: list[ModelFigures], args: argparse.Namespace, with_iou: bo
     Console(width=200).print(table)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_comparison(
+    argv: list[str] | None,
+    description: str,
+    compare: Callable[[Path, list[Path], argparse.Namespace, bool], Any],
+    print_table: Callable[[list[Any], argparse.Namespace, bool], None],
+    *,
+    things: str = "objects",
+    pair: str = "a same-class pair",
+) -> int:
+    """The command line both peer scripts share (this one for detection, ``peer_ultralytics_pose.py`` for pose):
+    parse the arguments, find models and images, set Ultralytics up offline, then ``compare`` every model and
+    print the rows as a table or one JSON object. ``things``/``pair`` only word the help."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
     parser.add_argument("models", nargs="+", type=Path, help=".tflite files or folders of them")
     parser.add_argument(
         "--images", nargs="+", type=Path, required=True, help="image files or folders of them"
@@ -349,9 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conf", type=float, default=0.25, help="score threshold for both (default 0.25)")
     parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU for both (default 0.45)")
     parser.add_argument(
-        "--max-det", type=int, default=300, help="objects per image at most, both (default 300)"
+        "--max-det", type=int, default=300, help=f"{things} per image at most, both (default 300)"
     )
-    parser.add_argument("--match-iou", type=float, default=0.5, help="a same-class pair matches at this IoU")
+    parser.add_argument("--match-iou", type=float, default=0.5, help=f"{pair} matches at this IoU")
     parser.add_argument(
         "--round-ultralytics-input",
         action="store_true",
@@ -393,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print_table(rows, args, with_iou)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_comparison(argv, __doc__ or "", compare, print_table)
 
 
 if __name__ == "__main__":

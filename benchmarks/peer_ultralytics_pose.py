@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -40,14 +39,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peer_ultralytics import (
-    IMAGE_SUFFIXES,
     Found,
     _plain_env,
-    edgecnn_supports_iou,
-    expand,
     match,
     model_kind,
-    round_ultralytics_input,
+    run_comparison,
 )
 
 Keypoint = tuple[float, float, float]  # x, y in pixels of the image, score
@@ -235,60 +231,7 @@ def print_table(rows: list[PoseFigures], args: argparse.Namespace, with_iou: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="+", type=Path, help=".tflite files or folders of them")
-    parser.add_argument(
-        "--images", nargs="+", type=Path, required=True, help="image files or folders of them"
-    )
-    default_cli = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "edgecnn"
-    parser.add_argument(
-        "--edgecnn", default=str(default_cli), help="the edgecnn CLI to compare (default: %(default)s)"
-    )
-    parser.add_argument("--conf", type=float, default=0.25, help="score threshold for both (default 0.25)")
-    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU for both (default 0.45)")
-    parser.add_argument("--max-det", type=int, default=300, help="people per image at most (default 300)")
-    parser.add_argument("--match-iou", type=float, default=0.5, help="a pair of people matches at this IoU")
-    parser.add_argument(
-        "--round-ultralytics-input",
-        action="store_true",
-        help="diagnostic: make Ultralytics round its int8 input quantization instead of truncating",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    args = parser.parse_args(argv)
-    if not Path(args.edgecnn).is_file():
-        parser.error(
-            f"--edgecnn {args.edgecnn}: no such file (make install, or point it at another venv's CLI)"
-        )
-    models = expand(args.models, {".tflite"})
-    images = expand(args.images, IMAGE_SUFFIXES)
-    if not models or not images:
-        parser.error("no .tflite models or no images found")
-    os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics: no update checks, nothing downloaded
-    os.environ.setdefault("YOLO_VERBOSE", "False")
-    with_iou = edgecnn_supports_iou(args.edgecnn)
-    if args.round_ultralytics_input:
-        round_ultralytics_input()
-    rows = [compare(m, images, args, with_iou) for m in models]
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "edgecnn": args.edgecnn,
-                    "edgecnn_iou_flag": with_iou,
-                    "conf": args.conf,
-                    "iou": args.iou,
-                    "max_det": args.max_det,
-                    "match_iou": args.match_iou,
-                    "ultralytics_input_rounded": args.round_ultralytics_input,
-                    "images": [str(i) for i in images],
-                    "models": [r.to_json() for r in rows],
-                },
-                indent=2,
-            )
-        )
-    else:
-        print_table(rows, args, with_iou)
-    return 0
+    return run_comparison(argv, __doc__ or "", compare, print_table, things="people", pair="a pair of people")
 
 
 if __name__ == "__main__":
