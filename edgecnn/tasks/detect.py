@@ -570,20 +570,28 @@ class YoloDecoder(DetectDecoder):
         xyxy = np.empty_like(boxes)
         xyxy[:, :2] = boxes[:, :2] - boxes[:, 2:] / 2
         xyxy[:, 2:] = boxes[:, :2] + boxes[:, 2:] / 2
-        if len(candidates) and np.all(np.isfinite(scores)) and np.all(np.isfinite(xyxy)):
-            tlwh = np.concatenate([xyxy[:, :2], boxes[:, 2:]], axis=1)
-            # No top_k for OpenCV: its top_k caps the candidates *entering* NMS, so on a crowded frame the
-            # overlapping duplicates of the best objects used up the budget and real objects never reached
-            # it (benchmarks/peer_ultralytics.py: 36 of Ultralytics' 56 objects). Its kept indices come
-            # best first; --max-detections keeps the first of those, as Ultralytics' max_det does.
-            if self.options.agnostic:
-                found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.threshold, self.iou)
-            else:
-                found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.threshold,
-                                               self.iou)  # fmt: skip
-            kept = np.asarray(found, dtype=np.int64).reshape(-1)[: self.max_detections]
+        kept = self.nms(xyxy, boxes[:, 2:], scores, ids)
+        if kept is not None:
             xyxy, scores, ids, candidates = xyxy[kept], scores[kept], ids[kept], candidates[kept]
         return xyxy, scores, ids, candidates, normalised
+
+    def nms(self, xyxy: np.ndarray, wh: np.ndarray, scores: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
+        """The indices OpenCV's NMS keeps (per class, or across classes with --agnostic), best first, at most
+        --max-detections; ``None`` when there are no candidates or a value is not finite (left for the
+        sanity checks to report). ``wh`` is the boxes' width and height, as the layout has them."""
+        if not (len(scores) and np.all(np.isfinite(scores)) and np.all(np.isfinite(xyxy))):
+            return None
+        tlwh = np.concatenate([xyxy[:, :2], wh], axis=1)
+        # No top_k for OpenCV: its top_k caps the candidates *entering* NMS, so on a crowded frame the
+        # overlapping duplicates of the best objects used up the budget and real objects never reached
+        # it (benchmarks/peer_ultralytics.py: 36 of Ultralytics' 56 objects). Its kept indices come
+        # best first; --max-detections keeps the first of those, as Ultralytics' max_det does.
+        if self.options.agnostic:
+            found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.threshold, self.iou)
+        else:
+            found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.threshold,
+                                           self.iou)  # fmt: skip
+        return np.asarray(found, dtype=np.int64).reshape(-1)[: self.max_detections]
 
 
 class Yolov5Decoder(YoloDecoder):

@@ -269,13 +269,7 @@ class HeadsDecoder(YoloDecoder):
             heads.append((_view(interpreter, d["index"])[0], float(scale), int(zero_point)))
         xyxy, scores, ids = decode_heads(heads, self.layout, self.threshold)
         del heads  # views of the runtime's buffers (no copy): none may outlive decode (see YoloDecoder)
-        if len(scores) and np.all(np.isfinite(scores)) and np.all(np.isfinite(xyxy)):
-            tlwh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-            if self.options.agnostic:
-                found = cv2.dnn.NMSBoxes(tlwh.tolist(), scores.tolist(), self.threshold, self.iou)
-            else:
-                found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.threshold,
-                                               self.iou)  # fmt: skip
-            kept = np.asarray(found, dtype=np.int64).reshape(-1)[: self.max_detections]
+        kept = self.nms(xyxy, xyxy[:, 2:] - xyxy[:, :2], scores, ids)  # YoloDecoder's NMS
+        if kept is not None:
             xyxy, scores, ids = xyxy[kept], scores[kept], ids[kept]
         return self._objects(xyxy, scores, ids, transform)
