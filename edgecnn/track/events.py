@@ -19,7 +19,7 @@ Counts: crossings per (line, direction, label) since the start, and occupancy (o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -74,8 +74,11 @@ class Event:
         return record
 
 
-@dataclass
+@dataclass(slots=True)
 class _InZone:
+    """One track's stay in one zone (from its first frame inside until it has left)."""
+
+    order: int  # when the stay began, scene-wide: a track that ends leaves its zones in this order
     inside: int = 0  # frames in a row inside
     outside: int = 0  # frames in a row outside
     since: float | None = None  # time of the first frame inside (this stay)
@@ -83,22 +86,24 @@ class _InZone:
     dwelt: bool = False
 
 
-@dataclass
-class _TrackState:
-    sides: dict[int, int] = field(default_factory=dict)  # line index -> -1/+1, the last clear side
-    counted: set[tuple[int, int]] = field(default_factory=set)  # (line index, direction index) counted
-    zones: dict[int, _InZone] = field(default_factory=dict)
-
-
 class Scene:
-    """Lines and zones of one camera and the state of every track against them; :meth:`step` per frame."""
+    """Lines and zones of one camera and the state of every track against them; :meth:`step` per frame.
+
+    The state is kept per line and per zone, keyed by track ID (the side of the line a track was last seen
+    clearly on; a track's stay in a zone), so a frame's work for a zone is its tracks inside and its stays,
+    not every track: at 20 objects and a few lines and zones the per-track Python, not the geometry, was
+    most of a frame's cost."""
 
     def __init__(self, lines: Sequence[LineSpec] = (), zones: Sequence[ZoneSpec] = ()) -> None:
         self.line_specs, self.zone_specs = list(lines), list(zones)
         self.size: tuple[int, int] | None = None
         self.lines: list[Line] = []
         self.zones: list[Zone] = []
-        self._states: dict[int, _TrackState] = {}
+        # Per line: track ID -> the side (-1/+1) it was last seen clearly on.
+        self._sides: list[dict[int, int]] = [{} for _ in self.line_specs]
+        self._counted: list[set[tuple[int, int]]] = [set() for _ in self.line_specs]  # (track ID, direction)
+        self._stays: list[dict[int, _InZone]] = [{} for _ in self.zone_specs]  # track ID -> its stay
+        self._stays_begun = 0
         self.crossings: dict[tuple[str, str, str], int] = {}  # (line, direction, label) -> count
         self.occupancy: dict[tuple[str, str], int] = {}  # (zone, label) -> objects inside now
         for z in self.zone_specs:
@@ -134,35 +139,39 @@ class Scene:
         if tracks:
             if boxes is None:
                 boxes = kalman.boxes(np.stack([t.state for t in tracks]))
-            states = [self._state(t) for t in tracks]
+            ids = [t.id for t in tracks]
             anchors: dict[str, np.ndarray] = {}
             for index, line in enumerate(self.lines):
                 points = _anchors(anchors, boxes, line.spec.anchor)
-                self._lines(index, line, tracks, states, points, timestamp, frame, events)
-            for index, zone in enumerate(self.zones):
-                points = _anchors(anchors, boxes, zone.spec.anchor)
-                self._zones(index, zone, tracks, states, points, timestamp, frame, events)
+                self._lines(index, line, tracks, ids, points, timestamp, frame, events)
+            if self.zones:
+                lists: dict[str, tuple[list[float], list[float]]] = {}
+                frame_rows = {tid: k for k, tid in enumerate(ids)}
+                for index, zone in enumerate(self.zones):
+                    anchor = zone.spec.anchor
+                    if anchor not in lists:
+                        xy = _anchors(anchors, boxes, anchor).T
+                        lists[anchor] = xy[0].tolist(), xy[1].tolist()
+                    inside = zone.inside(*lists[anchor])
+                    self._zones(index, zone, tracks, frame_rows, inside, timestamp, frame, events)
         for t in ended:
-            state = self._states.pop(t.id, None)
-            if state is None:
-                continue
-            for index, in_zone in state.zones.items():
+            for sides in self._sides:
+                sides.pop(t.id, None)
+            for counted in self._counted:
+                counted.discard((t.id, 0))
+                counted.discard((t.id, 1))
+            stays = [(stays.pop(t.id), index) for index, stays in enumerate(self._stays) if t.id in stays]
+            for in_zone, index in sorted(stays, key=lambda stay: stay[0].order):
                 if in_zone.entered:
                     events.append(self._exit(index, t, in_zone, timestamp, frame))
         return events
-
-    def _state(self, track: Track) -> _TrackState:
-        state = self._states.get(track.id)
-        if state is None:
-            state = self._states[track.id] = _TrackState()
-        return state
 
     def _lines(
         self,
         index: int,
         line: Line,
         tracks: Sequence[Track],
-        states: list[_TrackState],
+        ids: list[int],
         points: np.ndarray,
         timestamp: float,
         frame: int,
@@ -170,24 +179,28 @@ class Scene:
     ) -> None:
         spec = line.spec
         labels, min_distance = spec.labels, line.min_distance
+        sides, counted = self._sides[index], self._counted[index]
         signed, level = line.sides(points)
-        for t, state, distance, within in zip(tracks, states, signed.tolist(), level.tolist(), strict=True):
-            if labels is not None and t.label not in labels:
+        for k, (tid, distance, within) in enumerate(zip(ids, signed.tolist(), level.tolist(), strict=True)):
+            if labels is not None and tracks[k].label not in labels:
                 continue
             if not within:
-                state.sides.pop(index, None)
+                sides.pop(tid, None)
                 continue
             if abs(distance) < min_distance:
                 continue  # on the line, or jitter around it: no clear side
             side = 1 if distance > 0 else -1
-            before = state.sides.get(index)
-            state.sides[index] = side
-            if before is None or before == side:
+            before = sides.get(tid)
+            if before == side:
+                continue
+            sides[tid] = side
+            if before is None:
                 continue
             direction = 0 if side > 0 else 1  # left -> right of a->b is the first direction
-            if (index, direction) in state.counted:
+            if (tid, direction) in counted:
                 continue
-            state.counted.add((index, direction))
+            counted.add((tid, direction))
+            t = tracks[k]
             name = spec.directions[direction]
             key = (spec.name, name, t.label)
             self.crossings[key] = self.crossings.get(key, 0) + 1
@@ -210,23 +223,30 @@ class Scene:
         index: int,
         zone: Zone,
         tracks: Sequence[Track],
-        states: list[_TrackState],
-        points: np.ndarray,
+        frame_rows: dict[int, int],
+        inside: list[int],
         timestamp: float,
         frame: int,
         events: list[Event],
     ) -> None:
+        """One zone's frame: the tracks inside it now and those with a stay in it (counting frames outside),
+        in frame order."""
         spec = zone.spec
-        inside = zone.contains(points)
-        for t, state, now_inside in zip(tracks, states, inside.tolist(), strict=True):
-            if spec.labels is not None and t.label not in spec.labels:
-                continue
-            z = state.zones.get(index)
-            if z is None:
-                if not now_inside:
-                    continue  # never inside: no state to keep
-                z = state.zones[index] = _InZone()
-            if now_inside:
+        stays = self._stays[index]
+        if spec.labels is not None:
+            inside = [k for k in inside if tracks[k].label in spec.labels]
+        visit = set(inside)
+        visit.update(k for tid in stays if (k := frame_rows.get(tid)) is not None)
+        if not visit:
+            return
+        now_inside = set(inside)
+        for k in sorted(visit):
+            t = tracks[k]
+            z = stays.get(t.id)
+            if z is None:  # first frame inside (visited only if inside)
+                z = stays[t.id] = _InZone(self._stays_begun)
+                self._stays_begun += 1
+            if k in now_inside:
                 z.inside, z.outside = z.inside + 1, 0
                 if z.since is None:
                     z.since = timestamp
@@ -248,7 +268,7 @@ class Scene:
                     z.since = None
                 elif z.outside >= spec.inertia:
                     events.append(self._exit(index, t, z, timestamp, frame))
-                    del state.zones[index]
+                    del stays[t.id]
 
     def _exit(self, index: int, t: Track, z: _InZone, timestamp: float, frame: int) -> Event:
         name = self.zone_specs[index].name

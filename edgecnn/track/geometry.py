@@ -81,6 +81,40 @@ class Zone:
         hits = crosses & (px < x1 + (py - y1) * slope)
         return np.count_nonzero(hits, axis=0) % 2 == 1
 
+    @functools.cached_property
+    def _edge_list(self) -> tuple[tuple[float, float, float, float], ...]:
+        """The edges of :attr:`_edges` as Python floats (x1, y1, y2, dx/dy), for :meth:`inside`."""
+        x1, y1, y2, slope = (v[:, 0].tolist() for v in self._edges)
+        return tuple(zip(x1, y1, y2, slope, strict=True))
+
+    @functools.cached_property
+    def _bounds(self) -> tuple[float, float, float, float]:
+        """(x min, y min, x max, y max) of the corners, widened by a millionth of the largest coordinate (a
+        rounding error of :meth:`contains` a point beyond the corners can make stays well inside it)."""
+        margin = 1e-6 * (1.0 + float(np.abs(self.polygon).max()))
+        (x0, y0), (x1, y1) = self.polygon.min(axis=0).tolist(), self.polygon.max(axis=0).tolist()
+        return x0 - margin, y0 - margin, x1 + margin, y1 + margin
+
+    def inside(self, xs: list[float], ys: list[float]) -> list[int]:
+        """The indices of the points ``(xs[k], ys[k])`` that are inside: :meth:`contains` exactly (the same
+        even-odd test, operation by operation), for the few points within the corners' bounding box.
+
+        At a frame's 20 objects and a zone covering a part of it, plain Python over lists is several times
+        quicker than the array form: NumPy's cost there is per call, and most points fail the first test."""
+        x0, y0, x1, y1 = self._bounds
+        edges = self._edge_list
+        found = []
+        for k, (px, py) in enumerate(zip(xs, ys, strict=True)):
+            if not (x0 <= px <= x1 and y0 <= py <= y1):
+                continue  # outside the box round the corners, so outside
+            odd = False
+            for ex, ey1, ey2, slope in edges:
+                if (ey1 > py) != (ey2 > py) and px < ex + (py - ey1) * slope:
+                    odd = not odd
+            if odd:
+                found.append(k)
+        return found
+
 
 def resolve_line(spec: LineSpec, size: tuple[int, int]) -> Line:
     """The line in pixels of a ``(width, height)`` frame."""

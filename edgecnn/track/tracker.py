@@ -105,7 +105,7 @@ class Tracker:
         self.interval = DEFAULT_INTERVAL_S  # measured seconds between frames (moving average)
         self._measured = False
         self._codes: dict[str, int] = {}  # label -> a number, so label checks are one array comparison
-        self._states = np.zeros((0, 5, 4))  # row k: the state of tracks[k] (whose .state is a view of it)
+        self._states = kalman.stack([])  # row k: the state of tracks[k] (whose .state is a view of it)
         self._track_codes = np.zeros(0, dtype=np.int64)  # row k: the label code of tracks[k]
         self._rows_of: list[Track] = []  # the tracks the rows were built for (in order)
 
@@ -139,11 +139,8 @@ class Tracker:
     def _rows(self) -> None:
         """Lay the states of :attr:`tracks` out as rows of one array again (after tracks started or ended)."""
         tracks = self.tracks
-        if tracks:
-            self._states = np.stack([t.state for t in tracks])
-            self._track_codes = np.array([self._codes[t.label] for t in tracks], dtype=np.int64)
-        else:
-            self._states, self._track_codes = np.zeros((0, 5, 4)), np.zeros(0, dtype=np.int64)
+        self._states = kalman.stack([t.state for t in tracks])
+        self._track_codes = np.array([self._codes[t.label] for t in tracks], dtype=np.int64)
         for row, t in enumerate(tracks):
             t.state, t.row = self._states[row], row
         self._rows_of = list(tracks)
@@ -264,7 +261,7 @@ class Tracker:
             return [], np.zeros((0, 5, 4))
         rows = [row for row, _ in matches]
         index = [i for _, i in matches]
-        states = kalman.update(self._states[rows], kalman.xyxy_to_cxcywh(det_boxes[index]))
+        states = kalman.update(kalman.take(self._states, rows), kalman.xyxy_to_cxcywh(det_boxes[index]))
         self._states[rows] = states
         scores = det_scores[index].tolist()
         centres = states[:, kalman.POS, :2].tolist()
@@ -279,7 +276,7 @@ class Tracker:
 
     @staticmethod
     def _start(box: np.ndarray, score: float, label: str, timestamp: float) -> Track:
-        state = kalman.initiate(kalman.xyxy_to_cxcywh(box))[0]
+        state = kalman.initiate_box(box)
         track = Track(label, float(score), state, first_seen=timestamp, last_seen=timestamp)
         track.trail.append((float(state[kalman.POS, 0]), float(state[kalman.POS, 1])))
         return track
