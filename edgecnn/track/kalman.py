@@ -42,12 +42,15 @@ def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
+# Corners from a centre and a size, as centre + (-1/2, +1/2) x size: halving is exact, so this is
+# centre - size / 2 and centre + size / 2 to the bit, in two NumPy calls instead of four.
+_HALVES = np.array([[-0.5], [0.5]])
+
+
 def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
-    half = boxes[:, 2:] / 2
-    out = np.empty(boxes.shape, dtype=np.float64)
-    np.subtract(boxes[:, :2], half, out=out[:, :2])
-    np.add(boxes[:, :2], half, out=out[:, 2:])
-    return out
+    """``(N, 4)`` centres and sizes to corners."""
+    pairs = boxes.reshape(-1, 2, 2)  # (centre x, y), (width, height)
+    return (pairs[:, :1] + _HALVES * pairs[:, 1:]).reshape(-1, 4)
 
 
 def _size(measure: np.ndarray) -> np.ndarray:
