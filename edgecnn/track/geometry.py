@@ -15,15 +15,13 @@ import numpy as np
 
 from edgecnn.track.spec import ANCHORS, LineSpec, ZoneSpec
 
+_FRACTIONS = {name: np.array(fractions) for name, fractions in ANCHORS.items()}  # (fx, fy) arrays
+
 
 def anchor_points(boxes: np.ndarray, anchor: str) -> np.ndarray:
     """``(N, 2)`` points of ``(N, 4)`` corner boxes: the anchor's place on each box."""
-    fx, fy = ANCHORS[anchor]
-    boxes = boxes.reshape(-1, 4)
-    points = np.empty((len(boxes), 2))
-    np.add(boxes[:, 0], fx * (boxes[:, 2] - boxes[:, 0]), out=points[:, 0])
-    np.add(boxes[:, 1], fy * (boxes[:, 3] - boxes[:, 1]), out=points[:, 1])
-    return points
+    corners = boxes.reshape(-1, 2, 2)  # (x1, y1), (x2, y2): both axes in each NumPy call
+    return corners[:, 0] + _FRACTIONS[anchor] * (corners[:, 1] - corners[:, 0])
 
 
 def _pixels(points: tuple[tuple[float, float], ...], fractions: bool, size: tuple[int, int]) -> np.ndarray:

@@ -141,8 +141,8 @@ class Tracker:
         tracks = self.tracks
         self._states = kalman.stack([t.state for t in tracks])
         self._track_codes = np.array([self._codes[t.label] for t in tracks], dtype=np.int64)
-        for row, t in enumerate(tracks):
-            t.state, t.row = self._states[row], row
+        for row, (t, state) in enumerate(zip(tracks, self._states, strict=True)):  # iterating: the row views
+            t.state, t.row = state, row
         self._rows_of = list(tracks)
 
     def update(
