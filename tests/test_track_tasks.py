@@ -85,7 +85,7 @@ def test_run_writes_stable_track_ids_and_crossings_for_pose_and_seg(
     assert len(rows) == FRAMES and all(r["task"] == ("pose" if kind == "pose" else "segment") for r in rows)
     seen, untracked = _ids_by_band([r[key] for r in rows])
     # One ID per figure for the whole walk (no switch, no fragment); the two differ.
-    assert seen == {0: {seen[0].copy().pop()}, 1: {seen[1].copy().pop()}} and seen[0] != seen[1], seen
+    assert len(seen[0]) == len(seen[1]) == 1 and seen[0] != seen[1], seen
     assert untracked <= 2 * 2  # the first frames only, before each track is confirmed (min_hits 2)
     assert all("track" in r["latency_ms"] for r in rows)
     crossings = _records(events)
@@ -141,8 +141,6 @@ def test_a_pose_dithering_on_the_line_crosses_once(models):
 
 
 def test_pose_and_seg_frames_are_drawn_with_their_ids(models):
-    import cv2
-
     for kind in ("pose", "seg"):
         model = open_model(models[kind])
         stage = _stage()
@@ -158,9 +156,7 @@ def test_pose_and_seg_frames_are_drawn_with_their_ids(models):
         label = np.abs(drawn[44:56, 40:60].astype(int) - plain[44:56, 40:60].astype(int)).sum(axis=2)
         assert np.count_nonzero(label > 100) > 20, kind
         assert np.abs(drawn[100:120, 64].astype(int) - (0, 220, 255)).sum(axis=1).max() < 60, kind
-        assert cv2.countNonZero(
-            cv2.cvtColor(np.abs(drawn.astype(int) - plain).astype(np.uint8), cv2.COLOR_BGR2GRAY)
-        )
+        assert np.abs(plain[100:120, 64].astype(int)).max() == 0  # the task's own drawing has no line
 
 
 def test_a_classifier_and_a_class_map_pass_through_untouched(tmp_path, caplog):

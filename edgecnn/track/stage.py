@@ -196,6 +196,7 @@ class TrackStage:
         """Track ``output``'s objects in a ``(width, height)`` frame at ``time_s`` (seconds on the clock the
         tracker measures motion and dwell with); events carry ``timestamp`` (Unix seconds) and ``frame``.
         ``image`` (the frame) is what event snapshots show."""
+        start = time.perf_counter()  # the items too: a MoveNet pose's box is made here
         items = output.track_items() if isinstance(output, Trackable) else None
         if items is None:
             if not self.scene.empty and not self._told_no_boxes:
@@ -204,7 +205,6 @@ class TrackStage:
                     "lines and zones count objects, but this model's results have no boxes: nothing to count"
                 )
             return TrackStep(output)
-        start = time.perf_counter()
         boxed = [i for i, item in enumerate(items) if item is not None]
         objects = [items[i] for i in boxed]
         boxes = np.array([o.box for o in objects], dtype=np.float64).reshape(-1, 4)
