@@ -252,14 +252,23 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
         said = _attention_advice(table, model, statuses, kind, attention)
         if said is not None:  # one line for the block instead of one per refused op in it
             in_it = {st.advice for st in statuses if st.index in attention.ops}
-            rest = [a for a in advice if a not in in_it or (smaller is not None and a == smaller[1])]
-            at = 1 if smaller is not None or not kind.full_integer or failures else 0
+            only_here = all(st.index in attention.ops for st in statuses if st.reason.startswith(SIZE_REASON))
+            rest = [
+                a
+                for a in advice
+                if (a not in in_it or (smaller is not None and a == smaller[1]))
+                and not (smaller is not None and a == smaller[1] and only_here)  # the block's line says it
+            ]
+            if smaller is not None and only_here:
+                smaller = (smaller[0], said)
+            at = 1 if (smaller is not None and not only_here) or not kind.full_integer or failures else 0
             advice = [*rest[:at], said, *rest[at:]]
     if stops_in_attention and attention is not None and first_cpu is not None:
         problems.append(
             f"the Edge TPU subgraph ends in the model's attention block (ops {min(attention.ops)}-"
-            f"{max(attention.ops)}: {len(attention.matmuls)} product(s) of two activations, q·kᵀ and ·v; "
-            f"in YOLO11 its C2PSA block): {first_cpu.name} (op {first_cpu.index}) is refused and everything "
+            f"{max(attention.ops)}: {len(attention.matmuls)} product(s) of two activations, q·kᵀ and ·v"
+            f"{'; in YOLO11 its C2PSA block' if kind.producer == 'ultralytics' else ''}): {first_cpu.name} "
+            f"(op {first_cpu.index}) is refused and everything "
             "after it (the rest of the attention, the neck and the head) runs on the CPU."
         )
     if (
@@ -694,7 +703,9 @@ def _partition(table: SupportedOps, model: Any, graph: Any, failures: list[str])
 
 def _written(graph: Any, op: Any) -> int:
     """Elements an op writes: how the compiler weighs a segment (see :func:`_partition`)."""
-    return sum(_product(_shape(graph.tensors[int(i)])) for i in (op.outputs if op.outputs is not None else []))
+    return sum(
+        _product(_shape(graph.tensors[int(i)])) for i in (op.outputs if op.outputs is not None else [])
+    )
 
 
 def _first_blocking(statuses: list[OpStatus], failures: list[str]) -> OpStatus | None:
