@@ -379,3 +379,19 @@ def test_conv_2d_v6_is_traced_to_its_grouped_convolution_and_the_export_that_avo
     )
     assert "format=tflite int8=True keeps CONV_2D v6" in dynamic.advice[0]
     assert not any(a.startswith("export with Ultralytics") for a in dynamic.advice)  # said once
+
+
+def test_agreement_names_where_the_check_and_the_compiler_end_the_edge_tpu_subgraph():
+    def build(compiled: bool) -> ModelFile:
+        g = Graph()
+        x = g.input([1, 8, 8, 4])
+        if compiled:  # what edgetpu_compiler writes: the mapped part as one custom op
+            y = g.tensor([1, 8, 8, 4])
+            g.op("CUSTOM", [x], [y], custom="edgetpu-custom-op")
+        else:
+            y = g.conv(x, [1, 8, 8, 4])
+        return g.model([g.conv(g.unary("LEAKY_RELU", y), [1, 8, 8, 4])])
+
+    result = agreement_with_compiled(build(False), build(True))
+    assert result.stop_check == result.stop_compiler == "LEAKY_RELU [1, 8, 8, 4]" and result.same_stop
+    assert result.to_dict()["same_stop"] is True

@@ -1061,9 +1061,55 @@ class Agreement:
     log_exact: bool | None = None
     log_check_only: dict[str, int] | None = None
     log_compiler_only: dict[str, int] | None = None
+    stop_check: str | None = None  # the op the check says the Edge TPU subgraph ends at ("NAME [shape]")
+    stop_compiler: str | None = None  # the first CPU op fed by the compiled edgetpu-custom-op
+
+    @property
+    def same_stop(self) -> bool:
+        """Both end the Edge TPU subgraph at the same op type (shapes differ when the sizes do)."""
+        return (self.stop_check or "").split(" ")[0] == (self.stop_compiler or "").split(" ")[0]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "same_stop": self.same_stop}
+
+
+def _op_text(model_file: ModelFile, index: int) -> str:
+    model = model_file.model
+    graph = model.subgraphs[0]
+    op = graph.operators[index]
+    name, _ = opcode_name(model.operatorCodes[op.opcodeIndex])
+    ins = [int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0]
+    data = [i for i in ins if not _is_constant(model, graph.tensors[i])]
+    return f"{name} {_shape(graph.tensors[data[0]])}" if data else name
+
+
+def _predicted_stop(source: ModelFile, check: EdgeTPUCheck) -> str | None:
+    """The first op the check leaves on the CPU that reads what a mapped op wrote (as :func:`_compiled_stop`)."""
+    graph = source.model.subgraphs[0]
+    written: set[int] = set()
+    for st in check.operators:
+        if st.subgraph:
+            continue
+        op = graph.operators[st.index]
+        if st.edgetpu:
+            written |= {int(i) for i in (op.outputs if op.outputs is not None else [])}
+        elif {int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0} & written:
+            return _op_text(source, st.index)
+    return None
+
+
+def _compiled_stop(compiled: ModelFile) -> str | None:
+    """The first op of a compiled model that reads what the Edge TPU wrote: where the compiler stopped."""
+    graph = compiled.model.subgraphs[0]
+    written: set[int] = set()
+    for index, op in enumerate(graph.operators or []):
+        name, _ = opcode_name(compiled.model.operatorCodes[op.opcodeIndex])
+        ins = {int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0}
+        if name == EDGETPU_CUSTOM_OP:
+            written |= {int(i) for i in (op.outputs if op.outputs is not None else [])}
+        elif ins & written:
+            return _op_text(compiled, index)
+    return None
 
 
 def compiled_cpu_ops(compiled: ModelFile) -> Counter[str]:
@@ -1099,6 +1145,8 @@ def agreement_with_compiled(
             "log_compiler_only": dict(theirs - mine),
         }
     return Agreement(
+        stop_check=_predicted_stop(source, check),
+        stop_compiler=_compiled_stop(compiled),
         exact=predicted == actual,
         check_cpu_count=sum(predicted.values()),
         compiler_cpu_count=sum(actual.values()),
