@@ -1063,14 +1063,10 @@ class Agreement:
     log_compiler_only: dict[str, int] | None = None
     stop_check: str | None = None  # the op the check says the Edge TPU subgraph ends at ("NAME [shape]")
     stop_compiler: str | None = None  # the first CPU op fed by the compiled edgetpu-custom-op
-
-    @property
-    def same_stop(self) -> bool:
-        """Both end the Edge TPU subgraph at the same op type (shapes differ when the sizes do)."""
-        return (self.stop_check or "").split(" ")[0] == (self.stop_compiler or "").split(" ")[0]
+    same_stop: bool = True  # the same op and input shape; the same op type when the two inputs differ in size
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "same_stop": self.same_stop}
+        return asdict(self)
 
 
 def _op_text(model_file: ModelFile, index: int) -> str:
@@ -1144,9 +1140,14 @@ def agreement_with_compiled(
             "log_check_only": dict(mine - theirs),
             "log_compiler_only": dict(theirs - mine),
         }
+    stop_check, stop_compiler = _predicted_stop(source, check), _compiled_stop(compiled)
+    same_size = [t.shape for t in source.inputs] == [t.shape for t in compiled.inputs]
     return Agreement(
-        stop_check=_predicted_stop(source, check),
-        stop_compiler=_compiled_stop(compiled),
+        stop_check=stop_check,
+        stop_compiler=stop_compiler,
+        same_stop=stop_check == stop_compiler
+        if same_size
+        else (stop_check or "").split(" ")[0] == (stop_compiler or "").split(" ")[0],
         exact=predicted == actual,
         check_cpu_count=sum(predicted.values()),
         compiler_cpu_count=sum(actual.values()),
