@@ -841,6 +841,9 @@ def _constraint(
     size = _size_limit(table, name, graph, model, ins, outs)
     if size is not None:
         return size
+    # Coral's documented limit ("output tensor is one-dimensional", coral.ai models-intro). No compiled file here
+    # isolates it: in YOLO11's attention (FULLY_CONNECTED with computed weights, outputs [36,36] .. [400,400]) the
+    # SPLIT before it is already refused, so those pairs agree with or without this rule.
     if name == "FULLY_CONNECTED" and outs and len([d for d in _shape(graph.tensors[outs[0]]) if d != 1]) > 1:
         return (
             LIMITATION,
