@@ -178,3 +178,13 @@ def test_a_false_positive_beside_a_lost_track_never_takes_it():
     assert ids[15] == [None]
     assert {i for frame in ids for i in frame if i} == {1}
     assert ids[-1] == [1]
+
+
+def test_high_score_sets_what_starts_a_track():
+    """A walker detected at 0.3 throughout: never an ID at the default high score (0.5), one from its second
+    detection when the high score is 0.25."""
+    fps = 10
+    scene = walker(10, fps, score=0.3)
+    assert {i for frame in run(Tracker(), scene, fps) for i in frame if i} == set()
+    ids = run(Tracker(TrackerOptions(high_score=0.25)), scene, fps)
+    assert ids[0] == [None] and all(frame == [1] for frame in ids[1:])
