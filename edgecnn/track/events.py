@@ -137,10 +137,10 @@ class Scene:
             states = [self._state(t) for t in tracks]
             anchors: dict[str, np.ndarray] = {}
             for index, line in enumerate(self.lines):
-                points = _anchors(anchors, boxes, line.spec.anchor)
+                points = _anchors(anchors, boxes, line.spec.anchor, size)
                 self._lines(index, line, tracks, states, points, timestamp, frame, events)
             for index, zone in enumerate(self.zones):
-                points = _anchors(anchors, boxes, zone.spec.anchor)
+                points = _anchors(anchors, boxes, zone.spec.anchor, size)
                 self._zones(index, zone, tracks, states, points, timestamp, frame, events)
         for t in ended:
             state = self._states.pop(t.id, None)
@@ -270,9 +270,13 @@ class Scene:
         return {"lines": lines, "zones": zones}
 
 
-def _anchors(cache: dict[str, np.ndarray], boxes: np.ndarray, anchor: str) -> np.ndarray:
-    """The anchor points of ``boxes``, computed once per anchor kind and frame."""
+def _anchors(
+    cache: dict[str, np.ndarray], boxes: np.ndarray, anchor: str, size: tuple[int, int]
+) -> np.ndarray:
+    """The anchor points of ``boxes``, computed once per anchor kind and frame, kept inside the frame: a
+    filtered box of an object cut by the frame edge reaches a pixel or two past it, and its anchor there
+    would be beyond the end of a line drawn to that edge (never counted) or outside a zone drawn to it."""
     found = cache.get(anchor)
     if found is None:
-        found = cache[anchor] = anchor_points(boxes, anchor)
+        found = cache[anchor] = np.clip(anchor_points(boxes, anchor), 0.0, size)
     return found
