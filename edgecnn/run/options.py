@@ -207,7 +207,7 @@ class RunOptions:
     # Tracking, lines and zones (edgecnn.track): on for any result with boxes (detectors), off for others.
     track: bool = option(
         True,
-        "Detectors: follow objects across frames and give each a track_id (default on; --no-track: off).",
+        "Results with boxes (detect, YOLO pose, MoveNet, YOLO seg): follow objects across frames and give each a track_id (default on; --no-track: off).",
         flags=("--track/--no-track",),
     )
     track_buffer: float = option(
