@@ -52,6 +52,34 @@ def test_the_cut_model_ends_at_the_head_maps_and_maps_whole(yolo_head_exports):
     assert json.loads(model.appended["metadata.json"])["names"]  # Ultralytics' names still ride along
 
 
+def test_the_cut_models_outputs_are_the_uncut_models_head_tensors_bit_for_bit(yolo_head_exports):
+    """The cut changes nothing before the heads: the uncut model, keeping every intermediate tensor, holds
+    the cut model's outputs exactly (values and quantization), so every difference between their objects
+    is the uncut's int8 tail (benchmarks/yolo_head_cut_agreement.py measures it on real exports)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    uncut, cut, _ = yolo_head_exports
+    heads = find_heads(read_model(uncut))
+    assert heads is not None
+    with pytest.warns(UserWarning, match="preserve_all_tensors"):  # LiteRT's "for debugging" note
+        full = Interpreter(model_path=str(uncut), experimental_preserve_all_tensors=True)
+    part = Interpreter(model_path=str(cut))
+    full.allocate_tensors()
+    part.allocate_tensors()
+    details = {d["index"]: d for d in full.get_tensor_details()}
+    model = open_model(cut)
+    for scene in make_scenes(4, seed=9, width=80, height=64):
+        tensor, _ = model.prepare(scene.image)
+        for interpreter in (full, part):
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor)
+            interpreter.invoke()
+        for index, out in zip(heads.tensors, part.get_output_details(), strict=True):
+            assert details[index]["quantization"] == out["quantization"]
+            inside, cut_out = full.get_tensor(index), part.get_tensor(out["index"])
+            assert inside.dtype == cut_out.dtype and np.array_equal(inside, cut_out)
+            assert np.unique(cut_out).size > 10  # real maps, not a constant both would share
+
+
 def test_decoding_the_heads_finds_the_float_exports_objects(yolo_head_exports):
     """The float32 export is the reference: the cut model + edgecnn's float decode of its int8 heads finds its
     objects (same label, IoU >= 0.9); the full-integer export's own int8 decode (DFL and boxes in int8, boxes
