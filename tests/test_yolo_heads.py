@@ -199,7 +199,7 @@ def test_convert_cut_head_without_the_compiler_writes_the_cut_cpu_model(yolo_hea
     assert predicted.code == 0, predicted.stderr
     objects = json.loads(predicted.stdout)["results"][0]["objects"]
     expected = open_model(library_cut).process(cv2.imread(str(frames / "0.png"))).result.objects
-    assert len(objects) == len(expected) >= 1  # the measured scene holds 7
+    assert len(objects) == len(expected) >= 10  # 68 on this scene (a seeded, untrained head finds many)
     assert {o["label"] for o in objects} == {o.label for o in expected}
     out = tmp_path / "results.jsonl"
     ran = run_cli("run", "--model", cpu_model, "--source", frames, "--jsonl", out, env={"PATH": str(empty)})
