@@ -89,7 +89,9 @@ def compile_tflite(
 
     ``cut_head``: a YOLOv8/YOLO11 or YOLOv5 export is first cut at its per-scale head maps
     (:mod:`edgecnn.converters.yolo_head_cut`); the cut CPU model ``MODEL_heads.tflite`` is written beside the
-    compiled ``MODEL_heads_edgetpu.tflite`` (its CPU twin), and edgecnn decodes the heads on the CPU.
+    compiled ``MODEL_heads_edgetpu.tflite`` (its CPU twin), and edgecnn decodes the heads on the CPU. Without
+    ``edgetpu_compiler`` the cut model and the report are still written, then :class:`CompilerMissing` (a
+    :class:`RuntimeMissing`) carries that report.
     """
     started = time.perf_counter()
     source = Path(model)
