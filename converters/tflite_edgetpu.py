@@ -23,12 +23,10 @@ which ops stay on the CPU and why.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
 import time
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,7 @@ from edgecnn.devices.backends.edgetpu.static_check import EdgeTPUCheck, predict_
 from edgecnn.digest import sha256_file
 from edgecnn.errors import ConversionError, RuntimeMissing, UsageError
 from edgecnn.metadata import METADATA_NAME
-from edgecnn.modelfile import ModelFile, parse_model, read_model, with_metadata
+from edgecnn.modelfile import ModelFile, append_files, parse_model, read_model, with_metadata
 from edgecnn.tasks.yolo_heads import METADATA_NAME as HEADS_METADATA
 
 REPORT_SUFFIX = "_edgetpu_report.json"
@@ -240,11 +238,7 @@ def _carry_metadata(source: ModelFile, compiled: bytes, out_path: Path) -> bytes
         return compiled
     compiled_file.appended = {**missing, **compiled_file.appended}
     if not entries:
-        sink = io.BytesIO()
-        with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED) as archive:
-            for name, content in missing.items():
-                archive.writestr(name, content)
-        return compiled + sink.getvalue()
+        return append_files(compiled, missing)
     for name, payload in entries.items():  # with_metadata re-appends the appended files each time
         compiled = with_metadata(compiled_file, name, payload)
         compiled_file = parse_model(compiled, out_path)
