@@ -9,7 +9,14 @@ for a model when its multiset of CPU ops (by name) equals that one. When the com
 beside them, the check's per-op statuses are scored too: *log exact* when its ``(operator, status)`` counts equal
 the log's table ("Mapped to Edge TPU", the root cause, "More than one subgraph is not supported").
 
-Prints "N of M models exact", "K of L logs exact" and one line per model.
+Also scored: where the Edge TPU subgraph ends, the op type the check stops at against the first op of the
+compiled file that reads the edgetpu-custom-op's outputs ("same stop"). That one also holds for a compiled file
+published without its source, scored against a *stand-in*: a source of the same architecture and exporter at
+another size, linked as ``X.tflite`` beside it (its CPU op counts then differ wherever the exports do).
+
+Several folders can be given; each is scored on its own (``--json``: one object per folder).
+
+Prints "N of M models exact", "K of L logs exact", "S of M stop at the same op" and one line per model.
 """
 
 from __future__ import annotations
@@ -18,30 +25,27 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from edgecnn.devices.backends.edgetpu.compiler import parse_summary
 from edgecnn.devices.backends.edgetpu.static_check import agreement_with_compiled
 from edgecnn.modelfile import read_model
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", type=Path, help="folder of X.tflite / X_edgetpu.tflite pairs")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    args = parser.parse_args(argv)
+def score(folder: Path) -> dict[str, Any] | None:
+    """The agreement of every pair under ``folder``, or ``None`` when it holds none."""
     pairs = sorted(
         (p.with_name(p.name[: -len("_edgetpu.tflite")] + ".tflite"), p)
-        for p in args.folder.rglob("*_edgetpu.tflite")
+        for p in folder.rglob("*_edgetpu.tflite")
         if p.with_name(p.name[: -len("_edgetpu.tflite")] + ".tflite").is_file()
     )
     if not pairs:
-        print(f"error: no X.tflite / X_edgetpu.tflite pairs in {args.folder}", file=sys.stderr)
-        return 2
+        return None
     results = []
     for source, compiled in pairs:
         if read_model(source).is_edgetpu:  # a compiled file under a plain name is no pair
             print(
-                f"skipped {source.relative_to(args.folder)}: it is itself compiled for the Edge TPU",
+                f"skipped {source.relative_to(folder)}: it is itself compiled for the Edge TPU",
                 file=sys.stderr,
             )
             continue
@@ -51,38 +55,57 @@ def main(argv: list[str] | None = None) -> int:
             table = parse_summary(log.read_text(encoding="utf-8", errors="replace")).operations
             rows = [(r.operator, r.count, r.status) for r in table]
         result = agreement_with_compiled(read_model(source), read_model(compiled), rows)
-        results.append((str(source.relative_to(args.folder).with_suffix("")), result))
-    exact = sum(r.exact for _, r in results)
+        results.append((str(source.relative_to(folder).with_suffix("")), result))
     logs = [r for _, r in results if r.log_exact is not None]
-    logs_exact = sum(bool(r.log_exact) for r in logs)
+    return {
+        "exact": sum(r.exact for _, r in results),
+        "models": len(results),
+        "logs_exact": sum(bool(r.log_exact) for r in logs),
+        "logs": len(logs),
+        "same_stop": sum(r.same_stop for _, r in results),
+        "per_model": {n: r for n, r in results},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", type=Path, nargs="+", help="folders of X.tflite / X_edgetpu.tflite pairs")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    args = parser.parse_args(argv)
+    scores = {}
+    for folder in args.folders:
+        scored = score(folder)
+        if scored is None:
+            print(f"error: no X.tflite / X_edgetpu.tflite pairs in {folder}", file=sys.stderr)
+            return 2
+        scores[folder.name] = scored
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "exact": exact,
-                    "models": len(results),
-                    "logs_exact": logs_exact,
-                    "logs": len(logs),
-                    "per_model": {n: r.to_dict() for n, r in results},
-                },
-                indent=2,
-            )
-        )
+        out = {
+            name: {**sc, "per_model": {n: r.to_dict() for n, r in sc["per_model"].items()}}
+            for name, sc in scores.items()
+        }
+        print(json.dumps(out if len(out) > 1 else next(iter(out.values())), indent=2))
         return 0
-    print(f"{exact} of {len(results)} models exact (CPU ops)")
-    print(f"{logs_exact} of {len(logs)} compiler logs exact (per-op statuses)")
-    for name, r in results:
-        log = "" if r.log_exact is None else ("; log exact" if r.log_exact else "; log differs")
-        if r.exact:
-            print(f"  {name}: exact ({r.compiler_cpu_count} CPU ops){log}")
-        else:
-            print(
-                f"  {name}: check-only {r.check_only or '{}'}  compiler-only {r.compiler_only or '{}'}{log}"
-            )
-        if r.log_exact is False:
-            print(
-                f"    log: check-only {r.log_check_only or '{}'}  compiler-only {r.log_compiler_only or '{}'}"
-            )
+    for name, sc in scores.items():
+        if len(scores) > 1:
+            print(f"{name}:")
+        print(f"{sc['exact']} of {sc['models']} models exact (CPU ops)")
+        print(f"{sc['logs_exact']} of {sc['logs']} compiler logs exact (per-op statuses)")
+        print(f"{sc['same_stop']} of {sc['models']} stop at the same op")
+        for model, r in sc["per_model"].items():
+            log = "" if r.log_exact is None else ("; log exact" if r.log_exact else "; log differs")
+            stop = "" if r.same_stop else f"; stops: check {r.stop_check}, compiler {r.stop_compiler}"
+            if r.exact:
+                print(f"  {model}: exact ({r.compiler_cpu_count} CPU ops){log}{stop}")
+            else:
+                print(
+                    f"  {model}: check-only {r.check_only or '{}'}  compiler-only {r.compiler_only or '{}'}"
+                    f"{log}{stop}"
+                )
+            if r.log_exact is False:
+                print(
+                    f"    log: check-only {r.log_check_only or '{}'}  compiler-only {r.log_compiler_only or '{}'}"
+                )
     return 0
 
 

@@ -7,19 +7,38 @@ Two measurements, said apart in the output:
    detection and no ground truth while half hidden), 10 % of detections dropped, boxes jittered by 3 % of
    their size, one in ten detections low-scored (0.2-0.45: the second association stage), and false
    positives (mostly low-scored, some single-frame high ones). Sampled at each rate; line counts checked
-   against the trajectories. This is the measurement the targets are set for: IDF1 >= 0.9 at 10 fps and
+   against the trajectories. Targets (the issue's, for both measurements): IDF1 >= 0.9 at 10 fps and
    above, >= 0.8 at 5 fps, line counts exact.
-2. **the real ``edgecnn run`` pipeline** on generated videos (tests/track_scenes.py) with the detector the
-   tests train (tests/detectors.py, yolo_float): a 96x96 CNN that misses small circles and shapes cut by
-   the frame edge, so its figures measure that detector as much as the tracker; they are printed for
-   honesty, not held to the targets.
+2. **the real ``edgecnn run`` pipeline** on generated videos (tests/track_scenes.py, 160x120, 11.5 s): six
+   shapes, two of each kind, each crossing the middle once; two pairs cross paths in overlapping lanes (one
+   shape half under the other for a while), two pass behind a background-coloured pillar from either side
+   and cross each other just past it. Brief occlusions are the pillar and the shapes themselves; dropped
+   and jittered detections are the real detector's own (misses, low scores, boxes a few pixels off, a
+   merged box while two shapes overlap). The truth is what a camera sees: a shape counts while at least
+   half its pixels show (in the frame, not under a later-drawn shape, not behind the pillar), with the box
+   of those pixels (``visible_boxes``); a detector cannot find what it cannot see.
+
+   The detector is built here from tests/detectors.py's code (its network, training loop and YOLO export,
+   seeded and op-deterministic, ~1 min once per machine, cached in ~/.cache/edgecnn-tests), trained on
+   random frames like these videos (:func:`detector_scenes`: shapes anywhere, cut by the edge, overlapping,
+   behind pillars; never the benchmark's trajectories). The test suite's own detector (``--detector
+   test``) never saw a shape cut by the frame edge or overlapping another (its training scenes keep them
+   apart and inside), so it misses or merges them and its figures measure it, not the tracker (IDF1
+   0.83-0.86, 0-4 ID switches). ``--detector-seed`` trains another one, to check the figures are not one
+   lucky model's.
+
+   Each rate runs twice: at ``run``'s default ``--object-threshold`` (0.4), and at 0.1, which is what
+   Ultralytics' ``track`` uses (ByteTrack's second stage needs the low-score detections the default drops:
+   this small detector scores a shape half under another, and many a square, 0.1-0.4). The targets (IDF1 >= 0.9 at 10 and 30 fps, >= 0.8 at 5 fps, line
+   counts exact) are for the 0.1 rows; the 0.4 rows are printed beside them.
 
 Cost: tracker plus two lines and two zones at 20 objects per frame (perf_counter_ns, 200 warm-up frames,
 p50/p90/p99 over 2000, each as a ratio to the target <= 0.3 ms); the same at 50 objects for information.
 
 Metrics are motmetrics' (pip install 'edgecnn[eval]'), matched at IoU >= 0.5.
 
-Usage: python benchmarks/tracking.py [--skip-pipeline] [--output results.json]
+Usage: python benchmarks/tracking.py [--seeds N] [--skip-pipeline] [--detector tracking|test]
+       [--detector-seed N] [--output results.json]
 """
 
 from __future__ import annotations
@@ -230,34 +249,42 @@ def detector_path() -> Path:
     return build_detectors(base)["yolo_float"]
 
 
+PIPELINE_SECONDS = 11.5
+THRESHOLDS = (0.4, 0.1)  # run's default --object-threshold, and Ultralytics track's (ByteTrack's low stage)
+
+
 def pipeline_scene() -> tuple[list[Any], list[tuple[int, int, int, int]]]:
-    """Five shapes the test detector sees well (squares and triangles): two pairs crossing paths, one
-    passing behind a pillar, all crossing the middle once."""
+    """Six shapes (two of each kind) on 160x120 for 11.5 s, each crossing the middle once: two pairs cross
+    paths in overlapping lanes (one shape half under the other for a while), two pass behind a pillar from
+    either side and cross each other just past it."""
     from tests.track_scenes import Mover
 
     movers = [
         Mover(1, 0, 28, (-30, 6), (40, 0), 0.0),
-        Mover(2, 2, 30, (170, 20), (-35, 0), 0.3),  # crosses 1's path (overlapping rows)
-        Mover(3, 2, 30, (-30, 50), (45, 0), 1.5),
+        Mover(2, 2, 30, (170, 20), (-35, 0), 0.3),  # crosses 1's path (overlapping lanes)
+        Mover(3, 1, 30, (-30, 50), (45, 0), 1.5),
         Mover(4, 0, 28, (170, 58), (-40, 0), 2.0),  # crosses 3's path
-        Mover(5, 0, 28, (-30, 88), (38, 0), 3.0),  # passes behind the pillar
+        Mover(5, 2, 30, (-30, 86), (38, 0), 3.0),  # behind the pillar, left to right
+        Mover(6, 1, 30, (170, 88), (-42, 0), 7.0),  # behind it right to left; meets 5 past it
     ]
     return movers, [(112, 80, 122, 120)]
 
 
-def track_pipeline(model: Path, fps: int, folder: Path) -> dict[str, Any]:
+def track_pipeline(model: Path, fps: int, folder: Path, threshold: float) -> dict[str, Any]:
     from edgecnn.devices.sources.synthetic import write_video
     from edgecnn.run.options import RunOptions
     from edgecnn.run.pipeline import run
     from tests.track_scenes import HEIGHT, WIDTH, frames_of
 
     movers, occluders = pipeline_scene()
-    frames, truth = frames_of(movers, occluders, fps, 9.0)
+    frames, truth = frames_of(movers, occluders, fps, PIPELINE_SECONDS)
     video = write_video(folder / f"scene{fps}.avi", frames, fps=fps)
     results, events = folder / f"results{fps}.jsonl", folder / f"events{fps}.jsonl"
+    results.unlink(missing_ok=True)
+    events.unlink(missing_ok=True)
     with contextlib.redirect_stdout(io.StringIO()):  # the run's summary line
         run(RunOptions(model=model, source=str(video), jsonl=str(results), events=events, lines=["0.5,1,0.5,0"],
-                       quiet=True))  # fmt: skip
+                       object_threshold=threshold, quiet=True))  # fmt: skip
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     hyps = [
         [(o["track_id"], np.array(o["box"])) for o in r["objects"] if o["track_id"] is not None] for r in rows
@@ -272,13 +299,91 @@ def track_pipeline(model: Path, fps: int, folder: Path) -> dict[str, Any]:
     md = MIN_DISTANCE * min(WIDTH, HEIGHT)
     expected = {"in": 0, "out": 0}
     for m in movers:
-        first, last = m.box(m.t0), m.box(9.0)
+        first, last = m.box(m.t0), m.box(PIPELINE_SECONDS)
         xa, xb = (first[0] + first[2]) / 2, (last[0] + last[2]) / 2
         if xa < WIDTH / 2 - md and xb > WIDTH / 2 + md:
             expected["in"] += 1
         elif xa > WIDTH / 2 + md and xb < WIDTH / 2 - md:
             expected["out"] += 1
-    return {**scores, "crossings": crossings, "expected_crossings": expected}
+    return {**scores, "threshold": threshold, "crossings": crossings, "expected_crossings": expected}
+
+
+# -- the benchmark's detector -----------------------------------------------------------------------------
+
+DETECTOR_SCENES = 2000  # training frames, as tests/detectors.py's build_detectors
+DETECTOR_EPOCHS = 20
+
+
+def detector_scenes(count: int, seed: int) -> list[Any]:
+    """Training frames like the benchmark's videos, letterboxed to the model's 96x96 as ``run`` feeds it:
+    160x120, one to five shapes of 24-40 px anywhere (cut by the frame edge, overlapping one another, behind
+    a background-coloured pillar), colours jittered; each box is what the camera sees of its shape and a
+    shape less than half seen is no object (tests/track_scenes.py's ``visible_boxes``, the benchmark's
+    truth). The random positions, never the benchmark's trajectories, are what the detector learns from."""
+    import cv2
+
+    from tests.detectors import _COLOURS, Box, Scene, letterboxed
+    from tests.track_scenes import HEIGHT, WIDTH, draw, visible_boxes
+
+    rng = np.random.default_rng(seed)
+    scenes = []
+    for _ in range(count):
+        image = cv2.GaussianBlur(rng.integers(90, 150, (HEIGHT, WIDTH, 3), dtype=np.uint8), (3, 3), 0)
+        background = image.copy()
+        shapes = []
+        for _ in range(int(rng.integers(1, 6))):
+            label, size = int(rng.integers(0, 3)), int(rng.integers(24, 41))
+            x1 = int(rng.integers(-size // 2, WIDTH - size // 2))
+            y1 = int(rng.integers(-size // 2, HEIGHT - size // 2))
+            colour = tuple(int(np.clip(c + rng.integers(-30, 31), 0, 255)) for c in _COLOURS[label])
+            draw(image, label, x1, y1, size, colour)
+            shapes.append((label, x1, y1, size))
+        pillars = []
+        for _ in range(int(rng.integers(0, 3)) if rng.random() < 0.3 else 0):
+            x, w = int(rng.integers(0, WIDTH - 8)), int(rng.integers(8, 16))
+            y = int(rng.integers(0, HEIGHT // 2)) if rng.random() < 0.5 else 0
+            pillars.append((x, y, x + w, HEIGHT))
+            image[y:, x : x + w] = background[y:, x : x + w]
+        boxes = [
+            Box(s[0], *box)
+            for s, box in zip(shapes, visible_boxes(shapes, pillars), strict=True)
+            if box is not None
+        ]
+        scenes.append(letterboxed(Scene(image, boxes)))
+    return scenes
+
+
+def tracking_detector(seed: int = 0) -> Path:
+    """The benchmark's detector: tests/detectors.py's network and YOLO export, trained on
+    :func:`detector_scenes` (seeded and op-deterministic as the test detectors; built once per machine,
+    ~2 min, into ~/.cache/edgecnn-tests)."""
+    import hashlib
+    import inspect
+    from importlib.metadata import PackageNotFoundError, version
+
+    from tests import track_scenes
+    from tests.detectors import freeze, train_core, with_ultralytics_metadata, yolo_tflite
+
+    source = (ROOT / "tests" / "detectors.py").read_bytes() + inspect.getsource(track_scenes).encode()
+    source += inspect.getsource(detector_scenes).encode()
+    source += f"{DETECTOR_SCENES} {DETECTOR_EPOCHS} {seed}".encode()
+    for dist in ("tensorflow", "tensorflow-cpu", "keras"):
+        with contextlib.suppress(PackageNotFoundError):
+            source += f"{dist} {version(dist)}".encode()
+    path = (
+        Path.home()
+        / ".cache"
+        / "edgecnn-tests"
+        / f"tracking-{hashlib.sha256(source).hexdigest()[:12]}.tflite"
+    )
+    if not path.exists():
+        scenes = detector_scenes(DETECTOR_SCENES, seed)
+        core = freeze(train_core(scenes, DETECTOR_EPOCHS, seed))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(with_ultralytics_metadata(yolo_tflite(core, scenes, int8=False)))
+        tmp.replace(path)  # whole or not at all
+    return path
 
 
 # -- cost ------------------------------------------------------------------------------------------------
@@ -325,6 +430,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-pipeline", action="store_true", help="only the simulated detections and cost")
     parser.add_argument("--seeds", type=int, default=6, help="simulated scenes per rate (default 6)")
+    parser.add_argument(
+        "--detector",
+        choices=("tracking", "test"),
+        default="tracking",
+        help="tracking: trained here on frames like the videos (default); test: tests/detectors.py's",
+    )
+    parser.add_argument("--detector-seed", type=int, default=0, help="training seed of the tracking detector")
     parser.add_argument("--output", type=Path, help="write the results as JSON")
     args = parser.parse_args()
     results: dict[str, Any] = {"machine": platform.machine(), "processor": platform.processor(), "simulated": {},
@@ -343,15 +455,20 @@ def main() -> None:
               f"{sum(r['id_switches'] for r in runs):5d} {sum(r['tracks'] for r in runs):6d}  "
               f"{runs[0]['expected_crossings']}: exact in {exact} of {len(runs)}")  # fmt: skip
     if not args.skip_pipeline:
-        model = detector_path()
-        print(f"edgecnn run with the test detector ({model.name}) on generated videos (5 shapes, 9 s):")
-        print(f"  {'fps':>4} {'MOTA':>6} {'IDF1':>6} {'IDsw':>5} {'miss':>5} {'FP':>4}  crossings (expected)")
+        model = tracking_detector(args.detector_seed) if args.detector == "tracking" else detector_path()
+        print(f"edgecnn run with the {args.detector} detector ({model.name}) on generated videos "
+              f"(6 shapes, {PIPELINE_SECONDS:g} s; targets at --object-threshold 0.1):")  # fmt: skip
+        print(f"  {'fps':>4} {'thr':>4} {'MOTA':>6} {'IDF1':>6} {'IDsw':>5} {'miss':>5} {'FP':>4}  "
+              "crossings (expected)")  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             for fps in RATES:
-                r = results["pipeline"][fps] = track_pipeline(model, fps, Path(tmp))
-                ok = "exact" if r["crossings"] == r["expected_crossings"] else "WRONG"
-                print(f"  {fps:>4} {r['mota']:6.3f} {r['idf1']:6.3f} {r['id_switches']:5d} {r['misses']:5d} "
-                      f"{r['false_positives']:4d}  {r['crossings']} ({r['expected_crossings']}) {ok}")  # fmt: skip
+                for threshold in THRESHOLDS:
+                    r = track_pipeline(model, fps, Path(tmp), threshold)
+                    results["pipeline"].setdefault(fps, []).append(r)
+                    ok = "exact" if r["crossings"] == r["expected_crossings"] else "WRONG"
+                    print(f"  {fps:>4} {threshold:4.1f} {r['mota']:6.3f} {r['idf1']:6.3f} {r['id_switches']:5d} "
+                          f"{r['misses']:5d} {r['false_positives']:4d}  {r['crossings']} "
+                          f"({r['expected_crossings']}) {ok}")  # fmt: skip
     c = results["cost"] = cost()
     ratios = ", ".join(f"{q} {c[f'{q}_ms'] / COST_TARGET_MS:.2f}x" for q in ("p50", "p90", "p99"))
     print(f"cost: tracker + 2 lines + 2 zones at {c['objects']} objects: p50 {c['p50_ms']:.3f} ms  "

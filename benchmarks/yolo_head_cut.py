@@ -18,6 +18,9 @@ scale (about 2.5 px at 640); the cut model's decode is float. ``--reference`` na
 of the same weights (Ultralytics' ``*_int8.tflite`` is dynamic-range: int8 weights, float activations): both
 models' objects are then matched against it, which says which of the two is nearer the float model.
 
+Where the differences come from (the uncut's int8 tail, stage by stage; edgecnn's decode against Ultralytics'
+own; which anchor cell each object comes from) is ``benchmarks/yolo_head_cut_agreement.py``.
+
 Prints the static check's verdict on both models and the decode time per frame (median over the images of
 the median of ``--repeats`` decodes of each image's outputs: one decode alone is too noisy; postprocess only). Fetched models and images are not part of edgecnn and are never committed.
 """

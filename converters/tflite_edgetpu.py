@@ -10,6 +10,12 @@ not a Keras model. The order is the Keras path's, so nothing half-done is left b
 4. the compiled model (with the source's metadata carried over when the compiler dropped it), its log and
    the report, each written with a temporary name + rename.
 
+With ``cut_head`` and no compiler, the cut CPU model is still written (with the report of the check on it)
+before :class:`CompilerMissing` says how to install the compiler or compile the cut file elsewhere: the cut
+is what edgecnn adds, it runs on the CPU as it is, and compiling it later needs nothing but that file
+(``edgecnn convert MODEL_heads.tflite --edgetpu``). Without ``cut_head`` nothing would be gained by
+writing, so nothing is, as for a Keras model.
+
 Unlike the Keras path, a model the check does not map whole is still compiled: a YOLO export keeps its head
 on the CPU by design of its exporter, and the compiled file is what the user asked for; the check's lines say
 which ops stay on the CPU and why.
@@ -17,23 +23,21 @@ which ops stay on the CPU and why.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
 import time
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from edgecnn.atomic import check_output, write_atomic
-from edgecnn.devices.backends.edgetpu.model_kind import Kind, model_kind
+from edgecnn.devices.backends.edgetpu.model_kind import Kind, ModelKind, model_kind
 from edgecnn.devices.backends.edgetpu.static_check import EdgeTPUCheck, predict_compilation
 from edgecnn.digest import sha256_file
 from edgecnn.errors import ConversionError, RuntimeMissing, UsageError
 from edgecnn.metadata import METADATA_NAME
-from edgecnn.modelfile import ModelFile, parse_model, read_model, with_metadata
+from edgecnn.modelfile import ModelFile, append_files, parse_model, read_model, with_metadata
 from edgecnn.tasks.yolo_heads import METADATA_NAME as HEADS_METADATA
 
 REPORT_SUFFIX = "_edgetpu_report.json"
@@ -46,7 +50,7 @@ class TFLiteCompileReport:
     source: str
     source_sha256: str
     kind: str
-    output: str
+    output: str | None  # None: not compiled (no compiler; the cut model and this report were written)
     log: str | None
     report: str
     cut: str | None  # with cut_head: the cut CPU model (the compiled one's CPU twin)
@@ -58,6 +62,14 @@ class TFLiteCompileReport:
         data = asdict(self)
         data["check"] = self.check.to_dict()
         return data
+
+
+class CompilerMissing(RuntimeMissing):
+    """No ``edgetpu_compiler``, after the cut CPU model and the check's report were written (``result``)."""
+
+    def __init__(self, message: str, result: TFLiteCompileReport) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def is_tflite_path(path: str | os.PathLike[str]) -> bool:
@@ -75,7 +87,9 @@ def compile_tflite(
 
     ``cut_head``: a YOLOv8/YOLO11 or YOLOv5 export is first cut at its per-scale head maps
     (:mod:`edgecnn.converters.yolo_head_cut`); the cut CPU model ``MODEL_heads.tflite`` is written beside the
-    compiled ``MODEL_heads_edgetpu.tflite`` (its CPU twin), and edgecnn decodes the heads on the CPU.
+    compiled ``MODEL_heads_edgetpu.tflite`` (its CPU twin), and edgecnn decodes the heads on the CPU. Without
+    ``edgetpu_compiler`` the cut model and the report are still written, then :class:`CompilerMissing` (a
+    :class:`RuntimeMissing`) carries that report.
     """
     started = time.perf_counter()
     source = Path(model)
@@ -123,9 +137,19 @@ def compile_tflite(
     try:
         find_compiler()
     except RuntimeMissing as exc:
-        raise RuntimeMissing(
-            f"{exc} (The static check predicts {check.mapped} ops on the Edge TPU and {check.cpu} on the CPU: "
-            f"edgecnn inspect {source} --target edgetpu lists them.)"
+        if cut_path is None or cut_bytes is None:
+            raise RuntimeMissing(
+                f"{exc} (The static check predicts {check.mapped} ops on the Edge TPU and {check.cpu} on the "
+                f"CPU: edgecnn inspect {source} --target edgetpu lists them.)"
+            ) from None
+        result = _report(source, kind, None, None, report_path, cut_path, check, {}, started, None)
+        write_atomic(cut_path, cut_bytes, what="cut model")
+        _write_report(result)
+        raise CompilerMissing(
+            f"{str(exc).rstrip('.')}. The cut CPU model {cut_path} is written (the static check predicts {check.mapped} ops on "
+            f"the Edge TPU and {check.cpu} on the CPU) and runs as it is (edgecnn predict {cut_path} IMAGE); "
+            f"compile it where edgetpu_compiler is installed: edgecnn convert {cut_path} --edgetpu.",
+            result,
         ) from None
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgecnn-edgetpu-") as tmp:
@@ -144,24 +168,57 @@ def compile_tflite(
     if log_bytes is not None:
         log_path = out_path.with_suffix(".log")
         write_atomic(log_path, log_bytes)
-    result = TFLiteCompileReport(
+    result = _report(
+        source,
+        kind,
+        out_path,
+        log_path,
+        report_path,
+        cut_path if cut_bytes is not None else None,
+        check,
+        compiled.summary.to_dict(),
+        started,
+        compile_s,
+    )
+    _write_report(result)
+    return result
+
+
+def _report(
+    source: Path,
+    kind: ModelKind,
+    out_path: Path | None,
+    log_path: Path | None,
+    report_path: Path,
+    cut_path: Path | None,
+    check: EdgeTPUCheck,
+    compiler: dict[str, Any],
+    started: float,
+    compile_s: float | None,
+) -> TFLiteCompileReport:
+    seconds = {"total": round(time.perf_counter() - started, 2)}
+    if compile_s is not None:
+        seconds = {"compile": round(compile_s, 2), **seconds}
+    return TFLiteCompileReport(
         source=str(source),
         source_sha256=sha256_file(source),
         kind=kind.kind.value,
-        output=str(out_path),
+        output=str(out_path) if out_path else None,
         log=str(log_path) if log_path else None,
         report=str(report_path),
-        cut=str(cut_path) if cut_bytes is not None else None,
+        cut=str(cut_path) if cut_path else None,
         check=check,
-        compiler=compiled.summary.to_dict(),
-        seconds={"compile": round(compile_s, 2), "total": round(time.perf_counter() - started, 2)},
+        compiler=compiler,
+        seconds=seconds,
     )
+
+
+def _write_report(result: TFLiteCompileReport) -> None:
     write_atomic(
-        report_path,
+        Path(result.report),
         (json.dumps(result.to_dict(), indent=2, default=str) + "\n").encode(),
         what="compile report",
     )
-    return result
 
 
 _CARRIED = (METADATA_NAME, HEADS_METADATA)  # edgecnn's view; the YOLO heads layout of a cut model
@@ -181,11 +238,7 @@ def _carry_metadata(source: ModelFile, compiled: bytes, out_path: Path) -> bytes
         return compiled
     compiled_file.appended = {**missing, **compiled_file.appended}
     if not entries:
-        sink = io.BytesIO()
-        with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED) as archive:
-            for name, content in missing.items():
-                archive.writestr(name, content)
-        return compiled + sink.getvalue()
+        return append_files(compiled, missing)
     for name, payload in entries.items():  # with_metadata re-appends the appended files each time
         compiled = with_metadata(compiled_file, name, payload)
         compiled_file = parse_model(compiled, out_path)
@@ -194,15 +247,22 @@ def _carry_metadata(source: ModelFile, compiled: bytes, out_path: Path) -> bytes
 
 def format_tflite_report(result: TFLiteCompileReport) -> str:
     c = result.compiler
-    lines = [
-        f"compiled {Path(result.source).name} ({result.kind}) -> {result.output} in {result.seconds['total']:.1f} s",
-        *result.check.format_lines(),
-        f"edgetpu_compiler {c.get('compiler_version')}: {c.get('edgetpu_ops')} ops on the Edge TPU, "
-        f"{c.get('cpu_ops')} on the CPU, {c.get('subgraphs')} subgraph(s)",
-    ]
+    if result.output is None:  # no compiler: the cut model only (CompilerMissing's line says what next)
+        lines = [
+            f"cut {Path(result.source).name} ({result.kind}) -> {result.cut}, not compiled",
+            *result.check.format_lines(),
+        ]
+    else:
+        lines = [
+            f"compiled {Path(result.source).name} ({result.kind}) -> {result.output} in "
+            f"{result.seconds['total']:.1f} s",
+            *result.check.format_lines(),
+            f"edgetpu_compiler {c.get('compiler_version')}: {c.get('edgetpu_ops')} ops on the Edge TPU, "
+            f"{c.get('cpu_ops')} on the CPU, {c.get('subgraphs')} subgraph(s)",
+        ]
     written = [
         *([result.cut] if result.cut else []),
-        result.output,
+        *([result.output] if result.output else []),
         *([result.log] if result.log else []),
         result.report,
     ]

@@ -6,6 +6,7 @@ Also reads labels that TFLite Support metadata embeds: such files end with a zip
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import os
@@ -431,22 +432,29 @@ def with_metadata(model_file: ModelFile, name: str, payload: bytes) -> bytes:
 
     Appended associated files are carried over so third-party readers still find them.
     """
-    model = model_file.model
+    # A shallow copy whose two lists are new: ``model_file`` stays as it was, so serializing it twice gives
+    # the same bytes (appending to its own lists left an orphan buffer behind on every call).
+    model = copy.copy(model_file.model)
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(payload, dtype=np.uint8)
-    model.metadata = [m for m in (model.metadata or []) if text(m.name) != name]
-    model.buffers.append(buffer)
+    model.buffers = [*(model.buffers or []), buffer]
     entry = schema.MetadataT()
     entry.name = name
     entry.buffer = len(model.buffers) - 1
-    model.metadata.append(entry)
+    model.metadata = [m for m in (model.metadata or []) if text(m.name) != name] + [entry]
     builder = flatbuffers.Builder(max(1024, len(model_file.data) + len(payload) + 1024))
     builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
-    out = bytes(builder.Output())
-    if model_file.appended:
-        sink = io.BytesIO()
-        with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED) as archive:
-            for fname, content in model_file.appended.items():
-                archive.writestr(fname, content)
-        out += sink.getvalue()
-    return out
+    return append_files(bytes(builder.Output()), model_file.appended)
+
+
+def append_files(data: bytes, files: dict[str, bytes]) -> bytes:
+    """``data`` with ``files`` appended as a stored zip (how TFLite Support and Ultralytics carry labels and
+    metadata after the flatbuffer). Every member has the same fixed date, so the same model and files give the
+    same bytes whenever they are written (a clock stamp made every cut or conversion a different file)."""
+    if not files:
+        return data
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED) as archive:
+        for name, content in files.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
+    return data + sink.getvalue()

@@ -267,3 +267,58 @@ def yolov5_head(imgsz: int, classes: int = 80) -> ModelFile:
         rest = _slice(g, x, 3, 4, per - 4)
         outs.append(_reshape(g, _concat(g, [xy, wh, rest], axis=3), [1, 3 * h * h, per]))
     return g.model([g.unary("QUANTIZE", _concat(g, outs, axis=1))])
+
+
+def _split0(g: Graph, x: int) -> list[int]:
+    """SPLIT along axis 0 into its pieces of 1 (how onnx2tf unfolds a batched matrix product per head)."""
+    shape = [int(d) for d in g.tensors[x].shape]
+    outs = [g.tensor([1, *shape[1:]]) for _ in range(shape[0])]
+    options = schema.SplitOptionsT()
+    options.numSplits = shape[0]
+    g.op("SPLIT", [g.tensor([], "int32", const=[0]), x], outs, version=2, options=options)
+    return outs
+
+
+def _product_of_activations(g: Graph, x: int, w: int, out_shape: list[int]) -> int:
+    """FULLY_CONNECTED whose weights are computed (q·kᵀ as onnx2tf writes it): no constant operand."""
+    y = g.tensor(out_shape)
+    g.op("FULLY_CONNECTED", [x, w], [y], version=4, options=schema.FullyConnectedOptionsT())
+    return y
+
+
+def yolo11_attention(imgsz: int, *, per_head: bool = True) -> ModelFile:
+    """YOLO11's C2PSA attention between a backbone and a neck, as Ultralytics' onnx2tf export writes it.
+
+    The stride-32 map goes channels-first (TRANSPOSE of [1, s/32, s/32, 256]), is reshaped to 2 heads of
+    q, k (STRIDED_SLICE), and ``per_head`` each head is SPLIT off along axis 0 and multiplied by
+    FULLY_CONNECTED with computed weights into an [N, N] map, N = (s/32)². With ``per_head=False`` the product
+    is one FULLY_CONNECTED with a one-dimensional output, so only the TRANSPOSE's size can refuse the block.
+    The backbone writes more elements than the neck (at 80x80) though the neck has more ops (at s/32).
+    """
+    g = Graph()
+    h = imgsz // 32
+    n = h * h
+    x = g.conv(g.input([1, imgsz, imgsz, 3]), [1, imgsz // 8, imgsz // 8, 32], stride=8)
+    for _ in range(4):
+        x = g.conv(x, [1, imgsz // 8, imgsz // 8, 32])
+    p = g.conv(x, [1, h, h, 256], stride=4)
+    qk = _reshape(g, _transpose(g, p, [0, 3, 1, 2]), [1, 2, 128, n])
+    q, k = _slice(g, qk, 2, 0, 32), _slice(g, qk, 2, 32, 32)
+    if per_head:
+        qs = _split0(g, _reshape(g, _transpose(g, q, [0, 1, 3, 2]), [2, n, 32]))
+        ks = _split0(g, _reshape(g, k, [2, 32, n]))
+        scores = [
+            _product_of_activations(g, qh, _transpose(g, _reshape(g, kh, [32, n]), [1, 0]), [n, n])
+            for qh, kh in zip(qs, ks, strict=True)
+        ]
+        attn = _reshape(g, scores[0], [1, h, h, n])
+    else:
+        qv = _reshape(g, _slice(g, q, 1, 0, 1), [1, 32 * n])
+        kv = _reshape(g, _slice(g, k, 1, 0, 1), [1, 32 * n])
+        attn = _reshape(g, _product_of_activations(g, qv, kv, [1, 1]), [1, 1, 1, 1])
+    y = _binary(g, "MUL", p, attn) if not per_head else g.conv(attn, [1, h, h, 256])
+    if per_head:
+        y = _binary(g, "ADD", p, y)
+    for _ in range(12):
+        y = g.conv(y, [1, h, h, 64])
+    return g.model([y])

@@ -24,7 +24,7 @@ from edgecnn.devices.backends.edgetpu.static_check import (
 )
 from edgecnn.modelfile import ModelFile, read_model
 from tests.conftest import MOBILENET, MOBILENET_EDGETPU
-from tests.edgetpu_graphs import Graph, yolov5_head, yolov8_head
+from tests.edgetpu_graphs import Graph, yolo11_attention, yolov5_head, yolov8_head
 
 LIM, SUB, MAP = sc.LIMITATION, sc.SUBGRAPH, sc.MAPPED
 
@@ -276,3 +276,122 @@ def test_only_size_limits_in_the_head_suggest_a_smaller_imgsz():
     assert at_160.compatible and at_160.cpu == 0  # the estimate holds on the head rebuilt at that size
     plain = predict_compilation(yolov5_head(640))  # no Ultralytics metadata: said without its CLI
     assert plain.smaller_imgsz == 192 and "re-export the model for a 192x192 input" in plain.advice[0]
+
+
+# --- YOLO11: its attention block (C2PSA) and the grouped convolution that makes CONV_2D v6 ----------------
+# Compiled YOLO11n exports users published without their source (benchmarks/figures/edgetpu_check_agreement.json
+# lists them): at 640 px the Edge TPU subgraph ends at C2PSA's TRANSPOSE of [1,20,20,256] with the backbone
+# mapped; at 192 and 256 px at the SPLIT of the attention heads along axis 0.
+
+
+def _split(shape: list[int], axis: int) -> ModelFile:
+    g = Graph()
+    x = g.input(shape)
+    pieces = shape[axis]
+    outs = [g.tensor([1 if a == axis else d for a, d in enumerate(shape)]) for _ in range(pieces)]
+    options = schema.SplitOptionsT()
+    options.numSplits = pieces
+    g.op("SPLIT", [g.tensor([], "int32", const=[axis]), x], outs, version=2, options=options)
+    return g.model(outs)
+
+
+def test_split_along_the_outermost_axis_of_a_3d_tensor_is_refused():
+    refused = predict_compilation(_split([2, 36, 32], 0)).operators[0]  # YOLO11n 192 px: on the CPU
+    assert refused.status == LIM and refused.reason == "splits [2, 36, 32] along its outermost axis"
+    assert predict_compilation(_split([1, 36, 2], 2)).operators[0].status == MAP  # an inner axis maps
+
+
+def test_the_compiler_keeps_the_segment_that_writes_the_most_elements():
+    """YOLO11n 640: the backbone before the refused attention maps, not the neck after it, which has more ops."""
+    check = predict_compilation(yolo11_attention(640))
+    assert check.operators[0].status == MAP and all(check.operators[i].status == MAP for i in range(6))
+    assert check.mapped == 6  # the 6 backbone convolutions; the 13 neck convolutions follow the attention
+    assert Counter(st.name for st in check.operators if st.status == SUB)["CONV_2D"] == 13
+
+
+def test_a_yolo11_attention_block_is_named_with_the_input_size_it_would_need():
+    at_640 = _ultralytics(yolo11_attention(640), 640)
+    check = predict_compilation(at_640)
+    ends = [
+        p for p in check.problems if p.startswith("the Edge TPU subgraph ends in the model's attention block")
+    ]
+    assert len(ends) == 1 and "in YOLO11 its C2PSA block): TRANSPOSE (op 6) is refused" in ends[0]
+    assert check.advice[0].startswith(
+        "the attention block (ops 6-20, YOLO11's C2PSA) does not map at any input size: SPLIT splits "
+        "[2, 400, 32] along its outermost axis"
+    )
+    assert (
+        "its TRANSPOSE (op 6) would fit at imgsz 512 or less" in check.advice[0]
+    )  # 102400 -> 65536 elements
+    assert not any(
+        "--cut-head" in a for a in check.advice
+    )  # a cut at the head leaves the attention on the CPU
+    assert not any(a.startswith(("SPLIT:", "FULLY_CONNECTED:", "TRANSPOSE of")) for a in check.advice)
+    at_256 = predict_compilation(_ultralytics(yolo11_attention(256), 256))
+    assert "SPLIT (op 12) is refused" in " ".join(at_256.problems)  # the TRANSPOSE fits, the heads do not
+    assert "would fit at imgsz" not in at_256.advice[0]
+
+
+def test_an_attention_block_refused_only_for_its_size_gets_the_input_size_that_fits():
+    check = predict_compilation(_ultralytics(yolo11_attention(640, per_head=False), 640))
+    assert check.smaller_imgsz == 512
+    assert check.advice[0] == (
+        "the attention block (ops 6-14, YOLO11's C2PSA) stays on the CPU only for its size (TRANSPOSE (op 6)): "
+        "at imgsz 512 or less (from 640) it fits: yolo export model=best.pt format=edgetpu imgsz=512 (an "
+        "estimate from the size limits: check the new export again)"
+    )
+    assert predict_compilation(yolo11_attention(512, per_head=False)).compatible  # and it holds at 512
+
+
+def _grouped_v6(*, dynamic_range: bool = False) -> ModelFile:
+    """Two CONV_2D sharing their op code at version 6 because one of them is grouped (filter [8,3,3,1] on 8
+    channels, YOLO11's positional encoding as Ultralytics' format=tflite writes it)."""
+    g = Graph()
+    dtype = "float32" if dynamic_range else "int8"
+    x = g.input([1, 8, 8, 8], dtype)
+    options = schema.Conv2DOptionsT()
+    options.strideH = options.strideW = options.dilationHFactor = options.dilationWFactor = 1
+    for cin in (8, 1):
+        w = g.tensor([8, 3, 3, cin], "int8", const=np.zeros((8, 3, 3, cin)))
+        y = g.tensor([1, 8, 8, 8], dtype)
+        g.op("CONV_2D", [x, w, g.tensor([8], "int32", const=np.zeros(8))], [y], version=6, options=options)
+        x = y
+    return g.model([x])
+
+
+def test_conv_2d_v6_is_traced_to_its_grouped_convolution_and_the_export_that_avoids_it():
+    check = predict_compilation(_ultralytics(_grouped_v6(), 320))
+    assert check.failure is not None and "'CONV_2D' version '6'" in check.failure
+    assert check.problems[0].startswith(
+        "CONV_2D v6 comes from 1 grouped convolution(s) (op 1: filter [8, 3, 3, 1] on [1, 8, 8, 8], 8 groups"
+    )
+    assert check.advice[0].startswith(
+        "export with Ultralytics 8.3.149 or newer as yolo export model=best.pt format=edgetpu imgsz=320: for "
+        "format=edgetpu it converts with onnx2tf's disable_group_convolution"
+    )
+    assert not any("TensorFlow 2.5-2.8" in a for a in check.advice)  # the TensorFlow version is not the cause
+    plain = predict_compilation(_grouped_v6())
+    assert "onnx2tf --disable_group_convolution" in plain.advice[0]
+    dynamic = predict_compilation(_ultralytics(_grouped_v6(dynamic_range=True), 640))
+    assert dynamic.advice[0].startswith(
+        "re-export full-integer from Ultralytics 8.3.149 or newer: yolo export model=best.pt format=edgetpu "
+        "imgsz=640 data=your_data.yaml"
+    )
+    assert "format=tflite int8=True keeps CONV_2D v6" in dynamic.advice[0]
+    assert not any(a.startswith("export with Ultralytics") for a in dynamic.advice)  # said once
+
+
+def test_agreement_names_where_the_check_and_the_compiler_end_the_edge_tpu_subgraph():
+    def build(compiled: bool) -> ModelFile:
+        g = Graph()
+        x = g.input([1, 8, 8, 4])
+        if compiled:  # what edgetpu_compiler writes: the mapped part as one custom op
+            y = g.tensor([1, 8, 8, 4])
+            g.op("CUSTOM", [x], [y], custom="edgetpu-custom-op")
+        else:
+            y = g.conv(x, [1, 8, 8, 4])
+        return g.model([g.conv(g.unary("LEAKY_RELU", y), [1, 8, 8, 4])])
+
+    result = agreement_with_compiled(build(False), build(True))
+    assert result.stop_check == result.stop_compiler == "LEAKY_RELU [1, 8, 8, 4]" and result.same_stop
+    assert result.to_dict()["same_stop"] is True

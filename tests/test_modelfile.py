@@ -28,6 +28,21 @@ def test_metadata_round_trip_keeps_appended_labels(coral, tmp_path):
     assert "imagenet_labels.txt" in read_model(out).appended  # TFLite Support's zip survives re-packing
 
 
+def test_embedding_metadata_gives_the_same_bytes_at_any_time(coral, monkeypatch):
+    """The appended zip (labels, Ultralytics' metadata.json) carries no clock: the same model and metadata
+    written a day apart are the same file (a cut or conversion is reproducible, and its digest with it)."""
+    import time
+
+    mf = read_model(MOBILENET)
+    meta = ModelMetadata(labels=["a", "b"], colour="BGR", mean=127.5, std=127.5)
+    written = []
+    for clock in (1_700_000_000.0, 1_700_086_400.0):
+        monkeypatch.setattr(time, "time", lambda clock=clock: clock)
+        written.append(embed_metadata(mf, meta))
+    assert written[0] == written[1]
+    assert parse_model(written[0]).appended.keys() == mf.appended.keys()
+
+
 def test_write_atomic_is_readable_by_others_and_leaves_no_temp(tmp_path):
     path = write_atomic(tmp_path / "sub" / "model.tflite", b"abc")
     assert stat.S_IMODE(path.stat().st_mode) == 0o644

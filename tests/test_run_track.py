@@ -162,6 +162,10 @@ def test_events_and_retained_counts_over_mqtt(detector, crossing_video, tmp_path
         (["--zone", "0,0,1,1"], "--zone: zone 1: use at least 3 points"),
         (["--no-track", "--line", "0,0,1,1"], "counting and events need tracking"),
         (["--track-buffer", "-1"], "must be between 0 and 3600"),
+        (["--track-min-hits", "0"], "'--track-min-hits': must be between 1 and 1000, got 0"),
+        (["--track-min-hits", "2.5"], "--track-min-hits"),
+        (["--track-high-score", "1.5"], "'--track-high-score': must be between 0 and 1, got 1.5"),
+        (["--track-high-score", "nan"], "'--track-high-score': must be between 0 and 1"),
     ],
 )
 def test_bad_flags_are_one_line(args, words, tmp_path, coral):
@@ -169,6 +173,59 @@ def test_bad_flags_are_one_line(args, words, tmp_path, coral):
     assert result.code == 2, result.stderr
     lines = error_lines(result.stderr)
     assert len(lines) == 1 and words in lines[0], result.stderr
+
+
+def first_ids(rows: list[dict]) -> dict[int, int]:
+    """Track ID -> the frame it first appears in."""
+    first: dict[int, int] = {}
+    for r in rows:
+        for o in r["objects"]:
+            if o["track_id"] is not None:
+                first.setdefault(o["track_id"], r["frame"])
+    return first
+
+
+def test_min_hits_sets_when_ids_appear(detector, crossing_video, tmp_path):
+    """--track-min-hits N: an object gets its ID on its Nth detection in a row (1: the first), through a
+    real run; the shapes are the same objects whatever N, so each still counts once."""
+    firsts = {}
+    for hits in (1, 4):
+        results, events = tmp_path / f"results{hits}.jsonl", tmp_path / f"events{hits}.jsonl"
+        run(RunOptions(model=detector, source=str(crossing_video), jsonl=str(results), events=events,
+                       lines=["0.5,0,0.5,1"], track_min_hits=hits, quiet=True))  # fmt: skip
+        rows = records(results)
+        # the first detection that may start a track (scoring at least --track-high-score, 0.5)
+        first_seen = next(r["frame"] for r in rows if any(o["score"] >= 0.5 for o in r["objects"]))
+        firsts[hits] = first_ids(rows)
+        assert len(firsts[hits]) == 3, firsts  # three shapes, three IDs
+        assert [e["direction"] for e in records(events) if e["type"] == "cross"] == ["out"] * 3
+        if hits == 1:
+            assert firsts[1][1] == first_seen  # an ID on that first detection
+    # Each shape's ID comes at least three frames later when four detections are needed instead of one.
+    assert all(firsts[4][i] >= firsts[1][i] + 3 for i in (1, 2, 3)), firsts
+
+
+def test_tracker_options_in_config_and_camera_tables(tmp_path, coral):
+    from edgecnn.errors import ConfigError
+    from edgecnn.run.config import load_run_config, validate_run_options
+
+    config = tmp_path / "door.toml"
+    config.write_text(
+        f'model = "{MOBILENET}"\ntrack_min_hits = 3\ntrack_high_score = 0.6\n'
+        '[[cameras]]\nname = "door"\nsource = "demo"\ntrack_min_hits = 1\ntrack_high_score = 0.4\n'
+    )
+    opts = validate_run_options(load_run_config(config))
+    assert (opts.track_min_hits, opts.track_high_score) == (3, 0.6)
+    assert opts.cameras is not None
+    assert (opts.cameras[0]["track_min_hits"], opts.cameras[0]["track_high_score"]) == (1, 0.4)
+    for bad, words in (
+        ("track_min_hits = 0", r"track_min_hits \(--track-min-hits\): must be between 1 and 1000, got 0"),
+        ("track_min_hits = 2.5", "track_min_hits must be an integer, got float 2.5"),
+        ("track_high_score = 2", r"track_high_score \(--track-high-score\): must be between 0 and 1, got 2"),
+    ):
+        config.write_text(f'model = "{MOBILENET}"\nsource = "demo"\n{bad}\n')
+        with pytest.raises(ConfigError, match=words):
+            validate_run_options(load_run_config(config))
 
 
 def test_config_tables(tmp_path, coral):

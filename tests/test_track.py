@@ -126,3 +126,65 @@ def test_bad_timestamps_count_as_one_interval():
         update = tracker.update(np.array([box(100, 100)]), [0.9], ["car"], t)
     assert update.ids == [1]
     assert tracker.fps == pytest.approx(10, rel=0.5)
+
+
+def shrinking_then_gone(fps: int = 10) -> list[list[tuple[list[float], float, str]]]:
+    """A 30 px shape moving right at 45 px/s that slides under another: for three frames its visible box (down to half)
+    loses 5 px more of its leading edge each frame (the box's centre slows and the box narrows, so the
+    filter's velocity drops), for three it is not seen at all, then it comes out whole where it really is."""
+    frames = []
+    for i in range(40):
+        x1 = 20 + 45 * i / fps
+        if 20 <= i < 23:
+            frames.append([([x1, 50, x1 + 30 - 5 * (i - 19), 80], 0.9, "triangle")])
+        elif 23 <= i < 26:
+            frames.append([])
+        else:
+            frames.append([([x1, 50, x1 + 30, 80], 0.9, "triangle")])
+    return frames
+
+
+def test_an_object_back_from_under_another_keeps_its_id():
+    """Its prediction drifted behind it while it was half hidden, too far for the first stage's overlap:
+    the track it starts when it comes back is confirmed with the lost track's ID, which is counted once."""
+    tracker = Tracker()
+    started: list[int] = []
+    ids = []
+    trail: list[tuple[float, float]] = []
+    for n, dets in enumerate(shrinking_then_gone()):
+        boxes = np.array([d[0] for d in dets]).reshape(-1, 4)
+        update = tracker.update(boxes, [d[1] for d in dets], [d[2] for d in dets], n / 10)
+        started += [t.id for t in update.started]
+        ids.append(update.ids)
+        if n > 26 and update.ids == [1] and not trail:
+            trail = list(update.tracks[0].trail)  # the frame it got its ID back
+            newest = float(boxes[0, 0] + boxes[0, 2]) / 2
+    assert {i for frame in ids for i in frame if i} == {1}
+    assert ids[-1] == [1] and started == [1] and tracker.next_id == 2
+    (track,) = tracker.tracks
+    assert track.first_seen == 0.0  # the object's own track, not a new one
+    # Its trail runs on: centres from before it slid under (x < 130), then the new ones up to this frame.
+    assert len(trail) == 16 and trail[0][0] < 130 and abs(trail[-1][0] - newest) < 3, trail
+
+
+def test_a_false_positive_beside_a_lost_track_never_takes_it():
+    """While an object is hidden, a one-frame false positive of its label appears a box-height from where
+    it is predicted (in reach of grown boxes): it never gets the lost track's ID (a lost track is resumed
+    only by a track confirmed on two detections), and the object, back where it was heading, keeps it."""
+    fps = 10
+    scene = walker(40, fps, start=(50, 200), speed=(50, 0), gaps=set(range(10, 20)))
+    scene[15] = [(box(50 + 50 * 1.5, 200 - 50), 0.9, "person")]  # 50 px above the hidden walker
+    ids = run(Tracker(), scene, fps)
+    assert ids[15] == [None]
+    assert {i for frame in ids for i in frame if i} == {1}
+    assert ids[-1] == [1]
+
+
+def test_high_score_sets_what_starts_a_track():
+    """A walker detected at 0.3 throughout: never an ID at the default high score (0.5), one from its second
+    detection when the high score is 0.25."""
+    fps = 10
+    scene = walker(10, fps, score=0.3)
+    assert {i for frame in run(Tracker(), scene, fps) for i in frame if i} == set()
+    ids = run(Tracker(TrackerOptions(high_score=0.25)), scene, fps)
+    assert ids[0] == [None] and all(frame == [1] for frame in ids[1:])

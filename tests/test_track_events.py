@@ -186,3 +186,12 @@ def test_fractions_scale_to_the_frame():
 def test_bad_specs_are_one_line(lines, zones, message):
     with pytest.raises(ConfigError, match=message):
         parse_all(lines, zones, fail)
+
+
+def test_an_object_cut_by_the_frame_edge_crosses_a_line_drawn_to_that_edge():
+    """A shape sliding along the bottom of the frame, its box a few pixels past the edge (a detector's box,
+    or the filter's, of an object the edge cuts): its anchor is held to the frame, so it is level with a
+    line from the bottom edge to the top edge and crosses it, once."""
+    scene = gate()
+    events = play(scene, [straight((100, SIZE[1] + 3), (540, SIZE[1] + 3), 30)])
+    assert [(e.type, e.direction) for e in events] == [("cross", "in")]

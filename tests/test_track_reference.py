@@ -154,7 +154,8 @@ class ReferenceScene:
         def anchor(t, kind: str) -> tuple[float, float]:
             x1, y1, x2, y2 = boxes[t.id]
             fx, fy = ANCHORS[kind]
-            return x1 + fx * (x2 - x1), y1 + fy * (y2 - y1)
+            x, y = x1 + fx * (x2 - x1), y1 + fy * (y2 - y1)
+            return min(max(x, 0.0), W), min(max(y, 0.0), H)  # held inside the frame
 
         for index, line in enumerate(self.lines):
             (ax, ay), (bx, by) = self._pixels(line.points, line.fractions)

@@ -21,7 +21,7 @@ from edgecnn.model import open_model
 from edgecnn.modelfile import read_model
 from edgecnn.tasks import DecodeOptions
 from edgecnn.tasks.yolo_heads import LAYOUT_V5, METADATA_NAME, HeadLayout, decode_heads, head_layout
-from tests.conftest import MOBILENET, run_cli
+from tests.conftest import MOBILENET, error_lines, run_cli
 from tests.detectors import iou, make_scenes
 from tests.test_convert_tflite import compiler_path  # noqa: F401  (fixture)
 
@@ -50,6 +50,34 @@ def test_the_cut_model_ends_at_the_head_maps_and_maps_whole(yolo_head_exports):
     assert [list(t.shape) for t in model.outputs] == [[1, 8, 8, 67], [1, 4, 4, 67], [1, 2, 2, 67]]
     assert head_layout(model) == HeadLayout((8, 16, 32), 16, 3)
     assert json.loads(model.appended["metadata.json"])["names"]  # Ultralytics' names still ride along
+
+
+def test_the_cut_models_outputs_are_the_uncut_models_head_tensors_bit_for_bit(yolo_head_exports):
+    """The cut changes nothing before the heads: the uncut model, keeping every intermediate tensor, holds
+    the cut model's outputs exactly (values and quantization), so every difference between their objects
+    is the uncut's int8 tail (benchmarks/yolo_head_cut_agreement.py measures it on real exports)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    uncut, cut, _ = yolo_head_exports
+    heads = find_heads(read_model(uncut))
+    assert heads is not None
+    with pytest.warns(UserWarning, match="preserve_all_tensors"):  # LiteRT's "for debugging" note
+        full = Interpreter(model_path=str(uncut), experimental_preserve_all_tensors=True)
+    part = Interpreter(model_path=str(cut))
+    full.allocate_tensors()
+    part.allocate_tensors()
+    details = {d["index"]: d for d in full.get_tensor_details()}
+    model = open_model(cut)
+    for scene in make_scenes(4, seed=9, width=80, height=64):
+        tensor, _ = model.prepare(scene.image)
+        for interpreter in (full, part):
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor)
+            interpreter.invoke()
+        for index, out in zip(heads.tensors, part.get_output_details(), strict=True):
+            assert details[index]["quantization"] == out["quantization"]
+            inside, cut_out = full.get_tensor(index), part.get_tensor(out["index"])
+            assert inside.dtype == cut_out.dtype and np.array_equal(inside, cut_out)
+            assert np.unique(cut_out).size > 10  # real maps, not a constant both would share
 
 
 def test_decoding_the_heads_finds_the_float_exports_objects(yolo_head_exports):
@@ -127,6 +155,59 @@ def test_convert_cut_head_compiles_the_cut_model(yolo_head_exports, compiler_pat
     assert data["output"] == str(compiled) and data["cut"] == str(cpu_model)
     assert head_layout(read_model(compiled)) is not None and head_layout(read_model(cpu_model)) is not None
     assert os.path.getsize(cpu_model) < os.path.getsize(source)
+
+
+def test_convert_cut_head_without_the_compiler_writes_the_cut_cpu_model(yolo_head_exports, tmp_path):
+    """No edgetpu_compiler on PATH: the cut CPU model and the check's report are written, the error line says
+    how to install the compiler or compile the cut file elsewhere (exit 8, as without --cut-head), and the cut
+    file runs with predict, run and bench on the CPU with no flags, finding what the library's cut finds."""
+    import cv2
+
+    uncut, library_cut, _ = yolo_head_exports
+    source = tmp_path / uncut.name
+    source.write_bytes(uncut.read_bytes())
+    empty = tmp_path / "no-compiler"
+    empty.mkdir()
+    result = run_cli("convert", source, "--edgetpu", "--cut-head", env={"PATH": str(empty)})
+    assert result.code == 8, result.stderr
+    (line,) = error_lines(result.stderr)
+    cpu_model = tmp_path / "tiny_full_integer_quant_heads.tflite"
+    report = tmp_path / "tiny_full_integer_quant_heads_edgetpu_report.json"
+    assert "edgetpu_compiler is not on PATH" in line and "sudo apt-get install edgetpu-compiler" in line
+    assert f"The cut CPU model {cpu_model} is written" in line
+    assert f"edgecnn convert {cpu_model} --edgetpu" in line and "Traceback" not in result.stderr
+    assert result.stdout.startswith(f"cut {source.name} (full-integer) -> {cpu_model}, not compiled")
+    assert f"wrote {cpu_model}, {report}" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [source.name, empty.name, cpu_model.name, report.name]
+    )  # no compiled model, no temporary file left
+    data = json.loads(report.read_text())
+    assert data["output"] is None and data["cut"] == str(cpu_model)
+    assert data["check"]["compatible"] is True and data["check"]["cpu"] == 0
+    model = read_model(cpu_model)
+    assert head_layout(model) == HeadLayout((8, 16, 32), 16, 3)
+    assert json.loads(model.appended["metadata.json"])["names"]  # labels ride along
+
+    with_json = run_cli("convert", source, "--edgetpu", "--cut-head", "--json", env={"PATH": str(empty)})
+    assert with_json.code == 8 and json.loads(with_json.stdout)["output"] is None  # rewritten in place
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, scene in enumerate(make_scenes(3, seed=11, width=80, height=64)):
+        cv2.imwrite(str(frames / f"{i}.png"), scene.image)
+    predicted = run_cli("predict", cpu_model, frames / "0.png", "--json", env={"PATH": str(empty)})
+    assert predicted.code == 0, predicted.stderr
+    objects = json.loads(predicted.stdout)["results"][0]["objects"]
+    expected = open_model(library_cut).process(cv2.imread(str(frames / "0.png"))).result.objects
+    assert len(objects) == len(expected) >= 10  # 68 on this scene (a seeded, untrained head finds many)
+    assert {o["label"] for o in objects} == {o.label for o in expected}
+    out = tmp_path / "results.jsonl"
+    ran = run_cli("run", "--model", cpu_model, "--source", frames, "--jsonl", out, env={"PATH": str(empty)})
+    assert ran.code == 0, ran.stderr
+    assert len(out.read_text().splitlines()) == 3
+    benched = run_cli("bench", cpu_model, "--runs", "3", env={"PATH": str(empty)})
+    assert benched.code == 0, benched.stderr
+    assert cpu_model.name in benched.stdout
 
 
 def test_a_compiler_that_drops_metadata_still_gives_a_decodable_model(yolo_head_exports, tmp_path):

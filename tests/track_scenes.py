@@ -43,50 +43,86 @@ class Truth:
     box: tuple[float, float, float, float]
 
 
-def _background(seed: int) -> np.ndarray:
+def _background(seed: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    image = rng.integers(90, 150, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    image = rng.integers(90, 150, (height, width, 3), dtype=np.uint8)
     return cv2.GaussianBlur(image, (3, 3), 0)
+
+
+def draw(image: np.ndarray, label: int, x1: int, y1: int, size: int, colour: tuple[int, ...]) -> None:
+    """One shape, drawn as tests/detectors.py draws it (top-left ``x1, y1``, ``size`` pixels a side)."""
+    x2, y2 = x1 + size, y1 + size
+    if label == 0:
+        cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), colour, -1)
+    elif label == 1:
+        cv2.circle(image, (x1 + size // 2, y1 + size // 2), size // 2, colour, -1, cv2.LINE_AA)
+    else:
+        pts = np.array([[x1 + size // 2, y1], [x1, y2 - 1], [x2 - 1, y2 - 1]], dtype=np.int32)
+        cv2.fillPoly(image, [pts], colour, cv2.LINE_AA)
+
+
+def _mask(label: int, x1: int, y1: int, size: int, width: int, height: int) -> tuple[np.ndarray, int]:
+    """The shape's pixels inside a ``width x height`` frame, and its whole area (as if nothing cut it)."""
+    pad = size  # drawn on a frame grown by a shape's size each side, so the cut-off pixels are counted too
+    canvas = np.zeros((height + 2 * pad, width + 2 * pad), np.uint8)
+    draw(canvas, label, x1 + pad, y1 + pad, size, (255,))
+    whole = canvas > 127
+    return whole[pad : pad + height, pad : pad + width], int(whole.sum())
+
+
+def visible_boxes(
+    shapes: list[tuple[int, int, int, int]],
+    occluders: list[tuple[int, int, int, int]] = (),
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    min_visible: float = 0.5,
+) -> list[tuple[float, float, float, float] | None]:
+    """Per shape (label, x1, y1, size), drawn in this order (a later one covers an earlier one): the box of
+    its pixels a camera sees (inside the frame, not under a later shape, not behind an occluder), or None
+    when fewer than ``min_visible`` of its pixels are seen.
+
+    This is the truth a detector can be held to: what it cannot see it cannot find, and what it sees of a
+    shape cut by the frame edge, half under another or behind a pillar is the box it can draw."""
+    covered = np.zeros((height, width), bool)
+    for x1, y1, x2, y2 in occluders:
+        covered[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = True
+    found: list[tuple[float, float, float, float] | None] = []
+    for label, x1, y1, size in reversed(shapes):  # the last drawn is seen whole
+        mask, area = _mask(label, x1, y1, size, width, height)
+        seen = mask & ~covered
+        covered |= mask
+        if area == 0 or seen.sum() < min_visible * area:
+            found.append(None)
+            continue
+        ys, xs = np.nonzero(seen)
+        found.append((float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)))
+    return found[::-1]
 
 
 def render(
     movers: list[Mover], t: float, occluders: list[tuple[int, int, int, int]] = (), seed: int = 0
 ) -> tuple[np.ndarray, list[Truth]]:
-    """The frame at ``t`` seconds and the truth (shapes inside the frame and at least half visible)."""
+    """The frame at ``t`` seconds and the truth: every shape at least half of whose pixels are seen, with
+    the box of those pixels (:func:`visible_boxes`)."""
     image = _background(seed)
     background = image.copy()
-    truth = []
+    shown, shapes = [], []
     for m in movers:
         box = m.box(t)
         if box is None:
             continue
         x1, y1 = round(box[0]), round(box[1])
-        x2, y2, size = x1 + m.size, y1 + m.size, m.size
-        colour = _COLOURS[m.label]
-        if m.label == 0:
-            cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), colour, -1)
-        elif m.label == 1:
-            cv2.circle(image, (x1 + size // 2, y1 + size // 2), size // 2, colour, -1, cv2.LINE_AA)
-        else:
-            pts = np.array([[x1 + size // 2, y1], [x1, y2 - 1], [x2 - 1, y2 - 1]], dtype=np.int32)
-            cv2.fillPoly(image, [pts], colour, cv2.LINE_AA)
-        visible = _visible(box, occluders)
-        inside = max(0.0, min(box[2], WIDTH) - max(box[0], 0)) * max(
-            0.0, min(box[3], HEIGHT) - max(box[1], 0)
-        )
-        if visible >= 0.5 and inside >= 0.75 * m.size * m.size:
-            truth.append(Truth(m.ident, CLASSES[m.label], (float(x1), float(y1), float(x2), float(y2))))
+        draw(image, m.label, x1, y1, m.size, _COLOURS[m.label])
+        shown.append(m)
+        shapes.append((m.label, x1, y1, m.size))
     for x1, y1, x2, y2 in occluders:
         image[y1:y2, x1:x2] = background[y1:y2, x1:x2]
+    truth = [
+        Truth(m.ident, CLASSES[m.label], box)
+        for m, box in zip(shown, visible_boxes(shapes, occluders), strict=True)
+        if box is not None
+    ]
     return image, truth
-
-
-def _visible(box: tuple[float, float, float, float], occluders: list[tuple[int, int, int, int]]) -> float:
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    hidden = 0.0
-    for x1, y1, x2, y2 in occluders:
-        hidden += max(0.0, min(box[2], x2) - max(box[0], x1)) * max(0.0, min(box[3], y2) - max(box[1], y1))
-    return 1.0 - hidden / area
 
 
 def crossing_scene() -> tuple[list[Mover], list[tuple[int, int, int, int]]]:

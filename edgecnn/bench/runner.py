@@ -287,11 +287,12 @@ def time_track(
 ) -> tuple[np.ndarray, int | None]:
     """Time ``run``'s track stage (:class:`edgecnn.track.stage.TrackStage`: tracker, no lines or zones) on
     the decoded result of one frame, ``runs`` frames at 30 fps: (ns samples, objects per frame). No samples
-    when the result has no boxes (a classifier) or nothing decodes."""
+    when the result has no boxes (a classifier, a class map) or nothing decodes."""
     none = np.asarray([], dtype=np.int64)
     if not model.decoder.decodes:
         return none, None
-    from edgecnn.track.stage import HasObjects, TrackStage
+    from edgecnn.tasks import Trackable
+    from edgecnn.track.stage import TrackStage
 
     if frame is None:
         spec = model.spec
@@ -302,7 +303,8 @@ def time_track(
         result = model.process(frame).result
     except InvalidResult:
         return none, None
-    if not isinstance(result, HasObjects):
+    items = result.track_items() if isinstance(result, Trackable) else None
+    if items is None:
         return none, None
     stage = TrackStage()
     size = (frame.shape[1], frame.shape[0])
@@ -312,7 +314,7 @@ def time_track(
         stage.apply(result, size=size, time_s=i / 30, timestamp=i / 30, frame=i)
         if i >= 5:
             samples.append(clock() - t0)
-    return np.asarray(samples, dtype=np.int64), len(result.objects)
+    return np.asarray(samples, dtype=np.int64), sum(item is not None for item in items)
 
 
 def time_postprocess(

@@ -86,7 +86,7 @@ def convert_command(
         False,
         "--cut-head",
         help="With a YOLOv8/YOLO11 or YOLOv5 .tflite and --edgetpu: cut the graph at the per-scale head outputs so the "
-        "Edge TPU maps it whole; edgecnn decodes the heads on the CPU (writes MODEL_heads.tflite too).",
+        "Edge TPU maps it whole; edgecnn decodes the heads on the CPU (writes MODEL_heads.tflite too, also without edgetpu_compiler).",
     ),
 ) -> None:
     """Convert a Keras model to TFLite (int8 by default), verify it on held-out images, embed metadata.
@@ -96,7 +96,12 @@ def convert_command(
     A .tflite with --edgetpu is checked and compiled as it is (-o names the compiled model, default
     MODEL_edgetpu.tflite): edgecnn convert best_full_integer_quant.tflite --edgetpu
     """
-    from edgecnn.converters.tflite_edgetpu import compile_tflite, format_tflite_report, is_tflite_path
+    from edgecnn.converters.tflite_edgetpu import (
+        CompilerMissing,
+        compile_tflite,
+        format_tflite_report,
+        is_tflite_path,
+    )
 
     if is_tflite_path(model):
         _tflite_options_unused(
@@ -108,7 +113,14 @@ def convert_command(
             labels=labels is not None,
             mean=mean is not None or std is not None,
         )
-        compiled = compile_tflite(model, output=output, report=report, cut_head=cut_head)
+        try:
+            compiled = compile_tflite(model, output=output, report=report, cut_head=cut_head)
+        except CompilerMissing as exc:  # the cut model was written: its report, then the error line
+            if json_out:
+                echo_json(exc.result.to_dict())
+            else:
+                typer.echo(format_tflite_report(exc.result))
+            raise
         if json_out:
             echo_json(compiled.to_dict())
         else:

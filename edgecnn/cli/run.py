@@ -71,6 +71,8 @@ def run_command(
     clip_format: str | None = run_flag("clip_format", rich_help_panel="Event clips"),
     track: bool | None = run_flag("track", rich_help_panel="Tracking and events"),
     track_buffer: float | None = run_flag("track_buffer", rich_help_panel="Tracking and events"),
+    track_min_hits: int | None = run_flag("track_min_hits", rich_help_panel="Tracking and events"),
+    track_high_score: float | None = run_flag("track_high_score", rich_help_panel="Tracking and events"),
     lines: list[str] | None = run_flag("lines", metavar="X1,Y1,X2,Y2", rich_help_panel="Tracking and events"),
     zones: list[str] | None = run_flag("zones", metavar="X1,Y1,...", rich_help_panel="Tracking and events"),
     events: Path | None = run_flag("events", metavar="FILE", rich_help_panel="Tracking and events"),

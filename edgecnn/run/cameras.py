@@ -72,6 +72,8 @@ CAMERA_KEYS = (
     "clip_labels",
     "track",
     "track_buffer",
+    "track_min_hits",
+    "track_high_score",
     "lines",  # the camera's own counting lines and zones ([[cameras.lines]]), as [[lines]]/[[zones]]
     "zones",
     "max_frames",

@@ -8,7 +8,7 @@ Topics under one prefix (``--mqtt-topic``, default ``edgecnn/HOSTNAME``, or ``ed
                           last will, when the process dies or the network goes (Home Assistant's convention)
     PREFIX/stats          retained JSON {"published", "dropped", "queued", "connects"}: updated on connect,
                           at most every 10 s while it changes, and on exit
-    PREFIX/events         with tracking (detectors): each event (cross, enter, exit, dwell), QoS 1
+    PREFIX/events         with tracking (results with boxes): each event (cross, enter, exit, dwell), QoS 1
     PREFIX/counts         with lines or zones: retained JSON {"lines": {...}, "zones": {...}} on each change
     homeassistant/sensor/...   with discovery = true: retained Home Assistant configs for the counts
 

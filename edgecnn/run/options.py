@@ -207,7 +207,7 @@ class RunOptions:
     # Tracking, lines and zones (edgecnn.track): on for any result with boxes (detectors), off for others.
     track: bool = option(
         True,
-        "Detectors: follow objects across frames and give each a track_id (default on; --no-track: off).",
+        "Results with boxes (detect, YOLO pose, MoveNet, YOLO seg): follow objects across frames and give each a track_id (default on; --no-track: off).",
         flags=("--track/--no-track",),
     )
     track_buffer: float = option(
@@ -215,6 +215,20 @@ class RunOptions:
         "Seconds an object may go unseen (occluded, missed) and keep its track ID (default 2).",
         low=0.0,
         high=3600,
+    )
+    track_min_hits: int = option(
+        2,
+        "Detections in a row before an object gets a track ID (default 2; 1: at once, so a one-frame false "
+        "positive gets one too).",
+        low=1,
+        high=1000,
+    )
+    track_high_score: float = option(
+        0.5,
+        "Detections scoring at least this start tracks and are matched first; lower ones (down to "
+        "--object-threshold) only keep tracks going (default 0.5).",
+        low=0.0,
+        high=1.0,
     )
     # "x1,y1,x2,y2" strings (flags) or [[lines]] tables (TOML); see edgecnn.track.spec
     lines: list[Any] | None = option(

@@ -3,8 +3,9 @@
 Everything after the interpreter (predict, the run pipeline, JSONL/MQTT/``/latest``, metrics, the preview,
 bench, fleet status) sees only :class:`TaskResult` and :class:`Decoder`; none of it knows which task runs.
 Adding a task is one module with the functions of :class:`TaskModule` plus one line in :data:`TASKS`;
-its optional ``evaluator()`` (:class:`Evaluator`) is how ``edgecnn eval`` measures it, and the options a
-user can give its decoder are declared once in :mod:`edgecnn.tasks.options`.
+its optional ``evaluator()`` (:class:`Evaluator`) is how ``edgecnn eval`` measures it, a result with boxes
+implements :class:`Trackable` (what ``run``'s tracking follows), and the options a user can give its
+decoder are declared once in :mod:`edgecnn.tasks.options`.
 
 Which task a model has is read from it: edgecnn metadata's ``task``, Ultralytics' ``task``, else each
 registered module in :data:`INFERENCE_ORDER` is asked whether the outputs look like its own
@@ -19,9 +20,9 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from edgecnn.errors import ModelError, UsageError
 from edgecnn.tasks.options import MAX_DETECTIONS as MAX_DETECTIONS  # re-exported: declared with the options
@@ -91,6 +92,26 @@ class TaskResult(Protocol):
 
     def draw(self, image: np.ndarray) -> None:
         """Draw the result onto a BGR frame in place (the preview stream, ``predict --save``)."""
+        ...
+
+
+@runtime_checkable
+class Trackable(Protocol):
+    """A task result whose items have boxes, which ``run``'s tracking stage (:mod:`edgecnn.track.stage`)
+    follows across frames, whatever the task: detections' objects, poses, YOLO seg's objects. The stage
+    asks these two questions and nothing else, so it (and every output after it) never branches on the
+    task; a result without them (a classification) passes through untouched."""
+
+    def track_items(self) -> Sequence[Any] | None:
+        """One entry per record of :meth:`TaskResult.to_json` that :meth:`track_records` returns, in the
+        same order: an item with ``box`` (x1, y1, x2, y2 frame pixels), ``label`` and ``score``, or None
+        for a record without a box this frame. None altogether when results of this kind never carry
+        boxes (a class-map segmentation): then tracking, lines and zones do not apply to it."""
+        ...
+
+    def track_records(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """The records of ``data`` (what :meth:`TaskResult.to_json` returned) that :meth:`track_items`
+        lines up with (``objects``, ``poses``): the stage writes each one's ``track_id`` into them."""
         ...
 
 

@@ -111,6 +111,13 @@ class Detections:
             ]
         }
 
+    def track_items(self) -> list[Object]:
+        """Every object (:class:`edgecnn.tasks.Trackable`): tracking writes a ``track_id`` into each."""
+        return self.objects
+
+    def track_records(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(data["objects"])
+
     def summary(self) -> str:
         if not self.objects:
             return "no objects"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -109,6 +109,14 @@ class Poses:
             ]
         }
 
+    def track_items(self) -> list[Pose | None]:
+        """Each pose with its box (:class:`edgecnn.tasks.Trackable`): YOLO's own, MoveNet's the box around
+        its keypoints (:func:`keypoint_box`); None for a pose with too few keypoints seen to have one."""
+        return [p if p.box is not None else _with_keypoint_box(p) for p in self.poses]
+
+    def track_records(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(data["poses"])
+
     def summary(self) -> str:
         if not self.poses:
             return "no poses"
@@ -145,6 +153,24 @@ class Poses:
             for point in points:
                 if point is not None:
                     cv2.circle(image, point, thickness + 2, _POINT, -1, cv2.LINE_AA)
+
+
+def keypoint_box(keypoints: tuple[Keypoint, ...]) -> tuple[float, float, float, float] | None:
+    """The box around the keypoints scoring at least :data:`DRAW_MIN_SCORE` (the ones drawn), or None
+    when fewer than two are or they span no area: what tracking follows for a pose without a box
+    (MoveNet). Its bottom edge is the lowest keypoint seen (the ankles of a standing person), where a
+    counting line's default anchor, the bottom centre, is judged."""
+    seen = [(k.x, k.y) for k in keypoints if k.score >= DRAW_MIN_SCORE]
+    if len(seen) < 2:
+        return None
+    xs, ys = zip(*seen, strict=True)
+    box = (min(xs), min(ys), max(xs), max(ys))
+    return box if box[2] > box[0] and box[3] > box[1] else None
+
+
+def _with_keypoint_box(pose: Pose) -> Pose | None:
+    box = keypoint_box(pose.keypoints)
+    return replace(pose, box=box) if box is not None else None
 
 
 # --- which layout ------------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ class Segmentation:
     mask: np.ndarray = field(repr=False)  # [frame h, frame w] class id per pixel (uint8 or uint16)
     instances: list[Instance] = field(default_factory=list)  # YOLO seg: objects best first
     background: int | None = 0  # the class id that is nothing (None: every class is something)
+    boxed: bool = False  # YOLO seg: objects with boxes (tracked in run), even on a frame with none
     task: str = field(default=NAME, init=False)
 
     def _found(self) -> list[Area]:
@@ -125,6 +126,14 @@ class Segmentation:
         if self.instances:
             out["objects"] = _detect.Detections([i.object for i in self.instances]).to_json()["objects"]
         return out
+
+    def track_items(self) -> list[_detect.Object] | None:
+        """YOLO seg's objects (:class:`edgecnn.tasks.Trackable`); None for a class map, which has no boxes
+        (tracking passes it through untouched)."""
+        return [i.object for i in self.instances] if self.boxed else None
+
+    def track_records(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(data.get("objects", []))
 
     def detailed_json(self) -> dict[str, Any]:
         """:meth:`to_json` plus each mask as COCO RLE (``{"size": [h, w], "counts": "..."}``, pycocotools'
@@ -449,7 +458,9 @@ class YoloSegDecoder(_detect.YoloDecoder):
                 region[mask[: region.shape[0], : region.shape[1]]] = min(obj.id, NO_CLASS - 1)
             instances.reverse()
         labels = self.labels
-        return Segmentation(_areas(class_map, labels, 0), class_map, instances, background=NO_CLASS)
+        return Segmentation(
+            _areas(class_map, labels, 0), class_map, instances, background=NO_CLASS, boxed=True
+        )
 
     def _dequantized_protos(self, crop: np.ndarray) -> np.ndarray:
         """A crop of the prototypes as float32 (a copy, whatever the output's dtype)."""

@@ -142,7 +142,7 @@ class Scene:
             ids = [t.id for t in tracks]
             anchors: dict[str, np.ndarray] = {}
             for index, line in enumerate(self.lines):
-                points = _anchors(anchors, boxes, line.spec.anchor)
+                points = _anchors(anchors, boxes, line.spec.anchor, size)
                 self._lines(index, line, tracks, ids, points, timestamp, frame, events)
             if self.zones:
                 lists: dict[str, tuple[list[float], list[float]]] = {}
@@ -150,7 +150,7 @@ class Scene:
                 for index, zone in enumerate(self.zones):
                     anchor = zone.spec.anchor
                     if anchor not in lists:
-                        xy = _anchors(anchors, boxes, anchor).T
+                        xy = _anchors(anchors, boxes, anchor, size).T
                         lists[anchor] = xy[0].tolist(), xy[1].tolist()
                     inside = zone.inside(*lists[anchor])
                     self._zones(index, zone, tracks, frame_rows, inside, timestamp, frame, events)
@@ -290,9 +290,13 @@ class Scene:
         return {"lines": lines, "zones": zones}
 
 
-def _anchors(cache: dict[str, np.ndarray], boxes: np.ndarray, anchor: str) -> np.ndarray:
-    """The anchor points of ``boxes``, computed once per anchor kind and frame."""
+def _anchors(
+    cache: dict[str, np.ndarray], boxes: np.ndarray, anchor: str, size: tuple[int, int]
+) -> np.ndarray:
+    """The anchor points of ``boxes``, computed once per anchor kind and frame, kept inside the frame: a
+    filtered box of an object cut by the frame edge reaches a pixel or two past it, and its anchor there
+    would be beyond the end of a line drawn to that edge (never counted) or outside a zone drawn to it."""
     found = cache.get(anchor)
     if found is None:
-        found = cache[anchor] = anchor_points(boxes, anchor)
+        found = cache[anchor] = np.clip(anchor_points(boxes, anchor), 0.0, size)
     return found

@@ -67,7 +67,10 @@ def open_tracking(
     from edgecnn.track.spec import parse_all
 
     lines, zones = parse_all(opts.lines, opts.zones, lambda key, problem: option_error(opts, key, problem))
-    stage = TrackStage(lines, zones, TrackerOptions(buffer_s=opts.track_buffer))
+    tracker = TrackerOptions(
+        buffer_s=opts.track_buffer, min_hits=opts.track_min_hits, high_score=opts.track_high_score
+    )
+    stage = TrackStage(lines, zones, tracker)
     opened: list[Any] = []
     try:
         if opts.snapshots is not None:

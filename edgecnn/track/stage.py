@@ -1,10 +1,12 @@
 """Tracking, lines and zones as one step of ``edgecnn run``, between the task's decode and the outputs.
 
-The step asks one question of a result, whatever its task: does it carry boxes (:class:`HasObjects`: an
-``objects`` list whose items have ``box``, ``label`` and ``score``)? A detector's result does, whatever its
-layout or backend; a classifier's does not and passes through untouched. Nothing downstream branches on
-the task either: a tracked result (:class:`Tracked`) is a task result whose JSON has a ``track_id`` per
-object (and ``counts`` when lines or zones are set) and whose drawing adds IDs, trails, lines and zones.
+The step asks one question of a result, whatever its task: does it carry boxes
+(:class:`edgecnn.tasks.Trackable`: its items, each with ``box``, ``label`` and ``score``, and the JSON
+records they belong to)? A detector's objects do, whatever the layout or backend; so do poses (YOLO's
+boxes, MoveNet's keypoints' box) and YOLO seg's objects. A classifier's or a class map's result does not
+and passes through untouched. Nothing downstream branches on the task either: a tracked result
+(:class:`Tracked`) is a task result whose JSON has a ``track_id`` in each of those records (and ``counts``
+when lines or zones are set) and whose drawing adds IDs, trails, lines and zones.
 
 :meth:`TrackStage.apply` returns a :class:`TrackStep`: the result, the frame's events and how long it took
 (the ``track`` stage of the run's timings); its :attr:`~TrackStage.listeners` (the events file, ``/events``,
@@ -17,10 +19,11 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 
+from edgecnn.tasks import Trackable
 from edgecnn.track.events import Event, Scene
 from edgecnn.track.geometry import Line, Zone
 from edgecnn.track.snapshots import Snapshots, snapshot_name
@@ -30,19 +33,14 @@ from edgecnn.track.tracker import Tracker, TrackerOptions
 log = logging.getLogger("edgecnn.run")
 
 
-@runtime_checkable
-class HasObjects(Protocol):
-    """A task result with boxes: ``objects``, each with ``box`` (x1, y1, x2, y2 pixels), ``label``, ``score``."""
-
-    objects: Any
-
-
 @dataclass(frozen=True)
 class Tracked:
-    """A result with boxes plus what tracking added; the task's own behaviour otherwise (a TaskResult)."""
+    """A result with boxes plus what tracking added; the task's own behaviour otherwise (a TaskResult,
+    and the inner result's own attributes: ``objects``, ``poses``)."""
 
-    inner: Any  # the task's result (HasObjects)
-    track_ids: tuple[int | None, ...]  # per object of inner.objects: its confirmed track, or None
+    inner: Any  # the task's result (Trackable)
+    track_ids: tuple[int | None, ...]  # per item of inner.track_items(): its confirmed track, or None
+    items: tuple[Any, ...] = ()  # inner.track_items(): where each ID is drawn (None: no box)
     trails: tuple[tuple[int, tuple[tuple[float, float], ...]], ...] = ()  # (track id, recent centres)
     counts: dict[str, Any] | None = None  # with lines or zones: Scene.counts()
     geometry: tuple[tuple[Line, ...], tuple[Zone, ...]] = ((), ())  # the scene's lines and zones, pixels
@@ -63,19 +61,18 @@ class Tracked:
     def top(self) -> Any:
         return self.inner.top
 
-    @property
-    def objects(self) -> Any:
-        return self.inner.objects
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     def labels(self) -> list[str]:
         return list(self.inner.labels())
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.inner.to_json())
-        data["objects"] = [
-            {**record, "track_id": track_id}
-            for record, track_id in zip(data.get("objects", []), self.track_ids, strict=False)
-        ]
+        for record, track_id in zip(self.inner.track_records(data), self.track_ids, strict=False):
+            record["track_id"] = track_id
         if self.counts is not None:
             data["counts"] = self.counts
         return data
@@ -124,8 +121,8 @@ class Tracked:
             if len(trail) > 1:
                 pts = np.array(trail).round().astype(np.int32)
                 cv2.polylines(image, [pts], False, _colour(track_id), thickness, cv2.LINE_AA)
-        for obj, found in zip(self.inner.objects, self.track_ids, strict=False):
-            if found is not None:
+        for obj, found in zip(self.items, self.track_ids, strict=False):
+            if found is not None and obj is not None:
                 x1, _, _, y2 = (round(v) for v in obj.box)
                 _label(image, f"#{found}", (x1, y2), scale, _colour(found))
 
@@ -199,17 +196,22 @@ class TrackStage:
         """Track ``output``'s objects in a ``(width, height)`` frame at ``time_s`` (seconds on the clock the
         tracker measures motion and dwell with); events carry ``timestamp`` (Unix seconds) and ``frame``.
         ``image`` (the frame) is what event snapshots show."""
-        if not isinstance(output, HasObjects):
+        start = time.perf_counter()  # the items too: a MoveNet pose's box is made here
+        items = output.track_items() if isinstance(output, Trackable) else None
+        if items is None:
             if not self.scene.empty and not self._told_no_boxes:
                 self._told_no_boxes = True
                 log.warning(
                     "lines and zones count objects, but this model's results have no boxes: nothing to count"
                 )
             return TrackStep(output)
-        start = time.perf_counter()
-        objects = list(output.objects)
+        boxed = [i for i, item in enumerate(items) if item is not None]
+        objects = [items[i] for i in boxed]
         boxes = np.array([o.box for o in objects], dtype=np.float64).reshape(-1, 4)
         update = self.tracker.update(boxes, [o.score for o in objects], [o.label for o in objects], time_s)
+        ids: list[int | None] = [None] * len(items)
+        for i, track_id in zip(boxed, update.ids, strict=True):
+            ids[i] = track_id
         events = self.scene.step(
             update.tracks, update.ended, size=size, timestamp=time_s, frame=frame, boxes=update.boxes
         )
@@ -226,7 +228,8 @@ class TrackStage:
         scene = self.scene
         tracked = Tracked(
             output,
-            tuple(update.ids),
+            tuple(ids),
+            tuple(items),
             tuple((t.id, tuple(t.trail)) for t in update.tracks),
             None if scene.empty else scene.counts(),
             (tuple(scene.lines), tuple(scene.zones)),

@@ -69,12 +69,24 @@ class ModelKind:
         made = " (an Ultralytics export)" if self.producer == "ultralytics" else ""
         return _DESCRIPTION[self.kind] + made
 
-    def fix(self) -> str | None:
-        """What to do, in the tool that made the file, to get a full-integer model; ``None`` when it is one."""
+    def fix(self, *, grouped_convolution: bool = False) -> str | None:
+        """What to do, in the tool that made the file, to get a full-integer model; ``None`` when it is one.
+
+        ``grouped_convolution``: the file has a grouped CONV_2D (YOLO11's attention). Ultralytics converts it
+        without groups for ``format=edgetpu`` only (onnx2tf's disable_group_convolution, 8.3.149 and newer):
+        its ``format=tflite int8=True`` files keep CONV_2D v6, which edgetpu_compiler cannot parse.
+        """
         if self.kind is Kind.FULL_INTEGER:
             return None
         if self.producer == "ultralytics":
             size = f" imgsz={self.imgsz}" if self.imgsz else ""
+            if grouped_convolution:
+                return (
+                    "re-export full-integer from Ultralytics 8.3.149 or newer: yolo export model=best.pt "
+                    f"format=edgetpu{size} data=your_data.yaml (it converts without grouped convolutions and "
+                    "compiles *_full_integer_quant.tflite; format=tflite int8=True keeps CONV_2D v6, which "
+                    "edgetpu_compiler cannot parse)"
+                )
             return (
                 "re-export full-integer from Ultralytics: yolo export model=best.pt format=edgetpu"
                 f"{size} data=your_data.yaml (it compiles *_full_integer_quant.tflite), or format=tflite "

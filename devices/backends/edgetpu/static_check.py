@@ -231,14 +231,53 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
     mapped_ops = [st for st in statuses if st.edgetpu]
     min_runtime = max([10, *(table.runtimes.get(st.name, 10) for st in mapped_ops)]) if mapped_ops else None
     advice = _advice(statuses, first_cpu)
+    grouped = _grouped_convolutions(model, model.subgraphs[0])
+    if grouped and any("'CONV_2D' version '6'" in f for f in failures):
+        problems.insert(0, _grouped_problem(grouped))
+        conv_v6 = {st.advice for st in statuses if st.status == VERSION and st.name == "CONV_2D"}
+        advice = [a for a in advice if a not in conv_v6]
+        if kind.full_integer:  # otherwise the kind's own fix below says it, with the re-export
+            advice.insert(0, _grouped_fix(kind))
     if not kind.full_integer:  # one line for the file as a whole, in the words of the tool that made it
         float_advice = {st.advice for st in statuses if st.status == DATA_TYPE}
-        advice = [kind.fix() or "", *(a for a in advice if a not in float_advice)]
+        fix = kind.fix(grouped_convolution=bool(grouped)) or ""
+        advice = [fix, *(a for a in advice if a not in float_advice and a != fix)]
     smaller = None if failures else _smaller_imgsz(table, model, statuses, kind)
     if smaller is not None:  # one export option instead of a line per oversized op
         sized = {st.advice for st in statuses if st.reason.startswith(SIZE_REASON)}
         advice = [smaller[1], *(a for a in advice if a not in sized)]
-    if problems and kind.full_integer and not failures and _yolo_heads_found(model_file):
+    attention = _attention(model, model.subgraphs[0])
+    stops_in_attention = attention is not None and first_cpu is not None and first_cpu.index in attention.ops
+    if attention is not None:
+        said = _attention_advice(table, model, statuses, kind, attention)
+        if said is not None:  # one line for the block instead of one per refused op in it
+            in_it = {st.advice for st in statuses if st.index in attention.ops}
+            only_here = all(st.index in attention.ops for st in statuses if st.reason.startswith(SIZE_REASON))
+            rest = [
+                a
+                for a in advice
+                if (a not in in_it or (smaller is not None and a == smaller[1]))
+                and not (smaller is not None and a == smaller[1] and only_here)  # the block's line says it
+            ]
+            if smaller is not None and only_here:
+                smaller = (smaller[0], said)
+            at = 1 if (smaller is not None and not only_here) or not kind.full_integer or failures else 0
+            advice = [*rest[:at], said, *rest[at:]]
+    if stops_in_attention and attention is not None and first_cpu is not None:
+        problems.append(
+            f"the Edge TPU subgraph ends in the model's attention block (ops {min(attention.ops)}-"
+            f"{max(attention.ops)}: {len(attention.matmuls)} product(s) of two activations, q·kᵀ and ·v"
+            f"{'; in YOLO11 its C2PSA block' if kind.producer == 'ultralytics' else ''}): {first_cpu.name} "
+            f"(op {first_cpu.index}) is refused and everything "
+            "after it (the rest of the attention, the neck and the head) runs on the CPU."
+        )
+    if (
+        problems
+        and kind.full_integer
+        and not failures
+        and not stops_in_attention  # a cut at the head outputs leaves the attention on the CPU all the same
+        and _yolo_heads_found(model_file)
+    ):
         advice.insert(
             0,
             "or keep the input size and leave the head to the CPU after the Edge TPU: edgecnn convert MODEL.tflite "
@@ -263,6 +302,167 @@ def predict_compilation(model_file: ModelFile) -> EdgeTPUCheck:
         kind=kind.describe(),
         kind_fix=kind.fix(),
         smaller_imgsz=smaller[0] if smaller else None,
+    )
+
+
+def _grouped_convolutions(model: Any, graph: Any) -> list[tuple[int, list[int], list[int]]]:
+    """``(op, input shape, filter shape)`` of each CONV_2D whose filter sees fewer channels than its input.
+
+    TFLite's op_version.cc gives such a grouped convolution CONV_2D version 6 (runtime 2.9), and its
+    UpdateOpVersion raises the one CONV_2D op code to the highest version any CONV_2D needs: one grouped
+    convolution makes the whole file "CONV_2D version 6", which compiler 16.0 cannot parse.
+    """
+    found = []
+    for index, op in enumerate(graph.operators or []):
+        name, _ = opcode_name(model.operatorCodes[op.opcodeIndex])
+        ins = [int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0]
+        if name != "CONV_2D" or len(ins) < 2:
+            continue
+        src, weights = _shape(graph.tensors[ins[0]]), _shape(graph.tensors[ins[1]])
+        if len(src) == 4 and len(weights) == 4 and src[3] != weights[3]:
+            found.append((index, src, weights))
+    return found
+
+
+def _grouped_problem(grouped: list[tuple[int, list[int], list[int]]]) -> str:
+    index, src, weights = grouped[0]
+    more = f" and {len(grouped) - 1} more" if len(grouped) > 1 else ""
+    return (
+        f"CONV_2D v6 comes from {len(grouped)} grouped convolution(s) (op {index}{more}: filter {weights} on "
+        f"{src}, {src[3] // max(weights[3], 1)} groups; in a YOLO11 export the attention block's positional "
+        "encoding): TFLite writes a grouped CONV_2D as version 6 and gives every CONV_2D of the file the "
+        "highest version any of them needs, so edgetpu_compiler (CONV_2D up to v5) cannot parse the file."
+    )
+
+
+def _grouped_fix(kind: ModelKind) -> str:
+    if kind.producer == "ultralytics":
+        size = f" imgsz={kind.imgsz}" if kind.imgsz else ""
+        return (
+            f"export with Ultralytics 8.3.149 or newer as yolo export model=best.pt format=edgetpu{size}: for "
+            "format=edgetpu it converts with onnx2tf's disable_group_convolution (no grouped CONV_2D, so no v6) "
+            "and compiles the *_full_integer_quant.tflite itself; format=tflite int8=True keeps the grouped "
+            "convolution, so its files stay CONV_2D v6"
+        )
+    return (
+        "write the grouped convolution without groups: as DEPTHWISE_CONV_2D when each group has one channel, "
+        "or one CONV_2D per group and a CONCATENATION (onnx2tf --disable_group_convolution does that), then "
+        "convert again"
+    )
+
+
+# Ops a product of two activations is fed through (and what lies between q·kᵀ and ·v): no compute of their own.
+_ATTENTION_PATH = frozenset(
+    {
+        "TRANSPOSE",
+        "RESHAPE",
+        "STRIDED_SLICE",
+        "SLICE",
+        "SPLIT",
+        "SPLIT_V",
+        "PACK",
+        "UNPACK",
+        "CONCATENATION",
+        "SQUEEZE",
+        "EXPAND_DIMS",
+        "GATHER",
+        "QUANTIZE",
+        "MUL",
+        "SOFTMAX",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Attention:
+    """A self-attention block: its products of two activations and the ops that feed them by layout alone."""
+
+    matmuls: tuple[int, ...]
+    ops: frozenset[int]
+
+
+def _attention(model: Any, graph: Any) -> Attention | None:
+    """The products of two activations (BATCH_MATMUL, or FULLY_CONNECTED with computed weights, which is how
+    onnx2tf unfolds YOLO11's C2PSA attention) and every op that reaches one through layout ops only."""
+    ops = graph.operators or []
+    names = [opcode_name(model.operatorCodes[op.opcodeIndex])[0] for op in ops]
+    consumers: dict[int, list[int]] = {}
+    matmuls = []
+    for index, op in enumerate(ops):
+        ins = [int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0]
+        for i in ins:
+            consumers.setdefault(i, []).append(index)
+        if (
+            names[index] in ("BATCH_MATMUL", "FULLY_CONNECTED")
+            and len(ins) >= 2
+            and not any(_is_constant(model, graph.tensors[i]) for i in ins[:2])
+        ):
+            matmuls.append(index)
+    if not matmuls:
+        return None
+    reach = set(matmuls)
+    for index in reversed(range(len(ops))):  # TFLite stores operators in execution order
+        if index in reach or names[index] not in _ATTENTION_PATH:
+            continue
+        outs = [int(i) for i in (ops[index].outputs if ops[index].outputs is not None else [])]
+        if any(c in reach for i in outs for c in consumers.get(i, [])):
+            reach.add(index)
+    return Attention(tuple(matmuls), frozenset(reach))
+
+
+def _attention_advice(
+    table: SupportedOps, model: Any, statuses: list[OpStatus], kind: ModelKind, attention: Attention
+) -> str | None:
+    """What keeps the attention block off the Edge TPU, and whether a smaller input would change it.
+
+    Compiled YOLO11n exports (Ultralytics 8.3.38 to 8.3.91, no source beside them: benzionfischer/
+    yolo_format_converter, charlesLangko1234/yolov11_person_detection, JavierSupr/Coral-Inference,
+    ClemF4/Cattainer at 640 px; PID-and-Me/AI-Pool, julham76/yolo11-edgetpu, mark81681/rasp at 192 and
+    256 px) all end their Edge TPU subgraph in C2PSA: at 640 at the TRANSPOSE of [1,20,20,256] (size), at
+    192 and 256 at the SPLIT of the attention heads (any size), so a smaller input never keeps it whole.
+    """
+    refused = [
+        st
+        for st in statuses
+        if st.index in attention.ops
+        and st.subgraph == 0
+        and st.status not in (MAPPED, SUBGRAPH, NOT_COMPILED)
+        and st.reason != FLOAT_IO
+    ]
+    if not refused:
+        return None
+    graph = model.subgraphs[0]
+    where = f"the attention block (ops {min(attention.ops)}-{max(attention.ops)}"
+    where += ", YOLO11's C2PSA)" if kind.producer == "ultralytics" else ")"
+    sized = [st for st in refused if st.reason.startswith(SIZE_REASON)]
+    excess = 1.0
+    for st in sized:
+        op = graph.operators[st.index]
+        ins = [int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0]
+        outs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
+        over = _size_excess(table, st.name, graph, model, ins, outs)
+        excess = max(excess, over[0] if over else 1.0)
+    side = smaller_imgsz(kind.imgsz, excess) if kind.imgsz and sized else None
+    size_names = ", ".join(dict.fromkeys(f"{st.name} (op {st.index})" for st in sized))
+    if len(sized) == len(refused):
+        if side is None:
+            return f"{where} is too large for the Edge TPU ({size_names}) and no input size makes it fit"
+        how = (
+            f"yolo export model=best.pt format=edgetpu imgsz={side}"
+            if kind.producer == "ultralytics"
+            else f"re-export the model for a {side}x{side} input"
+        )
+        return (
+            f"{where} stays on the CPU only for its size ({size_names}): at imgsz {side} or less (from "
+            f"{kind.imgsz}) it fits: {how} (an estimate from the size limits: check the new export again)"
+        )
+    hard = "; ".join(
+        dict.fromkeys(f"{st.name} {st.reason}" for st in refused if not st.reason.startswith(SIZE_REASON))
+    )
+    fits = f"; its {size_names} would fit at imgsz {side} or less" if side is not None and sized else ""
+    return (
+        f"{where} does not map at any input size: {hard}{fits}. Everything after it runs on the CPU; for a "
+        "detector the Edge TPU runs up to its head, use one without attention (YOLOv8n maps up to its head)"
     )
 
 
@@ -434,9 +634,16 @@ def _partition(table: SupportedOps, model: Any, graph: Any, failures: list[str])
 
     Every CPU op on a path starts a new segment: an op's segment is the largest number of CPU ops on any
     path from the graph inputs to it, so no segment has a TPU -> CPU -> TPU path inside it. The compiler
-    maps one segment, the one with the most ops (the earliest on a tie: Coral's models, and users' logs
-    where a few supported ops near the input stay on the CPU beside a large mapped rest); supported ops
-    in the other segments get "More than one subgraph is not supported".
+    maps one segment, the one whose ops write the most elements (the earliest on a tie: Coral's models,
+    and users' logs where a few supported ops near the input stay on the CPU beside a large mapped rest);
+    supported ops in the other segments get "More than one subgraph is not supported".
+
+    By elements, not by op count: compiled YOLO11n 640 exports (benzionfischer/yolo_format_converter,
+    JavierSupr/Coral-Inference, charlesLangko1234/yolov11_person_detection; compiled files only) keep the
+    backbone before C2PSA's refused TRANSPOSE on the Edge TPU, 133 ops writing 38.8M elements in the
+    same-architecture eronariodito export, and leave the neck after the attention, 176 ops writing 31.2M,
+    on the CPU. Counting ops picked the neck; counting elements keeps Coral's 14 + 13 pairs and the users'
+    pairs exact as before (benchmarks/edgetpu_check_agreement.py).
     """
     graph_inputs = {int(i) for i in graph.inputs}
     graph_outputs = {int(i) for i in graph.outputs}
@@ -471,7 +678,10 @@ def _partition(table: SupportedOps, model: Any, graph: Any, failures: list[str])
             else OpStatus(i, n, v, False, f"not compiled: {failures[0]}", NOT_COMPILED)
             for i, n, v, _, vd in rows
         ]
-    sizes = Counter(depth for _, _, _, depth, verdict in rows if verdict is None)
+    sizes: Counter[int] = Counter()  # segment -> the elements its ops write
+    for index, _, _, depth, verdict in rows:
+        if verdict is None:
+            sizes[depth] += _written(graph, graph.operators[index])
     chosen = min(sizes, key=lambda d: (-sizes[d], d)) if sizes else -1
     splitters = {}  # segment -> the first CPU op that ends it (and so separates it from the next)
     for i, n, _, depth, verdict in rows:
@@ -489,6 +699,13 @@ def _partition(table: SupportedOps, model: Any, graph: Any, failures: list[str])
             )
             statuses.append(OpStatus(i, n, v, False, f"{where} {op_name} (op {op_index})", SUBGRAPH))
     return statuses
+
+
+def _written(graph: Any, op: Any) -> int:
+    """Elements an op writes: how the compiler weighs a segment (see :func:`_partition`)."""
+    return sum(
+        _product(_shape(graph.tensors[int(i)])) for i in (op.outputs if op.outputs is not None else [])
+    )
 
 
 def _first_blocking(statuses: list[OpStatus], failures: list[str]) -> OpStatus | None:
@@ -624,6 +841,9 @@ def _constraint(
     size = _size_limit(table, name, graph, model, ins, outs)
     if size is not None:
         return size
+    # Coral's documented limit ("output tensor is one-dimensional", coral.ai models-intro). No compiled file here
+    # isolates it: in YOLO11's attention (FULLY_CONNECTED with computed weights, outputs [36,36] .. [400,400]) the
+    # SPLIT before it is already refused, so those pairs agree with or without this rule.
     if name == "FULLY_CONNECTED" and outs and len([d for d in _shape(graph.tensors[outs[0]]) if d != 1]) > 1:
         return (
             LIMITATION,
@@ -651,15 +871,28 @@ def _constraint(
     axis_ops = {"MEAN": 1, "SUM": 1, "REDUCE_MAX": 1, "REDUCE_MIN": 1, "SPLIT": 0}
     # A SPLIT into one piece copies its input: the compiler maps it even on the batch axis (yamnet_spectra_in
     # in Coral's coralmicro models, SPLIT of [1,96,64,1] along axis 0 into 1, compiled onto the Edge TPU).
+    # A SPLIT into pieces along axis 0 of a 3-D tensor is refused too: YOLO11n exports (Ultralytics 8.3.87 and
+    # 8.3.91) compiled at 192 and 256 px (PID-and-Me/AI-Pool, julham76/yolo11-edgetpu, mark81681/rasp; compiled
+    # files only, no source beside them) end the Edge TPU subgraph with the [2,36,32], [2,32,36], [2,64,36]
+    # (192 px) and [2,64,32], [2,32,64], [2,64,64] (256 px) attention heads as outputs and keep the SPLIT of
+    # each along axis 0 on the CPU, though everything it feeds is smaller than what maps elsewhere.
     if name in axis_ops and len(ins) > axis_ops[name] and not (name == "SPLIT" and len(outs) == 1):
         axes = _constant(model, graph, ins[axis_ops[name]])
-        rank = len(_shape(graph.tensors[ins[1 - axis_ops[name]]]))
-        if axes is not None and any(a % max(rank, 1) == 0 for a in axes) and rank == 4:
-            return (
-                LIMITATION,
-                "works along the batch dimension",
-                f"{name}: reduce or split along height, width or channels, not the batch",
-            )
+        shape = _shape(graph.tensors[ins[1 - axis_ops[name]]])
+        rank = len(shape)
+        if axes is not None and any(a % max(rank, 1) == 0 for a in axes):
+            if rank == 4:
+                return (
+                    LIMITATION,
+                    "works along the batch dimension",
+                    f"{name}: reduce or split along height, width or channels, not the batch",
+                )
+            if rank == 3 and name == "SPLIT":
+                return (
+                    LIMITATION,
+                    f"splits {shape} along its outermost axis",
+                    "SPLIT: split along an inner axis (keep the outermost axis 1)",
+                )
     if name == "PAD" and len(ins) > 1:
         pads = _constant(model, graph, ins[1])
         if pads is not None and len(pads) >= 8 and any(pads[:2]):
@@ -831,9 +1064,51 @@ class Agreement:
     log_exact: bool | None = None
     log_check_only: dict[str, int] | None = None
     log_compiler_only: dict[str, int] | None = None
+    stop_check: str | None = None  # the op the check says the Edge TPU subgraph ends at ("NAME [shape]")
+    stop_compiler: str | None = None  # the first CPU op fed by the compiled edgetpu-custom-op
+    same_stop: bool = True  # the same op and input shape; the same op type when the two inputs differ in size
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _op_text(model_file: ModelFile, index: int) -> str:
+    model = model_file.model
+    graph = model.subgraphs[0]
+    op = graph.operators[index]
+    name, _ = opcode_name(model.operatorCodes[op.opcodeIndex])
+    ins = [int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0]
+    data = [i for i in ins if not _is_constant(model, graph.tensors[i])]
+    return f"{name} {_shape(graph.tensors[data[0]])}" if data else name
+
+
+def _predicted_stop(source: ModelFile, check: EdgeTPUCheck) -> str | None:
+    """The first op the check leaves on the CPU that reads what a mapped op wrote (as :func:`_compiled_stop`)."""
+    graph = source.model.subgraphs[0]
+    written: set[int] = set()
+    for st in check.operators:
+        if st.subgraph:
+            continue
+        op = graph.operators[st.index]
+        if st.edgetpu:
+            written |= {int(i) for i in (op.outputs if op.outputs is not None else [])}
+        elif {int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0} & written:
+            return _op_text(source, st.index)
+    return None
+
+
+def _compiled_stop(compiled: ModelFile) -> str | None:
+    """The first op of a compiled model that reads what the Edge TPU wrote: where the compiler stopped."""
+    graph = compiled.model.subgraphs[0]
+    written: set[int] = set()
+    for index, op in enumerate(graph.operators or []):
+        name, _ = opcode_name(compiled.model.operatorCodes[op.opcodeIndex])
+        ins = {int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0}
+        if name == EDGETPU_CUSTOM_OP:
+            written |= {int(i) for i in (op.outputs if op.outputs is not None else [])}
+        elif ins & written:
+            return _op_text(compiled, index)
+    return None
 
 
 def compiled_cpu_ops(compiled: ModelFile) -> Counter[str]:
@@ -868,7 +1143,14 @@ def agreement_with_compiled(
             "log_check_only": dict(mine - theirs),
             "log_compiler_only": dict(theirs - mine),
         }
+    stop_check, stop_compiler = _predicted_stop(source, check), _compiled_stop(compiled)
+    same_size = [t.shape for t in source.inputs] == [t.shape for t in compiled.inputs]
     return Agreement(
+        stop_check=stop_check,
+        stop_compiler=stop_compiler,
+        same_stop=stop_check == stop_compiler
+        if same_size
+        else (stop_check or "").split(" ")[0] == (stop_compiler or "").split(" ")[0],
         exact=predicted == actual,
         check_cpu_count=sum(predicted.values()),
         compiler_cpu_count=sum(actual.values()),
