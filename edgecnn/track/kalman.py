@@ -91,8 +91,9 @@ def stack(states: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def take(state: np.ndarray, rows: list[int]) -> np.ndarray:
-    """The ``rows`` of ``(N, 5, 4)`` states, a copy laid out as :func:`stack` does."""
-    return state.transpose(1, 0, 2)[:, rows].transpose(1, 0, 2)
+    """The ``rows`` of ``(N, 5, 4)`` states, a copy laid out as :func:`stack` does (``take``: indexing the
+    middle axis with a list would lay the copy out track by track)."""
+    return state.transpose(1, 0, 2).take(rows, axis=1).transpose(1, 0, 2)
 
 
 # The lower bound of a box after a prediction: sizes never below one pixel, centres anywhere.
