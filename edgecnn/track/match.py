@@ -36,8 +36,12 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def expand(boxes: np.ndarray, margin: float) -> np.ndarray:
     """Corner boxes grown by ``margin`` times their width and height on every side (C-BIoU's buffered
     boxes: overlap survives motion of up to about a box size per frame)."""
-    wh = boxes[:, 2:] - boxes[:, :2]
-    return np.concatenate([boxes[:, :2] - margin * wh, boxes[:, 2:] + margin * wh], axis=1)
+    corners = boxes.reshape(-1, 2, 2)  # (x1, y1), (x2, y2)
+    grow = margin * (corners[:, 1] - corners[:, 0])
+    return (corners + _OUTWARD * grow[:, None]).reshape(-1, 4)  # x1 - grow, ..., x2 + grow to the bit
+
+
+_OUTWARD = np.array([[-1.0], [1.0]])  # the first corner moves back, the second on
 
 
 def assign(cost: np.ndarray, limit: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:

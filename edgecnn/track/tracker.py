@@ -293,14 +293,15 @@ class Tracker:
             return set()
         tracks = self.tracks
         overlap = iou(
-            expand(kalman.boxes(self._states[unmatched]), BUFFER_MARGIN),
-            expand(kalman.boxes(corrected[confirming]), BUFFER_MARGIN),
+            expand(kalman.boxes(kalman.take(self._states, unmatched)), BUFFER_MARGIN),
+            expand(kalman.boxes(kalman.take(corrected, confirming)), BUFFER_MARGIN),
         )
         cost = 1.0 - overlap
-        for r, row in enumerate(unmatched):
-            for c, k in enumerate(confirming):
-                if tracks[row].label != matched[k].label:
-                    cost[r, c] = NO_MATCH  # labels never mix
+        if len(self._codes) > 1:  # labels never mix (one label seen so far: nothing to check)
+            for r, row in enumerate(unmatched):
+                for c, k in enumerate(confirming):
+                    if tracks[row].label != matched[k].label:
+                        cost[r, c] = NO_MATCH
         pairs, _, _ = assign(cost, 1.0 - self.options.match_iou)
         absorbed = set()
         for r, c in pairs:
@@ -332,9 +333,9 @@ def _match_grown(
     if not rows or not dets:
         return [], list(dets)
     grown = 1.0 - iou(
-        expand(kalman.boxes(states[rows]), BUFFER_MARGIN), expand(det_boxes[dets], BUFFER_MARGIN)
+        expand(kalman.boxes(kalman.take(states, rows)), BUFFER_MARGIN), expand(det_boxes[dets], BUFFER_MARGIN)
     )
-    grown[cost[rows][:, dets] == NO_MATCH] = NO_MATCH  # labels never mix
+    grown[cost.take(rows, axis=0).take(dets, axis=1) == NO_MATCH] = NO_MATCH  # labels never mix
     found, _, cols = assign(grown, 1.0 - min_iou)
     return [(rows[r], dets[c]) for r, c in found], [dets[c] for c in cols]
 
@@ -346,7 +347,7 @@ def _match(
     overlapping by at least ``min_iou``; the rows and detections left over."""
     if not rows or not dets:
         return [], list(rows), list(dets)
-    pairs, left_rows, left_cols = assign(cost[rows][:, dets], 1.0 - min_iou)
+    pairs, left_rows, left_cols = assign(cost.take(rows, axis=0).take(dets, axis=1), 1.0 - min_iou)
     return (
         [(rows[r], dets[c]) for r, c in pairs],
         [rows[r] for r in left_rows],
