@@ -8,6 +8,11 @@ and passes through untouched. Nothing downstream branches on the task either: a 
 (:class:`Tracked`) is a task result whose JSON has a ``track_id`` in each of those records (and ``counts``
 when lines or zones are set) and whose drawing adds IDs, trails, lines and zones.
 
+With tracking on, ``run``'s decoder reads below ``--object-threshold``, down to ``--track-low-score``
+(:func:`edgecnn.run.pipeline.decode_options`), so the tracker's second stage sees the low-score detections;
+the stage then keeps (:class:`edgecnn.tasks.Keepable`) the items over the threshold and those under it that
+a confirmed track matched, so no output ever sees the low-score clutter (:attr:`TrackStage.publish_threshold`).
+
 :meth:`TrackStage.apply` returns a :class:`TrackStep`: the result, the frame's events and how long it took
 (the ``track`` stage of the run's timings); its :attr:`~TrackStage.listeners` (the events file, ``/events``,
 metrics, MQTT) get each step that has events or new tracks.
