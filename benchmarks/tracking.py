@@ -27,10 +27,13 @@ Two measurements, said apart in the output:
    0.83-0.86, 0-4 ID switches). ``--detector-seed`` trains another one, to check the figures are not one
    lucky model's.
 
-   Each rate runs twice: at ``run``'s default ``--object-threshold`` (0.4), and at 0.1, which is what
-   Ultralytics' ``track`` uses (ByteTrack's second stage needs the low-score detections the default drops:
-   this small detector scores a shape half under another, and many a square, 0.1-0.4). The targets (IDF1 >= 0.9 at 10 and 30 fps, >= 0.8 at 5 fps, line
-   counts exact) are for the 0.1 rows; the 0.4 rows are printed beside them.
+   Each rate runs twice: with ``run``'s defaults (``--object-threshold`` 0.4, ``--track-low-score`` 0.1:
+   the detector reads down to 0.1, as Ultralytics' ``track`` does with conf 0.1, so ByteTrack's second
+   stage gets the low-score detections: this small detector scores a shape half under another, and many a
+   square, 0.1-0.4; the output keeps those a track matched), and with ``--track-low-score 0.4``, the
+   behaviour before that option (the second stage saw only 0.4-0.5), for comparison. The targets (IDF1
+   >= 0.9 at 10 and 30 fps, >= 0.8 at 5 fps, line counts exact) are for the default rows. Every row checks
+   that nothing under ``--object-threshold`` was output without a track ID.
 
 Cost: tracker plus two lines and two zones at 20 objects per frame (perf_counter_ns, 200 warm-up frames,
 p50/p90/p99 over 2000, each as a ratio to the target <= 0.3 ms); the same at 50 objects for information.
@@ -250,7 +253,10 @@ def detector_path() -> Path:
 
 
 PIPELINE_SECONDS = 11.5
-THRESHOLDS = (0.4, 0.1)  # run's default --object-threshold, and Ultralytics track's (ByteTrack's low stage)
+# --track-low-score per row: None is run's default (0.1: the detector reads down to it and the tracker's
+# second stage sees those detections, as Ultralytics' track's conf 0.1); 0.4, --object-threshold's default,
+# is the behaviour before --track-low-score: the second stage saw only 0.4-0.5.
+LOW_SCORES = (None, 0.4)
 
 
 def pipeline_scene() -> tuple[list[Any], list[tuple[int, int, int, int]]]:
@@ -270,7 +276,7 @@ def pipeline_scene() -> tuple[list[Any], list[tuple[int, int, int, int]]]:
     return movers, [(112, 80, 122, 120)]
 
 
-def track_pipeline(model: Path, fps: int, folder: Path, threshold: float) -> dict[str, Any]:
+def track_pipeline(model: Path, fps: int, folder: Path, low_score: float | None) -> dict[str, Any]:
     from edgecnn.devices.sources.synthetic import write_video
     from edgecnn.run.options import RunOptions
     from edgecnn.run.pipeline import run
@@ -283,8 +289,9 @@ def track_pipeline(model: Path, fps: int, folder: Path, threshold: float) -> dic
     results.unlink(missing_ok=True)
     events.unlink(missing_ok=True)
     with contextlib.redirect_stdout(io.StringIO()):  # the run's summary line
+        given = {} if low_score is None else {"track_low_score": low_score}  # else run's defaults throughout
         run(RunOptions(model=model, source=str(video), jsonl=str(results), events=events, lines=["0.5,1,0.5,0"],
-                       object_threshold=threshold, quiet=True))  # fmt: skip
+                       quiet=True, **given))  # fmt: skip
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     hyps = [
         [(o["track_id"], np.array(o["box"])) for o in r["objects"] if o["track_id"] is not None] for r in rows
@@ -305,7 +312,14 @@ def track_pipeline(model: Path, fps: int, folder: Path, threshold: float) -> dic
             expected["in"] += 1
         elif xa > WIDTH / 2 + md and xb < WIDTH / 2 - md:
             expected["out"] += 1
-    return {**scores, "threshold": threshold, "crossings": crossings, "expected_crossings": expected}
+    low = RunOptions().track_low_score if low_score is None else low_score
+    untracked = sum(
+        o["track_id"] is None and o["score"] < RunOptions().object_threshold
+        for r in rows
+        for o in r["objects"]
+    )
+    return {**scores, "track_low_score": low, "default": low_score is None, "untracked_low": untracked,
+            "crossings": crossings, "expected_crossings": expected}  # fmt: skip
 
 
 # -- the benchmark's detector -----------------------------------------------------------------------------
@@ -457,18 +471,20 @@ def main() -> None:
     if not args.skip_pipeline:
         model = tracking_detector(args.detector_seed) if args.detector == "tracking" else detector_path()
         print(f"edgecnn run with the {args.detector} detector ({model.name}) on generated videos "
-              f"(6 shapes, {PIPELINE_SECONDS:g} s; targets at --object-threshold 0.1):")  # fmt: skip
-        print(f"  {'fps':>4} {'thr':>4} {'MOTA':>6} {'IDF1':>6} {'IDsw':>5} {'miss':>5} {'FP':>4}  "
+              f"(6 shapes, {PIPELINE_SECONDS:g} s; targets at run's defaults; low: --track-low-score):")  # fmt: skip
+        print(f"  {'fps':>4} {'low':>12} {'MOTA':>6} {'IDF1':>6} {'IDsw':>5} {'miss':>5} {'FP':>4}  "
               "crossings (expected)")  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             for fps in RATES:
-                for threshold in THRESHOLDS:
-                    r = track_pipeline(model, fps, Path(tmp), threshold)
+                for low_score in LOW_SCORES:
+                    r = track_pipeline(model, fps, Path(tmp), low_score)
                     results["pipeline"].setdefault(fps, []).append(r)
                     ok = "exact" if r["crossings"] == r["expected_crossings"] else "WRONG"
-                    print(f"  {fps:>4} {threshold:4.1f} {r['mota']:6.3f} {r['idf1']:6.3f} {r['id_switches']:5d} "
+                    low = f"{r['track_low_score']:.1f}" + (" (default)" if r["default"] else "")
+                    print(f"  {fps:>4} {low:>12} {r['mota']:6.3f} {r['idf1']:6.3f} {r['id_switches']:5d} "
                           f"{r['misses']:5d} {r['false_positives']:4d}  {r['crossings']} "
                           f"({r['expected_crossings']}) {ok}")  # fmt: skip
+                    assert r["untracked_low"] == 0, r  # what run outputs under --object-threshold has a track
     c = results["cost"] = cost()
     ratios = ", ".join(f"{q} {c[f'{q}_ms'] / COST_TARGET_MS:.2f}x" for q in ("p50", "p90", "p99"))
     print(f"cost: tracker + 2 lines + 2 zones at {c['objects']} objects: p50 {c['p50_ms']:.3f} ms  "

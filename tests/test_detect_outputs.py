@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -41,8 +42,12 @@ def test_config_file_takes_detector_keys(tmp_path, detectors):
         'classes = ["circle"]\n'
     )
     opts = validate_run_options(load_run_config(config))
-    options = decode_options(opts)
+    assert opts.object_threshold == 0.6
+    options = decode_options(dataclasses.replace(opts, track=False))
     assert (options.object_threshold, options.max_detections, options.classes) == (0.6, 5, ("circle",))
+    # With tracking on (the default) the detector reads down to --track-low-score for the tracker's
+    # second stage; what is output under 0.6 is only what a track matched (tests/test_run_track_low.py).
+    assert decode_options(opts).object_threshold == opts.track_low_score == 0.1
     config.write_text(f'model = "{detectors["ssd_tf1"]}"\nclasses = 3\n')
     result = run_cli("run", "--config", config)
     lines = error_lines(result.stderr)

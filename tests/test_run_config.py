@@ -106,9 +106,9 @@ def test_cli_ranges_and_help_are_the_declared_ones():
             bounds = (param.min, param.max)  # type: ignore[attr-defined]
             assert bounds == (opt.spec.low, opt.spec.high), opt.key
             ranged += 1
-    # 26 run options: main's 19 (object_threshold, track_buffer, track_min_hits, track_high_score,
-    # snapshots_keep/_max_mb among them) and the 7 clip_* ones; mqtt.qos and mqtt.queue_size
-    assert ranged == 28
+    # 27 run options: main's 20 (object_threshold, track_buffer, track_min_hits, track_high_score,
+    # track_low_score, snapshots_keep/_max_mb among them) and the 7 clip_* ones; mqtt.qos and mqtt.queue_size
+    assert ranged == 29
     with pytest.raises(UsageError, match="--every: must be between 1 and 1e"):
         validate_run_options(merge_cli(RunOptions(model=MOBILENET), {"every": 10**7}), check_source=False)
 

@@ -35,11 +35,16 @@ def test_run_declares_each_task_option_as_the_declaration_says():
 
 
 def test_decode_defaults_are_the_declared_ones_in_every_reader():
-    """predict() and bench with no options, run with none and a DecodeOptions() all decode alike."""
+    """predict() and bench with no options, run with none and a DecodeOptions() all decode alike; with
+    tracking on (run's default) the decoder reads down to --track-low-score (0.1) and the track stage
+    outputs only the objects under --object-threshold that a track matched (tests/test_run_track_low.py)."""
     declared = {k: o.default for k, o in TASK_OPTIONS.items() if k != "min_score"}
-    from_run = decode_options(RunOptions())
-    assert dataclass_values(DecodeOptions()) == dataclass_values(from_run) == declared
-    assert from_run.object_threshold == DEFAULT_OBJECT_THRESHOLD == 0.4 and from_run.top_k == 1
+    untracked = decode_options(RunOptions(track=False))
+    assert dataclass_values(DecodeOptions()) == dataclass_values(untracked) == declared
+    assert untracked.object_threshold == DEFAULT_OBJECT_THRESHOLD == 0.4 and untracked.top_k == 1
+    tracked = decode_options(RunOptions())
+    assert RunOptions().track_low_score == 0.1
+    assert dataclass_values(tracked) == {**declared, "object_threshold": 0.1}
 
 
 def dataclass_values(options: DecodeOptions) -> dict[str, object]:

@@ -73,6 +73,7 @@ def run_command(
     track_buffer: float | None = run_flag("track_buffer", rich_help_panel="Tracking and events"),
     track_min_hits: int | None = run_flag("track_min_hits", rich_help_panel="Tracking and events"),
     track_high_score: float | None = run_flag("track_high_score", rich_help_panel="Tracking and events"),
+    track_low_score: float | None = run_flag("track_low_score", rich_help_panel="Tracking and events"),
     lines: list[str] | None = run_flag("lines", metavar="X1,Y1,X2,Y2", rich_help_panel="Tracking and events"),
     zones: list[str] | None = run_flag("zones", metavar="X1,Y1,...", rich_help_panel="Tracking and events"),
     events: Path | None = run_flag("events", metavar="FILE", rich_help_panel="Tracking and events"),

@@ -74,6 +74,7 @@ CAMERA_KEYS = (
     "track_buffer",
     "track_min_hits",
     "track_high_score",
+    "track_low_score",
     "lines",  # the camera's own counting lines and zones ([[cameras.lines]]), as [[lines]]/[[zones]]
     "zones",
     "max_frames",

@@ -215,6 +215,15 @@ def validate_run_options(
             problem = check_value(opt, getattr(opts, key))
             if problem is not None:
                 raise fail(key, problem)
+    if opts.track_low_score > opts.track_high_score:  # the second stage's scores lie under the first's
+        key = "track_low_score"
+        if "track_high_score" in opts.from_cli and key not in opts.from_cli:
+            key = "track_high_score"  # the value just given is the one to change
+        raise fail(
+            key,
+            f"--track-low-score ({opts.track_low_score:g}) must be at most --track-high-score "
+            f"({opts.track_high_score:g}): lower the first or raise the second.",
+        )
     if opts.labels is not None:
         _check_regular(opts.labels, FileKind.LABELS, "labels", fail)
     if check_source:

@@ -225,8 +225,19 @@ class RunOptions:
     )
     track_high_score: float = option(
         0.5,
-        "Detections scoring at least this start tracks and are matched first; lower ones (down to "
-        "--object-threshold) only keep tracks going (default 0.5).",
+        "Detections scoring at least this (and --object-threshold) start tracks and are matched first; "
+        "lower ones (down to --track-low-score) only keep tracks going (default 0.5).",
+        low=0.0,
+        high=1.0,
+    )
+    # With tracking on, the detector runs at min(object_threshold, track_low_score) so the tracker's second
+    # stage (ByteTrack's) sees the low-score detections; the result keeps those a track matched
+    # (edgecnn.track.stage.TrackStage.publish_threshold), never the ones no track took.
+    track_low_score: float = option(
+        0.1,
+        "Detections below --object-threshold but scoring at least this keep a track going (a half-hidden "
+        "object) and are output with its ID; ones no track takes are not output (default 0.1, at most "
+        "--track-high-score; set it to --object-threshold to output only objects over that).",
         low=0.0,
         high=1.0,
     )

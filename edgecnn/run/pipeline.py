@@ -382,8 +382,19 @@ class Pipeline:
 def decode_options(opts: RunOptions) -> DecodeOptions:
     """The task options of a run (:mod:`edgecnn.tasks.options`): ``--top-k`` for classifiers;
     ``--object-threshold``, ``--max-detections``, ``--classes``, ``--iou``, ``--agnostic`` for detectors.
-    (``--min-score``, the output filter, is the result filter's: :class:`edgecnn.run.outputs.ResultFilter`.)"""
-    return DecodeOptions.from_values(opts)
+    (``--min-score``, the output filter, is the result filter's: :class:`edgecnn.run.outputs.ResultFilter`.)
+
+    With tracking on, the threshold is ``min(--object-threshold, --track-low-score)``: ByteTrack's second
+    stage needs the low-score detections the user's threshold drops (a half-hidden object), and the track
+    stage then outputs only those a track matched (:attr:`edgecnn.track.stage.TrackStage.publish_threshold`).
+    It is lowered for every model, and only decoders whose results carry boxes read it (detectors, YOLO
+    pose and seg, MoveNet: each result implements :class:`edgecnn.tasks.Keepable`); a classifier (top-k)
+    and a class-map segmentation never read ``object_threshold``, so their results do not change. NMS keeps
+    a box by the better boxes only, so the objects over the threshold are the same ones either way."""
+    options = DecodeOptions.from_values(opts)
+    if opts.track and opts.track_low_score < options.object_threshold:
+        options = dataclasses.replace(options, object_threshold=opts.track_low_score)
+    return options
 
 
 def run(

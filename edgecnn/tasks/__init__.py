@@ -115,6 +115,22 @@ class Trackable(Protocol):
         ...
 
 
+@runtime_checkable
+class Keepable(Protocol):
+    """A :class:`Trackable` result that can keep a subset of its items. With tracking on, ``run``'s decoder
+    reads below ``--object-threshold`` (down to ``--track-low-score``, so the tracker's second stage sees
+    the low-score detections) and the stage keeps the items over the threshold plus those a track matched
+    (:meth:`keep`); the rest never reach an output. Every result whose decoder reads ``object_threshold``
+    implements it (detections, poses, YOLO seg), so nothing after the stage sees what the user's
+    threshold left out; one that does not is published whole."""
+
+    def keep(self, indices: Sequence[int]) -> Any:
+        """The same kind of result with only the items at ``indices`` (positions in :meth:`Trackable.track_items`,
+        ascending), in their order; everything derived from the items (a segmentation's class map and
+        areas) made from those alone."""
+        ...
+
+
 def detailed_json(result: TaskResult) -> dict[str, Any]:
     """The task's keys for one image's report (``predict --json``): :meth:`TaskResult.to_json` (what every
     frame of ``run`` carries, kept small), plus what a task keeps for single images only (segment: each

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +117,10 @@ class Detections:
 
     def track_records(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         return list(data["objects"])
+
+    def keep(self, indices: Sequence[int]) -> Detections:
+        """The objects at ``indices`` (:class:`edgecnn.tasks.Keepable`)."""
+        return Detections([self.objects[i] for i in indices])
 
     def summary(self) -> str:
         if not self.objects:

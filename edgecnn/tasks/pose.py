@@ -21,7 +21,7 @@ stretch or letterbox). A model whose decoder is a custom op stock LiteRT lacks (
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -116,6 +116,10 @@ class Poses:
 
     def track_records(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         return list(data["poses"])
+
+    def keep(self, indices: Sequence[int]) -> Poses:
+        """The poses at ``indices`` (:class:`edgecnn.tasks.Keepable`)."""
+        return Poses([self.poses[i] for i in indices])
 
     def summary(self) -> str:
         if not self.poses:

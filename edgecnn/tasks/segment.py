@@ -24,8 +24,8 @@ encoding written by pycocotools (:meth:`Segmentation.detailed_json`), when pycoc
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -134,6 +134,22 @@ class Segmentation:
 
     def track_records(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         return list(data.get("objects", []))
+
+    def keep(self, indices: Sequence[int]) -> Segmentation:
+        """YOLO seg: the objects at ``indices`` (:class:`edgecnn.tasks.Keepable`), with the class map and
+        the areas made again from their masks alone (:func:`paint`), so ``classes`` and the drawing never
+        show a dropped object. A class map has no items: itself."""
+        if not self.boxed or len(indices) == len(self.instances):
+            return self
+        instances = [self.instances[i] for i in indices]
+        height, width = self.mask.shape
+        mask = paint(instances, height, width)
+        # The labels the decoder gave: each class's area's, else the object's own (a class whose pixels
+        # were all under a dropped object had no area); NO_CLASS is the background.
+        names = {min(i.object.id, NO_CLASS - 1): i.object.label for i in instances}
+        names.update({a.id: a.label for a in self.areas})
+        areas = [replace(a, label=names.get(a.id, a.label)) for a in _areas(mask, None, 0)]
+        return Segmentation(areas, mask, instances, background=self.background, boxed=True)
 
     def detailed_json(self) -> dict[str, Any]:
         """:meth:`to_json` plus each mask as COCO RLE (``{"size": [h, w], "counts": "..."}``, pycocotools'
@@ -288,6 +304,20 @@ def segment_labels(labels: list[str] | None) -> list[str] | None:
     return labels
 
 
+def paint(instances: Sequence[Instance], height: int, width: int) -> np.ndarray:
+    """YOLO seg's class map: each instance's class id over its mask (ids past 254 as 254), worst object
+    first so the best one's pixels win where masks overlap; :data:`NO_CLASS` elsewhere. One pass of box-
+    sized assignments over a frame-sized fill: the decoder's map, and :meth:`Segmentation.keep`'s again
+    for the objects it keeps (the masks are already made, so no logit is computed twice)."""
+    class_map = np.full((height, width), NO_CLASS, np.uint8)
+    for instance in reversed(instances):
+        x, y = instance.origin
+        h, w = instance.mask.shape
+        region = class_map[y : y + h, x : x + w]
+        region[instance.mask[: region.shape[0], : region.shape[1]]] = min(instance.object.id, NO_CLASS - 1)
+    return class_map
+
+
 def _areas(mask: np.ndarray, labels: list[str] | None, count: int) -> list[Area]:
     if mask.dtype == np.uint8:  # OpenCV's histogram: no 8-byte copy of every pixel, as bincount makes
         counts = cv2.calcHist([mask], [0], None, [256], [0, 256]).ravel().astype(np.int64)
@@ -432,11 +462,7 @@ class YoloSegDecoder(_detect.YoloDecoder):
                 crops.append(((cx1, cy1), self._dequantized_protos(protos[cy1:cy2, cx1:cx2])))
             del protos
             instances = []
-            class_map = np.full((transform.frame_height, transform.frame_width), NO_CLASS, np.uint8)
-            # Worst object first, so the best one's pixels win where masks overlap.
-            for obj, coefficient, (origin, crop) in reversed(
-                list(zip(found.objects, coefficients, crops, strict=True))
-            ):
+            for obj, coefficient, (origin, crop) in zip(found.objects, coefficients, crops, strict=True):
                 x1, y1 = int(np.floor(obj.box[0])), int(np.floor(obj.box[1]))
                 x2, y2 = int(np.ceil(obj.box[2])), int(np.ceil(obj.box[3]))
                 w, h = max(1, x2 - x1), max(1, y2 - y1)
@@ -454,9 +480,7 @@ class YoloSegDecoder(_detect.YoloDecoder):
                 mask &= ((cols >= obj.box[0]) & (cols <= obj.box[2]))[None, :]
                 mask &= ((lines >= obj.box[1]) & (lines <= obj.box[3]))[:, None]
                 instances.append(Instance(obj, mask, (x1, y1)))
-                region = class_map[y1 : y1 + h, x1 : x1 + w]
-                region[mask[: region.shape[0], : region.shape[1]]] = min(obj.id, NO_CLASS - 1)
-            instances.reverse()
+        class_map = paint(instances, transform.frame_height, transform.frame_width)
         labels = self.labels
         return Segmentation(
             _areas(class_map, labels, 0), class_map, instances, background=NO_CLASS, boxed=True

@@ -67,10 +67,14 @@ def open_tracking(
     from edgecnn.track.spec import parse_all
 
     lines, zones = parse_all(opts.lines, opts.zones, lambda key, problem: option_error(opts, key, problem))
-    tracker = TrackerOptions(
-        buffer_s=opts.track_buffer, min_hits=opts.track_min_hits, high_score=opts.track_high_score
-    )
+    # Tracks start only from detections the user's threshold keeps (a raised --object-threshold still
+    # decides what becomes an object); lower ones, down to --track-low-score, only keep tracks going.
+    high = max(opts.track_high_score, opts.object_threshold)
+    tracker = TrackerOptions(buffer_s=opts.track_buffer, min_hits=opts.track_min_hits, high_score=high)
     stage = TrackStage(lines, zones, tracker)
+    # The decoder reads down to --track-low-score (edgecnn.run.pipeline.decode_options): what is output
+    # is the objects over --object-threshold and those under it that a track matched.
+    stage.publish_threshold = opts.object_threshold
     opened: list[Any] = []
     try:
         if opts.snapshots is not None:

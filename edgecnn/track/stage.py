@@ -8,6 +8,11 @@ and passes through untouched. Nothing downstream branches on the task either: a 
 (:class:`Tracked`) is a task result whose JSON has a ``track_id`` in each of those records (and ``counts``
 when lines or zones are set) and whose drawing adds IDs, trails, lines and zones.
 
+With tracking on, ``run``'s decoder reads below ``--object-threshold``, down to ``--track-low-score``
+(:func:`edgecnn.run.pipeline.decode_options`), so the tracker's second stage sees the low-score detections;
+the stage then keeps (:class:`edgecnn.tasks.Keepable`) the items over the threshold and those under it that
+a confirmed track matched, so no output ever sees the low-score clutter (:attr:`TrackStage.publish_threshold`).
+
 :meth:`TrackStage.apply` returns a :class:`TrackStep`: the result, the frame's events and how long it took
 (the ``track`` stage of the run's timings); its :attr:`~TrackStage.listeners` (the events file, ``/events``,
 metrics, MQTT) get each step that has events or new tracks.
@@ -23,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edgecnn.tasks import Trackable
+from edgecnn.tasks import Keepable, Trackable
 from edgecnn.track.events import Event, Scene
 from edgecnn.track.geometry import Line, Zone
 from edgecnn.track.snapshots import Snapshots, snapshot_name
@@ -127,6 +132,14 @@ class Tracked:
                 _label(image, f"#{found}", (x1, y2), scale, _colour(found))
 
 
+def _scores(output: Any, items: Sequence[Any]) -> list[float]:
+    """Each item's score; an item without a box this frame (a MoveNet pose with too few keypoints seen)
+    has its score in its JSON record only."""
+    if any(item is None for item in items):
+        return [float(record["score"]) for record in output.track_records(output.to_json())]
+    return [float(item.score) for item in items]
+
+
 def _colour(track_id: int) -> tuple[int, int, int]:
     """A steady colour per ID (golden-ratio hue steps, so neighbours differ)."""
     import colorsys
@@ -181,6 +194,10 @@ class TrackStage:
         # (edgecnn.run.clips.EventClips), before the snapshots and the listeners see them
         self.clips: Callable[[list[Event]], list[Event]] | None = None
         self.tracks_total: dict[str, int] = {}  # label -> confirmed tracks so far (distinct objects)
+        # --object-threshold when the decoder reads below it (--track-low-score, so the tracker's second
+        # stage sees the low-score detections): items under it are output only when a track matched them.
+        # None: every item is output.
+        self.publish_threshold: float | None = None
         self._told_no_boxes = False
 
     def apply(
@@ -225,6 +242,8 @@ class TrackStage:
         started = [t.label for t in update.started]
         for label in started:
             self.tracks_total[label] = self.tracks_total.get(label, 0) + 1
+        if self.publish_threshold is not None:
+            output, items, ids = self._published(output, items, ids, self.publish_threshold)
         scene = self.scene
         tracked = Tracked(
             output,
@@ -239,3 +258,19 @@ class TrackStage:
             for listener in self.listeners:  # a failing output ends the run, as a result sink's does
                 listener.track_step(step, self)
         return step
+
+    @staticmethod
+    def _published(
+        output: Any, items: Sequence[Any], ids: list[int | None], threshold: float
+    ) -> tuple[Any, Sequence[Any], list[int | None]]:
+        """What is output of a frame decoded below ``threshold``: the items scoring at least it, and those
+        under it that a confirmed track matched (ByteTrack's second stage: a half-hidden object keeps its
+        box and ID); low-score items no track took (clutter, a tentative track's) are dropped, through the
+        result's own :meth:`~edgecnn.tasks.Keepable.keep`, so nothing downstream branches on the task."""
+        if not isinstance(output, Keepable):
+            return output, items, ids
+        scores = _scores(output, items)
+        kept = [i for i, found in enumerate(ids) if found is not None or scores[i] >= threshold]
+        if len(kept) == len(items):
+            return output, items, ids
+        return output.keep(kept), [items[i] for i in kept], [ids[i] for i in kept]
