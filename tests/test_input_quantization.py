@@ -336,6 +336,27 @@ def test_max_detections_keeps_the_best_objects_after_nms_not_the_best_candidates
     assert _found(path, image, max_detections=3, agnostic=True) == [("a", 0.6), ("a", 0.95)]
 
 
+def test_classes_choose_candidates_before_the_max_detections_cap(tmp_path):
+    # Three separate class-a objects outscore one class-b object. With --max-detections 2 the cap kept two
+    # a's and --classes b, applied after it, found nothing; as Ultralytics' classes=, the class filter now
+    # picks the candidates NMS and the cap see.
+    import cv2
+    import tensorflow as tf
+
+    crowd = [((10 + i * 20, 10, 14, 14), (0.9 - i * 0.05, 0.0, 0.0)) for i in range(3)]
+    crowd.append(((46, 46, 14, 14), (0.0, 0.6, 0.0)))
+    path = tmp_path / "crowd.tflite"
+    path.write_bytes(
+        with_ultralytics_metadata(_constant_yolo(tf, crowd), imgsz=NMS_SIZE, names=("a", "b", "c"))
+    )
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), np.zeros((NMS_SIZE, NMS_SIZE, 3), np.uint8))
+    assert _found(path, image, max_detections=2) == [("a", 0.85), ("a", 0.9)]
+    assert _found(path, image, max_detections=2, classes=("b",)) == [("b", 0.6)]
+    assert _found(path, image, max_detections=1, classes=("a", "b")) == [("a", 0.9)]
+    assert _found(path, image, max_detections=2, classes=("b",), agnostic=True) == [("b", 0.6)]
+
+
 def _options(**kwargs: Any) -> Any:
     from edgecnn.tasks import DecodeOptions
 

@@ -587,11 +587,19 @@ class YoloDecoder(DetectDecoder):
         return xyxy, scores, ids, candidates, normalised
 
     def nms(self, xyxy: np.ndarray, wh: np.ndarray, scores: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
-        """The indices OpenCV's NMS keeps (per class, or across classes with --agnostic), best first, at most
-        --max-detections; ``None`` when there are no candidates or a value is not finite (left for the
+        """The indices OpenCV's NMS keeps (per class, or across classes with --agnostic) among the --classes
+        asked for, best first, at most --max-detections; ``None`` when there are no candidates or a value is not finite (left for the
         sanity checks to report). ``wh`` is the boxes' width and height, as the layout has them."""
         if not (len(scores) and np.all(np.isfinite(scores)) and np.all(np.isfinite(xyxy))):
             return None
+        pool = None
+        if self.keep is not None:
+            # --classes picks the candidates before NMS and the cap (Ultralytics' classes=): after them, a
+            # frame with --max-detections objects of other classes left none of the asked-for ones.
+            pool = np.flatnonzero(np.isin(ids, list(self.keep)))
+            xyxy, wh, scores, ids = xyxy[pool], wh[pool], scores[pool], ids[pool]
+            if not len(pool):
+                return pool
         tlwh = np.concatenate([xyxy[:, :2], wh], axis=1)
         # No top_k for OpenCV: its top_k caps the candidates *entering* NMS, so on a crowded frame the
         # overlapping duplicates of the best objects used up the budget and real objects never reached
@@ -602,7 +610,8 @@ class YoloDecoder(DetectDecoder):
         else:
             found = cv2.dnn.NMSBoxesBatched(tlwh.tolist(), scores.tolist(), ids.tolist(), self.threshold,
                                            self.iou)  # fmt: skip
-        return np.asarray(found, dtype=np.int64).reshape(-1)[: self.max_detections]
+        kept = np.asarray(found, dtype=np.int64).reshape(-1)[: self.max_detections]
+        return kept if pool is None else pool[kept]
 
 
 class Yolov5Decoder(YoloDecoder):
