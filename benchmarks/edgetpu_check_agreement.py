@@ -14,9 +14,15 @@ compiled file that reads the edgetpu-custom-op's outputs ("same stop"). That one
 published without its source, scored against a *stand-in*: a source of the same architecture and exporter at
 another size, linked as ``X.tflite`` beside it (its CPU op counts then differ wherever the exports do).
 
+Every compiled file, with or without its source, is also asked whether the check refuses an op the compiler
+stopped at (an op reading the edgetpu-custom-op's outputs), run on the compiled file's own CPU part
+(``static_check.stop_explained``): "explained" when it does. A compiled file whose Edge TPU subgraph ends at
+ops the check maps on those very tensors is listed: no per-op rule explains where it stops.
+
 Several folders can be given; each is scored on its own (``--json``: one object per folder).
 
-Prints "N of M models exact", "K of L logs exact", "S of M stop at the same op" and one line per model.
+Prints "N of M models exact", "K of L logs exact", "S of M stop at the same op", "E of C compiled files stop at
+an op the check refuses" and one line per model.
 """
 
 from __future__ import annotations
@@ -28,18 +34,24 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.devices.backends.edgetpu.compiler import parse_summary
-from edgecnn.devices.backends.edgetpu.static_check import agreement_with_compiled
+from edgecnn.devices.backends.edgetpu.static_check import (
+    agreement_with_compiled,
+    compiled_stop,
+    stop_explained,
+)
+from edgecnn.errors import ModelError
 from edgecnn.modelfile import read_model
 
 
 def score(folder: Path) -> dict[str, Any] | None:
-    """The agreement of every pair under ``folder``, or ``None`` when it holds none."""
+    """The agreement of every pair under ``folder``, or ``None`` when it holds no compiled file."""
     pairs = sorted(
         (p.with_name(p.name[: -len("_edgetpu.tflite")] + ".tflite"), p)
         for p in folder.rglob("*_edgetpu.tflite")
         if p.with_name(p.name[: -len("_edgetpu.tflite")] + ".tflite").is_file()
     )
-    if not pairs:
+    stops = compiled_stops(folder)
+    if not pairs and not stops:
         return None
     results = []
     for source, compiled in pairs:
@@ -57,14 +69,39 @@ def score(folder: Path) -> dict[str, Any] | None:
         result = agreement_with_compiled(read_model(source), read_model(compiled), rows)
         results.append((str(source.relative_to(folder).with_suffix("")), result))
     logs = [r for _, r in results if r.log_exact is not None]
+    stopped = {n: st for n, st in stops.items() if st["stop_explained"] is not None}
     return {
         "exact": sum(r.exact for _, r in results),
         "models": len(results),
         "logs_exact": sum(bool(r.log_exact) for r in logs),
         "logs": len(logs),
         "same_stop": sum(r.same_stop for _, r in results),
+        "compiled": len(stopped),
+        "stops_explained": sum(bool(st["stop_explained"]) for st in stopped.values()),
+        "compiled_whole": len(stops) - len(stopped),
+        "unexplained_stops": {
+            n: st["stop_compiler"] for n, st in stopped.items() if not st["stop_explained"]
+        },
         "per_model": {n: r for n, r in results},
     }
+
+
+def compiled_stops(folder: Path) -> dict[str, dict[str, Any]]:
+    """For every compiled file under ``folder``: where its Edge TPU subgraph ends and whether a rule explains it.
+
+    ``stop_explained`` is ``None`` for a file the compiler mapped whole (nothing on the CPU).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.rglob("*_edgetpu.tflite")):
+        try:
+            compiled = read_model(path)
+        except ModelError as exc:
+            print(f"skipped {path.relative_to(folder)}: {exc}", file=sys.stderr)
+            continue
+        if compiled.is_edgetpu:
+            name = str(path.relative_to(folder).with_suffix(""))
+            out[name] = {"stop_compiler": compiled_stop(compiled), "stop_explained": stop_explained(compiled)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     for folder in args.folders:
         scored = score(folder)
         if scored is None:
-            print(f"error: no X.tflite / X_edgetpu.tflite pairs in {folder}", file=sys.stderr)
+            print(
+                f"error: no X.tflite / X_edgetpu.tflite pairs (nor compiled files) in {folder}",
+                file=sys.stderr,
+            )
             return 2
         scores[folder.name] = scored
     if args.json:
@@ -92,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{sc['exact']} of {sc['models']} models exact (CPU ops)")
         print(f"{sc['logs_exact']} of {sc['logs']} compiler logs exact (per-op statuses)")
         print(f"{sc['same_stop']} of {sc['models']} stop at the same op")
+        print(
+            f"{sc['stops_explained']} of {sc['compiled']} compiled files stop at an op the check refuses "
+            f"({sc['compiled_whole']} more mapped whole)"
+        )
+        for model, stop in sc["unexplained_stops"].items():
+            print(f"  {model}: stops at {stop}, which the check maps")
         for model, r in sc["per_model"].items():
             log = "" if r.log_exact is None else ("; log exact" if r.log_exact else "; log differs")
             stop = "" if r.same_stop else f"; stops: check {r.stop_check}, compiler {r.stop_compiler}"

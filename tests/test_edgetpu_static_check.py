@@ -288,3 +288,62 @@ def test_fully_connected_must_give_a_one_dimensional_output():
     check = predict_compilation(g.model([y]))
     assert check.log_table() == [("FULLY_CONNECTED", 1, sc.LIMITATION)]
     assert "Flatten before Dense" in check.advice[0]
+
+
+# --- compiled files published without their source: does a rule explain where the compiler stopped? ---------
+
+
+def _compiled_backbone(cpu_op: str, *, edge: int = 20, channels: int = 256) -> ModelFile:
+    """What edgetpu_compiler writes for a backbone it mapped: one edgetpu-custom-op, then ``cpu_op`` and a
+    conv on the CPU reading its output (the shape of JavierSupr/Coral-Inference's YOLOv8n-seg at 640 when
+    ``cpu_op`` is its QUANTIZE of [1,20,20,256])."""
+    g = Graph()
+    x = g.input([1, 64, 64, 3])
+    mapped = g.tensor([1, edge, edge, channels])
+    g.op("CUSTOM", [x], [mapped], custom="edgetpu-custom-op")
+    if cpu_op == "TRANSPOSE":
+        perm = g.tensor([4], "int32", const=[0, 3, 1, 2])
+        y = g.tensor([1, channels, edge, edge])
+        g.op("TRANSPOSE", [mapped, perm], [y], version=2)
+    else:
+        y = g.unary(cpu_op, mapped)
+    return g.model([g.conv(y, [int(d) for d in g.tensors[y].shape[:3]] + [8])])
+
+
+def test_cpu_part_of_a_compiled_file_reads_the_edge_tpu_outputs():
+    compiled = _compiled_backbone("QUANTIZE")
+    part = sc.cpu_part(compiled)
+    assert part is not None and not part.is_edgetpu
+    assert [op.name for op in part.operators()] == ["QUANTIZE", "CONV_2D"]
+    assert [t.shape for t in part.inputs] == [(1, 20, 20, 256)]  # the custom op's output
+    assert [t.shape for t in compiled.inputs] == [(1, 64, 64, 3)]  # the caller's model is left whole
+    assert sc.cpu_part(read_model(MOBILENET_EDGETPU)) is None  # mapped whole: nothing on the CPU
+    assert sc.stop_explained(read_model(MOBILENET_EDGETPU)) is None
+
+
+def test_a_stop_at_an_op_the_check_refuses_is_explained():
+    """A TRANSPOSE of [1,40,40,144] (230400 elements, over the limit) ends the subgraph: a size rule says why."""
+    compiled = _compiled_backbone("TRANSPOSE", edge=40, channels=144)
+    assert sc.compiled_stop(compiled) == "TRANSPOSE [1, 40, 40, 144]"
+    assert sc.stop_explained(compiled) is True
+
+
+def test_a_stop_at_an_op_the_check_maps_is_not_explained():
+    """The YOLOv8n-seg 640 stop: an int8 QUANTIZE of [1,20,20,256] maps in three users' YOLOv8 pairs, so the
+    check maps it and no rule explains a compiler that stopped there."""
+    compiled = _compiled_backbone("QUANTIZE")
+    assert sc.compiled_stop(compiled) == "QUANTIZE [1, 20, 20, 256]"
+    assert sc.stop_explained(compiled) is False
+
+
+def test_agreement_script_lists_compiled_files_no_rule_explains(tmp_path):
+    (tmp_path / "seg").mkdir()
+    (tmp_path / "seg" / "yolov8n-seg_edgetpu.tflite").write_bytes(_compiled_backbone("QUANTIZE").data)
+    (tmp_path / "det").mkdir()
+    (tmp_path / "det" / "yolov8n_edgetpu.tflite").write_bytes(_compiled_backbone("TRANSPOSE", edge=40).data)
+    script = ROOT / "benchmarks" / "edgetpu_check_agreement.py"
+    proc = subprocess.run([sys.executable, script, tmp_path], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "1 of 2 compiled files stop at an op the check refuses (0 more mapped whole)" in lines
+    assert "  seg/yolov8n-seg_edgetpu: stops at QUANTIZE [1, 20, 20, 256], which the check maps" in lines

@@ -36,10 +36,11 @@ from importlib import resources
 from typing import Any
 
 import ai_edge_litert.schema_py_generated as schema
+import flatbuffers
 import numpy as np
 
 from edgecnn.devices.backends.edgetpu.model_kind import Kind, ModelKind, model_kind, smaller_imgsz
-from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, opcode_name, text
+from edgecnn.modelfile import EDGETPU_CUSTOM_OP, ModelFile, opcode_name, parse_model, text
 
 _TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 _QUANTIZED = ("INT8", "UINT8")
@@ -1083,7 +1084,7 @@ def _op_text(model_file: ModelFile, index: int) -> str:
 
 
 def _predicted_stop(source: ModelFile, check: EdgeTPUCheck) -> str | None:
-    """The first op the check leaves on the CPU that reads what a mapped op wrote (as :func:`_compiled_stop`)."""
+    """The first op the check leaves on the CPU that reads what a mapped op wrote (as :func:`compiled_stop`)."""
     graph = source.model.subgraphs[0]
     written: set[int] = set()
     for st in check.operators:
@@ -1097,7 +1098,7 @@ def _predicted_stop(source: ModelFile, check: EdgeTPUCheck) -> str | None:
     return None
 
 
-def _compiled_stop(compiled: ModelFile) -> str | None:
+def compiled_stop(compiled: ModelFile) -> str | None:
     """The first op of a compiled model that reads what the Edge TPU wrote: where the compiler stopped."""
     graph = compiled.model.subgraphs[0]
     written: set[int] = set()
@@ -1117,6 +1118,58 @@ def compiled_cpu_ops(compiled: ModelFile) -> Counter[str]:
     By name only: the compiler rewrites the op versions of what it leaves (movenet's MUL v2 comes back v1).
     """
     return Counter({op.name: op.count for op in compiled.operators() if op.name != EDGETPU_CUSTOM_OP})
+
+
+def cpu_part(compiled: ModelFile) -> ModelFile | None:
+    """What a compiled file runs on the CPU, as a model of its own: the edgetpu-custom-op's outputs are its inputs.
+
+    ``None`` when the compiler left nothing on the CPU. A compiled file published without its source still
+    shows, in this part, every op the compiler stopped at, with its shapes and scales: enough to ask whether
+    the check would refuse that op too (:func:`stop_explained`).
+    """
+    model = schema.ModelT.InitFromPackedBuf(compiled.data, 0)  # a fresh copy: the caller's stays whole
+    graph = model.subgraphs[0]
+    operators = graph.operators or []
+    custom = [
+        op for op in operators if opcode_name(model.operatorCodes[op.opcodeIndex])[0] == EDGETPU_CUSTOM_OP
+    ]
+    inputs = [int(i) for op in custom for i in (op.outputs if op.outputs is not None else [])]
+    graph.operators = [op for op in operators if op not in custom]
+    graph.inputs = np.asarray(inputs, dtype=np.int32)
+    graph.outputs = np.asarray([int(i) for i in graph.outputs if int(i) not in inputs], dtype=np.int32)
+    if not custom or not graph.operators or not len(graph.outputs):
+        return None
+    model.signatureDefs = None  # they name the original inputs
+    builder = flatbuffers.Builder(len(compiled.data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return parse_model(bytes(builder.Output()))
+
+
+def _inputs(op: Any) -> list[int]:
+    return [int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0]
+
+
+def stop_explained(compiled: ModelFile) -> bool | None:
+    """Whether the check refuses an op the compiler stopped at: one that reads the Edge TPU subgraph's outputs.
+
+    ``False`` marks a compiled file that ends its Edge TPU subgraph at ops the check maps (on these very
+    tensors): no per-op rule explains that stop, and none is inferred from it. Seen on Ultralytics exports
+    (JavierSupr/Coral-Inference's YOLOv8n-seg at 640 stops at a QUANTIZE of [1,20,20,256] that maps in three
+    users' YOLOv8 pairs; julham76/pose_yolo's YOLO11n-pose at 256 at a backbone PAD its YOLO11n detector maps).
+    Ultralytics runs the compiler with ``--search_delegate`` (after a failed or timed-out compile it retries
+    with the graph cut earlier), the likely cause; not proven, as no log of those runs is published.
+    ``None`` when nothing is on the CPU.
+    """
+    part = cpu_part(compiled)
+    if part is None:
+        return None
+    graph = part.model.subgraphs[0]
+    edge = {int(i) for i in graph.inputs}
+    check = predict_compilation(part)
+    readers = [
+        st for st in check.operators if st.subgraph == 0 and edge & set(_inputs(graph.operators[st.index]))
+    ]
+    return any(not st.edgetpu and st.status != SUBGRAPH for st in readers)
 
 
 def agreement_with_compiled(
@@ -1143,7 +1196,7 @@ def agreement_with_compiled(
             "log_check_only": dict(mine - theirs),
             "log_compiler_only": dict(theirs - mine),
         }
-    stop_check, stop_compiler = _predicted_stop(source, check), _compiled_stop(compiled)
+    stop_check, stop_compiler = _predicted_stop(source, check), compiled_stop(compiled)
     same_size = [t.shape for t in source.inputs] == [t.shape for t in compiled.inputs]
     return Agreement(
         stop_check=stop_check,
