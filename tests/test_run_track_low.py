@@ -76,27 +76,27 @@ def squares(rows: list[dict]) -> list[list[dict]]:
 
 
 def test_an_object_whose_score_dips_keeps_its_id_and_stays_in_the_output(outputs):
-    rows = outputs["default"]
-    seen = squares(rows)
-    first = next(i for i, objs in enumerate(seen) if any(o["track_id"] is not None for o in objs))
-    last = max(i for i, objs in enumerate(seen) if any(o["track_id"] is not None for o in objs))
-    # From its first ID to its last, the square is in every frame's output, with one ID throughout...
-    assert all(len(objs) == 1 for objs in seen[first : last + 1]), seen
-    assert {o["track_id"] for objs in seen[first : last + 1] for o in objs} == {1}
-    # ...also in the frames the detector scored it under --object-threshold (the band hides it), a dozen of
-    # them; the run before --track-low-score (0.4) left each of those frames without the square.
-    dipped = [i for i, objs in enumerate(seen) if objs and objs[0]["score"] < THRESHOLD]
-    assert len(dipped) >= 8, dipped
+    """What the detector does under the band differs from one training to another (this machine's weights:
+    scores anywhere in 0-0.6, a frame or two missed); what the tracker does with it does not."""
+    seen = squares(outputs["default"])
+    # One identity: every square given an ID is track 1, through the dip and after it.
+    assert {o["track_id"] for objs in seen for o in objs} - {None} == {1}, seen
+    # The frames the detector scored it under --object-threshold (the band hides it): it is output there,
+    # with its ID (the three trainings tried gave 7 to 15 such frames); the run before --track-low-score
+    # (0.4) left each of those frames without the square.
+    dipped = [i for i, objs in enumerate(seen) if any(o["score"] < THRESHOLD for o in objs)]
+    assert len(dipped) >= 4, seen
+    assert all(o["track_id"] == 1 for i in dipped for o in seen[i] if o["score"] < THRESHOLD)
     old = squares(outputs["low04"])
     assert all(not old[i] for i in dipped)
     # There, the square was also given no ID for a while after the dip: the tracker had lost it.
-    assert any(o["track_id"] is None for objs in old[first : last + 1] for o in objs)
+    first = next(i for i, objs in enumerate(old) if any(o["track_id"] is not None for o in objs))
+    assert any(o["track_id"] is None for objs in old[first:] for o in objs), old
 
 
 def test_low_score_objects_no_track_took_never_reach_the_output(outputs):
     """Every record is the decode at 0.1 minus the objects under 0.4 that no track matched; what scores
     at least 0.4 is exactly --no-track's output."""
-    dropped = 0
     for tracked, untracked, full in zip(
         outputs["default"], outputs["untracked"], outputs["untracked01"], strict=True
     ):
@@ -105,8 +105,44 @@ def test_low_score_objects_no_track_took_never_reach_the_output(outputs):
         assert [o for o in ours if o[2] >= THRESHOLD] == detected(untracked)
         assert [o for o in everything if o[2] >= THRESHOLD] == detected(untracked)
         assert set(ours) <= set(everything)
-        dropped += len(everything) - len(ours)
-    assert dropped >= 2  # low-score clutter (a square's duplicate box, an edge) was decoded and dropped
+
+
+def _half_hidden_square(detector: Path) -> np.ndarray:
+    """A frame of a still square partly under the band that the detector scores well inside 0.1-0.4.
+
+    Found by asking the detector (the trained weights differ from machine to machine): the square is placed
+    at each point of a grid across the band's lower edge and the frame whose score is nearest 0.25 is kept.
+    The dip test above needs the same of the detector (the square under the band scored 0.1-0.5)."""
+    model = open_model(detector, decode=DecodeOptions(object_threshold=0.1))
+    found: list[tuple[float, np.ndarray]] = []
+    for y in range(12, 47, 2):
+        for x in range(44, 97, 4):
+            frame = frames_of([Mover(1, 0, 28, (x, y), (0, 0), 0.0)], [BAND], fps=FPS, seconds=0.1)[0][0]
+            objects = model.process(frame).result.to_json()["objects"]
+            if len(objects) == 1 and 0.15 <= objects[0]["score"] <= 0.35:
+                found.append((abs(objects[0]["score"] - 0.25), frame))
+    assert found, "the detector scores no half-hidden square between 0.15 and 0.35"
+    return min(found, key=lambda f: f[0])[1]
+
+
+def test_a_low_score_object_no_track_took_is_decoded_and_dropped(detector, tmp_path):
+    """A square that never scores --track-high-score starts no track: run decodes it at
+    --track-low-score in every frame (--no-track at 0.1 shows it) and outputs it in none."""
+    frame = _half_hidden_square(detector)
+    folder = tmp_path / "still"
+    folder.mkdir()
+    for i in range(8):  # lossless: every frame is the same pixels, so the same score
+        cv2.imwrite(str(folder / f"f{i}.png"), frame)
+    found = {}
+    for name, given in {"default": {}, "untracked01": {"track": False, "object_threshold": 0.1}}.items():
+        path = tmp_path / f"{name}.jsonl"
+        run(RunOptions(model=detector, source=str(folder), jsonl=str(path), quiet=True, **given))
+        found[name] = [json.loads(line)["objects"] for line in path.read_text().splitlines()]
+    assert len(found["untracked01"]) == len(found["default"]) == 8
+    assert all(
+        len(objects) == 1 and 0.1 <= objects[0]["score"] < THRESHOLD for objects in found["untracked01"]
+    )
+    assert found["default"] == [[]] * 8
 
 
 def test_track_low_score_at_the_threshold_gives_the_old_output(outputs, detector, dip_video):
