@@ -317,20 +317,26 @@ def test_iou_and_agnostic_change_suppression(nms_model):
     assert "class-agnostic, IoU 0.7" in open_model(path, decode=_options(iou=0.7, agnostic=True)).decoder.name
 
 
-def test_max_detections_keeps_the_best_objects_after_nms_not_the_best_candidates_before(tmp_path):
-    # Six near-identical candidates for one object outscore a second object. Capping the candidates that
-    # enter NMS (OpenCV's top_k) found one object with --max-detections 3; NMS first, then the cap: two.
+def _crowd(tmp_path: Path, crowd: list) -> tuple[Path, Path]:
+    """A constant YOLO model of classes a, b, c giving ``crowd``'s candidates, and a black frame for it."""
     import cv2
     import tensorflow as tf
 
-    crowd = [((20 + i * 0.2, 20, 20, 20), (0.95 - i * 0.01, 0.0, 0.0)) for i in range(6)]
-    crowd.append(((46, 46, 16, 16), (0.6, 0.0, 0.0)))
     path = tmp_path / "crowd.tflite"
     path.write_bytes(
         with_ultralytics_metadata(_constant_yolo(tf, crowd), imgsz=NMS_SIZE, names=("a", "b", "c"))
     )
     image = tmp_path / "frame.png"
     cv2.imwrite(str(image), np.zeros((NMS_SIZE, NMS_SIZE, 3), np.uint8))
+    return path, image
+
+
+def test_max_detections_keeps_the_best_objects_after_nms_not_the_best_candidates_before(tmp_path):
+    # Six near-identical candidates for one object outscore a second object. Capping the candidates that
+    # enter NMS (OpenCV's top_k) found one object with --max-detections 3; NMS first, then the cap: two.
+    crowd = [((20 + i * 0.2, 20, 20, 20), (0.95 - i * 0.01, 0.0, 0.0)) for i in range(6)]
+    crowd.append(((46, 46, 16, 16), (0.6, 0.0, 0.0)))
+    path, image = _crowd(tmp_path, crowd)
     assert _found(path, image, max_detections=3) == [("a", 0.6), ("a", 0.95)]
     assert _found(path, image, max_detections=1) == [("a", 0.95)]
     assert _found(path, image, max_detections=3, agnostic=True) == [("a", 0.6), ("a", 0.95)]
@@ -340,17 +346,9 @@ def test_classes_choose_candidates_before_the_max_detections_cap(tmp_path):
     # Three separate class-a objects outscore one class-b object. With --max-detections 2 the cap kept two
     # a's and --classes b, applied after it, found nothing; as Ultralytics' classes=, the class filter now
     # picks the candidates NMS and the cap see.
-    import cv2
-    import tensorflow as tf
-
     crowd = [((10 + i * 20, 10, 14, 14), (0.9 - i * 0.05, 0.0, 0.0)) for i in range(3)]
     crowd.append(((46, 46, 14, 14), (0.0, 0.6, 0.0)))
-    path = tmp_path / "crowd.tflite"
-    path.write_bytes(
-        with_ultralytics_metadata(_constant_yolo(tf, crowd), imgsz=NMS_SIZE, names=("a", "b", "c"))
-    )
-    image = tmp_path / "frame.png"
-    cv2.imwrite(str(image), np.zeros((NMS_SIZE, NMS_SIZE, 3), np.uint8))
+    path, image = _crowd(tmp_path, crowd)
     assert _found(path, image, max_detections=2) == [("a", 0.85), ("a", 0.9)]
     assert _found(path, image, max_detections=2, classes=("b",)) == [("b", 0.6)]
     assert _found(path, image, max_detections=1, classes=("a", "b")) == [("a", 0.9)]
