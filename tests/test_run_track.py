@@ -17,7 +17,7 @@ from edgecnn.run.options import RunOptions
 from edgecnn.run.pipeline import Pipeline, run
 from tests.conftest import MOBILENET, error_lines, run_cli
 from tests.run_support import http_get, numbered_frame, wait_until, write_video
-from tests.test_run_mqtt import Broker, Subscriber, needs_broker
+from tests.test_run_mqtt import broker, needs_broker, subscribers  # noqa: F401  # fixtures
 from tests.test_service import _image_root, needs_systemctl
 from tests.track_scenes import Mover, frames_of
 
@@ -131,28 +131,18 @@ def test_latest_events_and_metrics_while_serving(detector, crossing_video):
 
 
 @needs_broker
-def test_events_and_retained_counts_over_mqtt(detector, crossing_video, tmp_path):
-    broker = Broker(tmp_path).start()
-    try:
-        sub = Subscriber(broker.port, "edgecnn/door/#")
-        try:
-            run(RunOptions(model=detector, source=str(crossing_video), lines=["0.5,0,0.5,1"], quiet=True,
-                           mqtt={"host": f"127.0.0.1:{broker.port}", "topic": "edgecnn/door"}))  # fmt: skip
-            wait_until(lambda: len(sub.on("events")) >= 3, timeout=10)
-            crossings = [json.loads(m.payload) for m in sub.on("events")]
-            assert [(e["type"], e["direction"]) for e in crossings] == [("cross", "out")] * 3
-            counts = [json.loads(m.payload) for m in sub.on("counts")]
-            assert counts[-1] == {"lines": {"line1": {"in": 0, "out": 3}}, "zones": {}}
-        finally:
-            sub.close()
-        late = Subscriber(broker.port, "edgecnn/door/counts")  # retained: a new subscriber gets the counts
-        try:
-            wait_until(lambda: late.on("counts"), timeout=10)
-            assert json.loads(late.on("counts")[-1].payload)["lines"]["line1"]["out"] == 3
-        finally:
-            late.close()
-    finally:
-        broker.stop()
+def test_events_and_retained_counts_over_mqtt(detector, crossing_video, broker, subscribers):  # noqa: F811
+    sub = subscribers(broker.port, "edgecnn/door/#")
+    run(RunOptions(model=detector, source=str(crossing_video), lines=["0.5,0,0.5,1"], quiet=True,
+                   mqtt={"host": f"127.0.0.1:{broker.port}", "topic": "edgecnn/door"}))  # fmt: skip
+    wait_until(lambda: len(sub.on("events")) >= 3, timeout=10)
+    crossings = [json.loads(m.payload) for m in sub.on("events")]
+    assert [(e["type"], e["direction"]) for e in crossings] == [("cross", "out")] * 3
+    counts = [json.loads(m.payload) for m in sub.on("counts")]
+    assert counts[-1] == {"lines": {"line1": {"in": 0, "out": 3}}, "zones": {}}
+    late = subscribers(broker.port, "edgecnn/door/counts")  # retained: a new subscriber gets the counts
+    wait_until(lambda: late.on("counts"), timeout=10)
+    assert json.loads(late.on("counts")[-1].payload)["lines"]["line1"]["out"] == 3
 
 
 @pytest.mark.parametrize(
@@ -354,49 +344,35 @@ def test_snapshot_folder_stays_under_its_size_limit(tmp_path):
 
 
 @needs_broker
-def test_home_assistant_discovery_of_the_counts(detector, crossing_video, tmp_path):
-    broker = Broker(tmp_path).start()
-    try:
-        run(RunOptions(model=detector, source=str(crossing_video), lines=["0.5,0,0.5,1"], zones=["0,0,0.5,0,0.5,1"],
-                       quiet=True, mqtt={"host": f"127.0.0.1:{broker.port}", "topic": "edgecnn/door",
-                                         "discovery": True}))  # fmt: skip
-        late = Subscriber(broker.port, "homeassistant/#")  # retained: found after the run
-        try:
-            wait_until(lambda: len(late.messages) >= 3, timeout=10)
-            configs = {m.topic: json.loads(m.payload) for m in late.messages}
-            assert all(m.retain for m in late.messages)
-        finally:
-            late.close()
-        assert sorted(configs) == [
-            "homeassistant/sensor/edgecnn_door/line_line1_in/config",
-            "homeassistant/sensor/edgecnn_door/line_line1_out/config",
-            "homeassistant/sensor/edgecnn_door/zone_zone1/config",
-        ]
-        out = configs["homeassistant/sensor/edgecnn_door/line_line1_out/config"]
-        assert out["state_topic"] == "edgecnn/door/counts"
-        assert out["availability_topic"] == "edgecnn/door/availability"
-        assert out["value_template"] == '{{ value_json.lines["line1"]["out"] }}'
-        assert out["state_class"] == "total_increasing" and out["unique_id"] == "edgecnn_door_line_line1_out"
-        zone = configs["homeassistant/sensor/edgecnn_door/zone_zone1/config"]
-        assert zone["value_template"] == '{{ value_json.zones["zone1"] }}'
-    finally:
-        broker.stop()
+def test_home_assistant_discovery_of_the_counts(detector, crossing_video, broker, subscribers):  # noqa: F811
+    run(RunOptions(model=detector, source=str(crossing_video), lines=["0.5,0,0.5,1"], zones=["0,0,0.5,0,0.5,1"],
+                   quiet=True, mqtt={"host": f"127.0.0.1:{broker.port}", "topic": "edgecnn/door",
+                                     "discovery": True}))  # fmt: skip
+    late = subscribers(broker.port, "homeassistant/#")  # retained: found after the run
+    wait_until(lambda: len(late.messages) >= 3, timeout=10)
+    configs = {m.topic: json.loads(m.payload) for m in late.messages}
+    assert all(m.retain for m in late.messages)
+    assert sorted(configs) == [
+        "homeassistant/sensor/edgecnn_door/line_line1_in/config",
+        "homeassistant/sensor/edgecnn_door/line_line1_out/config",
+        "homeassistant/sensor/edgecnn_door/zone_zone1/config",
+    ]
+    out = configs["homeassistant/sensor/edgecnn_door/line_line1_out/config"]
+    assert out["state_topic"] == "edgecnn/door/counts"
+    assert out["availability_topic"] == "edgecnn/door/availability"
+    assert out["value_template"] == '{{ value_json.lines["line1"]["out"] }}'
+    assert out["state_class"] == "total_increasing" and out["unique_id"] == "edgecnn_door_line_line1_out"
+    zone = configs["homeassistant/sensor/edgecnn_door/zone_zone1/config"]
+    assert zone["value_template"] == '{{ value_json.zones["zone1"] }}'
 
 
 @needs_broker
-def test_no_discovery_unless_asked(detector, crossing_video, tmp_path):
-    broker = Broker(tmp_path).start()
-    try:
-        run(RunOptions(model=detector, source=str(crossing_video), lines=["0.5,0,0.5,1"], quiet=True,
-                       mqtt={"host": f"127.0.0.1:{broker.port}", "topic": "edgecnn/door"}))  # fmt: skip
-        late = Subscriber(broker.port, "#")
-        try:
-            wait_until(lambda: late.on("counts"), timeout=10)  # the retained counts arrive...
-            assert not [m for m in late.messages if m.topic.startswith("homeassistant/")]  # ...no configs
-        finally:
-            late.close()
-    finally:
-        broker.stop()
+def test_no_discovery_unless_asked(detector, crossing_video, broker, subscribers):  # noqa: F811
+    run(RunOptions(model=detector, source=str(crossing_video), lines=["0.5,0,0.5,1"], quiet=True,
+                   mqtt={"host": f"127.0.0.1:{broker.port}", "topic": "edgecnn/door"}))  # fmt: skip
+    late = subscribers(broker.port, "#")
+    wait_until(lambda: late.on("counts"), timeout=10)  # the retained counts arrive...
+    assert not [m for m in late.messages if m.topic.startswith("homeassistant/")]  # ...no configs
 
 
 def test_fleet_status_carries_the_counts(detector, crossing_video):

@@ -26,7 +26,7 @@ from tests.conftest import run_cli
 from tests.const_models import constant_model
 from tests.moving_models import figures_frame, following_model, walking_frames
 from tests.run_support import http_get, wait_until, write_video
-from tests.test_run_mqtt import Broker, Subscriber, needs_broker
+from tests.test_run_mqtt import broker, needs_broker, subscribers  # noqa: F401  # fixtures
 
 FRAMES = 35  # the top figure's left edge walks 4 -> 106 px of a 128 px frame, 3 px a frame, at 10 fps
 SIZE = 128
@@ -210,25 +210,18 @@ def test_latest_carries_track_ids_of_seg_objects_while_serving(models, walking_v
 
 
 @needs_broker
-def test_pose_results_and_events_over_mqtt_carry_track_ids(models, walking_video, tmp_path):
+def test_pose_results_and_events_over_mqtt_carry_track_ids(models, walking_video, broker, subscribers):  # noqa: F811
     from edgecnn.run.pipeline import run
 
-    broker = Broker(tmp_path).start()
-    try:
-        sub = Subscriber(broker.port, "edgecnn/hall/#")
-        try:
-            run(RunOptions(model=models["pose"], source=str(walking_video), lines=[MIDDLE], quiet=True,
-                           mqtt={"host": f"127.0.0.1:{broker.port}", "topic": "edgecnn/hall"}))  # fmt: skip
-            wait_until(lambda: len(sub.on("events")) >= 2, timeout=10)
-            crossings = [json.loads(m.payload) for m in sub.on("events")]
-            assert sorted(e["direction"] for e in crossings) == ["in", "out"]
-            results = [json.loads(m.payload) for m in sub.on("result")]
-            last = results[-1]["poses"]
-            assert {p["track_id"] for p in last} == {e["track_id"] for e in crossings}
-        finally:
-            sub.close()
-    finally:
-        broker.stop()
+    sub = subscribers(broker.port, "edgecnn/hall/#")
+    run(RunOptions(model=models["pose"], source=str(walking_video), lines=[MIDDLE], quiet=True,
+                   mqtt={"host": f"127.0.0.1:{broker.port}", "topic": "edgecnn/hall"}))  # fmt: skip
+    wait_until(lambda: len(sub.on("events")) >= 2, timeout=10)
+    crossings = [json.loads(m.payload) for m in sub.on("events")]
+    assert sorted(e["direction"] for e in crossings) == ["in", "out"]
+    results = [json.loads(m.payload) for m in sub.on("result")]
+    last = results[-1]["poses"]
+    assert {p["track_id"] for p in last} == {e["track_id"] for e in crossings}
 
 
 def test_bench_times_the_track_stage_of_pose_and_seg_models(models):
