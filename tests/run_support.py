@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "free_port",
     "http_get",
     "numbered_frame",
+    "serving",
     "wait_until",
     "write_video",
 ]
@@ -32,6 +34,24 @@ __all__ = [
 def numbered_frame(i: int, width: int = 160, height: int = 120) -> np.ndarray:
     """A flat grey frame whose brightness encodes ``i`` (steps of 8 survive JPEG), for order checks."""
     return np.full((height, width, 3), (i * 8) % 256, np.uint8)
+
+
+@contextlib.contextmanager
+def serving(options: Any) -> Iterator[str]:
+    """``edgecnn run`` with ``serve`` (``options``: RunOptions) in a thread of this process, as long as the
+    block lasts: yields its base URL once it serves, then stops the pipeline and waits for the thread."""
+    from edgecnn.run.pipeline import Pipeline
+
+    pipeline = Pipeline(options)
+    thread = threading.Thread(target=pipeline.run, daemon=True)
+    thread.start()
+    try:
+        assert pipeline.serving.wait(30)
+        host, port = pipeline.server_address  # type: ignore[misc]
+        yield f"http://{host}:{port}"
+    finally:
+        pipeline.stop()
+        thread.join(30)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:

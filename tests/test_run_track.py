@@ -8,15 +8,14 @@ in the JSONL records, exact crossing events in the events file, counts in ``/lat
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
 
 from edgecnn.run.options import RunOptions
-from edgecnn.run.pipeline import Pipeline, run
+from edgecnn.run.pipeline import run
 from tests.conftest import MOBILENET, error_lines, run_cli
-from tests.run_support import http_get, numbered_frame, wait_until, write_video
+from tests.run_support import http_get, numbered_frame, serving, wait_until, write_video
 from tests.test_run_mqtt import broker, needs_broker, subscribers  # noqa: F401  # fixtures
 from tests.test_service import _image_root, needs_systemctl
 from tests.track_scenes import Mover, frames_of
@@ -102,13 +101,7 @@ def test_latest_events_and_metrics_while_serving(detector, crossing_video):
         model=detector, source=str(crossing_video), loop=True, serve="127.0.0.1:0", lines=["0.5,0,0.5,1"],
         quiet=True,
     )  # fmt: skip
-    pipeline = Pipeline(options)
-    thread = threading.Thread(target=pipeline.run, daemon=True)
-    thread.start()
-    try:
-        assert pipeline.serving.wait(30)
-        host, port = pipeline.server_address  # type: ignore[misc]
-        base = f"http://{host}:{port}"
+    with serving(options) as base:
 
         def events() -> list[dict]:
             return json.loads(http_get(base + "/events")[2])["events"]
@@ -125,9 +118,6 @@ def test_latest_events_and_metrics_while_serving(detector, crossing_video):
         assert 'edgecnn_line_crossings_total{direction="out",label="square",line="line1"}' in metrics
         assert 'edgecnn_tracks_total{label="triangle"}' in metrics
         assert "edgecnn_track_seconds_count" in metrics
-    finally:
-        pipeline.stop()
-        thread.join(30)
 
 
 @needs_broker
@@ -381,22 +371,14 @@ def test_fleet_status_carries_the_counts(detector, crossing_video):
 
     options = RunOptions(model=detector, source=str(crossing_video), loop=True, serve="127.0.0.1:0",
                          lines=["0.5,0,0.5,1"], quiet=True)  # fmt: skip
-    pipeline = Pipeline(options)
-    thread = threading.Thread(target=pipeline.run, daemon=True)
-    thread.start()
-    try:
-        assert pipeline.serving.wait(30)
-        host, port = pipeline.server_address  # type: ignore[misc]
+    with serving(options) as base:
 
         def crossed() -> bytes | None:
-            status, _, body = http_get(f"http://{host}:{port}/latest")
+            status, _, body = http_get(base + "/latest")
             counts = json.loads(body).get("counts") if status == 200 else None
             return body if counts and counts["lines"]["line1"]["out"] >= 3 else None
 
         latest = wait_until(crossed)
-    finally:
-        pipeline.stop()
-        thread.join(30)
     service = {"name": "door", "active": "active", "sub_state": "running", "serve": ":8080"}
     inst = _instance(service, {"door/latest": latest.decode()}, systemd_running=True)
     assert inst.counts is not None and inst.counts["lines"]["line1"]["out"] >= 3

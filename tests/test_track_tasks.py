@@ -11,7 +11,6 @@ frames; a classifier's and a class map's results pass through untouched.
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +18,12 @@ import pytest
 
 from edgecnn.model import open_model
 from edgecnn.run.options import RunOptions
-from edgecnn.run.pipeline import Pipeline
 from edgecnn.track.spec import parse_line
 from edgecnn.track.stage import Tracked, TrackStage
 from tests.conftest import run_cli
 from tests.const_models import constant_model
 from tests.moving_models import figures_frame, following_model, walking_frames
-from tests.run_support import http_get, wait_until, write_video
+from tests.run_support import http_get, serving, wait_until, write_video
 from tests.test_run_mqtt import broker, needs_broker, subscribers  # noqa: F401  # fixtures
 
 FRAMES = 35  # the top figure's left edge walks 4 -> 106 px of a 128 px frame, 3 px a frame, at 10 fps
@@ -185,13 +183,7 @@ def test_latest_carries_track_ids_of_seg_objects_while_serving(models, walking_v
         model=models["seg"], source=str(walking_video), loop=True, serve="127.0.0.1:0", lines=[MIDDLE],
         quiet=True,
     )  # fmt: skip
-    pipeline = Pipeline(options)
-    thread = threading.Thread(target=pipeline.run, daemon=True)
-    thread.start()
-    try:
-        assert pipeline.serving.wait(30)
-        host, port = pipeline.server_address  # type: ignore[misc]
-        base = f"http://{host}:{port}"
+    with serving(options) as base:
         wait_until(lambda: len(json.loads(http_get(base + "/events")[2])["events"]) >= 2)
         latest = wait_until(
             lambda: (
@@ -204,9 +196,6 @@ def test_latest_carries_track_ids_of_seg_objects_while_serving(models, walking_v
         assert {"in", "out"} <= {
             d for line in latest["counts"]["lines"].values() for d, n in line.items() if n
         }
-    finally:
-        pipeline.stop()
-        thread.join(30)
 
 
 @needs_broker
