@@ -59,6 +59,19 @@ class Scene:
     boxes: list[Box]
 
 
+def draw(image: np.ndarray, label: int, x1: int, y1: int, size: int, colour: tuple[int, ...]) -> None:
+    """One shape of ``CLASSES[label]`` filling the ``size``-pixel square at top-left ``x1, y1`` (the tracking
+    scenes draw theirs with it too, so every detector built here sees the same shapes)."""
+    x2, y2 = x1 + size, y1 + size
+    if label == 0:
+        cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), colour, -1)
+    elif label == 1:
+        cv2.circle(image, (x1 + size // 2, y1 + size // 2), size // 2, colour, -1, cv2.LINE_AA)
+    else:
+        pts = np.array([[x1 + size // 2, y1], [x1, y2 - 1], [x2 - 1, y2 - 1]], dtype=np.int32)
+        cv2.fillPoly(image, [pts], colour, cv2.LINE_AA)
+
+
 def make_scene(
     rng: np.random.Generator, width: int = SIZE, height: int = SIZE, max_objects: int = 3
 ) -> Scene:
@@ -79,13 +92,7 @@ def make_scene(
         if any(not (x2 + 2 < b.x1 or b.x2 + 2 < x1 or y2 + 2 < b.y1 or b.y2 + 2 < y1) for b in boxes):
             continue
         colour = tuple(int(np.clip(c + rng.integers(-30, 31), 0, 255)) for c in _COLOURS[label])
-        if label == 0:
-            cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), colour, -1)
-        elif label == 1:
-            cv2.circle(image, (x1 + size // 2, y1 + size // 2), size // 2, colour, -1, cv2.LINE_AA)
-        else:
-            pts = np.array([[x1 + size // 2, y1], [x1, y2 - 1], [x2 - 1, y2 - 1]], dtype=np.int32)
-            cv2.fillPoly(image, [pts], colour, cv2.LINE_AA)
+        draw(image, label, x1, y1, size, colour)
         boxes.append(Box(label, float(x1), float(y1), float(x2), float(y2)))
     return Scene(image, boxes)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from tests.detectors import _COLOURS, CLASSES
+from tests.detectors import _COLOURS, CLASSES, draw
 
 WIDTH, HEIGHT = 160, 120  # letterboxed to 96x72 by the detectors: shapes shrink to 0.6x
 
@@ -47,18 +47,6 @@ def _background(seed: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarr
     rng = np.random.default_rng(seed)
     image = rng.integers(90, 150, (height, width, 3), dtype=np.uint8)
     return cv2.GaussianBlur(image, (3, 3), 0)
-
-
-def draw(image: np.ndarray, label: int, x1: int, y1: int, size: int, colour: tuple[int, ...]) -> None:
-    """One shape, drawn as tests/detectors.py draws it (top-left ``x1, y1``, ``size`` pixels a side)."""
-    x2, y2 = x1 + size, y1 + size
-    if label == 0:
-        cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), colour, -1)
-    elif label == 1:
-        cv2.circle(image, (x1 + size // 2, y1 + size // 2), size // 2, colour, -1, cv2.LINE_AA)
-    else:
-        pts = np.array([[x1 + size // 2, y1], [x1, y2 - 1], [x2 - 1, y2 - 1]], dtype=np.int32)
-        cv2.fillPoly(image, [pts], colour, cv2.LINE_AA)
 
 
 def _mask(label: int, x1: int, y1: int, size: int, width: int, height: int) -> tuple[np.ndarray, int]:
