@@ -137,11 +137,16 @@ fps = 5
         jpeg = first_mjpeg_part(base + "/camera/yard/stream.mjpg")
         assert jpeg.startswith(b"\xff\xd8") and len(jpeg) > 500
         assert http_get(base + "/camera/nowhere/latest")[0] == 404
-        clips = wait_until(
-            lambda: [c for c in json.loads(http_get(base + "/clips")[2])["clips"] if c["camera"] == "door"],
+        listed = wait_until(
+            lambda: (
+                (c := json.loads(http_get(base + "/clips")[2])["clips"])
+                and any(x["camera"] == "door" for x in c)
+                and c
+            ),
             timeout=30,
         )
-        served = {c["camera"] for c in json.loads(http_get(base + "/clips")[2])["clips"]}
+        served = {c["camera"] for c in listed}
+        clips = [c for c in listed if c["camera"] == "door"]
         video = http_get(base + "/clips/" + clips[0]["video"])[2]
         assert video[:4] == b"RIFF" and video == (tmp_path / "clips" / clips[0]["video"]).read_bytes()
         assert http_get(base + "/clips/door/../../cameras.toml")[0] == 404  # only listed files are served

@@ -28,7 +28,7 @@ from edgecnn.track.stage import TrackStage
 from tests.conftest import MOBILENET, error_lines, run_cli
 from tests.moving_models import following_model, walking_frames
 from tests.run_support import write_video
-from tests.track_scenes import Mover, frames_of
+from tests.track_scenes import Mover, frames_of, render
 
 FPS = 10
 # The square (track 1: it comes first) slides under the band from x 40 to 120; the circle passes below it.
@@ -117,7 +117,7 @@ def _half_hidden_square(detector: Path) -> np.ndarray:
     found: list[tuple[float, np.ndarray]] = []
     for y in range(12, 47, 2):
         for x in range(44, 97, 4):
-            frame = frames_of([Mover(1, 0, 28, (x, y), (0, 0), 0.0)], [BAND], fps=FPS, seconds=0.1)[0][0]
+            frame, _ = render([Mover(1, 0, 28, (x, y), (0, 0), 0.0)], 0.0, [BAND])
             objects = model.process(frame).result.to_json()["objects"]
             if len(objects) == 1 and 0.15 <= objects[0]["score"] <= 0.35:
                 found.append((abs(objects[0]["score"] - 0.25), frame))

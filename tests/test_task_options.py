@@ -85,13 +85,18 @@ def test_the_declarations_stay_light_for_the_installer():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.fixture
-def scene_folder(tmp_path):
+def _scene_folder(tmp_path, count: int):
+    """``count`` generated scenes of one to three shapes (seed 7), as PNG files in ``tmp_path/scenes``."""
     folder = tmp_path / "scenes"
     folder.mkdir()
-    for i, scene in enumerate(make_scenes(4, seed=7)):
+    for i, scene in enumerate(make_scenes(count, seed=7)):
         cv2.imwrite(str(folder / f"s{i}.png"), scene.image)
     return folder
+
+
+@pytest.fixture
+def scene_folder(tmp_path):
+    return _scene_folder(tmp_path, 4)
 
 
 def _run_objects(model, folder, tmp_path, **options):
@@ -128,10 +133,7 @@ def test_object_threshold_means_the_same_in_predict_and_run(detectors, scene_fol
 def test_min_score_filters_results_and_leaves_objects_alone(detectors, tmp_path):
     """--min-score drops whole results (frames, images) whose best object scores less; the objects of the
     results it keeps are the detector's, down to --object-threshold."""
-    folder = tmp_path / "scenes"
-    folder.mkdir()
-    for i, scene in enumerate(make_scenes(8, seed=7)):  # 1-3 shapes each
-        cv2.imwrite(str(folder / f"s{i}.png"), scene.image)
+    folder = _scene_folder(tmp_path, 8)
     model = detectors["yolo_float"]  # float scores: objects never tie, as int8's steps of 1/256 make them
     low = {"object_threshold": 0.1}
     every = _predict_objects(model, folder, **low)
